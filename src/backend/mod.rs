@@ -1,0 +1,102 @@
+//! The real ("backend") PKCS#11 module: loaded defensively by [`loader`], then called
+//! through the safe methods of [`Backend`] (in `calls.rs`).
+//!
+//! This module and `ffi` are the only places with `unsafe`. The safe API takes Rust
+//! references and slices; `None` for an optional slice means the application passed
+//! `NULL_PTR` with a zero length, and is forwarded as `NULL_PTR` so the backend answers
+//! exactly as it would directly.
+
+#[macro_use]
+mod forward;
+mod calls;
+mod crypto_calls;
+mod loader;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pkcs11_sys::*;
+
+use crate::error::{Error, Result};
+
+pub use calls::Notify;
+pub use loader::{inspect_module, ModuleSummary};
+
+/// A loaded backend module and its normalised function table.
+pub struct Backend {
+    path: PathBuf,
+    /// The backend's functions in the 3.0-sized table; 3.0 entries are `None` for a
+    /// 2.40 module, and any entry the module left NULL is `None`.
+    fns: CK_FUNCTION_LIST_3_0,
+    /// True when our `C_Initialize` initialised the backend, so our `C_Finalize` must
+    /// finalise it. False when something else in the process already had.
+    owns_initialization: AtomicBool,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the backend's `C_Initialize` went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// We initialised it; we will finalise it.
+    Initialized,
+    /// It was already initialised by someone else in this process; we leave it be.
+    AlreadyInitialized,
+}
+
+impl Backend {
+    /// Loads the module at `path` (see [`loader`] for the defensive rules).
+    pub fn load(path: &Path) -> Result<Backend> {
+        let fns = loader::load_function_table(path)?;
+        Ok(Backend {
+            path: path.to_owned(),
+            fns,
+            owns_initialization: AtomicBool::new(false),
+        })
+    }
+
+    /// The module's path, as configured.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when the backend offers the PKCS#11 3.0 interface.
+    pub fn has_v3_0(&self) -> bool {
+        self.fns.version.major >= 3
+    }
+
+    /// Initialises the backend with Keywarden's own arguments: OS locking, no
+    /// application mutex callbacks, whatever the application passed to us (§5.4).
+    /// `CKR_CRYPTOKI_ALREADY_INITIALIZED` is accepted: the application (or another
+    /// provider in the same process) loaded the backend directly as well.
+    pub fn initialize(&self) -> Result<InitOutcome> {
+        let rv = self.c_initialize_os_locking();
+        match rv {
+            CKR_OK => {
+                self.owns_initialization.store(true, Ordering::SeqCst);
+                Ok(InitOutcome::Initialized)
+            }
+            CKR_CRYPTOKI_ALREADY_INITIALIZED => Ok(InitOutcome::AlreadyInitialized),
+            rv => Err(Error::Load(format!(
+                "{}: C_Initialize returned {}",
+                self.path.display(),
+                crate::abi::rv_name(rv)
+            ))),
+        }
+    }
+
+    /// Finalises the backend if, and only if, our `C_Initialize` initialised it.
+    pub fn finalize(&self) -> Result<()> {
+        if self.owns_initialization.swap(false, Ordering::SeqCst) {
+            crate::error::check_rv(self.c_finalize())
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The `keywarden` admin CLI (placeholder, filled in below).

@@ -1,0 +1,99 @@
+//! One error type for the whole crate and its one mapping to `CK_RV`.
+//!
+//! A code returned by the real module travels as [`Error::Backend`] and is handed to
+//! the application unchanged: Keywarden never collapses a token's answer into
+//! `CKR_GENERAL_ERROR`. Messages never contain PINs, key material or data buffers.
+
+use pkcs11_sys::*;
+
+use crate::abi::rv_name;
+
+/// Everything that can go wrong in Keywarden, each with a documented `CK_RV`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The real module answered with this code; passed through as is.
+    #[error("the backend module returned {}", rv_name(*.0))]
+    Backend(CK_RV),
+    /// A caller's argument breaks the function's contract (NULL pointer, bad length).
+    #[error("bad argument: {0}")]
+    ArgumentsBad(&'static str),
+    /// `C_Initialize` arguments ask for application-supplied locking only.
+    #[error("application-supplied mutex functions without CKF_OS_LOCKING_OK are not supported")]
+    CantLock,
+    /// A call other than `C_Initialize` before initialisation, or in a forked child.
+    #[error("C_Initialize has not been called (in this process)")]
+    NotInitialized,
+    /// `C_Initialize` called twice.
+    #[error("already initialised")]
+    AlreadyInitialized,
+    /// An output buffer given by the caller is too small (PKCS#11 v2.40 §5.2).
+    #[error("output buffer too small")]
+    BufferTooSmall,
+    /// The function is not offered (unclassified, or missing in the backend).
+    #[error("function not supported")]
+    FunctionNotSupported,
+    /// The configuration is missing, unreadable or invalid (fail closed).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The backend module could not be loaded or refused to initialise.
+    #[error("backend module: {0}")]
+    Load(String),
+    /// An internal invariant broke (a caught panic, a poisoned state).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The `CK_RV` this error is reported as. This is the one mapping.
+    pub fn rv(&self) -> CK_RV {
+        match self {
+            Error::Backend(rv) => *rv,
+            Error::ArgumentsBad(_) => CKR_ARGUMENTS_BAD,
+            Error::CantLock => CKR_CANT_LOCK,
+            Error::NotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
+            Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
+            Error::BufferTooSmall => CKR_BUFFER_TOO_SMALL,
+            Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
+            Error::Config(_) | Error::Load(_) | Error::Internal(_) => CKR_GENERAL_ERROR,
+        }
+    }
+}
+
+/// Turns a backend return value into a `Result`, keeping the code untouched.
+pub fn check_rv(rv: CK_RV) -> Result<()> {
+    if rv == CKR_OK {
+        Ok(())
+    } else {
+        Err(Error::Backend(rv))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_codes_pass_through_unchanged() {
+        for rv in [
+            CKR_PIN_INCORRECT,
+            CKR_BUFFER_TOO_SMALL,
+            CKR_KEY_HANDLE_INVALID,
+            0x8000_0001,
+        ] {
+            assert_eq!(Error::Backend(rv).rv(), rv);
+            assert_eq!(check_rv(rv).unwrap_err().rv(), rv);
+        }
+        assert!(check_rv(CKR_OK).is_ok());
+    }
+
+    #[test]
+    fn keywarden_errors_have_documented_codes() {
+        assert_eq!(Error::Config("x".into()).rv(), CKR_GENERAL_ERROR);
+        assert_eq!(Error::CantLock.rv(), CKR_CANT_LOCK);
+        assert_eq!(Error::NotInitialized.rv(), CKR_CRYPTOKI_NOT_INITIALIZED);
+        assert_eq!(Error::ArgumentsBad("p").rv(), CKR_ARGUMENTS_BAD);
+    }
+}

@@ -1,0 +1,299 @@
+//! Cryptographic functions (PKCS#11 v2.40 §5.8-§5.13, §5.15) and key management
+//! (§5.14). Mechanism parameters are not read here: they go to the token as they came.
+#![allow(non_snake_case)]
+
+use pkcs11_sys::*;
+
+use super::args::{in_ref, in_slice, out_buf, out_ref, out_slice};
+use super::boundary::forward;
+use crate::error::Result;
+use crate::functions::FunctionId as F;
+use crate::gateway::Call;
+
+/// `X_Init(hSession, pMechanism, hKey)`: the decision point of a keyed operation.
+macro_rules! init_with_key {
+    ($( $name:ident => $method:ident; )*) => { $(
+        #[doc = concat!("`", stringify!($name), "`")]
+        pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pMechanism: CK_MECHANISM_PTR, hKey: CK_OBJECT_HANDLE) -> Result<()> {
+            // SAFETY: caller's contract: pMechanism points to a CK_MECHANISM.
+            let mechanism = unsafe { in_ref(pMechanism.cast_const(), "pMechanism") }?;
+            let call = Call::session(F::$name, hSession).on(hKey).with_mechanism(mechanism.mechanism);
+            forward(call, |b| b.$method(hSession, mechanism, hKey))
+        }
+    )* };
+}
+
+/// `X(hSession, pIn, ulInLen, pOut, pulOutLen)`: data in, §5.2 output out.
+macro_rules! in_to_out {
+    ($( $name:ident => $method:ident; )*) => { $(
+        #[doc = concat!("`", stringify!($name), "` (§5.2 size query applies)")]
+        pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pIn: CK_BYTE_PTR, ulInLen: CK_ULONG, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) -> Result<()> {
+            // SAFETY: caller's contract: ulInLen readable bytes; *pulOutLen writable bytes.
+            let (data, out) = unsafe { (in_slice(pIn, ulInLen, "input buffer")?, out_buf(pOut, pulOutLen, "output length")?) };
+            forward(Call::session(F::$name, hSession), |b| b.$method(hSession, data, out))
+        }
+    )* };
+}
+
+/// `X(hSession, pPart, ulPartLen)`: data in only.
+macro_rules! in_only {
+    ($( $name:ident => $method:ident; )*) => { $(
+        #[doc = concat!("`", stringify!($name), "`")]
+        pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pIn: CK_BYTE_PTR, ulInLen: CK_ULONG) -> Result<()> {
+            // SAFETY: caller's contract: ulInLen readable bytes.
+            let data = unsafe { in_slice(pIn, ulInLen, "input buffer") }?;
+            forward(Call::session(F::$name, hSession), |b| b.$method(hSession, data))
+        }
+    )* };
+}
+
+/// `X(hSession, pOut, pulOutLen)`: the last part of a multi-part operation.
+macro_rules! out_only {
+    ($( $name:ident => $method:ident; )*) => { $(
+        #[doc = concat!("`", stringify!($name), "` (§5.2 size query applies)")]
+        pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) -> Result<()> {
+            // SAFETY: caller's contract: *pulOutLen writable bytes.
+            let out = unsafe { out_buf(pOut, pulOutLen, "output length") }?;
+            forward(Call::session(F::$name, hSession), |b| b.$method(hSession, out))
+        }
+    )* };
+}
+
+init_with_key! {
+    C_EncryptInit => encrypt_init;
+    C_DecryptInit => decrypt_init;
+    C_SignInit => sign_init;
+    C_SignRecoverInit => sign_recover_init;
+    C_VerifyInit => verify_init;
+    C_VerifyRecoverInit => verify_recover_init;
+}
+
+in_to_out! {
+    C_Encrypt => encrypt;
+    C_EncryptUpdate => encrypt_update;
+    C_Decrypt => decrypt;
+    C_DecryptUpdate => decrypt_update;
+    C_Digest => digest;
+    C_Sign => sign;
+    C_SignRecover => sign_recover;
+    C_VerifyRecover => verify_recover;
+    C_DigestEncryptUpdate => digest_encrypt_update;
+    C_DecryptDigestUpdate => decrypt_digest_update;
+    C_SignEncryptUpdate => sign_encrypt_update;
+    C_DecryptVerifyUpdate => decrypt_verify_update;
+}
+
+in_only! {
+    C_DigestUpdate => digest_update;
+    C_SignUpdate => sign_update;
+    C_VerifyUpdate => verify_update;
+    C_VerifyFinal => verify_final;
+    C_SeedRandom => seed_random;
+}
+
+out_only! {
+    C_EncryptFinal => encrypt_final;
+    C_DecryptFinal => decrypt_final;
+    C_DigestFinal => digest_final;
+    C_SignFinal => sign_final;
+}
+
+/// `C_DigestInit`
+pub(super) unsafe fn C_DigestInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+) -> Result<()> {
+    // SAFETY: caller's contract.
+    let mechanism = unsafe { in_ref(pMechanism.cast_const(), "pMechanism") }?;
+    let call = Call::session(F::C_DigestInit, hSession).with_mechanism(mechanism.mechanism);
+    forward(call, |b| b.digest_init(hSession, mechanism))
+}
+
+/// `C_DigestKey`
+pub(super) unsafe fn C_DigestKey(
+    hSession: CK_SESSION_HANDLE,
+    hKey: CK_OBJECT_HANDLE,
+) -> Result<()> {
+    forward(Call::session(F::C_DigestKey, hSession).on(hKey), |b| {
+        b.digest_key(hSession, hKey)
+    })
+}
+
+/// `C_Verify`
+pub(super) unsafe fn C_Verify(
+    hSession: CK_SESSION_HANDLE,
+    pData: CK_BYTE_PTR,
+    ulDataLen: CK_ULONG,
+    pSignature: CK_BYTE_PTR,
+    ulSignatureLen: CK_ULONG,
+) -> Result<()> {
+    // SAFETY: caller's contract.
+    let (data, sig) = unsafe {
+        (
+            in_slice(pData, ulDataLen, "pData")?,
+            in_slice(pSignature, ulSignatureLen, "pSignature")?,
+        )
+    };
+    forward(Call::session(F::C_Verify, hSession), |b| {
+        b.verify(hSession, data, sig)
+    })
+}
+
+/// `C_GenerateRandom`
+pub(super) unsafe fn C_GenerateRandom(
+    hSession: CK_SESSION_HANDLE,
+    RandomData: CK_BYTE_PTR,
+    ulRandomLen: CK_ULONG,
+) -> Result<()> {
+    // SAFETY: caller's contract: ulRandomLen writable bytes.
+    let out = unsafe { out_slice(RandomData, ulRandomLen, "RandomData") }?;
+    forward(Call::session(F::C_GenerateRandom, hSession), |b| {
+        b.generate_random(hSession, out)
+    })
+}
+
+/// `C_GenerateKey`
+pub(super) unsafe fn C_GenerateKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    pTemplate: CK_ATTRIBUTE_PTR,
+    ulCount: CK_ULONG,
+    phKey: CK_OBJECT_HANDLE_PTR,
+) -> Result<()> {
+    // SAFETY: caller's contract.
+    let (mechanism, template, key) = unsafe {
+        (
+            in_ref(pMechanism.cast_const(), "pMechanism")?,
+            in_slice(pTemplate, ulCount, "pTemplate")?,
+            out_ref(phKey, "phKey")?,
+        )
+    };
+    let call = Call::session(F::C_GenerateKey, hSession).with_mechanism(mechanism.mechanism);
+    forward(call, |b| b.generate_key(hSession, mechanism, template, key))
+}
+
+/// `C_GenerateKeyPair`
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn C_GenerateKeyPair(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    pPublicKeyTemplate: CK_ATTRIBUTE_PTR,
+    ulPublicKeyAttributeCount: CK_ULONG,
+    pPrivateKeyTemplate: CK_ATTRIBUTE_PTR,
+    ulPrivateKeyAttributeCount: CK_ULONG,
+    phPublicKey: CK_OBJECT_HANDLE_PTR,
+    phPrivateKey: CK_OBJECT_HANDLE_PTR,
+) -> Result<()> {
+    // SAFETY: caller's contract.
+    let (mechanism, public, private) = unsafe {
+        (
+            in_ref(pMechanism.cast_const(), "pMechanism")?,
+            in_slice(
+                pPublicKeyTemplate,
+                ulPublicKeyAttributeCount,
+                "pPublicKeyTemplate",
+            )?,
+            in_slice(
+                pPrivateKeyTemplate,
+                ulPrivateKeyAttributeCount,
+                "pPrivateKeyTemplate",
+            )?,
+        )
+    };
+    // SAFETY: caller's contract: two distinct writable handles.
+    let (public_key, private_key) = unsafe {
+        (
+            out_ref(phPublicKey, "phPublicKey")?,
+            out_ref(phPrivateKey, "phPrivateKey")?,
+        )
+    };
+    let call = Call::session(F::C_GenerateKeyPair, hSession).with_mechanism(mechanism.mechanism);
+    forward(call, |b| {
+        b.generate_key_pair(
+            hSession,
+            mechanism,
+            public,
+            private,
+            public_key,
+            private_key,
+        )
+    })
+}
+
+/// `C_WrapKey` (§5.2 size query applies)
+pub(super) unsafe fn C_WrapKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hWrappingKey: CK_OBJECT_HANDLE,
+    hKey: CK_OBJECT_HANDLE,
+    pWrappedKey: CK_BYTE_PTR,
+    pulWrappedKeyLen: CK_ULONG_PTR,
+) -> Result<()> {
+    // SAFETY: caller's contract.
+    let (mechanism, out) = unsafe {
+        (
+            in_ref(pMechanism.cast_const(), "pMechanism")?,
+            out_buf(pWrappedKey, pulWrappedKeyLen, "pulWrappedKeyLen")?,
+        )
+    };
+    let call = Call::session(F::C_WrapKey, hSession)
+        .on(hKey)
+        .with_mechanism(mechanism.mechanism);
+    forward(call, |b| {
+        b.wrap_key(hSession, mechanism, hWrappingKey, hKey, out)
+    })
+}
+
+/// `C_UnwrapKey`
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn C_UnwrapKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hUnwrappingKey: CK_OBJECT_HANDLE,
+    pWrappedKey: CK_BYTE_PTR,
+    ulWrappedKeyLen: CK_ULONG,
+    pTemplate: CK_ATTRIBUTE_PTR,
+    ulAttributeCount: CK_ULONG,
+    phKey: CK_OBJECT_HANDLE_PTR,
+) -> Result<()> {
+    // SAFETY: caller's contract.
+    let (mechanism, wrapped, template, key) = unsafe {
+        (
+            in_ref(pMechanism.cast_const(), "pMechanism")?,
+            in_slice(pWrappedKey, ulWrappedKeyLen, "pWrappedKey")?,
+            in_slice(pTemplate, ulAttributeCount, "pTemplate")?,
+            out_ref(phKey, "phKey")?,
+        )
+    };
+    let call = Call::session(F::C_UnwrapKey, hSession)
+        .on(hUnwrappingKey)
+        .with_mechanism(mechanism.mechanism);
+    forward(call, |b| {
+        b.unwrap_key(hSession, mechanism, hUnwrappingKey, wrapped, template, key)
+    })
+}
+
+/// `C_DeriveKey`
+pub(super) unsafe fn C_DeriveKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hBaseKey: CK_OBJECT_HANDLE,
+    pTemplate: CK_ATTRIBUTE_PTR,
+    ulAttributeCount: CK_ULONG,
+    phKey: CK_OBJECT_HANDLE_PTR,
+) -> Result<()> {
+    // SAFETY: caller's contract.
+    let (mechanism, template, key) = unsafe {
+        (
+            in_ref(pMechanism.cast_const(), "pMechanism")?,
+            in_slice(pTemplate, ulAttributeCount, "pTemplate")?,
+            out_ref(phKey, "phKey")?,
+        )
+    };
+    let call = Call::session(F::C_DeriveKey, hSession)
+        .on(hBaseKey)
+        .with_mechanism(mechanism.mechanism);
+    forward(call, |b| {
+        b.derive_key(hSession, mechanism, hBaseKey, template, key)
+    })
+}

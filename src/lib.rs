@@ -1,0 +1,34 @@
+//! Keywarden: a PKCS#11 module that forwards every call to a real token and adds
+//! key-management policy, lifecycle and audit on the way.
+//!
+//! Layers, top to bottom (see `docs/architecture.md`):
+//! `ffi` (the C ABI) → `gateway` (one call's path) → `backend`, `config` → `abi`, `error`.
+//! The `cli` module is a second front end built on the same engine layers.
+//!
+//! Only `ffi` (raw pointers from the application) and `backend` (the dlopen'ed real
+//! module) may contain `unsafe`; every block carries a `// SAFETY:` comment.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod abi;
+#[allow(unsafe_code)]
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod error;
+#[allow(unsafe_code)]
+mod ffi;
+pub mod functions;
+mod functions_table;
+pub mod gateway;
+pub mod logging;
+
+pub use error::{Error, Result};
+
+/// The Keywarden version reported by the CLI and by `keywarden_version()`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
