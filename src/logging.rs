@@ -13,7 +13,7 @@ pub const LOG_ENV: &str = "KEYWARDEN_LOG";
 pub fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let env = env_logger::Env::new().filter_or(LOG_ENV, "warn");
+        let env = env_logger::Env::new().filter_or(LOG_ENV, "warn,cryptoki=off");
         let _ = env_logger::Builder::from_env(env)
             .format_timestamp_micros()
             .format_target(false)

@@ -1,1 +1,4 @@
-fn main() {}
+//! The `keywarden` admin command.
+fn main() -> std::process::ExitCode {
+    keywarden::cli::main()
+}

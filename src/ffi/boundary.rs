@@ -72,11 +72,11 @@ pub(super) fn boundary(function: FunctionId, body: impl FnOnce() -> Result<()>) 
 
 fn log_error(function: FunctionId, err: &Error) {
     match err {
-        // A token's answer, or the caller's mistake: normal traffic, not Keywarden's problem.
-        Error::Backend(_) | Error::ArgumentsBad(_) | Error::BufferTooSmall => {
-            log::debug!("{}: {err}", function.name())
-        }
-        _ => log::warn!("{}: {err}", function.name()),
+        // Keywarden's own fault: worth a line even at the default level.
+        Error::Internal(_) => log::error!("{}: {err}", function.name()),
+        // A token's answer, a caller's mistake, or a refusal already reported once on
+        // stderr and syslog (report.rs): normal traffic at the default level.
+        _ => log::debug!("{}: {err}", function.name()),
     }
 }
 

@@ -10,7 +10,6 @@ use crate::error::Error;
 pub(super) fn init_failure(err: &Error) {
     let line = format!("keywarden: C_Initialize refused: {err}");
     eprintln!("{line}");
-    log::error!("{line}");
     // Interior NULs cannot come from our messages, but never fail over them.
     let Ok(msg) = CString::new(line.replace('\0', " ")) else {
         return;

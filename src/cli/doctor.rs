@@ -1,0 +1,78 @@
+//! `keywarden doctor`: check the configuration and the backend, in plain words.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
+    let path = config.unwrap_or_else(Config::path_from_env);
+    println!("config:   {}", path.display());
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("  PROBLEM: {e}");
+            println!("  fix: run `keywarden init --dir DIR --backend PATH` and export KEYWARDEN_CONF");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!("  ok (profile {:?})", config.policy.profile);
+    let mut healthy = true;
+    for (what, dir) in [("store", &config.store.dir), ("audit", &config.audit.dir)] {
+        if dir.is_dir() {
+            println!("{what}:    {} ok", dir.display());
+        } else {
+            println!("{what}:    {} PROBLEM: not a directory", dir.display());
+            healthy = false;
+        }
+    }
+    let module = &config.backend.module;
+    println!("backend:  {}", module.display());
+    match crate::backend::inspect_module(module) {
+        Ok(summary) => println!(
+            "  loads; {} of 68 v2.40 functions; PKCS#11 3.0 interface: {}",
+            summary.v2_40_functions,
+            if summary.has_v3_0 { "yes" } else { "no" }
+        ),
+        Err(e) => {
+            println!("  PROBLEM: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    if let Err(e) = list_tokens(module) {
+        println!("  PROBLEM: {e}");
+        healthy = false;
+    }
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn list_tokens(module: &std::path::Path) -> Result<()> {
+    let token_err = |e: cryptoki::error::Error| Error::Load(e.to_string());
+    let p11 = Pkcs11::new(module).map_err(token_err)?;
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(token_err)?;
+    let info = p11.get_library_info().map_err(token_err)?;
+    println!("  library: {} {}", info.manufacturer_id(), info.library_description());
+    let slots = p11.get_all_slots().map_err(token_err)?;
+    println!("  slots: {}", slots.len());
+    for slot in slots {
+        match p11.get_token_info(slot) {
+            Ok(t) if t.token_initialized() => {
+                let mechs = p11.get_mechanism_list(slot).map(|m| m.len()).unwrap_or(0);
+                println!(
+                    "  slot {:#x}: token \"{}\" serial {} model {} ({} mechanisms)",
+                    slot.id(),
+                    t.label(),
+                    t.serial_number(),
+                    t.model(),
+                    mechs
+                );
+            }
+            Ok(_) => println!("  slot {:#x}: token not initialised", slot.id()),
+            Err(_) => println!("  slot {:#x}: no token", slot.id()),
+        }
+    }
+    Ok(())
+}

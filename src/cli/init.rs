@@ -1,0 +1,91 @@
+//! `keywarden init`: write a complete, commented configuration.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::{Config, Profile};
+use crate::error::{Error, Result};
+
+/// Writes DIR/keywarden.toml and creates DIR/store and DIR/audit, then prints the
+/// `export KEYWARDEN_CONF=...` line.
+pub(super) fn run(dir: &Path, backend: &Path, profile: Profile, force: bool) -> Result<ExitCode> {
+    if profile == Profile::Baseline {
+        return Err(Error::Config(
+            "the baseline profile arrives with the policy engine; use --profile transparent for now".into(),
+        ));
+    }
+    let dir = absolute(dir)?;
+    let backend = absolute(backend)?;
+    crate::backend::inspect_module(&backend)?;
+    let conf_path = dir.join("keywarden.toml");
+    if conf_path.exists() && !force {
+        return Err(Error::Config(format!("{} exists; pass --force to overwrite", conf_path.display())));
+    }
+    for sub in ["store", "audit"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.join(sub).display())))?;
+    }
+    let text = render(&backend, &dir, profile);
+    // What we write must be what the module accepts.
+    Config::parse(&text)?;
+    std::fs::write(&conf_path, text)
+        .map_err(|e| Error::Config(format!("cannot write {}: {e}", conf_path.display())))?;
+    println!("export KEYWARDEN_CONF={}", conf_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
+}
+
+fn quoted(p: &Path) -> String {
+    toml::Value::String(p.display().to_string()).to_string()
+}
+
+fn render(backend: &Path, dir: &Path, profile: Profile) -> String {
+    let profile = match profile {
+        Profile::Transparent => "transparent",
+        Profile::Baseline => "baseline",
+    };
+    format!(
+        r#"# Keywarden configuration, written by `keywarden init`.
+# Applications load libkeywarden.so instead of the token's module; Keywarden reads
+# this file (named by KEYWARDEN_CONF, else /etc/keywarden/keywarden.toml) at
+# C_Initialize. A missing or invalid file makes C_Initialize fail with
+# CKR_GENERAL_ERROR and a one-line reason on stderr and in syslog: there is no
+# default backend.
+
+[backend]
+# The real PKCS#11 module every call is forwarded to (absolute path).
+module = {backend}
+
+[policy]
+# "transparent": allow everything; Keywarden is a pure pass-through.
+profile = "{profile}"
+
+[store]
+# Metadata store (key lifecycle, named identities). Absolute path.
+dir = {store}
+
+[audit]
+# Audit trail directory. Absolute path.
+dir = {audit}
+"#,
+        backend = quoted(backend),
+        store = quoted(&dir.join("store")),
+        audit = quoted(&dir.join("audit")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_config_parses_back() {
+        let text = render(Path::new("/usr/lib/x.so"), Path::new("/tmp/k w\"d"), Profile::Transparent);
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.store.dir, PathBuf::from("/tmp/k w\"d/store"));
+        assert_eq!(c.backend.module, PathBuf::from("/usr/lib/x.so"));
+    }
+}
