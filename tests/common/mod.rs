@@ -1,0 +1,97 @@
+//! Shared set-up for the integration tests: a private SoftHSM2 token and a Keywarden
+//! configuration in front of it, in a temporary directory owned by the test.
+//!
+//! SoftHSM reads `SOFTHSM2_CONF` once per process, so every test that touches a token
+//! runs in its own process (cargo-nextest does this) and gets its own directory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The SoftHSM2 module installed by Debian's `softhsm2` package.
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// Token label, SO PIN and user PIN of every test token.
+pub const TOKEN_LABEL: &str = "test";
+pub const SO_PIN: &str = "123456";
+pub const USER_PIN: &str = "1234";
+
+/// One test's token and configuration. Dropping it removes the directory.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub softhsm_conf: PathBuf,
+    pub keywarden_conf: PathBuf,
+}
+
+impl TestEnv {
+    /// Creates the token and the Keywarden config (transparent profile), and points
+    /// this process's `SOFTHSM2_CONF` and `KEYWARDEN_CONF` at them.
+    pub fn new() -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(repo_root().join("softhsm-config/make-token.sh"))
+            .arg(dir.path())
+            .arg(TOKEN_LABEL)
+            .arg(SO_PIN)
+            .arg(USER_PIN)
+            .env("KEYWARDEN_BIN", keywarden_bin())
+            .env("SOFTHSM_MODULE", SOFTHSM_MODULE)
+            .output()
+            .expect("run make-token.sh");
+        assert!(out.status.success(), "make-token.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        let env = TestEnv {
+            softhsm_conf: dir.path().join("softhsm2.conf"),
+            keywarden_conf: dir.path().join("keywarden.toml"),
+            dir,
+        };
+        std::env::set_var("SOFTHSM2_CONF", &env.softhsm_conf);
+        std::env::set_var("KEYWARDEN_CONF", &env.keywarden_conf);
+        env
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A command with this test's environment (for real clients run as subprocesses).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("SOFTHSM2_CONF", &self.softhsm_conf).env("KEYWARDEN_CONF", &self.keywarden_conf);
+        c
+    }
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `keywarden` binary cargo built for this test run.
+pub fn keywarden_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keywarden"))
+}
+
+/// The `libkeywarden.so` built alongside the test binary (target/<profile>/).
+pub fn keywarden_module() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary> → target/<profile>/libkeywarden.so
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let module = profile_dir.join("libkeywarden.so");
+    assert!(module.exists(), "{} not built", module.display());
+    module
+}
+
+/// Loads and initialises a module with `cryptoki` (OS locking).
+pub fn load(module: &Path) -> cryptoki::context::Pkcs11 {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    let p11 = Pkcs11::new(module).expect("load module");
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
+    p11
+}
+
+/// The slot holding the test token (SoftHSM assigns slot IDs; never hard-code them).
+pub fn test_slot(p11: &cryptoki::context::Pkcs11) -> cryptoki::slot::Slot {
+    p11.get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| p11.get_token_info(*s).map(|t| t.label() == TOKEN_LABEL).unwrap_or(false))
+        .expect("test token present")
+}
