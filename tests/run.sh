@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 softhsm-config/install-deps.sh
-cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+cargo nextest run --no-fail-fast "$@"
