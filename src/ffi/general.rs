@@ -3,12 +3,14 @@
 
 use std::ffi::CStr;
 use std::ptr;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 
 use pkcs11_sys::*;
 
 use super::args::{in_ref, out_buf, out_ref};
-use super::boundary::{current_generation, forward, Running, FORK_GENERATION, INIT_LOCK, STATE};
+use super::boundary::{
+    current_generation, forward, with_gateway, Running, FORK_GENERATION, INIT_LOCK, STATE,
+};
 use super::entry::{FUNCTION_LIST_2_40, FUNCTION_LIST_3_0};
 use super::report;
 use crate::abi::write_counted;
@@ -148,7 +150,8 @@ pub(super) unsafe fn C_WaitForSlotEvent(
     })
 }
 
-/// The interfaces Keywarden offers: "PKCS 11" 3.0 (the default) and 2.40.
+/// The interfaces Keywarden can offer: "PKCS 11" 3.0 and 2.40. The 3.0 one is offered
+/// only when the backend offers 3.0 itself (see [`offered_interfaces`]).
 struct Interfaces([CK_INTERFACE; 2]);
 
 // SAFETY: the pointers inside point to immutable statics (a string literal and the two
@@ -190,7 +193,7 @@ pub(super) unsafe fn C_GetInterfaceList(
 }
 
 /// `C_GetInterface`: by name ("PKCS 11" or NULL for any), version (NULL for the
-/// default, 3.0) and required flags. No match is `CKR_ARGUMENTS_BAD`.
+/// default: the newest offered) and required flags. No match is `CKR_ARGUMENTS_BAD`.
 pub(super) unsafe fn C_GetInterface(
     pInterfaceName: CK_UTF8CHAR_PTR,
     pVersion: CK_VERSION_PTR,
@@ -212,7 +215,7 @@ pub(super) unsafe fn C_GetInterface(
         // SAFETY: a non-NULL pVersion points to a CK_VERSION.
         Some(*unsafe { in_ref(pVersion.cast_const(), "pVersion") }?)
     };
-    let found = INTERFACES.0.iter().find(|i| {
+    let found = offered_interfaces().iter().find(|i| {
         let v = interface_version(i);
         let version_ok = version.is_none_or(|want| want.major == v.major && want.minor == v.minor);
         version_ok && i.flags & flags == flags

@@ -119,6 +119,11 @@ impl Gateway {
         self.init_outcome
     }
 
+    /// True when the backend offers the PKCS#11 3.0 interface.
+    pub fn backend_has_v3_0(&self) -> bool {
+        self.backend.has_v3_0()
+    }
+
     /// One call's path. `forward` performs the backend call and returns its `CK_RV`,
     /// which comes back unchanged as `Err(Error::Backend(rv))` when it is not `CKR_OK`.
     #[inline]
