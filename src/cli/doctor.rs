@@ -15,7 +15,9 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
         Ok(c) => c,
         Err(e) => {
             println!("  PROBLEM: {e}");
-            println!("  fix: run `keywarden init --dir DIR --backend PATH` and export KEYWARDEN_CONF");
+            println!(
+                "  fix: run `keywarden init --dir DIR --backend PATH` and export KEYWARDEN_CONF"
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -46,15 +48,24 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
         println!("  PROBLEM: {e}");
         healthy = false;
     }
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn list_tokens(module: &std::path::Path) -> Result<()> {
     let token_err = |e: cryptoki::error::Error| Error::Load(e.to_string());
     let p11 = Pkcs11::new(module).map_err(token_err)?;
-    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(token_err)?;
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .map_err(token_err)?;
     let info = p11.get_library_info().map_err(token_err)?;
-    println!("  library: {} {}", info.manufacturer_id(), info.library_description());
+    println!(
+        "  library: {} {}",
+        info.manufacturer_id(),
+        info.library_description()
+    );
     let slots = p11.get_all_slots().map_err(token_err)?;
     println!("  slots: {}", slots.len());
     for slot in slots {

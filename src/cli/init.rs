@@ -19,11 +19,15 @@ pub(super) fn run(dir: &Path, backend: &Path, profile: Profile, force: bool) -> 
     crate::backend::inspect_module(&backend)?;
     let conf_path = dir.join("keywarden.toml");
     if conf_path.exists() && !force {
-        return Err(Error::Config(format!("{} exists; pass --force to overwrite", conf_path.display())));
+        return Err(Error::Config(format!(
+            "{} exists; pass --force to overwrite",
+            conf_path.display()
+        )));
     }
     for sub in ["store", "audit"] {
-        std::fs::create_dir_all(dir.join(sub))
-            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.join(sub).display())))?;
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
+            Error::Config(format!("cannot create {}: {e}", dir.join(sub).display()))
+        })?;
     }
     let text = render(&backend, &dir, profile);
     // What we write must be what the module accepts.
@@ -83,7 +87,11 @@ mod tests {
 
     #[test]
     fn rendered_config_parses_back() {
-        let text = render(Path::new("/usr/lib/x.so"), Path::new("/tmp/k w\"d"), Profile::Transparent);
+        let text = render(
+            Path::new("/usr/lib/x.so"),
+            Path::new("/tmp/k w\"d"),
+            Profile::Transparent,
+        );
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.store.dir, PathBuf::from("/tmp/k w\"d/store"));
         assert_eq!(c.backend.module, PathBuf::from("/usr/lib/x.so"));

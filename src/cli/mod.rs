@@ -50,7 +50,12 @@ pub fn main() -> ExitCode {
     crate::logging::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Init { dir, backend, profile, force } => init::run(&dir, &backend, profile, force),
+        Command::Init {
+            dir,
+            backend,
+            profile,
+            force,
+        } => init::run(&dir, &backend, profile, force),
         Command::Doctor { config } => doctor::run(config),
     };
     match result {

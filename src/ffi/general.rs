@@ -181,6 +181,30 @@ fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
     }
 }
 
+/// The interfaces offered to this process: 3.0 and 2.40 when the backend has a 3.0
+/// interface, 2.40 alone otherwise. Mirroring the backend keeps clients transparent:
+/// a client handed a 3.0 list uses 3.0-only calls (`C_SessionCancel`, ...) that a
+/// 2.40 token would answer with `CKR_FUNCTION_NOT_SUPPORTED`, where directly it would
+/// have taken its 2.40 path. Before `C_Initialize` the configured backend is inspected
+/// once (loaded, not initialised); an unreadable config offers 2.40 only, and
+/// `C_Initialize` then reports the problem.
+fn offered_interfaces() -> &'static [CK_INTERFACE] {
+    static BACKEND_HAS_V3_BEFORE_INIT: OnceLock<bool> = OnceLock::new();
+    let running = with_gateway(|gw| Ok(gw.backend_has_v3_0())).ok();
+    let has_v3 = running.unwrap_or_else(|| {
+        *BACKEND_HAS_V3_BEFORE_INIT.get_or_init(|| {
+            Config::load_from_env()
+                .and_then(|c| crate::backend::inspect_module(&c.backend.module))
+                .is_ok_and(|summary| summary.has_v3_0)
+        })
+    });
+    if has_v3 {
+        &INTERFACES.0
+    } else {
+        &INTERFACES.0[1..]
+    }
+}
+
 /// `C_GetInterfaceList` (§5.2 size query applies).
 pub(super) unsafe fn C_GetInterfaceList(
     pInterfacesList: CK_INTERFACE_PTR,
@@ -189,7 +213,7 @@ pub(super) unsafe fn C_GetInterfaceList(
     // SAFETY: pulCount writable; a non-NULL list holds *pulCount entries.
     let mut out = unsafe { out_buf(pInterfacesList, pulCount, "pulCount") }?;
     let (buf, count) = out.parts();
-    write_counted(&INTERFACES.0, buf, count)
+    write_counted(offered_interfaces(), buf, count)
 }
 
 /// `C_GetInterface`: by name ("PKCS 11" or NULL for any), version (NULL for the

@@ -36,7 +36,11 @@ impl TestEnv {
             .env("SOFTHSM_MODULE", SOFTHSM_MODULE)
             .output()
             .expect("run make-token.sh");
-        assert!(out.status.success(), "make-token.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "make-token.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let env = TestEnv {
             softhsm_conf: dir.path().join("softhsm2.conf"),
             keywarden_conf: dir.path().join("keywarden.toml"),
@@ -54,7 +58,8 @@ impl TestEnv {
     /// A command with this test's environment (for real clients run as subprocesses).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);
-        c.env("SOFTHSM2_CONF", &self.softhsm_conf).env("KEYWARDEN_CONF", &self.keywarden_conf);
+        c.env("SOFTHSM2_CONF", &self.softhsm_conf)
+            .env("KEYWARDEN_CONF", &self.keywarden_conf);
         c
     }
 }
@@ -73,7 +78,10 @@ pub fn keywarden_bin() -> PathBuf {
 pub fn keywarden_module() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test-binary> → target/<profile>/libkeywarden.so
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let module = profile_dir.join("libkeywarden.so");
     assert!(module.exists(), "{} not built", module.display());
     module
@@ -83,7 +91,8 @@ pub fn keywarden_module() -> PathBuf {
 pub fn load(module: &Path) -> cryptoki::context::Pkcs11 {
     use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     let p11 = Pkcs11::new(module).expect("load module");
-    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .expect("C_Initialize");
     p11
 }
 
@@ -92,6 +101,10 @@ pub fn test_slot(p11: &cryptoki::context::Pkcs11) -> cryptoki::slot::Slot {
     p11.get_slots_with_token()
         .expect("slots")
         .into_iter()
-        .find(|s| p11.get_token_info(*s).map(|t| t.label() == TOKEN_LABEL).unwrap_or(false))
+        .find(|s| {
+            p11.get_token_info(*s)
+                .map(|t| t.label() == TOKEN_LABEL)
+                .unwrap_or(false)
+        })
         .expect("test token present")
 }
