@@ -37,7 +37,7 @@ impl<'a, T: Copy> OutBuf<'a, T> {
     }
 
     /// The length cell as it stands (after a call: the length written or needed).
-    pub fn len(&self) -> CK_ULONG {
+    pub fn written_len(&self) -> CK_ULONG {
         *self.len
     }
 

@@ -161,7 +161,7 @@ mod tests {
             assert!(q.is_ok_and(|q| q.is_size_query()));
             len = 8;
             let b = out_buf(buf.as_mut_ptr(), &mut len, "x");
-            assert!(b.is_ok_and(|b| !b.is_size_query() && b.len() == 8));
+            assert!(b.is_ok_and(|b| !b.is_size_query() && b.written_len() == 8));
         }
     }
 
