@@ -1,0 +1,108 @@
+//! A real `fork()` through Keywarden.
+//!
+//! PKCS#11 v2.40 (base specification, "Applications and processes"): a child process
+//! must call `C_Initialize` before using the library, and what it inherited from the
+//! parent is not usable. Keywarden implements this with a `pthread_atfork` generation
+//! counter (src/ffi/boundary.rs). The forking client is C (tests/c/fork_client.c)
+//! because a Rust test harness is multi-threaded, and forking a multi-threaded process
+//! is exactly what real forking clients avoid.
+
+mod common;
+#[path = "c/support.rs"]
+mod support;
+
+use std::process::Output;
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn forked_child_must_reinitialise_and_then_works_parent_unaffected() {
+    let env = common::TestEnv::new();
+    let client = support::harness("fork_client", env.path());
+    let out = env
+        .command(&client)
+        .arg(common::keywarden_module())
+        .arg(common::TOKEN_LABEL)
+        .arg(common::USER_PIN)
+        .output()
+        .expect("run fork_client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", show(&out));
+    // Every step printed its line: a client that exited early cannot pass.
+    for line in [
+        "parent: sign before fork: CKR_OK",
+        // 0x190 = CKR_CRYPTOKI_NOT_INITIALIZED, for a session call, a library call
+        // and C_Finalize alike.
+        "child: before C_Initialize: C_GetSessionInfo=0x190 C_GetSlotList=0x190 C_Finalize=0x190",
+        "child: C_Initialize=0x0",
+        "child: login and sign: CKR_OK",
+        "parent: child exit status 0",
+        "parent: sign after fork: CKR_OK",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?}\n{}", show(&out));
+    }
+}
+
+/// The same client straight against SoftHSM: proves the harness itself is sound, and
+/// shows why Keywarden must do the fork check itself: SoftHSM 2.6 has no fork
+/// detection, so directly the child's un-initialised calls succeed on the parent's
+/// copied state.
+#[test]
+fn the_fork_client_against_softhsm_directly_shows_no_fork_detection() {
+    let env = common::TestEnv::new();
+    let client = support::harness("fork_client", env.path());
+    let out = env
+        .command(&client)
+        .arg(common::SOFTHSM_MODULE)
+        .arg(common::TOKEN_LABEL)
+        .arg(common::USER_PIN)
+        .output()
+        .expect("run fork_client");
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("child: before C_Initialize: C_GetSessionInfo=0x0 C_GetSlotList=0x0"),
+        "{}",
+        show(&out)
+    );
+}
+
+/// OpenSC's own fork test: the parent initialises and forks; the child calls
+/// `C_Initialize`, which must not answer `CKR_CRYPTOKI_ALREADY_INITIALIZED`; the
+/// parent fails unless the child exits 0.
+#[test]
+fn pkcs11_tool_test_fork_passes() {
+    let env = common::TestEnv::new();
+    let help = env
+        .command("pkcs11-tool")
+        .arg("--help")
+        .output()
+        .expect("pkcs11-tool installed (softhsm-config/install-deps.sh)");
+    let help =
+        String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
+    assert!(
+        help.contains("--test-fork"),
+        "this pkcs11-tool has no --test-fork"
+    );
+    let out = env
+        .command("pkcs11-tool")
+        .arg("--module")
+        .arg(common::keywarden_module())
+        .arg("--test-fork")
+        .output()
+        .expect("run pkcs11-tool");
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Calling C_Initialize in forked child process"),
+        "{}",
+        show(&out)
+    );
+}

@@ -1,0 +1,224 @@
+//! Many threads through Keywarden at once (`cryptoki` with `CKF_OS_LOCKING_OK`).
+//!
+//! PKCS#11 v2.40 §5.4 / "Applications and threads": with OS locking, any thread may
+//! call any function, each session being used by one thread at a time. Keywarden
+//! promises more (docs/abi-conventions.md): no Keywarden lock is held while the token
+//! works, so one slow call never stalls the other sessions.
+//!
+//! Ordering between threads is established with a barrier, channels and an atomic
+//! generation counter; nothing waits for a fixed time.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Barrier};
+use std::thread;
+
+use cryptoki::context::Pkcs11;
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+
+const THREADS: usize = 8;
+const SIGNATURES_PER_THREAD: usize = 50;
+/// DER of the OID of NIST P-256.
+const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+fn logged_in(p11: &Pkcs11, slot: Slot) -> Session {
+    let session = p11.open_rw_session(slot).expect("open session");
+    session
+        .login(UserType::User, Some(&AuthPin::from(common::USER_PIN)))
+        .expect("C_Login");
+    session
+}
+
+fn ec_key_pair(session: &Session) -> (ObjectHandle, ObjectHandle) {
+    let public = [Attribute::EcParams(P256.to_vec()), Attribute::Verify(true)];
+    let private = [Attribute::Sign(true), Attribute::Token(false)];
+    session
+        .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+        .expect("EC key pair")
+}
+
+#[test]
+fn eight_threads_sign_concurrently_in_their_own_sessions() {
+    let _env = common::TestEnv::new();
+    let p11 = common::load(&common::keywarden_module());
+    let slot = common::test_slot(&p11);
+    // Login is per application (§5.6): this session keeps every other one logged in
+    // and owns the session key pair, visible to all sessions of the application.
+    let main = logged_in(&p11, slot);
+    let (public, private) = ec_key_pair(&main);
+    let start = Barrier::new(THREADS);
+
+    let per_thread: Vec<Vec<([u8; 32], Vec<u8>)>> = thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (p11, start) = (p11.clone(), &start);
+                scope.spawn(move || {
+                    let session = p11.open_ro_session(slot).expect("open session");
+                    start.wait(); // all threads call into Keywarden together
+                    (0..SIGNATURES_PER_THREAD)
+                        .map(|i| {
+                            let mut digest = [0u8; 32];
+                            digest[0] = t as u8;
+                            digest[1] = i as u8;
+                            let sig = session.sign(&Mechanism::Ecdsa, private, &digest);
+                            let sig = sig.unwrap_or_else(|e| panic!("thread {t}: {e}"));
+                            session
+                                .verify(&Mechanism::Ecdsa, public, &digest, &sig)
+                                .unwrap_or_else(|e| panic!("thread {t} verify: {e}"));
+                            (digest, sig)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .collect()
+    });
+
+    let all: Vec<_> = per_thread.into_iter().flatten().collect();
+    assert_eq!(all.len(), THREADS * SIGNATURES_PER_THREAD);
+    // ECDSA is randomised: identical signatures would mean crossed-over outputs.
+    let distinct: HashSet<&Vec<u8>> = all.iter().map(|(_, sig)| sig).collect();
+    assert_eq!(distinct.len(), all.len());
+    // Every signature verifies again from the main thread, and a corrupted one fails,
+    // so the verification above could have failed.
+    for (digest, sig) in &all {
+        assert_eq!(sig.len(), 64);
+        main.verify(&Mechanism::Ecdsa, public, digest, sig)
+            .expect("signature made in a worker thread verifies");
+    }
+    let (digest, sig) = &all[0];
+    let mut bad = sig.clone();
+    bad[10] ^= 0x01;
+    assert!(matches!(
+        main.verify(&Mechanism::Ecdsa, public, digest, &bad),
+        Err(Error::Pkcs11(RvError::SignatureInvalid, _))
+    ));
+}
+
+/// Quick calls on other sessions complete while one session sits in a long backend
+/// call (RSA-4096 key generation).
+///
+/// The slow thread bumps `generation` to odd before each key generation and to even
+/// after it. The main thread waits for an odd value, lets the quick threads make
+/// `QUICK_CALLS` each, and checks the generation is unchanged: all of them finished
+/// inside one key generation. Were a lock held across the backend call, the first
+/// quick call would wait for the key generation to end, and the generation would
+/// have moved on every attempt.
+fn quick_calls_finish_inside_a_slow_call(module: &Path) -> (usize, u64) {
+    const QUICK_THREADS: usize = 4;
+    const QUICK_CALLS: usize = 200;
+    const MAX_SLOW_CALLS: u64 = 6;
+    let p11 = common::load(module);
+    let slot = common::test_slot(&p11);
+    let main = logged_in(&p11, slot);
+    let generation = AtomicU64::new(0);
+    let (stop, slow_finished) = (AtomicBool::new(false), AtomicBool::new(false));
+
+    thread::scope(|scope| {
+        let (generation, stop, slow_finished) = (&generation, &stop, &slow_finished);
+        let slow_p11 = p11.clone();
+        scope.spawn(move || {
+            let session = slow_p11.open_rw_session(slot).expect("open session");
+            let public = [
+                Attribute::ModulusBits(4096.into()),
+                Attribute::PublicExponent(vec![1, 0, 1]),
+                Attribute::Token(false),
+            ];
+            let private = [Attribute::Sign(true), Attribute::Token(false)];
+            for _ in 0..MAX_SLOW_CALLS {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                generation.fetch_add(1, Ordering::SeqCst); // odd: inside
+                session
+                    .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+                    .expect("RSA-4096 key pair");
+                generation.fetch_add(1, Ordering::SeqCst); // even: outside
+            }
+            slow_finished.store(true, Ordering::SeqCst);
+        });
+
+        let (done_tx, done_rx) = mpsc::channel::<Result<(), String>>();
+        let go: Vec<mpsc::Sender<()>> = (0..QUICK_THREADS)
+            .map(|_| {
+                let (go_tx, go_rx) = mpsc::channel::<()>();
+                let (p11, done_tx) = (p11.clone(), done_tx.clone());
+                scope.spawn(move || {
+                    let session = p11.open_ro_session(slot).expect("open session");
+                    for () in go_rx {
+                        let r = (0..QUICK_CALLS)
+                            .try_for_each(|_| session.get_session_info().map(drop))
+                            .map_err(|e| e.to_string());
+                        done_tx.send(r).expect("report");
+                    }
+                });
+                go_tx
+            })
+            .collect();
+
+        let mut attempts = 0;
+        let outcome = loop {
+            // Wait until the slow thread is inside a key generation (or gave up).
+            let g0 = loop {
+                let g = generation.load(Ordering::SeqCst);
+                if g % 2 == 1 {
+                    break Some(g);
+                }
+                if slow_finished.load(Ordering::SeqCst) {
+                    break None;
+                }
+                thread::yield_now();
+            };
+            let Some(g0) = g0 else { break None };
+            attempts += 1;
+            go.iter().for_each(|tx| tx.send(()).expect("go"));
+            for _ in 0..QUICK_THREADS {
+                done_rx
+                    .recv()
+                    .expect("quick thread")
+                    .expect("C_GetSessionInfo");
+            }
+            if generation.load(Ordering::SeqCst) == g0 {
+                break Some(g0);
+            }
+        };
+        stop.store(true, Ordering::SeqCst);
+        drop(go); // ends the quick threads
+        drop(main);
+        let g0 = outcome.unwrap_or_else(|| {
+            panic!(
+                "in {attempts} attempts, {QUICK_THREADS}x{QUICK_CALLS} C_GetSessionInfo never \
+                 completed within one RSA-4096 key generation: a lock spans the backend call"
+            )
+        });
+        (attempts, g0 / 2 + 1)
+    })
+}
+
+#[test]
+fn a_long_backend_call_does_not_block_other_sessions() {
+    let _env = common::TestEnv::new();
+    let (attempts, keygen) = quick_calls_finish_inside_a_slow_call(&common::keywarden_module());
+    println!("keywarden: quick calls fit inside key generation #{keygen} ({attempts} attempts)");
+}
+
+/// The same measurement straight against SoftHSM: if SoftHSM itself serialised these
+/// calls, the test above could not pass through any shim, so this is its control.
+#[test]
+fn control_softhsm_directly_does_not_block_other_sessions() {
+    let _env = common::TestEnv::new();
+    let module = Path::new(common::SOFTHSM_MODULE);
+    let (attempts, keygen) = quick_calls_finish_inside_a_slow_call(module);
+    println!("softhsm: quick calls fit inside key generation #{keygen} ({attempts} attempts)");
+}
