@@ -247,6 +247,22 @@ fn a_refused_start_is_general_error_with_one_line_on_stderr() {
     assert_refused(&env, &copied, "is Keywarden itself");
 }
 
+/// A refused start leaves nothing behind: once the configuration is fixed, the same
+/// process initialises normally (in-process; its stderr line goes to the test log).
+#[test]
+fn a_refused_start_can_be_retried_in_the_same_process() {
+    let env = common::TestEnv::new();
+    let kw = keywarden();
+    std::env::set_var("KEYWARDEN_CONF", env.path().join("not-yet.toml"));
+    assert_eq!(kw.init_with(None), CKR_GENERAL_ERROR);
+    assert!(!is_initialised(&kw));
+    assert_eq!(finalize(&kw), CKR_CRYPTOKI_NOT_INITIALIZED);
+    std::env::set_var("KEYWARDEN_CONF", &env.keywarden_conf);
+    kw.init();
+    assert!(is_initialised(&kw));
+    assert_eq!(finalize(&kw), CKR_OK);
+}
+
 #[test]
 fn a_backend_the_application_initialised_is_left_initialised() {
     let _env = common::TestEnv::new();
