@@ -53,6 +53,29 @@ pub fn harness(name: &str, dir: &Path) -> PathBuf {
     cc(&[src], &dir.join(name), &[])
 }
 
+/// Builds tests/c/v3_facade.c (a recording PKCS#11 3.0 front for SoftHSM) into `dir`
+/// and writes `<dir>/facade.toml`: the Keywarden config `conf` with the facade as its
+/// backend. Returns (facade path, config path).
+pub fn facade_backend(dir: &Path, conf: &Path, softhsm: &str) -> (PathBuf, PathBuf) {
+    let so = dir.join("libv3facade.so");
+    cc(
+        &[root().join("tests/c/v3_facade.c")],
+        &so,
+        &["-shared", "-fPIC"],
+    );
+    let text = std::fs::read_to_string(conf).expect("read config");
+    let module_line = format!("module = \"{softhsm}\"");
+    assert!(
+        text.contains(&module_line),
+        "{} names {softhsm}",
+        conf.display()
+    );
+    let facade_line = format!("module = \"{}\"", so.display());
+    let out = dir.join("facade.toml");
+    std::fs::write(&out, text.replace(&module_line, &facade_line)).expect("write config");
+    (so, out)
+}
+
 /// A module loaded with `dlopen` and its 2.40 function list.
 pub struct Module {
     pub lib: Library,

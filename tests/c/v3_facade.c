@@ -10,6 +10,8 @@
  *   Keywarden forwards from one it refuses without asking the token.
  * - C_DigestUpdate, C_GenerateRandom and C_Sign are wrapped to record how they were
  *   called (count, data pointer, length) before going on to the wrapped module.
+ * - C_GenerateKeyPair is wrapped to publish when a call is inside the wrapped module
+ *   (tests/threads.rs: other calls must not wait for it).
  *
  * The wrapped module is $FACADE_TARGET, else /usr/lib/softhsm/libsofthsm2.so.
  */
@@ -25,6 +27,10 @@ struct facade_record {
 };
 struct facade_record facade_digest_update, facade_generate_random, facade_sign,
     facade_session_cancel, facade_message;
+
+/* While a C_GenerateKeyPair runs inside the wrapped module: how many have started,
+   and how many are inside right now (atomics, read by the test from another thread). */
+unsigned long facade_keygen_started, facade_keygen_inside;
 
 /* CK_FUNCTION_LIST_3_0 (v3.0 section 3.6): the 2.40 list, then 24 more entries. */
 struct list_3_0 {
@@ -66,6 +72,16 @@ static CK_RV rec_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR d, CK_ULONG n, CK_BYTE_PT
   record(&facade_sign, sig_len, n);
   return wrapped.C_Sign(s, d, n, sig, sig_len);
 }
+static CK_RV probe_GenerateKeyPair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m,
+                                   CK_ATTRIBUTE_PTR pub, CK_ULONG npub, CK_ATTRIBUTE_PTR priv,
+                                   CK_ULONG npriv, CK_OBJECT_HANDLE_PTR hpub,
+                                   CK_OBJECT_HANDLE_PTR hpriv) {
+  __atomic_fetch_add(&facade_keygen_started, 1, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&facade_keygen_inside, 1, __ATOMIC_SEQ_CST);
+  CK_RV rv = wrapped.C_GenerateKeyPair(s, m, pub, npub, priv, npriv, hpub, hpriv);
+  __atomic_fetch_sub(&facade_keygen_inside, 1, __ATOMIC_SEQ_CST);
+  return rv;
+}
 static CK_RV stub_SessionCancel(CK_SESSION_HANDLE s, CK_FLAGS f) {
   (void)s;
   record(&facade_session_cancel, NULL, f);
@@ -95,6 +111,7 @@ static void load(void) {
   v2.C_DigestUpdate = rec_DigestUpdate;
   v2.C_GenerateRandom = rec_GenerateRandom;
   v2.C_Sign = rec_Sign;
+  v2.C_GenerateKeyPair = probe_GenerateKeyPair;
   memset(&v3, 0, sizeof v3);
   v3.base = v2;
   v3.base.version.major = 3;

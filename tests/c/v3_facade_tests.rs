@@ -29,18 +29,8 @@ struct FacadeFixture {
 impl FacadeFixture {
     fn new() -> FacadeFixture {
         let env = common::TestEnv::new();
-        let so = env.path().join("libv3facade.so");
-        support::cc(
-            &[support::root().join("tests/c/v3_facade.c")],
-            &so,
-            &["-shared", "-fPIC"],
-        );
-        let text = std::fs::read_to_string(&env.keywarden_conf).unwrap();
-        let conf = env.path().join("facade.toml");
-        let module_line = format!("module = \"{}\"", common::SOFTHSM_MODULE);
-        assert!(text.contains(&module_line));
-        let facade_line = format!("module = \"{}\"", so.display());
-        std::fs::write(&conf, text.replace(&module_line, &facade_line)).unwrap();
+        let (so, conf) =
+            support::facade_backend(env.path(), &env.keywarden_conf, common::SOFTHSM_MODULE);
         // Before the first Keywarden call: the offered interfaces follow this backend.
         std::env::set_var("KEYWARDEN_CONF", &conf);
         let kw = Module::load(&common::keywarden_module());
