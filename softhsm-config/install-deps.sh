@@ -13,6 +13,7 @@ packages=(
   p11-kit
   openjdk-17-jdk-headless   # SunPKCS11, keytool, jarsigner, javac
   gcc libc6-dev             # the C example and the C test harnesses
+  libp11-kit-dev            # pkcs11.h, included by include/keywarden.h
   valgrind                  # instruction counts for the benchmark
 )
 

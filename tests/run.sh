@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 softhsm-config/install-deps.sh
-cargo nextest run --no-fail-fast "$@"
+# Integration tests load target/debug/libkeywarden.so and run target/debug/keywarden;
+# building the test targets alone produces only the rlib, so build the cdylib first.
+cargo build --locked --lib --bins
+cargo nextest run --locked --no-fail-fast "$@"
