@@ -17,6 +17,13 @@ pub enum Error {
     /// A caller's argument breaks the function's contract (NULL pointer, bad length).
     #[error("bad argument: {0}")]
     ArgumentsBad(&'static str),
+    /// An argument was decoded and rejected with this specification code and reason:
+    /// a malformed template attribute (`CKR_ATTRIBUTE_VALUE_INVALID`), conflicting
+    /// duplicates (`CKR_TEMPLATE_INCONSISTENT`), a malformed mechanism parameter
+    /// (`CKR_MECHANISM_PARAM_INVALID`). The code is the one the token itself would owe
+    /// the caller, so the application sees the same answer with or without Keywarden.
+    #[error("argument rejected with {rv}: {why}", rv = rv_name(*.0), why = .1)]
+    Invalid(CK_RV, &'static str),
     /// `C_Initialize` arguments ask for application-supplied locking only.
     #[error("application-supplied mutex functions without CKF_OS_LOCKING_OK are not supported")]
     CantLock,
@@ -52,6 +59,7 @@ impl Error {
         match self {
             Error::Backend(rv) => *rv,
             Error::ArgumentsBad(_) => CKR_ARGUMENTS_BAD,
+            Error::Invalid(rv, _) => *rv,
             Error::CantLock => CKR_CANT_LOCK,
             Error::NotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
             Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
@@ -95,5 +103,24 @@ mod tests {
         assert_eq!(Error::CantLock.rv(), CKR_CANT_LOCK);
         assert_eq!(Error::NotInitialized.rv(), CKR_CRYPTOKI_NOT_INITIALIZED);
         assert_eq!(Error::ArgumentsBad("p").rv(), CKR_ARGUMENTS_BAD);
+    }
+
+    #[test]
+    fn invalid_carries_its_spec_code_and_reason() {
+        for rv in [
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            CKR_TEMPLATE_INCONSISTENT,
+            CKR_MECHANISM_PARAM_INVALID,
+        ] {
+            assert_eq!(Error::Invalid(rv, "why").rv(), rv);
+        }
+        let e = Error::Invalid(
+            CKR_MECHANISM_PARAM_INVALID,
+            "GCM parameter of the wrong size",
+        );
+        assert_eq!(
+            e.to_string(),
+            "argument rejected with CKR_MECHANISM_PARAM_INVALID: GCM parameter of the wrong size"
+        );
     }
 }

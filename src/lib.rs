@@ -30,5 +30,10 @@ pub mod logging;
 
 pub use error::{Error, Result};
 
+/// The fuzzing entry over the argument decoders (`tests/fuzz`), only with the
+/// `fuzzing` feature: it builds raw PKCS#11 structs, which needs `ffi`'s `unsafe`.
+#[cfg(feature = "fuzzing")]
+pub use ffi::fuzzing;
+
 /// The Keywarden version reported by the CLI and by `keywarden_version()`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

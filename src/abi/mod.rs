@@ -1,14 +1,26 @@
 //! ABI conventions shared by every layer, in safe Rust: the §5.2 output-buffer rules,
-//! the per-attribute rules of `C_GetAttributeValue`, and `CK_RV` names.
-//! No raw pointers here: `ffi` turns the application's pointers into these types.
+//! the per-attribute rules of `C_GetAttributeValue`, typed views of templates and
+//! mechanism parameters, and the names of `CK_RV`, `CKA_`, `CKO_`, `CKK_` and `CKM_`
+//! values. No raw pointers here: `ffi` turns the application's pointers into these
+//! types.
 
 mod attributes;
+mod mechanism;
+mod names;
 mod outbuf;
 mod rv;
+mod template;
 
 pub use attributes::{fill_attribute, AttrOut};
+pub use mechanism::{GcmLayout, MechParams, MechanismSummary, MechanismView};
+pub use names::{
+    attribute_from_name, attribute_name, class_from_name, class_name, kdf_from_name, kdf_name,
+    key_type_from_name, key_type_name, mechanism_from_name, mechanism_name, mgf_from_name,
+    mgf_name,
+};
 pub use outbuf::{write_counted, OutBuf};
 pub use rv::rv_name;
+pub use template::{Attr, EcCurve, Template};
 
 use pkcs11_sys::CK_ULONG;
 

@@ -7,6 +7,9 @@
 //!   (initialised or not, fork generation).
 //! - `args.rs` turns pointers into references and slices, checking NULL, length and
 //!   alignment (`CKR_ARGUMENTS_BAD` otherwise).
+//! - `decode.rs` turns templates and mechanisms into the typed views of `abi`
+//!   (`Template`, `MechanismSummary`) for policy and audit; `fuzzing.rs` is the
+//!   libFuzzer entry over it (feature `fuzzing`).
 //! - One handler file per specification chapter group: `general.rs` (§5.4),
 //!   `slots_sessions.rs` (§5.5-5.6), `objects.rs` (§5.7), `crypto.rs` (§5.8-5.15).
 //! - `exports.rs` holds the only exported symbols.
@@ -17,8 +20,11 @@
 mod args;
 mod boundary;
 mod crypto;
+mod decode;
 mod entry;
 mod exports;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod general;
 mod objects;
 mod report;
