@@ -13,60 +13,10 @@
 # an earlier run. Exits non-zero at the first failed step.
 set -euo pipefail
 
-usage="usage: examples/openssl.sh MODULE [WORKDIR]"
-module=${1:?$usage}
-label=${TOKEN_LABEL:-demo}
-pin=${USER_PIN:-1234}
-if [ -n "${2:-}" ]; then
-  mkdir -p "$2"
-  work=$(cd "$2" && pwd)
-else
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-fi
-last=$work/last.out
-
-step() { printf '\n==> %s\n' "$*"; }
-ok() { printf '  ok: %s\n' "$*"; }
-fail() { printf '  FAILED: %s\n' "$*"; exit 1; }
-# shown CMD...: the command as a copy-pasteable line, MODULE and WORKDIR abbreviated.
-shown() {
-  local a out=""
-  for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then out+=" $a"; else out+=" '${a//\'/\'\\\'\'}'"; fi
-  done
-  out=${out//"$module"/\$MODULE}
-  printf '%s\n' "${out//"$work"/\$WORKDIR}"
-}
-# output: the last command's output, indented, at most 40 lines.
-output() {
-  sed -n '1,40s/^/    /p' "$last"
-  local n
-  n=$(wc -l <"$last")
-  [ "$n" -le 40 ] || printf '    ... (%d more lines)\n' $((n - 40))
-}
-# token CMD...: runs a command that loads MODULE; shows it and its output; stops on failure.
-token() {
-  local rc=0
-  printf '  $%s\n' "$(shown "$@")"
-  "$@" >"$last" 2>&1 || rc=$?
-  output
-  [ "$rc" -eq 0 ] || fail "exit status $rc from:$(shown "$@")"
-}
-# local_rc CMD...: a command that does not touch the token (software checks); its exit
-# status is left in $rc.
-local_rc() {
-  rc=0
-  printf '  (no token) $%s\n' "$(shown "$@")"
-  "$@" >"$last" 2>&1 || rc=$?
-  output
-}
-local_cmd() {
-  local_rc "$@"
-  [ "$rc" -eq 0 ] || fail "exit status $rc from:$(shown "$@")"
-}
-# expect PATTERN WHAT: the last command's output must contain PATTERN (grep -E).
-expect() { grep -Eq -- "$1" "$last" || fail "$2 (no '$1' in the output)"; ok "$2"; }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=examples/lib/recipe.sh
+. "$here/lib/recipe.sh"
+recipe_init "$@"
 
 export PKCS11_MODULE_PATH=$module
 p11=(pkcs11-tool --module "$module" --token-label "$label" --login --pin "$pin")
