@@ -1,9 +1,10 @@
 //! What every entry point does, and the module's one piece of global state.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
 use pkcs11_sys::*;
 
 use crate::backend::Backend;
@@ -11,13 +12,18 @@ use crate::error::{Error, Result};
 use crate::functions::FunctionId;
 use crate::gateway::{Call, Gateway};
 
-/// The initialised module, or `None`. Read lock-free on every call; replaced only by
-/// `C_Initialize` and `C_Finalize` under [`INIT_LOCK`].
-pub(super) static STATE: ArcSwapOption<Running> = ArcSwapOption::const_empty();
+/// Who owns the running module. Only `C_Initialize` and `C_Finalize` touch it, under
+/// this mutex; holding it serialises them against each other. It is the only lock ever
+/// held across a backend call (the backend's own `C_Initialize`/`C_Finalize`).
+pub(super) static LIFECYCLE: parking_lot::Mutex<Lifecycle> = parking_lot::const_mutex(Lifecycle {
+    current: None,
+    retired: None,
+});
 
-/// Serialises `C_Initialize` and `C_Finalize` against each other. It is the only lock
-/// ever held across a backend call, and only those two functions take it.
-pub(super) static INIT_LOCK: parking_lot::Mutex<()> = parking_lot::const_mutex(());
+/// The hot-path view of `LIFECYCLE.current`: one `Acquire` load per call, no atomic
+/// read-modify-write (an `ArcSwap` guard cost two full barriers per call; see
+/// benches/README.md).
+static CURRENT: AtomicPtr<Running> = AtomicPtr::new(ptr::null_mut());
 
 /// Bumped in the child by a `pthread_atfork` handler: state created under another
 /// generation belongs to the parent and is treated as not initialised (§5.4: a forked
@@ -30,6 +36,56 @@ pub(super) struct Running {
     pub(super) fork_generation: u64,
 }
 
+/// The running module and the one before it.
+///
+/// `CURRENT` points into `current` while it is published. `C_Finalize` unpublishes it
+/// and keeps it as `retired` until the next `C_Finalize`, so a call that loaded the
+/// pointer just before never sees freed memory: PKCS#11 v2.40 §5.4 makes `C_Finalize`
+/// undefined while other threads are in calls, and this grace period of one whole
+/// initialise/finalise cycle turns such a race from a crash into a refused call.
+pub(super) struct Lifecycle {
+    current: Option<Arc<Running>>,
+    retired: Option<Arc<Running>>,
+}
+
+impl Lifecycle {
+    /// The module running in this process (not one inherited from a parent).
+    pub(super) fn running(&self) -> Option<&Arc<Running>> {
+        self.current
+            .as_ref()
+            .filter(|r| r.fork_generation == current_generation())
+    }
+
+    /// In a forked child: drops the parent's state from view without finalising or
+    /// freeing anything, since it refers to the parent's backend state.
+    pub(super) fn abandon_inherited(&mut self) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|r| r.fork_generation != current_generation())
+        {
+            CURRENT.store(ptr::null_mut(), Ordering::Release);
+            std::mem::forget(self.current.take());
+            std::mem::forget(self.retired.take());
+        }
+    }
+
+    /// Makes `running` the module every call uses.
+    pub(super) fn publish(&mut self, running: Arc<Running>) {
+        CURRENT.store(Arc::as_ptr(&running).cast_mut(), Ordering::Release);
+        self.current = Some(running);
+    }
+
+    /// Stops handing out the current module and returns it for finalising; it stays
+    /// allocated until the next `retire` (see the type's docs).
+    pub(super) fn retire(&mut self) -> Option<Arc<Running>> {
+        CURRENT.store(ptr::null_mut(), Ordering::Release);
+        let old = self.current.take()?;
+        self.retired = Some(Arc::clone(&old));
+        Some(old)
+    }
+}
+
 /// The fork generation of this process.
 pub(super) fn current_generation() -> u64 {
     FORK_GENERATION.load(Ordering::Acquire)
@@ -38,8 +94,12 @@ pub(super) fn current_generation() -> u64 {
 /// Runs `f` with the gateway of this process, or fails with `CKR_CRYPTOKI_NOT_INITIALIZED`.
 #[inline]
 pub(super) fn with_gateway<R>(f: impl FnOnce(&Gateway) -> Result<R>) -> Result<R> {
-    let state = STATE.load();
-    match state.as_deref() {
+    let published = CURRENT.load(Ordering::Acquire);
+    // SAFETY: CURRENT is NULL or points into an `Arc<Running>` that `LIFECYCLE` keeps
+    // alive while published and for one more initialise/finalise cycle after (see
+    // `Lifecycle`); after a fork the inherited one is never freed.
+    let running = unsafe { published.as_ref() };
+    match running {
         Some(running) if running.fork_generation == current_generation() => f(&running.gateway),
         _ => Err(Error::NotInitialized),
     }

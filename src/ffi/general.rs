@@ -9,7 +9,7 @@ use pkcs11_sys::*;
 
 use super::args::{in_ref, out_buf, out_ref};
 use super::boundary::{
-    current_generation, forward, with_gateway, Running, FORK_GENERATION, INIT_LOCK, STATE,
+    current_generation, forward, with_gateway, Running, FORK_GENERATION, LIFECYCLE,
 };
 use super::entry::{FUNCTION_LIST_2_40, FUNCTION_LIST_3_0};
 use super::report;
@@ -84,22 +84,18 @@ pub(super) unsafe fn C_Initialize(pInitArgs: CK_VOID_PTR) -> Result<()> {
     crate::logging::init();
     register_fork_handler();
 
-    let _serialised = INIT_LOCK.lock();
-    if let Some(previous) = STATE.load_full() {
-        if previous.fork_generation == current_generation() {
-            return Err(Error::AlreadyInitialized);
-        }
-        // A forked child: the parent's gateway is abandoned without finalising
-        // anything, since the backend state it refers to belongs to the parent.
-        std::mem::forget(STATE.swap(None));
+    let mut lifecycle = LIFECYCLE.lock();
+    if lifecycle.running().is_some() {
+        return Err(Error::AlreadyInitialized);
     }
+    lifecycle.abandon_inherited();
     let gateway = Config::load_from_env()
         .and_then(Gateway::start)
         .inspect_err(report::init_failure)?;
-    STATE.store(Some(Arc::new(Running {
+    lifecycle.publish(Arc::new(Running {
         gateway,
         fork_generation: current_generation(),
-    })));
+    }));
     Ok(())
 }
 
@@ -108,13 +104,13 @@ pub(super) unsafe fn C_Finalize(pReserved: CK_VOID_PTR) -> Result<()> {
     if !pReserved.is_null() {
         return Err(Error::ArgumentsBad("pReserved must be NULL"));
     }
-    let _serialised = INIT_LOCK.lock();
-    match STATE.load_full() {
-        Some(running) if running.fork_generation == current_generation() => {
-            STATE.store(None);
-            running.gateway.stop()
-        }
-        _ => Err(Error::NotInitialized),
+    let mut lifecycle = LIFECYCLE.lock();
+    if lifecycle.running().is_none() {
+        return Err(Error::NotInitialized);
+    }
+    match lifecycle.retire() {
+        Some(running) => running.gateway.stop(),
+        None => Err(Error::NotInitialized),
     }
 }
 
