@@ -104,14 +104,7 @@ impl Module {
     }
 
     fn initialize(&self) -> CK_RV {
-        let mut args = CK_C_INITIALIZE_ARGS {
-            CreateMutex: None,
-            DestroyMutex: None,
-            LockMutex: None,
-            UnlockMutex: None,
-            flags: CKF_OS_LOCKING_OK,
-            pReserved: ptr::null_mut(),
-        };
+        let mut args = keywarden::backend::os_locking_init_args();
         p11!(
             self.fl,
             C_Initialize((&mut args as *mut CK_C_INITIALIZE_ARGS).cast::<c_void>())

@@ -2,28 +2,15 @@
 mod common;
 mod gateway_support;
 
-use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
-use cryptoki::types::AuthPin;
 use gateway_support::code;
-
-fn pin(p: &str) -> AuthPin {
-    AuthPin::new(p.into())
-}
-
-fn keywarden() -> (common::TestEnv, Pkcs11, Slot) {
-    let env = common::TestEnv::new();
-    let p11 = common::load(&common::keywarden_module());
-    let slot = common::test_slot(&p11);
-    (env, p11, slot)
-}
 
 /// Logs in, checks the state, logs out: the PIN works.
 fn assert_login(s: &Session, user: UserType, p: &str) {
-    s.login(user, Some(&pin(p)))
+    s.login(user, Some(&common::pin(p)))
         .unwrap_or_else(|e| panic!("login {user:?} {p}: {e}"));
     let want = if matches!(user, UserType::So) {
         SessionState::RwSecurityOfficer
@@ -36,7 +23,7 @@ fn assert_login(s: &Session, user: UserType, p: &str) {
 
 #[test]
 fn init_token_on_free_slot_then_init_pin() {
-    let (_env, p11, test_slot) = keywarden();
+    let (_env, p11, test_slot) = common::keywarden_token();
     let initialised = p11.get_slots_with_initialized_token().unwrap();
     let free = *p11
         .get_all_slots()
@@ -46,33 +33,38 @@ fn init_token_on_free_slot_then_init_pin() {
         .expect("SoftHSM offers a free slot");
     assert!(!p11.get_token_info(free).unwrap().token_initialized());
 
-    p11.init_token(free, &pin("87654321"), "second").unwrap();
+    p11.init_token(free, &common::pin("87654321"), "second")
+        .unwrap();
     let ti = p11.get_token_info(free).unwrap();
     assert_eq!(ti.label(), "second");
     assert!(ti.token_initialized() && !ti.user_pin_initialized());
 
     let s = p11.open_rw_session(free).unwrap();
     assert_eq!(
-        code(s.login(UserType::User, Some(&pin("5555")))),
+        code(s.login(UserType::User, Some(&common::pin("5555")))),
         RvError::UserPinNotInitialized
     );
     assert_eq!(
-        code(s.login(UserType::So, Some(&pin(common::SO_PIN)))),
+        code(s.login(UserType::So, Some(&common::pin(common::SO_PIN)))),
         RvError::PinIncorrect
     );
-    s.login(UserType::So, Some(&pin("87654321"))).unwrap();
-    s.init_pin(&pin("5555")).unwrap();
+    s.login(UserType::So, Some(&common::pin("87654321")))
+        .unwrap();
+    s.init_pin(&common::pin("5555")).unwrap();
     s.logout().unwrap();
     assert!(p11.get_token_info(free).unwrap().user_pin_initialized());
     assert_login(&s, UserType::User, "5555");
     assert_eq!(
-        code(s.login(UserType::User, Some(&pin(common::USER_PIN)))),
+        code(s.login(UserType::User, Some(&common::pin(common::USER_PIN)))),
         RvError::PinIncorrect
     );
 
     // C_InitPIN needs the SO.
-    s.login(UserType::User, Some(&pin("5555"))).unwrap();
-    assert_eq!(code(s.init_pin(&pin("6666"))), RvError::UserNotLoggedIn);
+    s.login(UserType::User, Some(&common::pin("5555"))).unwrap();
+    assert_eq!(
+        code(s.init_pin(&common::pin("6666"))),
+        RvError::UserNotLoggedIn
+    );
     s.logout().unwrap();
 
     // The original token is untouched.
@@ -83,42 +75,45 @@ fn init_token_on_free_slot_then_init_pin() {
 
 #[test]
 fn set_pin_user_and_so() {
-    let (_env, p11, slot) = keywarden();
+    let (_env, p11, slot) = common::keywarden_token();
     let s = p11.open_rw_session(slot).unwrap();
 
-    s.login(UserType::User, Some(&pin(common::USER_PIN)))
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
     assert_eq!(
-        code(s.set_pin(&pin("0000"), &pin("4321"))),
+        code(s.set_pin(&common::pin("0000"), &common::pin("4321"))),
         RvError::PinIncorrect
     );
     assert_eq!(
-        code(s.set_pin(&pin(common::USER_PIN), &pin("12"))),
+        code(s.set_pin(&common::pin(common::USER_PIN), &common::pin("12"))),
         RvError::PinLenRange
     );
-    s.set_pin(&pin(common::USER_PIN), &pin("4321")).unwrap();
+    s.set_pin(&common::pin(common::USER_PIN), &common::pin("4321"))
+        .unwrap();
     s.logout().unwrap();
     assert_eq!(
-        code(s.login(UserType::User, Some(&pin(common::USER_PIN)))),
+        code(s.login(UserType::User, Some(&common::pin(common::USER_PIN)))),
         RvError::PinIncorrect
     );
     assert_login(&s, UserType::User, "4321");
 
-    s.login(UserType::So, Some(&pin(common::SO_PIN))).unwrap();
-    s.set_pin(&pin(common::SO_PIN), &pin("654321")).unwrap();
+    s.login(UserType::So, Some(&common::pin(common::SO_PIN)))
+        .unwrap();
+    s.set_pin(&common::pin(common::SO_PIN), &common::pin("654321"))
+        .unwrap();
     s.logout().unwrap();
     assert_eq!(
-        code(s.login(UserType::So, Some(&pin(common::SO_PIN)))),
+        code(s.login(UserType::So, Some(&common::pin(common::SO_PIN)))),
         RvError::PinIncorrect
     );
     assert_login(&s, UserType::So, "654321");
 
     // The SO can reset a user PIN with C_InitPIN.
-    s.login(UserType::So, Some(&pin("654321"))).unwrap();
-    s.init_pin(&pin("778899")).unwrap();
+    s.login(UserType::So, Some(&common::pin("654321"))).unwrap();
+    s.init_pin(&common::pin("778899")).unwrap();
     s.logout().unwrap();
     assert_eq!(
-        code(s.login(UserType::User, Some(&pin("4321")))),
+        code(s.login(UserType::User, Some(&common::pin("4321")))),
         RvError::PinIncorrect
     );
     assert_login(&s, UserType::User, "778899");
@@ -126,16 +121,16 @@ fn set_pin_user_and_so() {
     // C_SetPIN in a read-only session is refused.
     let ro = p11.open_ro_session(slot).unwrap();
     assert_eq!(
-        code(ro.set_pin(&pin("778899"), &pin("1111"))),
+        code(ro.set_pin(&common::pin("778899"), &common::pin("1111"))),
         RvError::SessionReadOnly
     );
 }
 
 #[test]
 fn reinit_existing_token() {
-    let (_env, p11, slot) = keywarden();
+    let (_env, p11, slot) = common::keywarden_token();
     let s = p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&pin(common::USER_PIN)))
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
     s.create_object(&[
         Attribute::Class(ObjectClass::DATA),
@@ -147,15 +142,15 @@ fn reinit_existing_token() {
     .unwrap();
 
     assert_eq!(
-        code(p11.init_token(slot, &pin(common::SO_PIN), "renamed")),
+        code(p11.init_token(slot, &common::pin(common::SO_PIN), "renamed")),
         RvError::SessionExists
     );
     s.close().unwrap();
     assert_eq!(
-        code(p11.init_token(slot, &pin("000000"), "renamed")),
+        code(p11.init_token(slot, &common::pin("000000"), "renamed")),
         RvError::PinIncorrect
     );
-    p11.init_token(slot, &pin(common::SO_PIN), "renamed")
+    p11.init_token(slot, &common::pin(common::SO_PIN), "renamed")
         .unwrap();
 
     let ti = p11.get_token_info(slot).unwrap();
@@ -167,11 +162,12 @@ fn reinit_existing_token() {
         .unwrap()
         .is_empty());
     assert_eq!(
-        code(s.login(UserType::User, Some(&pin(common::USER_PIN)))),
+        code(s.login(UserType::User, Some(&common::pin(common::USER_PIN)))),
         RvError::UserPinNotInitialized
     );
-    s.login(UserType::So, Some(&pin(common::SO_PIN))).unwrap();
-    s.init_pin(&pin("2468")).unwrap();
+    s.login(UserType::So, Some(&common::pin(common::SO_PIN)))
+        .unwrap();
+    s.init_pin(&common::pin("2468")).unwrap();
     s.logout().unwrap();
     assert_login(&s, UserType::User, "2468");
 }

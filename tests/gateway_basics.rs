@@ -3,28 +3,15 @@ mod common;
 #[macro_use]
 mod gateway_support;
 
-use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::MechanismType;
 use cryptoki::session::{SessionState, UserType};
 use cryptoki::slot::Slot;
-use cryptoki::types::AuthPin;
 use gateway_support::code;
-
-fn pin(p: &str) -> AuthPin {
-    AuthPin::new(p.into())
-}
-
-fn keywarden() -> (common::TestEnv, Pkcs11, Slot) {
-    let env = common::TestEnv::new();
-    let p11 = common::load(&common::keywarden_module());
-    let slot = common::test_slot(&p11);
-    (env, p11, slot)
-}
 
 #[test]
 fn library_slot_and_token_info() {
-    let (_env, p11, slot) = keywarden();
+    let (_env, p11, slot) = common::keywarden_token();
     let info = p11.get_library_info().unwrap();
     assert_eq!(
         info.cryptoki_version().major(),
@@ -66,7 +53,7 @@ fn library_slot_and_token_info() {
 
 #[test]
 fn mechanism_list_and_info() {
-    let (_env, p11, slot) = keywarden();
+    let (_env, p11, slot) = common::keywarden_token();
     let list = p11.get_mechanism_list(slot).unwrap();
     for m in [
         MechanismType::RSA_PKCS_KEY_PAIR_GEN,
@@ -122,7 +109,7 @@ fn mechanism_list_and_info() {
 
 #[test]
 fn session_info_follows_login_state() {
-    let (_env, p11, slot) = keywarden();
+    let (_env, p11, slot) = common::keywarden_token();
     let rw = p11.open_rw_session(slot).unwrap();
     let ro = p11.open_ro_session(slot).unwrap();
     assert_ne!(rw.handle(), ro.handle());
@@ -136,7 +123,7 @@ fn session_info_follows_login_state() {
     assert_eq!(info.session_state(), SessionState::RoPublic);
 
     // Login is per application and token: both sessions change state.
-    rw.login(UserType::User, Some(&pin(common::USER_PIN)))
+    rw.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
     assert_eq!(
         rw.get_session_info().unwrap().session_state(),
@@ -176,11 +163,11 @@ fn session_info_follows_login_state() {
 
 #[test]
 fn login_wrong_pin_and_logout() {
-    let (_env, p11, slot) = keywarden();
+    let (_env, p11, slot) = common::keywarden_token();
     let s = p11.open_rw_session(slot).unwrap();
 
     assert_eq!(
-        code(s.login(UserType::User, Some(&pin("9999")))),
+        code(s.login(UserType::User, Some(&common::pin("9999")))),
         RvError::PinIncorrect
     );
     assert_eq!(
@@ -191,15 +178,15 @@ fn login_wrong_pin_and_logout() {
     // CKR_USER_NOT_LOGGED_IN); Keywarden passes that through (see gateway_errors.rs).
     s.logout().unwrap();
 
-    s.login(UserType::User, Some(&pin(common::USER_PIN)))
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
     assert_eq!(
-        code(s.login(UserType::User, Some(&pin(common::USER_PIN)))),
+        code(s.login(UserType::User, Some(&common::pin(common::USER_PIN)))),
         RvError::UserAlreadyLoggedIn
     );
     // The SO cannot log in while the user is.
     assert_eq!(
-        code(s.login(UserType::So, Some(&pin(common::SO_PIN)))),
+        code(s.login(UserType::So, Some(&common::pin(common::SO_PIN)))),
         RvError::UserAnotherAlreadyLoggedIn
     );
     s.logout().unwrap();
@@ -210,10 +197,11 @@ fn login_wrong_pin_and_logout() {
 
     // SO login works on a R/W session, and its wrong PIN is refused as well.
     assert_eq!(
-        code(s.login(UserType::So, Some(&pin("000000")))),
+        code(s.login(UserType::So, Some(&common::pin("000000")))),
         RvError::PinIncorrect
     );
-    s.login(UserType::So, Some(&pin(common::SO_PIN))).unwrap();
+    s.login(UserType::So, Some(&common::pin(common::SO_PIN)))
+        .unwrap();
     assert_eq!(
         s.get_session_info().unwrap().session_state(),
         SessionState::RwSecurityOfficer
@@ -221,7 +209,7 @@ fn login_wrong_pin_and_logout() {
     s.logout().unwrap();
 
     // After a successful login the token's counters are clear again.
-    s.login(UserType::User, Some(&pin(common::USER_PIN)))
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
     let ti = p11.get_token_info(slot).unwrap();
     assert!(!ti.user_pin_locked() && !ti.user_pin_final_try());
@@ -229,10 +217,10 @@ fn login_wrong_pin_and_logout() {
 
 #[test]
 fn close_all_sessions_invalidates_them() {
-    let (_env, p11, slot) = keywarden();
+    let (_env, p11, slot) = common::keywarden_token();
     let a = p11.open_rw_session(slot).unwrap();
     let b = p11.open_ro_session(slot).unwrap();
-    a.login(UserType::User, Some(&pin(common::USER_PIN)))
+    a.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
     // cryptoki has no C_CloseAllSessions; call it through the function list.
     let raw = gateway_support::Raw::open(&common::keywarden_module());

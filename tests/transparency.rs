@@ -23,17 +23,12 @@ use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, Pkcs
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
 use gateway_support::{attr, hex, name, Raw};
 use pkcs11_sys::*;
 
 const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const MSG: &[u8] = b"the same message on both paths";
 const IV: [u8; 16] = [9; 16];
-
-fn pin(p: &str) -> AuthPin {
-    AuthPin::new(p.into())
-}
 
 /// The recorded lines of one run; `tag` is replaced by `<run>` as lines are added.
 struct Transcript {
@@ -118,7 +113,7 @@ fn key_facts(s: &Session, t: &mut Transcript, step: &str, key: ObjectHandle) {
 fn make_shared_keys(p11: &Pkcs11) {
     let slot = common::test_slot(p11);
     let s = p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&pin(common::USER_PIN)))
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
     let label = |l: &str| Attribute::Label(l.as_bytes().to_vec());
     s.generate_key_pair(
@@ -224,13 +219,13 @@ fn scenario(p11: &Pkcs11, raw: &Raw, tag: &str) -> Vec<String> {
             .map(|i| (i.session_state(), i.read_write()))
     };
     t.dbg("C_GetSessionInfo", state(&s));
-    let user = |p: &str| s.login(UserType::User, Some(&pin(p)));
+    let user = |p: &str| s.login(UserType::User, Some(&common::pin(p)));
     t.rv("C_Login wrong PIN", user("0000"));
     t.rv("C_Login", user(common::USER_PIN));
     t.rv("C_Login again", user(common::USER_PIN));
     t.rv(
         "C_Login SO",
-        s.login(UserType::So, Some(&pin(common::SO_PIN))),
+        s.login(UserType::So, Some(&common::pin(common::SO_PIN))),
     );
     t.dbg("C_GetSessionInfo", state(&s));
     t.dbg("C_GetTokenInfo logged in", p11.get_token_info(slot));

@@ -27,14 +27,7 @@ impl Backend {
     // --- General purpose (PKCS#11 v2.40 §5.4) ---------------------------------------
 
     pub(super) fn c_initialize_os_locking(&self) -> CK_RV {
-        let mut args = CK_C_INITIALIZE_ARGS {
-            CreateMutex: None,
-            DestroyMutex: None,
-            LockMutex: None,
-            UnlockMutex: None,
-            flags: CKF_OS_LOCKING_OK,
-            pReserved: ptr::null_mut(),
-        };
+        let mut args = super::os_locking_init_args();
         forward!(self.C_Initialize(ptr::from_mut(&mut args).cast()))
     }
 

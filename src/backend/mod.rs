@@ -22,6 +22,21 @@ use crate::error::{Error, Result};
 pub use calls::Notify;
 pub use loader::{inspect_module, ModuleSummary};
 
+/// The `C_Initialize` arguments Keywarden gives every backend: OS locking, no
+/// application mutex callbacks (PKCS#11 v2.40 §5.4, case 2 of `CK_C_INITIALIZE_ARGS`).
+/// Public so that tests and benchmarks that load a module directly initialise it the
+/// same way.
+pub fn os_locking_init_args() -> CK_C_INITIALIZE_ARGS {
+    CK_C_INITIALIZE_ARGS {
+        CreateMutex: None,
+        DestroyMutex: None,
+        LockMutex: None,
+        UnlockMutex: None,
+        flags: CKF_OS_LOCKING_OK,
+        pReserved: std::ptr::null_mut(),
+    }
+}
+
 /// A loaded backend module and its normalised function table.
 pub struct Backend {
     path: PathBuf,

@@ -28,6 +28,15 @@ fn checked_len<T>(p: *const T, len: CK_ULONG, what: &'static str) -> Result<usiz
     Ok(n)
 }
 
+/// NULL with length 0 is an absent buffer; NULL with a length is a bad argument.
+fn null_buffer<S>(len: CK_ULONG, what: &'static str) -> Result<Option<S>> {
+    if len == 0 {
+        Ok(None)
+    } else {
+        Err(Error::ArgumentsBad(what))
+    }
+}
+
 /// An input array of `len` elements (`None` for NULL with length 0).
 ///
 /// # Safety
@@ -39,11 +48,7 @@ pub(super) unsafe fn in_slice<'a, T>(
     what: &'static str,
 ) -> Result<Option<&'a [T]>> {
     if p.is_null() {
-        return if len == 0 {
-            Ok(None)
-        } else {
-            Err(Error::ArgumentsBad(what))
-        };
+        return null_buffer(len, what);
     }
     let n = checked_len(p, len, what)?;
     // SAFETY: p is non-NULL and aligned, n elements fit isize, and the caller promises
@@ -62,11 +67,7 @@ pub(super) unsafe fn out_slice<'a, T>(
     what: &'static str,
 ) -> Result<Option<&'a mut [T]>> {
     if p.is_null() {
-        return if len == 0 {
-            Ok(None)
-        } else {
-            Err(Error::ArgumentsBad(what))
-        };
+        return null_buffer(len, what);
     }
     let n = checked_len(p, len, what)?;
     // SAFETY: as for in_slice, and the caller gives us exclusive use of the buffer.

@@ -240,12 +240,5 @@ pub fn mechanism(m: CK_MECHANISM_TYPE) -> CK_MECHANISM {
 
 /// `CK_C_INITIALIZE_ARGS` with `CKF_OS_LOCKING_OK` and no mutex functions.
 pub fn os_locking_args() -> CK_C_INITIALIZE_ARGS {
-    CK_C_INITIALIZE_ARGS {
-        CreateMutex: None,
-        DestroyMutex: None,
-        LockMutex: None,
-        UnlockMutex: None,
-        flags: CKF_OS_LOCKING_OK,
-        pReserved: ptr::null_mut(),
-    }
+    keywarden::backend::os_locking_init_args()
 }

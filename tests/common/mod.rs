@@ -108,3 +108,16 @@ pub fn test_slot(p11: &cryptoki::context::Pkcs11) -> cryptoki::slot::Slot {
         })
         .expect("test token present")
 }
+
+/// A cryptoki PIN from a string.
+pub fn pin(p: &str) -> cryptoki::types::AuthPin {
+    cryptoki::types::AuthPin::new(p.into())
+}
+
+/// A fresh token, Keywarden loaded and initialised over it, and the token's slot.
+pub fn keywarden_token() -> (TestEnv, cryptoki::context::Pkcs11, cryptoki::slot::Slot) {
+    let env = TestEnv::new();
+    let p11 = load(&keywarden_module());
+    let slot = test_slot(&p11);
+    (env, p11, slot)
+}
