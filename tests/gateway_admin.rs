@@ -5,7 +5,6 @@ mod gateway_support;
 use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::{Session, SessionState, UserType};
-use cryptoki::slot::Slot;
 use gateway_support::code;
 
 /// Logs in, checks the state, logs out: the PIN works.
