@@ -24,7 +24,7 @@ pub struct Config {
     /// What the policy engine enforces.
     pub policy: PolicyConfig,
     /// The metadata store (key lifecycle, named identities).
-    pub store: DirConfig,
+    pub store: StoreConfig,
     /// The audit trail.
     pub audit: DirConfig,
 }
@@ -55,7 +55,29 @@ pub enum Profile {
     Baseline,
 }
 
-/// A section that names a directory (`[store]`, `[audit]`).
+/// The default of `store.busy_timeout_ms`.
+pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 2_000;
+/// The largest `store.busy_timeout_ms` accepted: a PKCS#11 call must not hang longer
+/// than this on another process's store transaction.
+pub const MAX_BUSY_TIMEOUT_MS: u64 = 30_000;
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Absolute path of the directory holding `keywarden.db`.
+    pub dir: PathBuf,
+    /// How long (ms) an operation waits for another process's write lock on the store
+    /// before failing closed. Optional; 1 to 30000, default 2000.
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+}
+
+fn default_busy_timeout_ms() -> u64 {
+    DEFAULT_BUSY_TIMEOUT_MS
+}
+
+/// A section that names a directory (`[audit]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirConfig {
@@ -109,6 +131,12 @@ impl Config {
         absolute("backend.module", &self.backend.module)?;
         absolute("store.dir", &self.store.dir)?;
         absolute("audit.dir", &self.audit.dir)?;
+        if !(1..=MAX_BUSY_TIMEOUT_MS).contains(&self.store.busy_timeout_ms) {
+            return Err(Error::Config(format!(
+                "store.busy_timeout_ms must be 1 to {MAX_BUSY_TIMEOUT_MS}, got {}",
+                self.store.busy_timeout_ms
+            )));
+        }
         if self.policy.profile == Profile::Baseline {
             return Err(Error::Config(
                 "policy.profile = \"baseline\" needs the policy engine, which this build does not have yet; \
@@ -148,6 +176,19 @@ mod tests {
             PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")
         );
         assert_eq!(c.policy.profile, Profile::Transparent);
+        assert_eq!(c.store.busy_timeout_ms, DEFAULT_BUSY_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn store_busy_timeout_is_optional_and_bounded() {
+        let with = |v: &str| GOOD.replace("[store]", &format!("[store]\nbusy_timeout_ms = {v}"));
+        assert_eq!(
+            Config::parse(&with("500")).unwrap().store.busy_timeout_ms,
+            500
+        );
+        assert!(Config::parse(&with("0")).is_err());
+        assert!(Config::parse(&with("30001")).is_err());
+        assert!(Config::parse(&with("-1")).is_err());
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub enum Error {
     /// The backend module could not be loaded or refused to initialise.
     #[error("backend module: {0}")]
     Load(String),
+    /// The metadata store is unusable or refused a change (missing, locked too long,
+    /// read-only, corrupt, newer schema, conflict). Operations that need the store
+    /// fail closed with `CKR_GENERAL_ERROR`; see `store::StoreError`.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// An internal invariant broke (a caught panic, a poisoned state).
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,7 +70,9 @@ impl Error {
             Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
             Error::BufferTooSmall => CKR_BUFFER_TOO_SMALL,
             Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
-            Error::Config(_) | Error::Load(_) | Error::Internal(_) => CKR_GENERAL_ERROR,
+            Error::Config(_) | Error::Load(_) | Error::Store(_) | Error::Internal(_) => {
+                CKR_GENERAL_ERROR
+            }
         }
     }
 }
@@ -103,6 +110,11 @@ mod tests {
         assert_eq!(Error::CantLock.rv(), CKR_CANT_LOCK);
         assert_eq!(Error::NotInitialized.rv(), CKR_CRYPTOKI_NOT_INITIALIZED);
         assert_eq!(Error::ArgumentsBad("p").rv(), CKR_ARGUMENTS_BAD);
+        let locked = crate::store::StoreError::Locked {
+            path: "/s/keywarden.db".into(),
+            timeout_ms: 2000,
+        };
+        assert_eq!(Error::from(locked).rv(), CKR_GENERAL_ERROR);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod functions;
 mod functions_table;
 pub mod gateway;
 pub mod logging;
+pub mod store;
 
 pub use error::{Error, Result};
 
