@@ -17,6 +17,8 @@ mod open;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_keys;
+#[cfg(test)]
 mod tests_procs;
 
 use std::path::{Path, PathBuf};

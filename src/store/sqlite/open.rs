@@ -1,6 +1,7 @@
 //! Opening the database: connection settings, header checks, migrations.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
@@ -25,12 +26,28 @@ pub(super) fn open(dir: &Path, options: &OpenOptions) -> StoreResult<(Connection
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(&path, flags).map_err(|e| ctx.sql(e))?;
-    configure(&conn, options).map_err(|e| ctx.fail(e))?;
-    migrate(&mut conn, &ctx, MIGRATIONS)?;
-    Ok((conn, ctx))
+    // When several processes open a fresh store at once, switching it to WAL needs an
+    // exclusive lock, and SQLite answers SQLITE_BUSY without calling the busy handler
+    // where waiting could deadlock. Retry the whole set-up until the busy timeout has
+    // run out; every step is idempotent.
+    let deadline = Instant::now() + options.busy_timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let attempt = configure(&conn, options)
+            .map_err(|e| ctx.fail(e))
+            .and_then(|()| migrate(&mut conn, &ctx, MIGRATIONS));
+        match attempt {
+            Err(StoreError::Locked { .. }) if Instant::now() + pause < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+            Ok(_) => return Ok((conn, ctx)),
+        }
+    }
 }
 
-fn configure(conn: &Connection, options: &OpenOptions) -> Result<(), Fail> {
+pub(super) fn configure(conn: &Connection, options: &OpenOptions) -> Result<(), Fail> {
     conn.busy_timeout(options.busy_timeout)?;
     // SQLite silently falls back to read-only when the file cannot be opened for
     // writing (read-only mount, immutable file); every later write would fail, so
@@ -69,10 +86,20 @@ struct Header {
 }
 
 fn header(conn: &Connection) -> rusqlite::Result<Header> {
+    // One statement, so one snapshot: read piecemeal, another process's migration
+    // could commit in between and the mix would look like a foreign database.
+    let (version, application_id, objects): (i64, i32, i64) = conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version), \
+                (SELECT application_id FROM pragma_application_id), \
+                (SELECT count(*) FROM sqlite_schema)",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
     Ok(Header {
-        version: user_version(conn)?,
-        application_id: conn.pragma_query_value(None, "application_id", |row| row.get(0))?,
-        objects: conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?,
+        version: u32::try_from(version)
+            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, version))?,
+        application_id,
+        objects,
     })
 }
 
