@@ -31,6 +31,9 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
             healthy = false;
         }
     }
+    if config.store.dir.is_dir() && !check_store(&config) {
+        healthy = false;
+    }
     let module = &config.backend.module;
     println!("backend:  {}", module.display());
     match crate::backend::inspect_module(module) {
@@ -53,6 +56,41 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Opens the store (migrating it if it is older), checks its integrity and counts
+/// what it holds. A store not created yet is not a problem: the first use creates it,
+/// and a check should not.
+fn check_store(config: &Config) -> bool {
+    use crate::store::{Store, DB_FILE, SCHEMA_VERSION};
+    let db = config.store.dir.join(DB_FILE);
+    if !db.exists() {
+        println!("  {}: not created yet (created on first use)", db.display());
+        return true;
+    }
+    let report = crate::store::open(&config.store).and_then(|s| {
+        let version = s.schema_version()?;
+        s.integrity_check()?;
+        let snap = s.snapshot()?;
+        let identities = s.identities()?.len();
+        Ok((version, snap, identities))
+    });
+    match report {
+        Ok((version, snap, identities)) => {
+            println!(
+                "  {}: schema v{version} (this build: v{SCHEMA_VERSION}), integrity ok; \
+                 {} managed keys, {} versions, {identities} identities",
+                db.display(),
+                snap.keys.len(),
+                snap.versions.len()
+            );
+            true
+        }
+        Err(e) => {
+            println!("  PROBLEM: {e}");
+            false
+        }
+    }
 }
 
 fn list_tokens(module: &std::path::Path) -> Result<()> {

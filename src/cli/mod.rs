@@ -4,6 +4,7 @@
 
 mod doctor;
 mod init;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,14 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Manage named identities (PINs of the form NAME:SECRET).
+    Users {
+        /// Configuration file (default: $KEYWARDEN_CONF, else /etc/keywarden/keywarden.toml).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
 }
 
 /// Runs the CLI with the process arguments.
@@ -57,6 +66,7 @@ pub fn main() -> ExitCode {
             force,
         } => init::run(&dir, &backend, profile, force),
         Command::Doctor { config } => doctor::run(config),
+        Command::Users { config, command } => users::run(config, command),
     };
     match result {
         Ok(code) => code,
@@ -64,5 +74,38 @@ pub fn main() -> ExitCode {
             eprintln!("keywarden: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `2026-05-01 12:00:00Z` for a Unix time (UTC; civil-from-days, proleptic Gregorian),
+/// so tables need no date library.
+pub(crate) fn format_utc(t: crate::store::UnixTime) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(super::format_utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(super::format_utc(951_782_400), "2000-02-29 00:00:00Z");
+        assert_eq!(super::format_utc(1_777_636_800), "2026-05-01 12:00:00Z");
+        assert_eq!(super::format_utc(-1), "1969-12-31 23:59:59Z");
     }
 }
