@@ -3,7 +3,8 @@
 //!
 //! Layers, top to bottom (see `docs/architecture.md`):
 //! `ffi` (the C ABI) → `gateway` (one call's path) → `backend`, `config` → `abi`, `error`.
-//! The `cli` module is a second front end built on the same engine layers.
+//! The `cli` module is a second front end built on the same engine layers; `store` is
+//! the metadata store (key lifecycle, named identities) the gateway will consult.
 //!
 //! Only `ffi` (raw pointers from the application) and `backend` (the dlopen'ed real
 //! module) may contain `unsafe`; every block carries a `// SAFETY:` comment.

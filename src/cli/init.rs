@@ -68,8 +68,14 @@ module = {backend}
 profile = "{profile}"
 
 [store]
-# Metadata store (key lifecycle, named identities). Absolute path.
+# Metadata store (key lifecycle, named identities): keywarden.db in this
+# directory, shared by every process that loads the module. Absolute path.
+# A store that is missing, read-only, corrupt or locked too long makes the
+# operations that need it fail (fail closed).
 dir = {store}
+# How long (ms) to wait for another process's write to the store before failing;
+# 1 to 30000.
+# busy_timeout_ms = 2000
 
 [audit]
 # Audit trail directory. Absolute path.
