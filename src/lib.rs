@@ -27,6 +27,7 @@ mod ffi;
 pub mod functions;
 mod functions_table;
 pub mod gateway;
+pub mod identity;
 pub mod logging;
 pub mod store;
 
