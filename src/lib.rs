@@ -29,6 +29,7 @@ mod functions_table;
 pub mod gateway;
 pub mod identity;
 pub mod logging;
+pub mod policy;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -1,0 +1,44 @@
+//! The policy engine (issue 3): who may do what with which key. Pure Rust over
+//! typed facts, testable without a token; the gateway calls it (docs/policy.md,
+//! "Enforcement points").
+//!
+//! - `format`: the TOML file as written (serde, unknown keys refused);
+//! - `compile`: file → [`Policy`], names resolved, globs/regexes compiled, rules
+//!   bucketed by operation; any error names `file:line:col` (fail closed);
+//! - `evaluate`: [`Policy::resolve`] a [`Principal`] once into a [`Subject`], then
+//!   [`Policy::decide`] each [`Request`] and [`Policy::may_see`] each found object;
+//! - `creation`, `create_decide`: the `[creation]` rules and
+//!   [`Policy::decide_create`] / [`Policy::decide_set_attributes`];
+//! - `lint`: findings for `keywarden policy check`;
+//! - `handle`: [`PolicyHandle`], the active policy, reloaded when the file changes;
+//! - `clock`: injected time.
+
+mod clock;
+mod compile;
+mod create_decide;
+mod creation;
+mod evaluate;
+mod format;
+mod handle;
+mod lint;
+mod matchers;
+mod model;
+mod names;
+
+#[cfg(test)]
+mod tests;
+
+pub use clock::{Clock, LocalTime, ManualClock, SystemClock};
+pub use compile::Policy;
+pub use create_decide::{CreateDecision, Creation, CreationKind};
+pub use creation::DEFAULT_KEY_TYPES;
+pub use evaluate::{Request, Subject};
+pub use handle::{PolicyHandle, Reload, DEFAULT_CHECK_INTERVAL_MS};
+pub use lint::{Finding, FindingKind};
+pub use model::{
+    is_secret_attribute, Decision, KeyFacts, Level, Login, NamedIdentity, Op, Principal, RuleRef,
+};
+pub use names::curve as curve_from_name;
+
+/// The commented baseline policy `keywarden init --profile baseline` writes.
+pub const BASELINE_POLICY: &str = include_str!("baseline.toml");
