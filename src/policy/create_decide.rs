@@ -3,10 +3,10 @@
 //! and [`Policy::check_new_key`] (the after-the-fact check of a created key whose
 //! size the template did not state).
 //!
-//! Order of checks for each new object (the first refusal wins): copy source access
-//! → classification → copy loosening → key type and size → label → sensitive,
-//! extractable and `[creation] set` → access rule for the new key (generate or
-//! create), within the caller's clearance.
+//! Order of checks (the first refusal wins): the copy source's `copy` rule, then for
+//! each new object: label rule → classification → copy loosening → key type and
+//! size → sensitive, extractable and `[creation] set` → the access rule for the new
+//! key (`generate` or `create`), within the caller's clearance.
 
 use pkcs11_sys::*;
 
@@ -238,6 +238,8 @@ impl Policy {
         if generating {
             if let Some(t) = mech_type {
                 main.key_type = Some(t);
+                // The size attributes are read by key type, now known.
+                size_facts(c.template, &mut main);
             }
         }
         let mut objects = Vec::new();
@@ -282,6 +284,11 @@ impl Policy {
         let ctx = self.key_ctx(f);
         let keyset = ctx.keyset.and_then(|i| self.keysets.get(usize::from(i)));
         let cp = &self.creation;
+        if is_key(f.class) && c.kind != CreationKind::Copy {
+            if let Some(why) = cp.check_label(f.label.as_deref()) {
+                return Err(refuse("creation.label", CKR_TEMPLATE_INCONSISTENT, why));
+            }
+        }
         if cp.require_classification
             && is_key(f.class)
             && keyset.and_then(|k| k.classification).is_none()
@@ -337,11 +344,6 @@ impl Policy {
                         format!("the template does not state the {what}"),
                     ));
                 }
-            }
-        }
-        if is_key(f.class) && c.kind != CreationKind::Copy {
-            if let Some(why) = cp.check_label(f.label.as_deref()) {
-                return Err(refuse("creation.label", CKR_TEMPLATE_INCONSISTENT, why));
             }
         }
         if is_private_or_secret(f.class) {
@@ -419,7 +421,7 @@ impl Policy {
             if !required {
                 continue;
             }
-            match given.or(from_source) {
+            match given {
                 Some(v) if v == safe => {}
                 Some(_) => {
                     if !may_export(now) {
@@ -433,21 +435,27 @@ impl Policy {
                         ));
                     }
                 }
+                // Left out: inherited when the source is safe, else forced, also on
+                // a copy of a loose legacy key (a copy may tighten: v2.40 §4.9,
+                // §4.10 footnotes on CKA_SENSITIVE and CKA_EXTRACTABLE).
+                None if from_source == Some(safe) => {}
                 None => out.force.push((attr, safe)),
             }
         }
         if c.kind != CreationKind::Copy {
             for &(attr, want) in &cp.set {
                 match t.flag(attr) {
-                    Some(v) if v != want => return Err(refuse(
-                        "creation.attribute",
-                        CKR_TEMPLATE_INCONSISTENT,
-                        format!(
+                    Some(v) if v != want => {
+                        return Err(refuse(
+                            "creation.attribute",
+                            CKR_TEMPLATE_INCONSISTENT,
+                            format!(
                             "{}={v} is refused on new private and secret keys (creation.set: {})",
                             crate::abi::attribute_name(attr),
                             cp.set_names().join(", ")
                         ),
-                    )),
+                        ))
+                    }
                     Some(_) => {}
                     None => out.force.push((attr, want)),
                 }

@@ -481,9 +481,7 @@ fn principal_matches(m: &CPrincipal, p: &Principal) -> bool {
             .as_ref()
             .is_none_or(|g| p.host.as_deref().is_some_and(|h| g.is_match(h)))
         && m.login.is_none_or(|mask| mask & p.login.bit() != 0)
-        && m.identity.as_ref().is_none_or(|w| {
-            p.identity
-                .as_ref()
-                .is_some_and(|id| w.iter().any(|n| *n == id.name))
-        })
+        && m.identity
+            .as_ref()
+            .is_none_or(|w| p.identity.as_ref().is_some_and(|id| w.contains(&id.name)))
 }

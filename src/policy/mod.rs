@@ -24,6 +24,7 @@ mod lint;
 mod matchers;
 mod model;
 mod names;
+mod parse;
 
 #[cfg(test)]
 mod tests;
