@@ -37,21 +37,90 @@ pub struct BackendConfig {
     pub module: PathBuf,
 }
 
-/// `[policy]`
+/// `[policy]`: `mode = "transparent"`, or `mode = "enforce"` with `file = "/abs/policy.toml"`.
+/// The older `profile = "transparent"` is still read, as `mode = "transparent"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawPolicyConfig", into = "RawPolicyConfig")]
 pub struct PolicyConfig {
-    /// The policy profile in force.
-    pub profile: Profile,
+    /// What the module enforces.
+    pub mode: PolicyMode,
 }
 
-/// The policy profiles.
+/// What the module enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyMode {
+    /// Allow everything: Keywarden is a pure pass-through; no policy file.
+    Transparent,
+    /// Enforce the policy file (docs/policy.md).
+    Enforce {
+        /// Absolute path of the policy file.
+        file: PathBuf,
+    },
+}
+
+/// `[policy]` as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicyConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    profile: Option<Profile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<PathBuf>,
+}
+
+impl TryFrom<RawPolicyConfig> for PolicyConfig {
+    type Error = String;
+
+    fn try_from(raw: RawPolicyConfig) -> std::result::Result<PolicyConfig, String> {
+        let mode = match (raw.mode.as_deref(), raw.profile, raw.file) {
+            (Some(_), Some(_), _) => {
+                return Err("give policy.mode, not both policy.mode and the older policy.profile".into())
+            }
+            (Some("transparent"), None, None) | (None, Some(Profile::Transparent), None) => {
+                PolicyMode::Transparent
+            }
+            (Some("transparent") | None, _, Some(_)) => {
+                return Err("policy.file is only read with policy.mode = \"enforce\"".into())
+            }
+            (Some("enforce"), None, Some(file)) => PolicyMode::Enforce { file },
+            (Some("enforce"), None, None) => {
+                return Err("policy.mode = \"enforce\" needs policy.file, the policy's absolute path".into())
+            }
+            (None, Some(Profile::Baseline), None) => {
+                return Err("policy.profile = \"baseline\" is a `keywarden init` profile, not a mode: use mode = \"enforce\" and file = \"/path/policy.toml\"".into())
+            }
+            (Some(other), None, _) => {
+                return Err(format!("unknown policy.mode {other:?} (expected \"transparent\" or \"enforce\")"))
+            }
+            (None, None, None) => return Err("policy.mode is missing (\"transparent\" or \"enforce\")".into()),
+        };
+        Ok(PolicyConfig { mode })
+    }
+}
+
+impl From<PolicyConfig> for RawPolicyConfig {
+    fn from(p: PolicyConfig) -> RawPolicyConfig {
+        let (mode, file) = match p.mode {
+            PolicyMode::Transparent => ("transparent", None),
+            PolicyMode::Enforce { file } => ("enforce", Some(file)),
+        };
+        RawPolicyConfig {
+            mode: Some(mode.into()),
+            profile: None,
+            file,
+        }
+    }
+}
+
+/// The profiles `keywarden init` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// Allow everything: Keywarden is a pure pass-through.
     Transparent,
-    /// The recommended starting policy (needs the policy engine).
+    /// Enforce a written baseline policy (`policy.toml` beside the configuration).
     Baseline,
 }
 
@@ -137,12 +206,8 @@ impl Config {
                 self.store.busy_timeout_ms
             )));
         }
-        if self.policy.profile == Profile::Baseline {
-            return Err(Error::Config(
-                "policy.profile = \"baseline\" needs the policy engine, which this build does not have yet; \
-                 use \"transparent\""
-                    .into(),
-            ));
+        if let PolicyMode::Enforce { file } = &self.policy.mode {
+            absolute("policy.file", file)?;
         }
         Ok(())
     }
@@ -175,7 +240,7 @@ mod tests {
             c.backend.module,
             PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")
         );
-        assert_eq!(c.policy.profile, Profile::Transparent);
+        assert_eq!(c.policy.mode, PolicyMode::Transparent);
         assert_eq!(c.store.busy_timeout_ms, DEFAULT_BUSY_TIMEOUT_MS);
     }
 
@@ -192,12 +257,52 @@ mod tests {
     }
 
     #[test]
+    fn policy_modes() {
+        let with = |policy: &str| Config::parse(&GOOD.replace("profile = \"transparent\"", policy));
+        assert_eq!(
+            with("mode = \"transparent\"").unwrap().policy.mode,
+            PolicyMode::Transparent
+        );
+        let c = with("mode = \"enforce\"\nfile = \"/etc/keywarden/policy.toml\"").unwrap();
+        assert_eq!(
+            c.policy.mode,
+            PolicyMode::Enforce {
+                file: PathBuf::from("/etc/keywarden/policy.toml")
+            }
+        );
+        for (bad, why) in [
+            ("mode = \"enforce\"", "needs policy.file"),
+            ("mode = \"enforce\"\nfile = \"policy.toml\"", "absolute"),
+            (
+                "mode = \"transparent\"\nfile = \"/p.toml\"",
+                "only read with",
+            ),
+            ("mode = \"strict\"", "unknown policy.mode"),
+            ("profile = \"baseline\"", "not a mode"),
+            (
+                "profile = \"transparent\"\nmode = \"transparent\"",
+                "not both",
+            ),
+            ("", "missing"),
+        ] {
+            let msg = with(bad).unwrap_err().to_string();
+            assert!(msg.contains(why), "{bad}: {msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        // Written back in the current form.
+        let text = toml::to_string(&c).unwrap();
+        assert!(text.contains("mode = \"enforce\""), "{text}");
+        assert_eq!(Config::parse(&text).unwrap(), c);
+    }
+
+    #[test]
     fn refuses_missing_sections_unknown_keys_and_relative_paths() {
         assert!(Config::parse("").is_err());
         assert!(Config::parse(&GOOD.replace("[audit]", "[audit]\nbogus = 1")).is_err());
         assert!(Config::parse(&GOOD.replace("\"/usr/lib", "\"usr/lib")).is_err());
         assert!(Config::parse(&GOOD.replace("transparent", "allow-all")).is_err());
         assert!(Config::parse(&GOOD.replace("transparent", "baseline")).is_err());
+        assert!(Config::parse(&GOOD.replace("[policy]", "[policy]\nbogus = 1")).is_err());
     }
 
     #[test]

@@ -21,8 +21,27 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!("  ok (profile {:?})", config.policy.profile);
     let mut healthy = true;
+    match &config.policy.mode {
+        crate::config::PolicyMode::Transparent => {
+            println!("  ok (policy mode transparent: allow everything)")
+        }
+        crate::config::PolicyMode::Enforce { file } => {
+            println!("  ok (policy mode enforce)");
+            let clock = std::sync::Arc::new(crate::policy::SystemClock);
+            match crate::policy::Policy::load(file, clock) {
+                Ok(p) => {
+                    let (rules, grants, roles) = p.counts();
+                    let findings = p.lint().len();
+                    println!("policy:   {} ok ({rules} rules, {grants} grants, {roles} roles; {findings} warnings, see `keywarden policy check`)", file.display());
+                }
+                Err(e) => {
+                    println!("policy:   PROBLEM: {e}");
+                    healthy = false;
+                }
+            }
+        }
+    }
     for (what, dir) in [("store", &config.store.dir), ("audit", &config.audit.dir)] {
         if dir.is_dir() {
             println!("{what}:    {} ok", dir.display());

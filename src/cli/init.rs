@@ -3,25 +3,28 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use crate::config::{Config, Profile};
 use crate::error::{Error, Result};
+use crate::policy::{Policy, SystemClock, BASELINE_POLICY};
 
-/// Writes DIR/keywarden.toml and creates DIR/store and DIR/audit, then prints the
-/// `export KEYWARDEN_CONF=...` line.
+/// Writes DIR/keywarden.toml (and, for the baseline profile, DIR/policy.toml) and
+/// creates DIR/store and DIR/audit, then prints the `export KEYWARDEN_CONF=...` line.
 pub(super) fn run(dir: &Path, backend: &Path, profile: Profile, force: bool) -> Result<ExitCode> {
-    if profile == Profile::Baseline {
-        return Err(Error::Config(
-            "the baseline profile arrives with the policy engine; use --profile transparent for now".into(),
-        ));
-    }
     let dir = absolute(dir)?;
     let backend = absolute(backend)?;
     crate::backend::inspect_module(&backend)?;
     let conf_path = dir.join("keywarden.toml");
-    if conf_path.exists() && !force {
+    let policy_path = dir.join("policy.toml");
+    let mut writes = vec![&conf_path];
+    if profile == Profile::Baseline {
+        writes.push(&policy_path);
+    }
+    if let Some(existing) = writes.iter().find(|p| p.exists()).filter(|_| !force) {
         return Err(Error::Config(format!(
             "{} exists; pass --force to overwrite",
-            conf_path.display()
+            existing.display()
         )));
     }
     for sub in ["store", "audit"] {
@@ -32,6 +35,11 @@ pub(super) fn run(dir: &Path, backend: &Path, profile: Profile, force: bool) -> 
     let text = render(&backend, &dir, profile);
     // What we write must be what the module accepts.
     Config::parse(&text)?;
+    if profile == Profile::Baseline {
+        Policy::compile(BASELINE_POLICY, "baseline policy", Arc::new(SystemClock))?;
+        std::fs::write(&policy_path, BASELINE_POLICY)
+            .map_err(|e| Error::Config(format!("cannot write {}: {e}", policy_path.display())))?;
+    }
     std::fs::write(&conf_path, text)
         .map_err(|e| Error::Config(format!("cannot write {}: {e}", conf_path.display())))?;
     println!("export KEYWARDEN_CONF={}", conf_path.display());
@@ -47,9 +55,21 @@ fn quoted(p: &Path) -> String {
 }
 
 fn render(backend: &Path, dir: &Path, profile: Profile) -> String {
-    let profile = match profile {
-        Profile::Transparent => "transparent",
-        Profile::Baseline => "baseline",
+    let policy = match profile {
+        Profile::Transparent => {
+            "# \"transparent\": allow everything; Keywarden is a pure pass-through.\n\
+             # \"enforce\": enforce the policy file named by `file` (docs/policy.md).\n\
+             mode = \"transparent\""
+                .to_owned()
+        }
+        Profile::Baseline => format!(
+            "# \"enforce\": enforce the policy file below (docs/policy.md); a broken edit of\n\
+             # it keeps the previous policy. \"transparent\": allow everything.\n\
+             mode = \"enforce\"\n\
+             # Absolute path. Check edits with `keywarden policy check --strict FILE`.\n\
+             file = {}",
+            quoted(&dir.join("policy.toml"))
+        ),
     };
     format!(
         r#"# Keywarden configuration, written by `keywarden init`.
@@ -64,8 +84,7 @@ fn render(backend: &Path, dir: &Path, profile: Profile) -> String {
 module = {backend}
 
 [policy]
-# "transparent": allow everything; Keywarden is a pure pass-through.
-profile = "{profile}"
+{policy}
 
 [store]
 # Metadata store (key lifecycle, named identities): keywarden.db in this
@@ -101,5 +120,18 @@ mod tests {
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.store.dir, PathBuf::from("/tmp/k w\"d/store"));
         assert_eq!(c.backend.module, PathBuf::from("/usr/lib/x.so"));
+        assert_eq!(c.policy.mode, crate::config::PolicyMode::Transparent);
+        let text = render(
+            Path::new("/usr/lib/x.so"),
+            Path::new("/etc/kw"),
+            Profile::Baseline,
+        );
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(
+            c.policy.mode,
+            crate::config::PolicyMode::Enforce {
+                file: PathBuf::from("/etc/kw/policy.toml")
+            }
+        );
     }
 }

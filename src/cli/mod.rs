@@ -3,7 +3,9 @@
 //! never goes through `ffi`. One file per subcommand.
 
 mod doctor;
+mod explain;
 mod init;
+mod policy;
 mod users;
 
 use std::path::PathBuf;
@@ -31,7 +33,8 @@ enum Command {
         /// Path of the real PKCS#11 module Keywarden forwards to.
         #[arg(long)]
         backend: PathBuf,
-        /// Policy profile.
+        /// Policy profile: transparent (allow everything) or baseline (write and
+        /// enforce DIR/policy.toml).
         #[arg(long, value_enum, default_value_t = Profile::Transparent)]
         profile: Profile,
         /// Overwrite an existing keywarden.toml.
@@ -52,6 +55,9 @@ enum Command {
         #[command(subcommand)]
         command: users::UsersCommand,
     },
+    /// Check a policy file, or explain a decision (docs/policy.md).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Runs the CLI with the process arguments.
@@ -67,6 +73,7 @@ pub fn main() -> ExitCode {
         } => init::run(&dir, &backend, profile, force),
         Command::Doctor { config } => doctor::run(config),
         Command::Users { config, command } => users::run(config, command),
+        Command::Policy(cmd) => policy::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -12,7 +12,7 @@
 use pkcs11_sys::*;
 
 use crate::backend::{Backend, InitOutcome};
-use crate::config::{Config, Profile};
+use crate::config::{Config, PolicyMode};
 use crate::error::{check_rv, Error, Result};
 use crate::functions::{FnClass, FunctionId};
 
@@ -87,15 +87,28 @@ pub struct Gateway {
 
 impl Gateway {
     /// Loads and initialises the backend named by `config`.
+    ///
+    /// `mode = "enforce"` is refused here, before the backend is touched, after
+    /// checking the policy file: this gateway does not consult the policy engine yet
+    /// (docs/policy.md, "Enforcement points", is the recipe), and a module that
+    /// started without enforcing its policy would fail open.
     pub fn start(config: Config) -> Result<Gateway> {
+        if let PolicyMode::Enforce { file } = &config.policy.mode {
+            crate::policy::Policy::load(file, std::sync::Arc::new(crate::policy::SystemClock))?;
+            return Err(Error::Config(format!(
+                "policy.mode = \"enforce\" ({} is valid) is not enforced by this build of the module; \
+                 use mode = \"transparent\"",
+                file.display()
+            )));
+        }
         let backend = Backend::load(&config.backend.module)?;
         let init_outcome = backend.initialize()?;
         log::info!(
-            "keywarden {} started over {} ({:?}, profile {:?})",
+            "keywarden {} started over {} ({:?}, policy {:?})",
             crate::VERSION,
             config.backend.module.display(),
             init_outcome,
-            config.policy.profile
+            config.policy.mode
         );
         Ok(Gateway {
             config,
@@ -139,11 +152,11 @@ impl Gateway {
         if call.function.class() == FnClass::Unclassified {
             return Err(Error::FunctionNotSupported);
         }
-        match self.config.policy.profile {
-            Profile::Transparent => Ok(()),
-            // Config validation refuses this profile until the policy engine exists.
-            Profile::Baseline => Err(Error::Internal(
-                "baseline profile without a policy engine".into(),
+        match self.config.policy.mode {
+            PolicyMode::Transparent => Ok(()),
+            // `start` refuses enforce mode until the gateway consults the policy.
+            PolicyMode::Enforce { .. } => Err(Error::Internal(
+                "enforce mode reached a gateway that does not consult the policy".into(),
             )),
         }
     }

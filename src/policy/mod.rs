@@ -23,7 +23,7 @@ mod handle;
 mod lint;
 mod matchers;
 mod model;
-mod names;
+pub mod names;
 mod parse;
 
 #[cfg(test)]
@@ -39,7 +39,6 @@ pub use lint::{Finding, FindingKind};
 pub use model::{
     is_secret_attribute, Decision, KeyFacts, Level, Login, NamedIdentity, Op, Principal, RuleRef,
 };
-pub use names::curve as curve_from_name;
 
 /// The commented baseline policy `keywarden init --profile baseline` writes.
 pub const BASELINE_POLICY: &str = include_str!("baseline.toml");

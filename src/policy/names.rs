@@ -1,4 +1,4 @@
-//! Names in policy files → PKCS#11 values, through the one set of name tables in
+//! Names in policy files (and `keywarden policy explain` options) → PKCS#11 values, through the one set of name tables in
 //! `abi::names`. People write `private-key`, `EC`, `sha256-hmac` or the spec's own
 //! `CKO_PRIVATE_KEY`, `CKK_EC`, `CKM_ECDSA`; both spellings are accepted.
 

@@ -1,0 +1,302 @@
+//! `keywarden policy explain`: the decision on one request, and the rule that made it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use pkcs11_sys::*;
+
+use super::policy::PolicySource;
+use crate::abi::{class_name, key_type_name, mechanism_name};
+use crate::config::{Config, PolicyMode};
+use crate::error::{Error, Result};
+use crate::policy::{
+    names, Clock, KeyFacts, Level, Login, ManualClock, NamedIdentity, Op, Policy, Principal,
+    Request, SystemClock,
+};
+
+/// The request to explain.
+#[derive(Debug, Args)]
+pub(super) struct ExplainArgs {
+    #[command(flatten)]
+    source: PolicySource,
+    /// Unix user name of the caller.
+    #[arg(long)]
+    user: Option<String>,
+    /// Unix uid of the caller.
+    #[arg(long)]
+    uid: Option<u32>,
+    /// Group name (repeat for several).
+    #[arg(long)]
+    group: Vec<String>,
+    /// Gid (repeat for several).
+    #[arg(long)]
+    gid: Vec<u32>,
+    /// Executable path.
+    #[arg(long)]
+    exe: Option<String>,
+    /// Host name.
+    #[arg(long)]
+    host: Option<String>,
+    /// Login state of the session: public, user or so.
+    #[arg(long, default_value = "user")]
+    login: String,
+    /// Named identity.
+    #[arg(long)]
+    identity: Option<String>,
+    /// A role the credential store binds to --identity (repeat for several).
+    #[arg(long = "identity-role")]
+    identity_roles: Vec<String>,
+    /// Key label.
+    #[arg(long)]
+    key: Option<String>,
+    /// Key object class (private-key, public-key, secret-key, ...; default by operation).
+    #[arg(long)]
+    key_class: Option<String>,
+    /// Key type (EC, RSA, AES, ...).
+    #[arg(long)]
+    key_type: Option<String>,
+    /// CKA_ID, hex.
+    #[arg(long)]
+    key_id: Option<String>,
+    /// Classification recorded for the key by the store.
+    #[arg(long)]
+    classification: Option<String>,
+    /// Key size in bits (creation operations).
+    #[arg(long)]
+    bits: Option<u32>,
+    /// Curve (creation operations), e.g. P-256.
+    #[arg(long)]
+    curve: Option<String>,
+    /// Operation, e.g. sign.
+    #[arg(long)]
+    op: String,
+    /// Mechanism, e.g. CKM_ECDSA.
+    #[arg(long)]
+    mech: Option<String>,
+    /// Decide at this time (RFC 3339) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+}
+
+fn bad(msg: String) -> Error {
+    Error::Config(msg)
+}
+
+fn policy_file(src: &PolicySource) -> Result<PathBuf> {
+    if let Some(p) = &src.policy {
+        return Ok(p.clone());
+    }
+    let path = src.config.clone().unwrap_or_else(Config::path_from_env);
+    match Config::load(&path)?.policy.mode {
+        PolicyMode::Enforce { file } => Ok(file),
+        PolicyMode::Transparent => Err(bad(format!(
+            "{} is in transparent mode (everything is allowed); pass --policy FILE",
+            path.display()
+        ))),
+    }
+}
+
+/// The class a key is assumed to have for an operation when --key-class is not given.
+fn default_class(op: Op) -> CK_OBJECT_CLASS {
+    match op {
+        Op::Verify | Op::Encrypt | Op::Wrap => CKO_PUBLIC_KEY,
+        Op::DigestWithKey => CKO_SECRET_KEY,
+        _ => CKO_PRIVATE_KEY,
+    }
+}
+
+pub(super) fn run(a: &ExplainArgs) -> Result<ExitCode> {
+    let file = policy_file(&a.source)?;
+    let op = Op::from_name(&a.op).ok_or_else(|| bad(format!("unknown operation {:?}", a.op)))?;
+    let clock: Arc<dyn Clock> = match &a.at {
+        None => Arc::new(SystemClock),
+        Some(t) => {
+            let when =
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| {
+                        bad(format!(
+                            "--at {t:?}: {e} (expected RFC 3339, e.g. 2024-01-01T10:00:00Z)"
+                        ))
+                    })?;
+            Arc::new(ManualClock::at(when.unix_timestamp()))
+        }
+    };
+    let policy = Policy::load(&file, clock)?;
+    let login = Login::from_name(&a.login).ok_or_else(|| {
+        bad(format!(
+            "--login {:?}: expected public, user or so",
+            a.login
+        ))
+    })?;
+    let principal = Principal {
+        uid: a.uid,
+        user: a.user.clone(),
+        gids: a.gid.clone(),
+        groups: a.group.clone(),
+        exe: a.exe.clone(),
+        host: a.host.clone(),
+        login,
+        identity: a.identity.as_ref().map(|name| NamedIdentity {
+            name: name.clone(),
+            roles: a.identity_roles.clone(),
+        }),
+    };
+    let key = if op.is_admin() {
+        None
+    } else {
+        Some(key_facts(a, op)?)
+    };
+    let mechanism = a
+        .mech
+        .as_deref()
+        .map(|m| names::mechanism(m).ok_or_else(|| bad(format!("unknown mechanism {m:?}"))))
+        .transpose()?;
+    let subject = policy.resolve(&principal);
+    let d = policy.decide(&Request {
+        subject: &subject,
+        op,
+        key: key.as_ref(),
+        mechanism,
+    });
+    println!("decision: {}", if d.allow { "ALLOW" } else { "DENY" });
+    let rule = d.rule.to_string();
+    match policy.describe(&rule) {
+        Some((line, desc)) => println!(
+            "rule:     {rule} ({}:{line}{})",
+            file.display(),
+            desc.map_or(String::new(), |d| format!(": {d}"))
+        ),
+        None => println!("rule:     {rule}"),
+    }
+    println!("reason:   {}", d.reason);
+    println!("code:     {}", crate::abi::rv_name(d.rv));
+    let roles = subject.role_names(&policy);
+    println!(
+        "caller:   {}login {}; roles: {}",
+        describe_principal(&principal),
+        login.name(),
+        if roles.is_empty() {
+            "none".into()
+        } else {
+            roles.join(", ")
+        }
+    );
+    let mut allowed = d.allow;
+    if let Some(k) = &key {
+        println!("key:      {}", describe_key(&policy, k));
+        if !op.is_creation() {
+            let seen = policy.may_see(&subject, k);
+            println!(
+                "visible:  {} (C_FindObjects)",
+                if seen { "yes" } else { "no" }
+            );
+        } else if k.bits.is_some() || k.curve.is_some() {
+            let size = policy.check_new_key(k);
+            println!(
+                "size:     {} ({}: {})",
+                if size.allow { "ok" } else { "REFUSED" },
+                size.rule,
+                size.reason
+            );
+            allowed &= size.allow;
+        }
+    }
+    let now = policy.local_now();
+    let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    println!(
+        "time:     {} {:02}:{:02} (policy local time){}",
+        days.get(usize::from(now.weekday)).unwrap_or(&"?"),
+        now.minute / 60,
+        now.minute % 60,
+        mechanism.map_or(String::new(), |m| format!(
+            "; mechanism {}",
+            mechanism_name(m)
+        ))
+    );
+    Ok(if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn key_facts(a: &ExplainArgs, op: Op) -> Result<KeyFacts> {
+    let class = match &a.key_class {
+        None => default_class(op),
+        Some(c) => names::class(c).ok_or_else(|| bad(format!("unknown --key-class {c:?}")))?,
+    };
+    let key_type = a
+        .key_type
+        .as_deref()
+        .map(|t| names::key_type(t).ok_or_else(|| bad(format!("unknown --key-type {t:?}"))))
+        .transpose()?;
+    let id = a
+        .key_id
+        .as_deref()
+        .map(|h| names::hex_id(h).ok_or_else(|| bad(format!("--key-id {h:?}: expected hex"))))
+        .transpose()?;
+    let classification = a
+        .classification
+        .as_deref()
+        .map(|c| Level::from_name(c).ok_or_else(|| bad(format!("unknown --classification {c:?}"))))
+        .transpose()?;
+    let curve = a
+        .curve
+        .as_deref()
+        .map(|c| names::curve(c).ok_or_else(|| bad(format!("unknown --curve {c:?}"))))
+        .transpose()?;
+    Ok(KeyFacts {
+        class: Some(class),
+        key_type,
+        label: a.key.clone(),
+        id,
+        classification,
+        sensitive: None,
+        extractable: None,
+        bits: a.bits,
+        curve,
+    })
+}
+
+fn describe_principal(p: &Principal) -> String {
+    let mut parts = Vec::new();
+    if let Some(u) = &p.user {
+        parts.push(format!("user {u}"));
+    }
+    if let Some(u) = p.uid {
+        parts.push(format!("uid {u}"));
+    }
+    if !p.groups.is_empty() {
+        parts.push(format!("groups {}", p.groups.join(",")));
+    }
+    if let Some(e) = &p.exe {
+        parts.push(format!("exe {e}"));
+    }
+    if let Some(h) = &p.host {
+        parts.push(format!("host {h}"));
+    }
+    if let Some(i) = &p.identity {
+        parts.push(format!("identity {}", i.name));
+    }
+    parts.into_iter().map(|p| p + ", ").collect()
+}
+
+fn describe_key(policy: &Policy, k: &KeyFacts) -> String {
+    let mut s = format!(
+        "label {:?}, class {}",
+        k.label.as_deref().unwrap_or(""),
+        k.class.map_or("?".into(), |c| class_name(c).into_owned())
+    );
+    if let Some(t) = k.key_type {
+        s += &format!(", type {}", key_type_name(t));
+    }
+    if let Some(ks) = policy.keyset_of(k) {
+        s += &format!("; keyset {ks}");
+        if let Some(o) = policy.owner_of(k) {
+            s += &format!(" (owner {o})");
+        }
+    }
+    s + &format!("; classification {}", policy.classification(k))
+}
