@@ -64,22 +64,39 @@ when = { hours = "22:00-06:00" }
 #[test]
 fn check_accepts_the_baseline_strictly() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "baseline.toml", keywarden::policy::BASELINE_POLICY);
+    let file = write(
+        dir.path(),
+        "baseline.toml",
+        keywarden::policy::BASELINE_POLICY,
+    );
     let out = keywarden(&["policy", "check", "--strict", &file]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("valid (4 rules, 0 grants, 2 roles)"), "{stdout}");
+    assert!(
+        stdout.contains("valid (4 rules, 0 grants, 2 roles)"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("warning"), "{stdout}");
 }
 
 #[test]
 fn check_fails_on_errors_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "p.toml", &POLICY.replace("ops = [\"sign\"]\nkeys = { set = \"app\" }", "ops = [\"sing\"]\nkeys = { set = \"app\" }"));
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &POLICY.replace(
+            "ops = [\"sign\"]\nkeys = { set = \"app\" }",
+            "ops = [\"sing\"]\nkeys = { set = \"app\" }",
+        ),
+    );
     let out = keywarden(&["policy", "check", &file]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
-    assert!(stderr.contains("p.toml:27:1") && stderr.contains("unknown operation \"sing\""), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("p.toml:27:1") && stderr.contains("unknown operation \"sing\""),
+        "{stdout}{stderr}"
+    );
 }
 
 #[test]
@@ -92,8 +109,14 @@ fn check_reports_warnings_and_strict_fails_on_them() {
     let out = keywarden(&["policy", "check", &file]);
     let (stdout, _) = text(&out);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("warning [shadowed]: rule \"again\" never decides: rule \"sign-app\""), "{stdout}");
-    assert!(stdout.contains("warning [wide-high]: rule \"everything\""), "{stdout}");
+    assert!(
+        stdout.contains("warning [shadowed]: rule \"again\" never decides: rule \"sign-app\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warning [wide-high]: rule \"everything\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("2 warning(s)"), "{stdout}");
     let out = keywarden(&["policy", "check", "--strict", &file]);
     assert!(!out.status.success());
@@ -103,31 +126,100 @@ fn check_reports_warnings_and_strict_fails_on_them() {
 fn explain_names_the_rule() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "p.toml", POLICY);
-    let out = keywarden(&["policy", "explain", "--policy", &file, "--user", "alice", "--key", "app-1", "--op", "sign", "--mech", "CKM_ECDSA"]);
+    let out = keywarden(&[
+        "policy",
+        "explain",
+        "--policy",
+        &file,
+        "--user",
+        "alice",
+        "--key",
+        "app-1",
+        "--op",
+        "sign",
+        "--mech",
+        "CKM_ECDSA",
+    ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("decision: ALLOW"), "{stdout}");
-    assert!(stdout.contains("rule:     sign-app (") && stdout.contains(":19: signers sign with app keys)"), "{stdout}");
+    assert!(
+        stdout.contains("rule:     sign-app (")
+            && stdout.contains(":19: signers sign with app keys)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("code:     CKR_OK"), "{stdout}");
     assert!(stdout.contains("roles: signers"), "{stdout}");
-    assert!(stdout.contains("keyset app") && stdout.contains("classification Medium"), "{stdout}");
+    assert!(
+        stdout.contains("keyset app") && stdout.contains("classification Medium"),
+        "{stdout}"
+    );
 
     // Another mechanism: CKR_MECHANISM_INVALID.
-    let out = keywarden(&["policy", "explain", "--policy", &file, "--user", "alice", "--key", "app-1", "--op", "sign", "--mech", "CKM_RSA_PKCS"]);
+    let out = keywarden(&[
+        "policy",
+        "explain",
+        "--policy",
+        &file,
+        "--user",
+        "alice",
+        "--key",
+        "app-1",
+        "--op",
+        "sign",
+        "--mech",
+        "CKM_RSA_PKCS",
+    ]);
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout.contains("decision: DENY") && stdout.contains("CKR_MECHANISM_INVALID"), "{stdout}");
+    assert!(
+        stdout.contains("decision: DENY") && stdout.contains("CKR_MECHANISM_INVALID"),
+        "{stdout}"
+    );
 
     // Above clearance.
-    let out = keywarden(&["policy", "explain", "--policy", &file, "--user", "alice", "--key", "root-ca", "--op", "sign", "--mech", "CKM_ECDSA"]);
+    let out = keywarden(&[
+        "policy",
+        "explain",
+        "--policy",
+        &file,
+        "--user",
+        "alice",
+        "--key",
+        "root-ca",
+        "--op",
+        "sign",
+        "--mech",
+        "CKM_ECDSA",
+    ]);
     let (stdout, _) = text(&out);
-    assert!(stdout.contains("rule:     mac-clearance") && stdout.contains("CKR_KEY_FUNCTION_NOT_PERMITTED"), "{stdout}");
+    assert!(
+        stdout.contains("rule:     mac-clearance")
+            && stdout.contains("CKR_KEY_FUNCTION_NOT_PERMITTED"),
+        "{stdout}"
+    );
     assert!(stdout.contains("visible:  no"), "{stdout}");
 
     // Someone else: default deny.
-    let out = keywarden(&["policy", "explain", "--policy", &file, "--user", "mallory", "--key", "app-1", "--op", "sign", "--mech", "CKM_ECDSA"]);
+    let out = keywarden(&[
+        "policy",
+        "explain",
+        "--policy",
+        &file,
+        "--user",
+        "mallory",
+        "--key",
+        "app-1",
+        "--op",
+        "sign",
+        "--mech",
+        "CKM_ECDSA",
+    ]);
     let (stdout, _) = text(&out);
-    assert!(stdout.contains("rule:     default-deny") && stdout.contains("roles: none"), "{stdout}");
+    assert!(
+        stdout.contains("rule:     default-deny") && stdout.contains("roles: none"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -135,7 +227,24 @@ fn explain_at_a_given_time() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "p.toml", POLICY);
     let at = |when: &str| {
-        let out = keywarden(&["policy", "explain", "--policy", &file, "--user", "batch", "--exe", "/opt/batch/bin/run", "--key", "app-1", "--op", "sign", "--mech", "CKM_ECDSA", "--at", when]);
+        let out = keywarden(&[
+            "policy",
+            "explain",
+            "--policy",
+            &file,
+            "--user",
+            "batch",
+            "--exe",
+            "/opt/batch/bin/run",
+            "--key",
+            "app-1",
+            "--op",
+            "sign",
+            "--mech",
+            "CKM_ECDSA",
+            "--at",
+            when,
+        ]);
         let (stdout, stderr) = text(&out);
         assert!(stderr.is_empty(), "{stderr}");
         (out.status.success(), stdout)
@@ -147,9 +256,21 @@ fn explain_at_a_given_time() {
     assert!(stdout.contains("Tue 00:30"), "{stdout}");
     let (ok, stdout) = at("2024-01-01T12:00:00Z");
     assert!(!ok && stdout.contains("default-deny"), "{stdout}");
-    let out = keywarden(&["policy", "explain", "--policy", &file, "--op", "sign", "--at", "yesterday"]);
+    let out = keywarden(&[
+        "policy",
+        "explain",
+        "--policy",
+        &file,
+        "--op",
+        "sign",
+        "--at",
+        "yesterday",
+    ]);
     let (_, stderr) = text(&out);
-    assert!(!out.status.success() && stderr.contains("RFC 3339"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("RFC 3339"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -160,7 +281,15 @@ fn init_baseline_writes_an_enforcing_config_and_its_policy() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let out = keywarden(&["init", "--dir", &d, "--backend", SOFTHSM_MODULE, "--profile", "baseline"]);
+    let out = keywarden(&[
+        "init",
+        "--dir",
+        &d,
+        "--backend",
+        SOFTHSM_MODULE,
+        "--profile",
+        "baseline",
+    ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     let conf = std::fs::read_to_string(dir.path().join("keywarden.toml")).unwrap();
@@ -177,9 +306,26 @@ fn init_baseline_writes_an_enforcing_config_and_its_policy() {
     assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("CKR_ACTION_PROHIBITED"), "{stdout}{stderr}");
     // Not again without --force; transparent still writes `mode = "transparent"`.
-    let again = keywarden(&["init", "--dir", &d, "--backend", SOFTHSM_MODULE, "--profile", "baseline"]);
+    let again = keywarden(&[
+        "init",
+        "--dir",
+        &d,
+        "--backend",
+        SOFTHSM_MODULE,
+        "--profile",
+        "baseline",
+    ]);
     assert!(!again.status.success());
-    let out = keywarden(&["init", "--dir", &d, "--backend", SOFTHSM_MODULE, "--profile", "transparent", "--force"]);
+    let out = keywarden(&[
+        "init",
+        "--dir",
+        &d,
+        "--backend",
+        SOFTHSM_MODULE,
+        "--profile",
+        "transparent",
+        "--force",
+    ]);
     assert!(out.status.success());
     let conf = std::fs::read_to_string(dir.path().join("keywarden.toml")).unwrap();
     assert!(conf.contains("mode = \"transparent\""), "{conf}");
