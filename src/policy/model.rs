@@ -153,8 +153,8 @@ impl Op {
             // v2.40 §5.7: the code C_GetAttributeValue owes for an attribute that
             // "cannot be revealed"; clients already handle it per attribute.
             Op::ReadSensitive => CKR_ATTRIBUTE_SENSITIVE,
-            // v3.0 §5.7 CKR_ACTION_PROHIBITED: "the action may not be taken ...
-            // because of underlying policy restrictions".
+            // v2.40 §5.1.6 CKR_ACTION_PROHIBITED: "the action may not be taken,
+            // either because of underlying policy restrictions on the token ...".
             Op::Copy
             | Op::Destroy
             | Op::SetAttribute
