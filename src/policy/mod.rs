@@ -11,8 +11,10 @@
 //!   [`Policy::decide_create`] / [`Policy::decide_set_attributes`];
 //! - `lint`: findings for `keywarden policy check`;
 //! - `handle`: [`PolicyHandle`], the active policy, reloaded when the file changes;
-//! - `clock`: injected time.
+//! - `clock`: injected time;
+//! - `bridge`: [`Principal::from_process`] and the `store` type conversions.
 
+mod bridge;
 mod clock;
 mod compile;
 mod create_decide;
