@@ -26,7 +26,7 @@ pub struct Config {
     /// The metadata store (key lifecycle, named identities).
     pub store: StoreConfig,
     /// The audit trail.
-    pub audit: DirConfig,
+    pub audit: AuditSection,
 }
 
 /// `[backend]`
@@ -146,12 +146,55 @@ fn default_busy_timeout_ms() -> u64 {
     DEFAULT_BUSY_TIMEOUT_MS
 }
 
-/// A section that names a directory (`[audit]`).
+/// `[audit]`: only `dir` is required, so files written before the audit engine
+/// existed stay valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DirConfig {
-    /// Absolute path of the directory.
+pub struct AuditSection {
+    /// Absolute path of the trail directory.
     pub dir: PathBuf,
+    /// `buffered` (default) or `required`.
+    #[serde(default)]
+    pub mode: AuditMode,
+    /// Start a new trail file before one passes this many MiB (and at UTC midnight).
+    #[serde(default = "default_rotate_mb")]
+    pub rotate_mb: u64,
+    /// Seal the chain head after this many records of one process…
+    #[serde(default = "default_seal_every_records")]
+    pub seal_every_records: u64,
+    /// …or this many seconds after its first unsealed record, and at `C_Finalize`.
+    #[serde(default = "default_seal_every_secs")]
+    pub seal_every_secs: u64,
+    /// Forward every record to syslog: `udp://HOST:PORT`, `unix:/PATH` or `/PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<String>,
+    /// Software seal key (HMAC-SHA256, at least 32 bytes, raw or hex), for hosts
+    /// without the token-backed audit key. Absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_key_file: Option<PathBuf>,
+}
+
+/// How an operation waits for its audit record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditMode {
+    /// Records are queued and written by a background thread within 100 ms; an
+    /// operation never waits for the disk.
+    #[default]
+    Buffered,
+    /// An operation succeeds only once its record is on disk (fsync); a write
+    /// failure fails the operation.
+    Required,
+}
+
+fn default_rotate_mb() -> u64 {
+    64
+}
+fn default_seal_every_records() -> u64 {
+    1000
+}
+fn default_seal_every_secs() -> u64 {
+    60
 }
 
 impl Config {
@@ -205,6 +248,21 @@ impl Config {
                 "store.busy_timeout_ms must be 1 to {MAX_BUSY_TIMEOUT_MS}, got {}",
                 self.store.busy_timeout_ms
             )));
+        }
+        if let Some(key) = &self.audit.seal_key_file {
+            absolute("audit.seal_key_file", key)?;
+        }
+        for (what, value) in [
+            ("audit.rotate_mb", self.audit.rotate_mb),
+            ("audit.seal_every_records", self.audit.seal_every_records),
+            ("audit.seal_every_secs", self.audit.seal_every_secs),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("{what} must be at least 1")));
+            }
+        }
+        if let Some(target) = &self.audit.syslog {
+            crate::audit::SyslogTarget::parse(target).map_err(|e| Error::Config(e.to_string()))?;
         }
         if let PolicyMode::Enforce { file } = &self.policy.mode {
             absolute("policy.file", file)?;
@@ -303,6 +361,37 @@ mod tests {
         assert!(Config::parse(&GOOD.replace("transparent", "allow-all")).is_err());
         assert!(Config::parse(&GOOD.replace("transparent", "baseline")).is_err());
         assert!(Config::parse(&GOOD.replace("[policy]", "[policy]\nbogus = 1")).is_err());
+    }
+
+    #[test]
+    fn audit_settings_default_and_validate() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.audit.mode, AuditMode::Buffered);
+        assert_eq!(
+            (
+                c.audit.rotate_mb,
+                c.audit.seal_every_records,
+                c.audit.seal_every_secs
+            ),
+            (64, 1000, 60)
+        );
+        assert_eq!(c.audit.syslog, None);
+        let full = GOOD.replace(
+            "dir = \"/var/log/keywarden\"",
+            "dir = \"/var/log/keywarden\"\nmode = \"required\"\nrotate_mb = 8\nsyslog = \"udp://127.0.0.1:514\"\nseal_key_file = \"/etc/k\"",
+        );
+        let c = Config::parse(&full).unwrap();
+        assert_eq!(c.audit.mode, AuditMode::Required);
+        assert_eq!(c.audit.rotate_mb, 8);
+        for bad in [
+            "mode = \"sometimes\"",
+            "rotate_mb = 0",
+            "syslog = \"tcp://x:1\"",
+            "seal_key_file = \"k\"",
+        ] {
+            let text = GOOD.replace("[audit]", &format!("[audit]\n{bad}"));
+            assert!(Config::parse(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

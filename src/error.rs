@@ -50,6 +50,12 @@ pub enum Error {
     /// fail closed with `CKR_GENERAL_ERROR`; see `store::StoreError`.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The audit record of an operation could not be written in `required` mode:
+    /// the operation is refused (fail closed). A full trail is
+    /// `CKR_DEVICE_MEMORY` ("insufficient memory on the token", the nearest code to
+    /// "the token's log is full"), any other failure `CKR_DEVICE_ERROR`.
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
     /// An internal invariant broke (a caught panic, a poisoned state).
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +76,8 @@ impl Error {
             Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
             Error::BufferTooSmall => CKR_BUFFER_TOO_SMALL,
             Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
+            Error::Audit(e) if e.is_disk_full() => CKR_DEVICE_MEMORY,
+            Error::Audit(_) => CKR_DEVICE_ERROR,
             Error::Config(_) | Error::Load(_) | Error::Store(_) | Error::Internal(_) => {
                 CKR_GENERAL_ERROR
             }
@@ -115,6 +123,15 @@ mod tests {
             timeout_ms: 2000,
         };
         assert_eq!(Error::from(locked).rv(), CKR_GENERAL_ERROR);
+        use crate::audit::AuditError;
+        assert_eq!(
+            Error::from(AuditError::DiskFull("x".into())).rv(),
+            CKR_DEVICE_MEMORY
+        );
+        assert_eq!(
+            Error::from(AuditError::Io("x".into())).rv(),
+            CKR_DEVICE_ERROR
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 )]
 
 pub mod abi;
+pub mod audit;
 #[allow(unsafe_code)]
 pub mod backend;
 pub mod cli;

@@ -1,0 +1,234 @@
+//! The hash chain.
+//!
+//! Every line is `{"seq":N,"prev":"<hex>",…}`: `seq` counts records from 0 across the
+//! whole trail (all files, all processes) and `prev` is the SHA-256 of the previous
+//! record's line — its exact bytes, without the newline (the canonical bytes are the
+//! bytes on disk, so verifying never re-serialises anything). The first record's
+//! `prev` is 64 zeros. Changing any byte of a record breaks the next record's link;
+//! removing or reordering records breaks `seq` and the links.
+//!
+//! The head file (`audit.head`) says where the chain ends — last seq, its hash, the
+//! current file and its length — so a writer need not scan a file to continue the
+//! chain. It is a hint checked against the trail on every append (see `trail.rs`):
+//! the trail files are the truth.
+
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+/// A SHA-256 value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+/// `prev` of the first record.
+pub const GENESIS: Digest = Digest([0; 32]);
+
+impl Digest {
+    /// The hash of one record line (without its newline).
+    pub fn of_line(line: &[u8]) -> Digest {
+        Digest(Sha256::digest(line).into())
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        to_hex(&self.0)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(text: &str) -> Option<Digest> {
+        let bytes = from_hex(text)?;
+        Some(Digest(bytes.try_into().ok()?))
+    }
+}
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// Parses hex (either case); `None` for odd lengths or other characters.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() % 2 != 0 {
+        return None;
+    }
+    bytes
+        .chunks(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+/// The last record of the chain: what the next one links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tip {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The hash of its line.
+    pub hash: Digest,
+}
+
+/// `seq` and `prev` of the record after `tip` (or of the first record).
+pub fn next_link(tip: Option<Tip>) -> (u64, Digest) {
+    match tip {
+        Some(t) => (t.seq.saturating_add(1), t.hash),
+        None => (0, GENESIS),
+    }
+}
+
+/// Appends `{"seq":N,"prev":"…",` + `tail` + `\n` to `out` and returns the new tip.
+/// `tail` is the rest of the JSON object, closing brace included.
+pub fn push_line(out: &mut Vec<u8>, tip: Option<Tip>, tail: &str) -> Tip {
+    let (seq, prev) = next_link(tip);
+    let start = out.len();
+    out.extend_from_slice(b"{\"seq\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.extend_from_slice(b",\"prev\":\"");
+    out.extend_from_slice(prev.to_hex().as_bytes());
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(tail.as_bytes());
+    let hash = Digest::of_line(&out[start..]);
+    out.push(b'\n');
+    Tip { seq, hash }
+}
+
+/// The two chain fields of a line, read without parsing the rest.
+#[derive(Debug, Deserialize)]
+pub struct Link {
+    /// `seq`.
+    pub seq: u64,
+    /// `prev`, hex.
+    pub prev: String,
+}
+
+impl Link {
+    /// Reads `seq` and `prev` of one line; `None` when it is not a record.
+    pub fn parse(line: &[u8]) -> Option<Link> {
+        serde_json::from_slice(line).ok()
+    }
+}
+
+/// The head file's fixed size: rewritten in place, never truncated or renamed.
+pub const HEAD_SIZE: usize = 256;
+
+/// What the head file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadInfo {
+    /// The chain's last record (`None`: empty trail).
+    pub tip: Option<Tip>,
+    /// The current trail file's name.
+    pub file: String,
+    /// Its length after the last append.
+    pub len: u64,
+}
+
+impl HeadInfo {
+    /// `kwhead1 SEQ HASH LEN FILE CHECK`, space-padded to [`HEAD_SIZE`]. The check
+    /// (a truncated SHA-256 of the rest) rejects a torn or edited head.
+    pub fn encode(&self) -> Vec<u8> {
+        let (seq, hash) = match self.tip {
+            Some(t) => (t.seq.to_string(), t.hash.to_hex()),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let body = format!("kwhead1 {seq} {hash} {} {}", self.len, self.file);
+        let check = &Digest::of_line(body.as_bytes()).to_hex()[..16];
+        let mut out = format!("{body} {check}").into_bytes();
+        out.resize(HEAD_SIZE - 1, b' ');
+        out.push(b'\n');
+        out
+    }
+
+    /// Parses a head file; `None` if it is missing, torn or edited.
+    pub fn decode(bytes: &[u8]) -> Option<HeadInfo> {
+        let text = std::str::from_utf8(bytes).ok()?.trim_end();
+        let (body, check) = text.rsplit_once(' ')?;
+        if Digest::of_line(body.as_bytes()).to_hex().get(..16) != Some(check) {
+            return None;
+        }
+        let mut parts = body.split(' ');
+        if parts.next()? != "kwhead1" {
+            return None;
+        }
+        let (seq, hash) = (parts.next()?, parts.next()?);
+        let len = parts.next()?.parse().ok()?;
+        let file = parts.next()?.to_owned();
+        let tip = match (seq, hash) {
+            ("-", "-") => None,
+            (s, h) => Some(Tip {
+                seq: s.parse().ok()?,
+                hash: Digest::from_hex(h)?,
+            }),
+        };
+        Some(HeadInfo { tip, file, len })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(to_hex(&[0, 0xab, 0x10]), "00ab10");
+        assert_eq!(from_hex("00AB10"), Some(vec![0, 0xab, 0x10]));
+        assert_eq!(from_hex("0"), None);
+        assert_eq!(from_hex("zz"), None);
+    }
+
+    #[test]
+    fn lines_link_to_their_predecessor() {
+        let mut out = Vec::new();
+        let a = push_line(&mut out, None, "\"x\":1}");
+        let b = push_line(&mut out, Some(a), "\"x\":2}");
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("{{\"seq\":0,\"prev\":\"{}\",\"x\":1}}", GENESIS.to_hex())
+        );
+        assert_eq!(Digest::of_line(lines[0].as_bytes()), a.hash);
+        let link = Link::parse(lines[1].as_bytes()).unwrap();
+        assert_eq!((link.seq, Digest::from_hex(&link.prev)), (1, Some(a.hash)));
+        assert_eq!(b.seq, 1);
+    }
+
+    #[test]
+    fn head_round_trips_and_rejects_damage() {
+        let head = HeadInfo {
+            tip: Some(Tip {
+                seq: 41,
+                hash: Digest([7; 32]),
+            }),
+            file: "audit-00000000000000000000-20250101.jsonl".into(),
+            len: 1234,
+        };
+        let bytes = head.encode();
+        assert_eq!(bytes.len(), HEAD_SIZE);
+        assert_eq!(HeadInfo::decode(&bytes), Some(head.clone()));
+        let mut torn = bytes.clone();
+        torn[12] ^= 1;
+        assert_eq!(HeadInfo::decode(&torn), None);
+        assert_eq!(HeadInfo::decode(&bytes[..40]), None);
+        let empty = HeadInfo {
+            tip: None,
+            file: "f".into(),
+            len: 0,
+        };
+        assert_eq!(HeadInfo::decode(&empty.encode()), Some(empty));
+    }
+}

@@ -1,0 +1,198 @@
+//! The audit trail: typed records, a hash chain shared by every process writing the
+//! same directory, seals, JSON Lines files with rotation, syslog forwarding, and the
+//! verifier and queries behind `keywarden audit`.
+//!
+//! Writing: build an [`Event`] (usually an [`OpEvent`]; [`OpTracker`] builds one per
+//! multi-part operation) and give it to [`AuditLog::append`]. In `required` mode
+//! `append` returns once the record is on disk, or the error that kept it off; in
+//! `buffered` mode it returns once the record is queued. See `writer.rs` for the
+//! loss window, `trail.rs` for files and locking, `chain.rs` for the chain and
+//! `seal.rs` for seals.
+//!
+//! Nothing here formats a PIN, key material or data: record types have no field for
+//! them (see `record.rs`), and the seal key's `Debug` is redacted.
+
+mod chain;
+mod context;
+mod error;
+mod ops;
+mod query;
+mod record;
+mod seal;
+mod syslog;
+mod trail;
+mod verify;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+pub use crate::config::AuditMode as Mode;
+pub use chain::{from_hex, to_hex, Digest, Tip, GENESIS};
+pub use context::ProcessInfo;
+pub use error::{AuditError, AuditResult};
+pub use ops::{OpKind, OpTracker};
+pub use query::{
+    cef_line, export, header, read_records, text_line, write_record, Filter, Format, Found,
+};
+pub use record::{
+    Decision, Event, GapEvent, KeyRef, LifecycleEvent, ModuleEvent, ModuleWhat, OpEvent, Outcome,
+    RecordView, ReloadEvent, ReloadWhat, RepairEvent, Rv, SealEvent, Timestamp,
+};
+pub use seal::{HmacSealer, Seal, Sealer, HMAC_ALG};
+pub use syslog::{format_5424, SyslogTarget};
+pub use trail::{file_name, list_files, HEAD_FILE};
+pub use verify::{verify, Location, Problem, Report};
+pub use writer::{Stats, MAX_BATCH, RETRY_CAP, SYNC_EVERY};
+
+use record::render_tail;
+use writer::{Msg, Pending, WriterHandle};
+
+/// The audit engine's settings (the `[audit]` section, in engine units).
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The trail directory (created if missing).
+    pub dir: PathBuf,
+    /// `buffered` or `required`.
+    pub mode: Mode,
+    /// Start a new file before one passes this size.
+    pub max_file_bytes: u64,
+    /// Seal after this many records of this process…
+    pub seal_every_records: u64,
+    /// …or this long after the last seal when records are unsealed.
+    pub seal_every: Duration,
+    /// Syslog forwarding.
+    pub syslog: Option<SyslogTarget>,
+    /// Bound of the queue to the writer thread (records).
+    pub queue_capacity: usize,
+}
+
+impl AuditConfig {
+    /// Defaults: buffered, 64 MiB files, a seal every 1000 records or 60 s, no syslog.
+    pub fn new(dir: impl Into<PathBuf>) -> AuditConfig {
+        AuditConfig {
+            dir: dir.into(),
+            mode: Mode::Buffered,
+            max_file_bytes: 64 << 20,
+            seal_every_records: 1000,
+            seal_every: Duration::from_secs(60),
+            syslog: None,
+            queue_capacity: 8192,
+        }
+    }
+
+    /// From the configuration file's `[audit]` section.
+    pub fn from_section(s: &crate::config::AuditSection) -> AuditResult<AuditConfig> {
+        Ok(AuditConfig {
+            mode: s.mode,
+            max_file_bytes: s.rotate_mb.saturating_mul(1 << 20),
+            seal_every_records: s.seal_every_records,
+            seal_every: Duration::from_secs(s.seal_every_secs),
+            syslog: s.syslog.as_deref().map(SyslogTarget::parse).transpose()?,
+            ..AuditConfig::new(&s.dir)
+        })
+    }
+
+    fn trail_options(&self) -> trail::TrailOptions {
+        trail::TrailOptions {
+            dir: self.dir.clone(),
+            max_file_bytes: self.max_file_bytes.max(1),
+            durable: self.mode == Mode::Required,
+        }
+    }
+}
+
+/// The software sealer named by `[audit] seal_key_file`, if any.
+pub fn sealer_from_section(
+    s: &crate::config::AuditSection,
+) -> AuditResult<Option<Arc<dyn Sealer>>> {
+    match &s.seal_key_file {
+        Some(path) => Ok(Some(Arc::new(HmacSealer::from_file(path)?))),
+        None => Ok(None),
+    }
+}
+
+/// One process's writer of the trail.
+pub struct AuditLog {
+    config: AuditConfig,
+    sealer: Option<Arc<dyn Sealer>>,
+    writer: ArcSwap<WriterHandle>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("dir", &self.config.dir)
+            .field("mode", &self.config.mode)
+            .field("sealed", &self.sealer.is_some())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Opens the trail and starts the writer thread. `sealer` signs the chain head
+    /// periodically and at shutdown (none: chain only).
+    pub fn open(config: AuditConfig, sealer: Option<Arc<dyn Sealer>>) -> AuditResult<AuditLog> {
+        let writer = WriterHandle::spawn(&config, sealer.clone())?;
+        Ok(AuditLog {
+            config,
+            sealer,
+            writer: ArcSwap::from_pointee(writer),
+        })
+    }
+
+    /// The mode in force.
+    pub fn mode(&self) -> Mode {
+        self.config.mode
+    }
+
+    /// Records `event`, stamped now. `required`: returns when it is on disk, or the
+    /// error that kept it off (the caller must then fail its operation). `buffered`:
+    /// returns when it is queued (blocking only while the queue is full).
+    pub fn append(&self, event: impl Into<Event>) -> AuditResult<()> {
+        let writer = self.writer.load();
+        let tail = render_tail(Timestamp::now(), &writer.process_fields, &event.into());
+        match self.config.mode {
+            Mode::Required => writer.request(|ack| {
+                Msg::Record(Pending {
+                    tail,
+                    ack: Some(ack),
+                })
+            }),
+            Mode::Buffered => writer.send(Msg::Record(Pending { tail, ack: None })),
+        }
+    }
+
+    /// Waits until every record appended before this call is written and synced;
+    /// in `buffered` mode, an error if some are still waiting for a retry.
+    pub fn flush(&self) -> AuditResult<()> {
+        self.writer.load().request(Msg::Flush)
+    }
+
+    /// Seals (when records are unsealed), syncs and stops the writer. Appends after
+    /// this fail with [`AuditError::WriterGone`]. Call at `C_Finalize`.
+    pub fn shutdown(&self) -> AuditResult<()> {
+        self.writer.load().shutdown()
+    }
+
+    /// In a forked child: abandons the parent's writer (its thread does not exist
+    /// here, and its queued records are the parent's to write) and starts this
+    /// process's own.
+    pub fn after_fork_in_child(&self) -> AuditResult<()> {
+        let fresh = WriterHandle::spawn(&self.config, self.sealer.clone())?;
+        let parents = self.writer.swap(Arc::new(fresh));
+        // Dropping it would be harmless (its Drop checks the pid), but the parent's
+        // queue may hold records; never touching it is the simplest guarantee that
+        // the child writes none of them.
+        std::mem::forget(parents);
+        Ok(())
+    }
+
+    /// Counters of this process's writer.
+    pub fn stats(&self) -> Stats {
+        self.writer.load().counters.snapshot()
+    }
+}

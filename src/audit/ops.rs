@@ -1,0 +1,243 @@
+//! One record per cryptographic operation: [`OpTracker`] remembers each operation
+//! from its `*Init` to the call that ends it, adding up byte counts, and hands back
+//! the finished [`OpEvent`] to append.
+//!
+//! When an operation ends (PKCS#11 v2.40 §5.2 and each function's description):
+//! - a single-part call (`C_Sign`, `C_Encrypt`, …) or a `*Final` ends it — except a
+//!   size query (NULL output buffer answered `CKR_OK`) or `CKR_BUFFER_TOO_SMALL`,
+//!   after which the application calls again;
+//! - an `*Update` that fails with anything but `CKR_BUFFER_TOO_SMALL` ends it;
+//! - closing its session (or all sessions of its slot) abandons it
+//!   (`CKR_SESSION_CLOSED`), as does `C_SessionCancel` ([`OpTracker::abandon`]).
+//!
+//! Byte counts are added for calls that consumed their input (`CKR_OK`, and the
+//! verdict `CKR_SIGNATURE_INVALID` of a verification).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use pkcs11_sys::{CKR_BUFFER_TOO_SMALL, CKR_OK, CKR_SESSION_CLOSED, CKR_SIGNATURE_INVALID, CK_RV};
+
+use super::record::{OpEvent, Rv};
+use crate::functions::FunctionId;
+
+/// The operations a session can have under way (at most one of each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// `C_EncryptInit` …
+    Encrypt,
+    /// `C_DecryptInit` …
+    Decrypt,
+    /// `C_DigestInit` …
+    Digest,
+    /// `C_SignInit` …
+    Sign,
+    /// `C_VerifyInit` …
+    Verify,
+    /// `C_SignRecoverInit` …
+    SignRecover,
+    /// `C_VerifyRecoverInit` …
+    VerifyRecover,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Update,
+    Last,
+}
+
+/// For a data call: its phase and, per operation it feeds, whether that operation
+/// counts the call's input (`true`) or its output (`false`) as its input bytes.
+fn data_call(f: FunctionId) -> Option<(Phase, &'static [(OpKind, bool)])> {
+    use FunctionId as F;
+    use OpKind::*;
+    use Phase::*;
+    Some(match f {
+        F::C_Encrypt | F::C_EncryptFinal => (Last, &[(Encrypt, true)]),
+        F::C_EncryptUpdate => (Update, &[(Encrypt, true)]),
+        F::C_Decrypt | F::C_DecryptFinal => (Last, &[(Decrypt, true)]),
+        F::C_DecryptUpdate => (Update, &[(Decrypt, true)]),
+        F::C_Digest | F::C_DigestFinal => (Last, &[(Digest, true)]),
+        F::C_DigestUpdate | F::C_DigestKey => (Update, &[(Digest, true)]),
+        F::C_Sign | F::C_SignFinal => (Last, &[(Sign, true)]),
+        F::C_SignUpdate => (Update, &[(Sign, true)]),
+        F::C_Verify | F::C_VerifyFinal => (Last, &[(Verify, true)]),
+        F::C_VerifyUpdate => (Update, &[(Verify, true)]),
+        F::C_SignRecover => (Last, &[(SignRecover, true)]),
+        F::C_VerifyRecover => (Last, &[(VerifyRecover, true)]),
+        F::C_DigestEncryptUpdate => (Update, &[(Digest, true), (Encrypt, true)]),
+        F::C_SignEncryptUpdate => (Update, &[(Sign, true), (Encrypt, true)]),
+        // The digest and the verification consume what the decryption produced.
+        F::C_DecryptDigestUpdate => (Update, &[(Decrypt, true), (Digest, false)]),
+        F::C_DecryptVerifyUpdate => (Update, &[(Decrypt, true), (Verify, false)]),
+        _ => return None,
+    })
+}
+
+impl OpKind {
+    /// The operation a `*Init` starts.
+    pub fn from_init(f: FunctionId) -> Option<OpKind> {
+        use FunctionId as F;
+        Some(match f {
+            F::C_EncryptInit => OpKind::Encrypt,
+            F::C_DecryptInit => OpKind::Decrypt,
+            F::C_DigestInit => OpKind::Digest,
+            F::C_SignInit => OpKind::Sign,
+            F::C_VerifyInit => OpKind::Verify,
+            F::C_SignRecoverInit => OpKind::SignRecover,
+            F::C_VerifyRecoverInit => OpKind::VerifyRecover,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct InFlight {
+    started: Instant,
+    event: OpEvent,
+}
+
+impl InFlight {
+    fn finish(mut self, function: FunctionId, rv: CK_RV) -> OpEvent {
+        self.event.function = function;
+        self.event.rv = Rv(rv);
+        self.event.with_duration(self.started.elapsed())
+    }
+}
+
+/// The operations under way, by session.
+#[derive(Debug, Default)]
+pub struct OpTracker {
+    ops: parking_lot::Mutex<HashMap<(u64, OpKind), InFlight>>,
+}
+
+impl OpTracker {
+    /// No operations.
+    pub fn new() -> OpTracker {
+        OpTracker::default()
+    }
+
+    /// After a `*Init` returned `CKR_OK`: remembers the operation. `template` is its
+    /// record so far (slot, session, mechanism, key, identity, decision); `started`
+    /// is when the `*Init` was called. Returns an operation the tracker still had
+    /// for this session and kind (its end was missed), to record as it is.
+    pub fn begin(
+        &self,
+        session: u64,
+        kind: OpKind,
+        template: OpEvent,
+        started: Instant,
+    ) -> Option<OpEvent> {
+        let previous = self.ops.lock().insert(
+            (session, kind),
+            InFlight {
+                started,
+                event: template,
+            },
+        );
+        previous.map(|p| {
+            let f = p.event.function;
+            p.finish(f, CKR_SESSION_CLOSED)
+        })
+    }
+
+    /// After a data call: adds its bytes and returns the operations it ended (none,
+    /// one, or two for the dual-function updates). `size_query`: the output buffer
+    /// was NULL.
+    pub fn data(
+        &self,
+        session: u64,
+        function: FunctionId,
+        rv: CK_RV,
+        bytes_in: u64,
+        bytes_out: u64,
+        size_query: bool,
+    ) -> Vec<OpEvent> {
+        let Some((phase, feeds)) = data_call(function) else {
+            return Vec::new();
+        };
+        let again = rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && size_query);
+        let consumed = !again && (rv == CKR_OK || rv == CKR_SIGNATURE_INVALID);
+        let ends = !again && (phase == Phase::Last || rv != CKR_OK);
+        let mut ops = self.ops.lock();
+        let mut done = Vec::new();
+        for &(kind, counts_input) in feeds {
+            let key = (session, kind);
+            let Some(op) = ops.get_mut(&key) else {
+                continue;
+            };
+            if consumed {
+                // A dual-function update feeds a cipher (which has the call's input
+                // and output) and a digest/sign/verify (which has one of them as its
+                // input and no output); a single operation has both.
+                let (i, o) = if feeds.len() == 2 && !counts_input {
+                    (bytes_out, 0)
+                } else if feeds.len() == 2 && kind != OpKind::Encrypt && kind != OpKind::Decrypt {
+                    (bytes_in, 0)
+                } else {
+                    (bytes_in, bytes_out)
+                };
+                op.event.bytes_in = op.event.bytes_in.saturating_add(i);
+                op.event.bytes_out = op.event.bytes_out.saturating_add(o);
+            }
+            if ends {
+                if let Some(op) = ops.remove(&key) {
+                    done.push(op.finish(function, rv));
+                }
+            }
+        }
+        done
+    }
+
+    /// Ends one operation without a final call (`C_SessionCancel`, an error the
+    /// gateway detected): recorded with `rv`.
+    pub fn abandon(
+        &self,
+        session: u64,
+        kind: OpKind,
+        function: FunctionId,
+        rv: CK_RV,
+    ) -> Option<OpEvent> {
+        self.ops
+            .lock()
+            .remove(&(session, kind))
+            .map(|op| op.finish(function, rv))
+    }
+
+    /// `C_CloseSession`: its operations end with `CKR_SESSION_CLOSED`.
+    pub fn close_session(&self, session: u64, function: FunctionId) -> Vec<OpEvent> {
+        self.remove_where(|s, _| s == session, function)
+    }
+
+    /// `C_CloseAllSessions(slot)`, or `C_Finalize` with `None`: every operation of
+    /// that slot (or all) ends with `CKR_SESSION_CLOSED`.
+    pub fn close_slot(&self, slot: Option<u64>, function: FunctionId) -> Vec<OpEvent> {
+        self.remove_where(|_, op| slot.is_none() || op.event.slot == slot, function)
+    }
+
+    fn remove_where(
+        &self,
+        pick: impl Fn(u64, &InFlight) -> bool,
+        function: FunctionId,
+    ) -> Vec<OpEvent> {
+        let mut ops = self.ops.lock();
+        let keys: Vec<(u64, OpKind)> = ops
+            .iter()
+            .filter(|((s, _), op)| pick(*s, op))
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| ops.remove(&k))
+            .map(|op| op.finish(function, CKR_SESSION_CLOSED))
+            .collect()
+    }
+
+    /// How many operations are under way.
+    pub fn in_flight(&self) -> usize {
+        self.ops.lock().len()
+    }
+}
+
+#[cfg(test)]
+#[path = "ops_tests.rs"]
+mod tests;

@@ -1,0 +1,422 @@
+//! Reading the trail back: filters for `audit tail`/`search`, and the export formats
+//! (`jsonl`, `csv`, `cef`) plus the one-line `text` summary the CLI prints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::error::{AuditError, AuditResult};
+use super::record::{Decision, RecordView, Timestamp};
+use super::trail::list_files;
+
+/// Which records to show. Time range is `[from, to)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Not before.
+    pub from: Option<Timestamp>,
+    /// Before.
+    pub to: Option<Timestamp>,
+    /// Key label or `CKA_ID` (hex).
+    pub key: Option<String>,
+    /// OS user name, uid, or named identity.
+    pub user: Option<String>,
+    /// Only refusals.
+    pub denied: bool,
+}
+
+impl Filter {
+    /// True when `r` passes every condition.
+    pub fn matches(&self, r: &RecordView) -> bool {
+        let time = r.time.as_deref().and_then(Timestamp::parse);
+        let in_range = match (self.from, self.to, time) {
+            (None, None, _) => true,
+            (_, _, None) => false,
+            (from, to, Some(t)) => from.is_none_or(|f| t >= f) && to.is_none_or(|u| t < u),
+        };
+        let key_ok = self.key.as_deref().is_none_or(|k| {
+            r.key_label.as_deref() == Some(k)
+                || r.key_id
+                    .as_deref()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(k))
+        });
+        let user_ok = self.user.as_deref().is_none_or(|u| {
+            r.user.as_deref() == Some(u)
+                || r.identity.as_deref() == Some(u)
+                || r.uid.is_some_and(|id| id.to_string() == u)
+        });
+        in_range && key_ok && user_ok && (!self.denied || r.decision == Some(Decision::Deny))
+    }
+}
+
+/// A record found by [`read_records`].
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Its file.
+    pub file: PathBuf,
+    /// Its 1-based line.
+    pub line: usize,
+    /// The line as written.
+    pub text: String,
+    /// The line parsed.
+    pub view: RecordView,
+}
+
+/// Calls `each` for every record matching `filter`, in chain order, until it returns
+/// false. Files whose successor starts more than a minute before `from` are skipped
+/// unread (the minute covers clock differences between writing processes). A torn
+/// last line and lines that are not records are skipped (`verify` reports them).
+pub fn read_records(
+    dir: &Path,
+    filter: &Filter,
+    mut each: impl FnMut(Found) -> bool,
+) -> AuditResult<()> {
+    let files = list_files(dir)?;
+    for (i, path) in files.iter().enumerate() {
+        if let (Some(from), Some(next)) = (filter.from, files.get(i + 1)) {
+            let next_start = first_time(next);
+            if next_start.is_some_and(|t| t.0 + Duration::from_secs(60) < from.0) {
+                continue;
+            }
+        }
+        let bytes = std::fs::read(path).map_err(|e| AuditError::io(path.display(), &e))?;
+        for (n, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+            let Some(line) = line.strip_suffix(b"\n") else {
+                break;
+            };
+            let Ok(view) = serde_json::from_slice::<RecordView>(line) else {
+                continue;
+            };
+            if filter.matches(&view) {
+                let found = Found {
+                    file: path.clone(),
+                    line: n + 1,
+                    text: String::from_utf8_lossy(line).into_owned(),
+                    view,
+                };
+                if !each(found) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn first_time(path: &Path) -> Option<Timestamp> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(file).read_line(&mut line).ok()?;
+    let v: RecordView = serde_json::from_str(&line).ok()?;
+    Timestamp::parse(v.time.as_deref()?)
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The lines as written (chain intact).
+    Jsonl,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// ArcSight Common Event Format, one event per line.
+    Cef,
+    /// One readable line per record.
+    Text,
+}
+
+const CSV_COLUMNS: &[&str] = &[
+    "seq",
+    "time",
+    "host",
+    "pid",
+    "uid",
+    "user",
+    "exe",
+    "kind",
+    "function",
+    "identity",
+    "role",
+    "slot",
+    "token",
+    "session",
+    "mechanism",
+    "key_label",
+    "key_id",
+    "key_version",
+    "decision",
+    "rule",
+    "rv",
+    "bytes_in",
+    "bytes_out",
+    "duration_us",
+    "action",
+    "what",
+    "outcome",
+    "detail",
+];
+
+fn columns(r: &RecordView) -> Vec<String> {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let n = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let decision = r.decision.map(|d| match d {
+        Decision::Allow => "allow".to_owned(),
+        Decision::Deny => "deny".to_owned(),
+    });
+    vec![
+        n(r.seq),
+        o(&r.time),
+        o(&r.host),
+        n(r.pid.map(u64::from)),
+        n(r.uid.map(u64::from)),
+        o(&r.user),
+        o(&r.exe),
+        o(&r.kind),
+        o(&r.function),
+        o(&r.identity),
+        o(&r.role),
+        n(r.slot),
+        o(&r.token),
+        n(r.session),
+        o(&r.mechanism),
+        o(&r.key_label),
+        o(&r.key_id),
+        n(r.key_version.map(u64::from)),
+        o(&decision),
+        o(&r.rule),
+        o(&r.rv),
+        n(r.bytes_in),
+        n(r.bytes_out),
+        n(r.duration_us),
+        o(&r.action),
+        o(&r.what),
+        o(&r.outcome),
+        o(&r.detail),
+    ]
+}
+
+/// One CSV cell. Cells a spreadsheet would run as a formula (a key label is chosen
+/// by whoever created the key) get a leading apostrophe.
+fn csv_cell(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) && v.parse::<f64>().is_err() {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+fn cef_header(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+fn cef_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('=', "\\=")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+}
+
+/// One record as a CEF line.
+pub fn cef_line(r: &RecordView) -> String {
+    let kind = r.kind.as_deref().unwrap_or("record");
+    let class = r.function.as_deref().unwrap_or(kind);
+    let name = match (r.function.as_deref(), r.decision, r.action.as_deref()) {
+        (Some(f), Some(Decision::Deny), _) => format!("{f} denied"),
+        (Some(f), _, _) => format!("{f} {}", r.rv.as_deref().unwrap_or("")),
+        (None, _, Some(a)) => format!("{kind} {a}"),
+        _ => kind.to_owned(),
+    };
+    let severity = match super::syslog::severity(r) {
+        3 => 8,
+        4 => 6,
+        5 => 4,
+        _ => 2,
+    };
+    let rt = r
+        .time
+        .as_deref()
+        .and_then(Timestamp::parse)
+        .and_then(|t| t.0.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis().to_string());
+    let text = |v: &Option<String>| v.clone();
+    let num = |v: Option<u64>| v.map(|x| x.to_string());
+    let decision = r.decision.map(|d| {
+        if d == Decision::Deny {
+            "deny".to_owned()
+        } else {
+            "allow".to_owned()
+        }
+    });
+    let fields: Vec<(&str, Option<String>)> = vec![
+        ("rt", rt),
+        ("externalId", num(r.seq)),
+        ("dvchost", text(&r.host)),
+        ("dvcpid", num(r.pid.map(u64::from))),
+        ("suid", num(r.uid.map(u64::from))),
+        ("suser", text(&r.user)),
+        ("sproc", text(&r.exe)),
+        ("duser", text(&r.identity)),
+        ("spriv", text(&r.role)),
+        ("act", decision.or_else(|| text(&r.action))),
+        ("reason", text(&r.rule).or_else(|| text(&r.detail))),
+        ("outcome", text(&r.rv).or_else(|| text(&r.outcome))),
+        (
+            "cs1Label",
+            r.mechanism.as_ref().map(|_| "mechanism".to_owned()),
+        ),
+        ("cs1", text(&r.mechanism)),
+        (
+            "cs2Label",
+            r.key_label.as_ref().map(|_| "keyLabel".to_owned()),
+        ),
+        ("cs2", text(&r.key_label)),
+        ("cs3Label", r.key_id.as_ref().map(|_| "keyId".to_owned())),
+        ("cs3", text(&r.key_id)),
+        (
+            "cs4Label",
+            r.token.as_ref().map(|_| "tokenSerial".to_owned()),
+        ),
+        ("cs4", text(&r.token)),
+        ("cn1Label", r.bytes_in.map(|_| "bytesIn".to_owned())),
+        ("cn1", num(r.bytes_in)),
+        ("cn2Label", r.bytes_out.map(|_| "bytesOut".to_owned())),
+        ("cn2", num(r.bytes_out)),
+        ("cn3Label", r.duration_us.map(|_| "durationUs".to_owned())),
+        ("cn3", num(r.duration_us)),
+    ];
+    let ext: Vec<String> = fields
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", cef_value(&v))))
+        .collect();
+    format!(
+        "CEF:0|Keywarden|keywarden|{}|{}|{}|{severity}|{}",
+        cef_header(crate::VERSION),
+        cef_header(class),
+        cef_header(&name),
+        ext.join(" ")
+    )
+}
+
+/// One readable line.
+pub fn text_line(r: &RecordView) -> String {
+    let who = match (&r.identity, &r.user, r.uid) {
+        (Some(i), _, _) => i.clone(),
+        (None, Some(u), _) => u.clone(),
+        (None, None, Some(uid)) => format!("uid {uid}"),
+        _ => "?".into(),
+    };
+    let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let what = match r.kind.as_deref() {
+        Some("op") => {
+            let key = r
+                .key_label
+                .clone()
+                .or_else(|| r.key_id.clone())
+                .map(|k| format!(" key={k}"))
+                .unwrap_or_default();
+            let mech = r
+                .mechanism
+                .as_ref()
+                .map(|m| format!(" {m}"))
+                .unwrap_or_default();
+            let decision = if r.decision == Some(Decision::Deny) {
+                "DENIED"
+            } else {
+                "allowed"
+            };
+            let rule = r
+                .rule
+                .as_ref()
+                .map(|x| format!(" rule={x}"))
+                .unwrap_or_default();
+            format!(
+                "{} {decision}{rule} {}{key}{mech} in={} out={} {}us",
+                o(&r.function),
+                o(&r.rv),
+                r.bytes_in.unwrap_or(0),
+                r.bytes_out.unwrap_or(0),
+                r.duration_us.unwrap_or(0)
+            )
+        }
+        Some(kind) => format!(
+            "{kind} {}{}{}",
+            o(&r.action.clone().or_else(|| r.what.clone())),
+            r.outcome
+                .as_ref()
+                .map(|x| format!(" {x}"))
+                .unwrap_or_default(),
+            r.detail
+                .as_ref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
+        ),
+        None => "?".into(),
+    };
+    format!(
+        "{} #{} {who}@{} pid {} {what}",
+        o(&r.time),
+        r.seq.map_or_else(|| "?".into(), |s| s.to_string()),
+        o(&r.host),
+        r.pid.map_or_else(|| "?".into(), |p| p.to_string())
+    )
+}
+
+/// Writes one found record in `format` (after [`header`]).
+pub fn write_record(out: &mut dyn Write, format: Format, found: &Found) -> std::io::Result<()> {
+    match format {
+        Format::Jsonl => writeln!(out, "{}", found.text),
+        Format::Csv => {
+            let cells: Vec<String> = columns(&found.view).iter().map(|c| csv_cell(c)).collect();
+            writeln!(out, "{}", cells.join(","))
+        }
+        Format::Cef => writeln!(out, "{}", cef_line(&found.view)),
+        Format::Text => writeln!(out, "{}", text_line(&found.view)),
+    }
+}
+
+/// The header a format needs before its first record.
+pub fn header(out: &mut dyn Write, format: Format) -> std::io::Result<()> {
+    match format {
+        Format::Csv => writeln!(out, "{}", CSV_COLUMNS.join(",")),
+        _ => Ok(()),
+    }
+}
+
+/// Writes every record matching `filter` in `format`; returns how many.
+pub fn export(
+    dir: &Path,
+    filter: &Filter,
+    format: Format,
+    out: &mut dyn Write,
+) -> AuditResult<u64> {
+    let io = |e: std::io::Error| AuditError::io("output", &e);
+    header(out, format).map_err(io)?;
+    let mut count = 0;
+    let mut failed = None;
+    read_records(dir, filter, |found| {
+        match write_record(out, format, &found) {
+            Ok(()) => {
+                count += 1;
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    match failed {
+        Some(e) => Err(io(e)),
+        None => Ok(count),
+    }
+}
+
+#[cfg(test)]
+#[path = "query_tests.rs"]
+mod tests;

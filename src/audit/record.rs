@@ -1,0 +1,422 @@
+//! The typed audit records, and how they read back.
+//!
+//! A record is one JSON object on one line. Field order is fixed by the declaration
+//! order below (serde serialises struct fields in order), so the same event always
+//! produces the same bytes and a SIEM sees one stable schema:
+//!
+//! `seq, prev` (added by the writer, see `chain.rs`), `time, host, pid, uid, user, exe`
+//! (see `context.rs`), then `kind` and the event's own fields.
+//!
+//! There is deliberately no field that could hold a PIN, key material or the data of
+//! an operation: only lengths, names, handles and identifiers. A caller who holds a
+//! PIN has no way to put it into a record short of naming a key or a user after it.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use pkcs11_sys::{CK_MECHANISM_TYPE, CK_RV};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::abi::{mechanism_name, rv_name, MechanismSummary};
+use crate::functions::FunctionId;
+use crate::gateway::Call;
+
+/// A record's time: UTC, microseconds (`2025-01-31T12:00:00.123456Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub SystemTime);
+
+impl Timestamp {
+    /// Now.
+    pub fn now() -> Timestamp {
+        Timestamp(SystemTime::now())
+    }
+
+    /// Parses an RFC 3339 time (`2025-01-31T12:00:00Z`, fraction optional) or a
+    /// plain date (`2025-01-31`, meaning its midnight UTC).
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        let text = text.trim();
+        let with_time = if text.len() == 10 {
+            format!("{text}T00:00:00Z")
+        } else {
+            text.to_owned()
+        };
+        humantime::parse_rfc3339_weak(&with_time)
+            .ok()
+            .map(Timestamp)
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_rfc3339_micros(self.0))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One auditable event. The writer adds the sequence number, the chain link, the
+/// time and the process context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A slot operation: a call, or a whole multi-part operation at its end.
+    Op(OpEvent),
+    /// A key lifecycle change made by the CLI.
+    Lifecycle(LifecycleEvent),
+    /// A configuration or policy reload.
+    Reload(ReloadEvent),
+    /// The module's start, stop, or one of its own errors.
+    Module(ModuleEvent),
+    /// A signature over the chain head (written by the writer only).
+    Seal(SealEvent),
+    /// Records lost after write failures in `buffered` mode (written by the writer).
+    Gap(GapEvent),
+    /// A torn, never-acknowledged tail left by a crashed writer was cut off.
+    Repair(RepairEvent),
+}
+
+/// The policy decision on a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The call was forwarded.
+    Allow,
+    /// The call was refused by Keywarden and never reached the token.
+    Deny,
+}
+
+/// A key as records name it: never its value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyRef {
+    /// `CKA_LABEL`.
+    pub label: Option<String>,
+    /// `CKA_ID` (an identifier, not secret).
+    pub id: Option<Vec<u8>>,
+    /// Keywarden's lifecycle version.
+    pub version: Option<u32>,
+}
+
+/// A `CK_RV`, written as its specification name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rv(pub CK_RV);
+
+impl Serialize for Rv {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rv_name(self.0))
+    }
+}
+
+fn function_name<S: Serializer>(f: &FunctionId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(f.name())
+}
+
+fn hex_opt<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(bytes) => s.serialize_str(&super::chain::to_hex(bytes)),
+        None => s.serialize_none(),
+    }
+}
+
+/// One slot operation (`kind: "op"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpEvent {
+    /// The call that ended the operation (`C_Sign`, `C_SignFinal`, `C_Login`, …).
+    #[serde(serialize_with = "function_name")]
+    pub function: FunctionId,
+    /// The named identity that made the call, when identities are in use.
+    pub identity: Option<String>,
+    /// That identity's role.
+    pub role: Option<String>,
+    /// Slot ID.
+    pub slot: Option<u64>,
+    /// Token serial number.
+    pub token: Option<String>,
+    /// Session handle.
+    pub session: Option<u64>,
+    /// The mechanism and its parameter summary (`MechanismSummary` text).
+    pub mechanism: Option<String>,
+    /// Key label.
+    pub key_label: Option<String>,
+    /// Key `CKA_ID`, hex.
+    #[serde(serialize_with = "hex_opt")]
+    pub key_id: Option<Vec<u8>>,
+    /// Key lifecycle version.
+    pub key_version: Option<u32>,
+    /// Allowed or refused by Keywarden.
+    pub decision: Decision,
+    /// The rule that decided, when the policy names one.
+    pub rule: Option<String>,
+    /// The result the application got.
+    pub rv: Rv,
+    /// Input bytes over the whole operation.
+    pub bytes_in: u64,
+    /// Output bytes over the whole operation.
+    pub bytes_out: u64,
+    /// From the start of the `*Init` (or the call) to the end of its last call.
+    pub duration_us: u64,
+}
+
+impl OpEvent {
+    /// An allowed call with result `rv` and nothing else known yet.
+    pub fn new(function: FunctionId, rv: CK_RV) -> OpEvent {
+        OpEvent {
+            function,
+            identity: None,
+            role: None,
+            slot: None,
+            token: None,
+            session: None,
+            mechanism: None,
+            key_label: None,
+            key_id: None,
+            key_version: None,
+            decision: Decision::Allow,
+            rule: None,
+            rv: Rv(rv),
+            bytes_in: 0,
+            bytes_out: 0,
+            duration_us: 0,
+        }
+    }
+
+    /// What the gateway's call descriptor says (function, slot, session, mechanism
+    /// type). The descriptor holds no data, so neither can the record.
+    pub fn from_call(call: &Call, rv: CK_RV) -> OpEvent {
+        let mut op = OpEvent::new(call.function, rv);
+        op.slot = call.slot.map(u64::from);
+        op.session = call.session.map(u64::from);
+        op.mechanism = call.mechanism.map(|m| mechanism_name(m).into_owned());
+        op
+    }
+
+    /// Sets the mechanism from its decoded summary (types and lengths only).
+    pub fn with_mechanism(mut self, m: &MechanismSummary) -> OpEvent {
+        self.mechanism = Some(m.to_string());
+        self
+    }
+
+    /// Sets the mechanism from its type alone.
+    pub fn with_mechanism_type(mut self, m: CK_MECHANISM_TYPE) -> OpEvent {
+        self.mechanism = Some(mechanism_name(m).into_owned());
+        self
+    }
+
+    /// Names the key.
+    pub fn with_key(mut self, key: KeyRef) -> OpEvent {
+        self.key_label = key.label;
+        self.key_id = key.id;
+        self.key_version = key.version;
+        self
+    }
+
+    /// Names the caller.
+    pub fn with_identity(mut self, name: impl Into<String>, role: Option<String>) -> OpEvent {
+        self.identity = Some(name.into());
+        self.role = role;
+        self
+    }
+
+    /// Records a refusal by `rule`.
+    pub fn denied(mut self, rule: impl Into<String>) -> OpEvent {
+        self.decision = Decision::Deny;
+        self.rule = Some(rule.into());
+        self
+    }
+
+    /// Sets the operation's duration.
+    pub fn with_duration(mut self, d: Duration) -> OpEvent {
+        self.duration_us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self
+    }
+}
+
+/// Whether a CLI change or a reload worked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// It worked.
+    Ok,
+    /// It failed; `detail` says why.
+    Error,
+}
+
+/// A key lifecycle change made by the CLI (`kind: "lifecycle"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LifecycleEvent {
+    /// `create`, `activate`, `rotate`, `retire`, `destroy`, …
+    pub action: String,
+    /// Who ran the CLI (named identity, else the OS user).
+    pub actor: Option<String>,
+    /// Key label.
+    pub key_label: Option<String>,
+    /// Key `CKA_ID`, hex.
+    #[serde(serialize_with = "hex_opt")]
+    pub key_id: Option<Vec<u8>>,
+    /// Key lifecycle version.
+    pub key_version: Option<u32>,
+    /// State before.
+    pub from_state: Option<String>,
+    /// State after.
+    pub to_state: Option<String>,
+    /// Worked or failed.
+    pub outcome: Outcome,
+    /// Why it failed (an error message, which never holds secrets).
+    pub detail: Option<String>,
+}
+
+/// What was reloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadWhat {
+    /// The configuration file.
+    Config,
+    /// The policy.
+    Policy,
+}
+
+/// A configuration or policy (re)load (`kind: "reload"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadEvent {
+    /// Config or policy.
+    pub what: ReloadWhat,
+    /// The file read.
+    pub path: String,
+    /// SHA-256 of its contents, hex: which version was in force.
+    pub sha256: Option<String>,
+    /// Loaded or refused.
+    pub outcome: Outcome,
+    /// Why it was refused.
+    pub detail: Option<String>,
+}
+
+/// The module's own events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleWhat {
+    /// `C_Initialize` succeeded.
+    Start,
+    /// `C_Finalize`.
+    Stop,
+    /// An internal error worth an auditor's attention.
+    Error,
+}
+
+/// The module's start, stop or error (`kind: "module"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModuleEvent {
+    /// Start, stop or error.
+    pub what: ModuleWhat,
+    /// Keywarden's version.
+    pub version: Cow<'static, str>,
+    /// The backend module path.
+    pub backend: Option<String>,
+    /// An error message (never holds secrets).
+    pub detail: Option<String>,
+}
+
+impl ModuleEvent {
+    /// A module event of this build.
+    pub fn new(what: ModuleWhat) -> ModuleEvent {
+        ModuleEvent {
+            what,
+            version: Cow::Borrowed(crate::VERSION),
+            backend: None,
+            detail: None,
+        }
+    }
+}
+
+/// A seal over the chain head (`kind: "seal"`): `sig` signs `head`, the hash of the
+/// record just before this one (record `sealed_seq`), which this record's `prev`
+/// repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SealEvent {
+    /// Sequence number of the sealed record.
+    pub sealed_seq: u64,
+    /// Its hash, hex.
+    pub head: String,
+    /// Signature algorithm, e.g. `hmac-sha256`.
+    pub alg: String,
+    /// Which key (a fingerprint, not the key).
+    pub key_id: String,
+    /// The signature, hex.
+    pub sig: String,
+}
+
+/// Records lost in `buffered` mode (`kind: "gap"`), written as soon as writing works
+/// again, so a loss is never silent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GapEvent {
+    /// How many records were dropped.
+    pub lost: u64,
+    /// Failed write attempts meanwhile.
+    pub errors: u64,
+    /// The last error.
+    pub last_error: String,
+}
+
+/// A crashed writer's torn, unacknowledged last line was cut off (`kind: "repair"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepairEvent {
+    /// The trail file.
+    pub file: String,
+    /// Where the torn line began.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub dropped_bytes: u64,
+}
+
+macro_rules! into_event {
+    ($($t:ident => $v:ident),*) => { $( impl From<$t> for Event { fn from(e: $t) -> Event { Event::$v(e) } } )* };
+}
+into_event!(OpEvent => Op, LifecycleEvent => Lifecycle, ReloadEvent => Reload,
+    ModuleEvent => Module, SealEvent => Seal, GapEvent => Gap, RepairEvent => Repair);
+
+/// A record read back from the trail, for search, tail, export and syslog. Every field is
+/// optional so that records of other kinds, and of later versions, still read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RecordView {
+    pub seq: Option<u64>,
+    pub time: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<u32>,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub exe: Option<String>,
+    pub kind: Option<String>,
+    pub function: Option<String>,
+    pub identity: Option<String>,
+    pub role: Option<String>,
+    pub slot: Option<u64>,
+    pub token: Option<String>,
+    pub session: Option<u64>,
+    pub mechanism: Option<String>,
+    pub key_label: Option<String>,
+    pub key_id: Option<String>,
+    pub key_version: Option<u32>,
+    pub decision: Option<Decision>,
+    pub rule: Option<String>,
+    pub rv: Option<String>,
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+    pub duration_us: Option<u64>,
+    pub action: Option<String>,
+    pub what: Option<String>,
+    pub outcome: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// The part of a line after `seq` and `prev`: time, process context and the event,
+/// closing brace included. Serialising here, outside the trail lock, keeps the
+/// locked section to hashing and one `write`.
+pub(crate) fn render_tail(time: Timestamp, process_fields: &str, event: &Event) -> String {
+    let event_json = serde_json::to_string(event)
+        .unwrap_or_else(|_| "{\"kind\":\"module\",\"what\":\"error\"}".to_owned());
+    let event_fields = event_json.strip_prefix('{').unwrap_or(&event_json);
+    format!("\"time\":\"{time}\",{process_fields},{event_fields}")
+}

@@ -1,0 +1,479 @@
+//! The trail on disk and the one locked append that every process uses.
+//!
+//! Files: `DIR/audit-<first seq, 20 digits>-<YYYYMMDD UTC>.jsonl`, e.g.
+//! `audit-00000000000000001000-20250131.jsonl`. Names sort in chain order (the seq
+//! comes first), so `ls` order is reading order; the date is for people and log
+//! shippers. A new file starts when the current one would pass `max_file_bytes`, and
+//! at the first append of a new UTC day. The chain continues across files: the first
+//! record of a file links to the last record of the one before.
+//!
+//! `DIR/audit.head` is both the head hint (see `chain.rs`) and the lock: an exclusive
+//! `flock` on it serialises appends across processes, around
+//! "read head → (repair) → write lines → fsync (`durable`) → rewrite head".
+//! A write that fails part-way is cut back to the previous length under the lock, so
+//! a full disk never leaves half a record, and a writer killed mid-write leaves a
+//! torn last line that the next writer cuts off (it was never acknowledged) and
+//! reports in a `repair` record.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rustix::fs::FlockOperation;
+
+use super::chain::{push_line, HeadInfo, Link, Tip, HEAD_SIZE};
+use super::error::{AuditError, AuditResult};
+use super::record::{render_tail, Event, RepairEvent, SealEvent, Timestamp};
+use super::seal::Sealer;
+
+/// The head-and-lock file's name.
+pub const HEAD_FILE: &str = "audit.head";
+
+/// The name of a trail file whose first record is `first_seq`, started on `date`
+/// (`YYYYMMDD`).
+pub fn file_name(first_seq: u64, date: &str) -> String {
+    format!("audit-{first_seq:020}-{date}.jsonl")
+}
+
+/// True for names [`file_name`] makes.
+pub fn is_trail_file(name: &str) -> bool {
+    name.len() == 41 && name.starts_with("audit-") && name.ends_with(".jsonl")
+}
+
+/// The UTC date of `t` as `YYYYMMDD`.
+pub fn utc_date(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .chars()
+        .take(10)
+        .filter(|c| *c != '-')
+        .collect()
+}
+
+fn date_of(name: &str) -> Option<&str> {
+    name.get(27..35)
+}
+
+/// The trail files of `dir`, in chain order.
+pub fn list_files(dir: &Path) -> AuditResult<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| AuditError::io(dir.display(), &e))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| is_trail_file(n))
+        .collect();
+    names.sort();
+    Ok(names.into_iter().map(|n| dir.join(n)).collect())
+}
+
+/// How the trail is written.
+#[derive(Debug, Clone)]
+pub struct TrailOptions {
+    /// The audit directory.
+    pub dir: PathBuf,
+    /// Start a new file before one would pass this size.
+    pub max_file_bytes: u64,
+    /// `fdatasync` every append before it returns (`required` mode).
+    pub durable: bool,
+}
+
+struct Current {
+    name: String,
+    file: File,
+    len: u64,
+}
+
+/// The result of one append.
+#[derive(Debug)]
+pub struct Appended {
+    /// The lines written, newline-terminated (for forwarding).
+    pub lines: Vec<u8>,
+    /// The sealer's error, if a seal was asked for and failed (the records are
+    /// written all the same).
+    pub seal_error: Option<AuditError>,
+}
+
+/// One process's handle on the trail.
+pub struct Trail {
+    opts: TrailOptions,
+    head: File,
+    cur: Option<Current>,
+    tip: Option<Tip>,
+    last_head: Vec<u8>,
+    process_fields: String,
+}
+
+fn open_append(path: &Path) -> AuditResult<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .mode(0o660)
+        .open(path)
+        .map_err(|e| AuditError::io(path.display(), &e))
+}
+
+fn read_all_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Reads `file` from `from` to its end.
+fn read_from(file: &File, from: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let size = usize::try_from(len.saturating_sub(from)).unwrap_or(usize::MAX);
+    let mut buf = vec![0; size];
+    let n = read_all_at(file, &mut buf, from)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// The last complete record in `bytes` and where the torn fragment after it (if
+/// any) starts.
+fn scan(bytes: &[u8]) -> AuditResult<(Option<Tip>, usize)> {
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let tip = match bytes[..complete].split(|b| *b == b'\n').rev().nth(1) {
+        None => None,
+        Some(line) => {
+            let link = Link::parse(line).ok_or_else(|| {
+                AuditError::Damaged("the last complete line is not a record".into())
+            })?;
+            Some(Tip {
+                seq: link.seq,
+                hash: super::chain::Digest::of_line(line),
+            })
+        }
+    };
+    Ok((tip, complete))
+}
+
+impl Trail {
+    /// Opens (creating if needed) the trail in `opts.dir`. `process_fields` is the
+    /// pre-serialised process context for the records the trail writes itself.
+    pub fn open(opts: TrailOptions, process_fields: String) -> AuditResult<Trail> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| AuditError::io(opts.dir.display(), &e))?;
+        let head_path = opts.dir.join(HEAD_FILE);
+        let head = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o660)
+            .open(&head_path)
+            .map_err(|e| AuditError::io(head_path.display(), &e))?;
+        Ok(Trail {
+            opts,
+            head,
+            cur: None,
+            tip: None,
+            last_head: Vec::new(),
+            process_fields,
+        })
+    }
+
+    /// Appends one line per tail (see `record::render_tail`), then a seal over the
+    /// new head when `seal` is given, as one write under the trail lock.
+    pub fn append(&mut self, tails: &[String], seal: Option<&dyn Sealer>) -> AuditResult<Appended> {
+        lock(&self.head, FlockOperation::LockExclusive)?;
+        let result = self.append_locked(tails, seal);
+        // Closing the descriptor would release the lock too; failing to unlock
+        // explicitly only delays other writers until then.
+        let _ = lock(&self.head, FlockOperation::Unlock);
+        result
+    }
+
+    fn tail_for(&self, event: &Event) -> String {
+        render_tail(Timestamp::now(), &self.process_fields, event)
+    }
+
+    fn append_locked(
+        &mut self,
+        tails: &[String],
+        seal: Option<&dyn Sealer>,
+    ) -> AuditResult<Appended> {
+        let repair = self.sync_head()?;
+        let start_tip = self.tip;
+        let mut out = Vec::with_capacity(tails.iter().map(|t| t.len() + 100).sum());
+        let mut tip = self.tip;
+        if let Some(r) = repair {
+            tip = Some(push_line(&mut out, tip, &self.tail_for(&Event::Repair(r))));
+        }
+        for t in tails {
+            tip = Some(push_line(&mut out, tip, t));
+        }
+        let mut seal_error = None;
+        if let (Some(sealer), Some(head)) = (seal, tip) {
+            match sealer.seal(&head.hash.0) {
+                Ok(s) => {
+                    let event = Event::Seal(SealEvent {
+                        sealed_seq: head.seq,
+                        head: head.hash.to_hex(),
+                        alg: s.alg,
+                        key_id: s.key_id,
+                        sig: super::chain::to_hex(&s.sig),
+                    });
+                    tip = Some(push_line(&mut out, tip, &self.tail_for(&event)));
+                }
+                Err(e) => seal_error = Some(e),
+            }
+        }
+        if out.is_empty() {
+            return Ok(Appended {
+                lines: out,
+                seal_error,
+            });
+        }
+        let next_seq = super::chain::next_link(start_tip).0;
+        self.rotate_if_needed(next_seq, out.len() as u64)?;
+        let cur = self
+            .cur
+            .as_mut()
+            .ok_or_else(|| AuditError::Io("no current trail file".into()))?;
+        let path = self.opts.dir.join(&cur.name);
+        let written = cur.file.write_all(&out).and_then(|()| {
+            if self.opts.durable {
+                cur.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Cut back whatever part of the batch reached the file: no half records,
+            // and the chain stays where the head says it is.
+            if let Err(cut) = cur.file.set_len(cur.len) {
+                log::error!(
+                    "audit: cannot cut a failed append back in {}: {cut}",
+                    path.display()
+                );
+            }
+            return Err(AuditError::io(path.display(), &e));
+        }
+        cur.len += out.len() as u64;
+        self.tip = tip;
+        self.write_head();
+        Ok(Appended {
+            lines: out,
+            seal_error,
+        })
+    }
+
+    /// `fdatasync`s the current file (`buffered` mode's periodic flush). No lock:
+    /// syncing a file makes every process's completed writes to it durable.
+    pub fn sync(&self) -> AuditResult<()> {
+        match &self.cur {
+            Some(c) => c
+                .file
+                .sync_data()
+                .map_err(|e| AuditError::io(self.opts.dir.join(&c.name).display(), &e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts a new file when there is none, the current one is full, or the UTC
+    /// day changed since it was started.
+    fn rotate_if_needed(&mut self, next_seq: u64, batch: u64) -> AuditResult<()> {
+        let today = utc_date(SystemTime::now());
+        let rotate = match &self.cur {
+            None => true,
+            Some(c) => {
+                c.len > 0
+                    && (c.len + batch > self.opts.max_file_bytes
+                        || date_of(&c.name) != Some(today.as_str()))
+            }
+        };
+        if !rotate {
+            return Ok(());
+        }
+        if !self.opts.durable {
+            // The periodic sync only covers the current file: finish the old one.
+            self.sync()?;
+        }
+        let name = file_name(next_seq, &today);
+        let path = self.opts.dir.join(&name);
+        let file = open_append(&path)?;
+        let len = file
+            .metadata()
+            .map_err(|e| AuditError::io(path.display(), &e))?
+            .len();
+        if self.opts.durable {
+            File::open(&self.opts.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| AuditError::io(self.opts.dir.display(), &e))?;
+        }
+        self.cur = Some(Current { name, file, len });
+        // Point the head at the new file before writing into it: a writer that dies
+        // after writing leaves records the next one finds from the head.
+        self.write_head();
+        Ok(())
+    }
+
+    fn write_head(&mut self) {
+        let Some(cur) = &self.cur else { return };
+        let bytes = HeadInfo {
+            tip: self.tip,
+            file: cur.name.clone(),
+            len: cur.len,
+        }
+        .encode();
+        match self.head.write_all_at(&bytes, 0) {
+            Ok(()) => self.last_head = bytes,
+            Err(e) => {
+                // The head is a hint; the next append recovers from the file itself.
+                log::warn!("audit: cannot update {HEAD_FILE}: {e}");
+                self.last_head.clear();
+            }
+        }
+    }
+
+    /// Brings `tip` and `cur` up to date with what other processes wrote. Returns a
+    /// repair record's content when a torn tail was cut off.
+    fn sync_head(&mut self) -> AuditResult<Option<RepairEvent>> {
+        let mut buf = [0u8; HEAD_SIZE];
+        let n = read_all_at(&self.head, &mut buf, 0).map_err(|e| AuditError::io(HEAD_FILE, &e))?;
+        let bytes = &buf[..n];
+        if let Some(cur) = &self.cur {
+            if bytes == self.last_head.as_slice() {
+                // Nobody appended through the head since we did; one fstat shows
+                // whether a writer died between its write and its head update.
+                let len = self.len_of(&cur.file, &cur.name)?;
+                if len == cur.len {
+                    return Ok(None);
+                }
+                return self.recover_from(cur.len, len);
+            }
+        }
+        self.last_head = bytes.to_vec();
+        let Some(head) = HeadInfo::decode(bytes) else {
+            return self.recover_full();
+        };
+        let path = self.opts.dir.join(&head.file);
+        if !path.exists() {
+            return self.recover_full();
+        }
+        if self.cur.as_ref().map(|c| c.name.as_str()) != Some(head.file.as_str()) {
+            self.cur = Some(Current {
+                name: head.file.clone(),
+                file: open_append(&path)?,
+                len: head.len,
+            });
+        }
+        let Some(cur) = &mut self.cur else {
+            return self.recover_full();
+        };
+        cur.len = head.len;
+        self.tip = head.tip;
+        let len = len_of(&self.opts.dir, &cur.file, &cur.name)?;
+        match len.cmp(&head.len) {
+            std::cmp::Ordering::Equal => Ok(None),
+            std::cmp::Ordering::Greater => self.recover_from(head.len, len),
+            // Shorter than the head says: records were lost (power loss in buffered
+            // mode) or removed. Continue from what the file holds; verify reports it.
+            std::cmp::Ordering::Less => self.recover_full(),
+        }
+    }
+
+    fn len_of(&self, file: &File, name: &str) -> AuditResult<u64> {
+        len_of(&self.opts.dir, file, name)
+    }
+
+    /// Adopts the complete records after `from` in the current file (written by a
+    /// writer that died before updating the head) and cuts a torn fragment.
+    fn recover_from(&mut self, from: u64, len: u64) -> AuditResult<Option<RepairEvent>> {
+        let Some(cur) = &mut self.cur else {
+            return Ok(None);
+        };
+        let path = self.opts.dir.join(&cur.name);
+        let bytes =
+            read_from(&cur.file, from, len).map_err(|e| AuditError::io(path.display(), &e))?;
+        let (tip, complete) = scan(&bytes)?;
+        if tip.is_some() {
+            self.tip = tip;
+        }
+        cut_fragment(cur, &path, from + complete as u64, len)
+    }
+
+    /// Finds the chain's end from the files alone (no usable head).
+    fn recover_full(&mut self) -> AuditResult<Option<RepairEvent>> {
+        self.cur = None;
+        self.tip = None;
+        let mut repair = None;
+        for path in list_files(&self.opts.dir)?.iter().rev() {
+            let file = open_append(path)?;
+            let len = file
+                .metadata()
+                .map_err(|e| AuditError::io(path.display(), &e))?
+                .len();
+            if len == 0 {
+                continue;
+            }
+            let bytes = read_from(&file, 0, len).map_err(|e| AuditError::io(path.display(), &e))?;
+            let (tip, complete) = scan(&bytes)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut cur = Current { name, file, len };
+            let cut = cut_fragment(&mut cur, path, complete as u64, len)?;
+            repair = repair.or(cut);
+            if self.cur.is_none() {
+                self.cur = Some(cur);
+            }
+            if tip.is_some() {
+                self.tip = tip;
+                break;
+            }
+        }
+        Ok(repair)
+    }
+}
+
+fn len_of(dir: &Path, file: &File, name: &str) -> AuditResult<u64> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| AuditError::io(dir.join(name).display(), &e))
+}
+
+/// Cuts the bytes after the last complete line (`complete`) when there are any.
+fn cut_fragment(
+    cur: &mut Current,
+    path: &Path,
+    complete: u64,
+    len: u64,
+) -> AuditResult<Option<RepairEvent>> {
+    cur.len = len;
+    if complete == len {
+        return Ok(None);
+    }
+    cur.file
+        .set_len(complete)
+        .map_err(|e| AuditError::io(path.display(), &e))?;
+    cur.len = complete;
+    log::warn!(
+        "audit: cut a torn last record ({} bytes) at offset {complete} of {}",
+        len - complete,
+        path.display()
+    );
+    Ok(Some(RepairEvent {
+        file: cur.name.clone(),
+        offset: complete,
+        dropped_bytes: len - complete,
+    }))
+}
+
+fn lock(file: &File, op: FlockOperation) -> AuditResult<()> {
+    loop {
+        match rustix::fs::flock(file, op) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(AuditError::Io(format!("{HEAD_FILE}: flock: {e}"))),
+        }
+    }
+}

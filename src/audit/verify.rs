@@ -1,0 +1,430 @@
+//! `verify`: checks the chain, the seals and the head, and points at the first bad
+//! record.
+//!
+//! Every line must be a record whose `seq` is one more than the previous record's
+//! and whose `prev` is the hash of the previous line. The kinds of damage, and how
+//! each shows:
+//! - a changed byte: the altered record's hash no longer matches its successor's
+//!   `prev` (or its JSON no longer parses). The altered record is the one whose
+//!   successor still links to *its* successor: when link k→k+1 breaks but k+1→k+2
+//!   holds, k was changed; when both break, k+1 was.
+//! - a removed record: `seq` jumps (the record after the gap is reported).
+//! - a reordered pair: `seq` goes k+1, k (the first of the pair is reported).
+//! - a truncated tail: the last file ends without a newline — a writer stopped
+//!   mid-record (crash, kill -9). Reported as such, not as damage: every earlier
+//!   record is intact. Whole records removed from the end show against the head file.
+//!
+//! A seal must sign the hash of the record just before it; with a [`Sealer`] that
+//! owns the seal's key, its signature is checked.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::chain::{Digest, HeadInfo, Link, Tip, GENESIS};
+use super::error::{AuditError, AuditResult};
+use super::record::Timestamp;
+use super::seal::{Seal, Sealer};
+use super::trail::{list_files, HEAD_FILE};
+
+/// A place in the trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The trail file.
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+    /// The record's `seq`, when it could be read.
+    pub seq: Option<u64>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} line {}", self.file.display(), self.line)?;
+        match self.seq {
+            Some(s) => write!(f, " (seq {s})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The first thing found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The line is not a record.
+    Unparsable(Location),
+    /// The record's bytes changed after it was written.
+    Altered(Location),
+    /// Records before this one were removed (`expected` is the first missing seq).
+    Missing(Location, u64),
+    /// This record is out of order (`expected` is the seq that belongs here).
+    Reordered(Location, u64),
+    /// A seal that does not sign its head.
+    BadSeal(Location, String),
+    /// The trail ends before the record the head file names: records were removed
+    /// from the end (or lost to a power failure in `buffered` mode).
+    TailMissing {
+        /// Last seq the head file names.
+        head_seq: u64,
+        /// Last seq in the files.
+        last_seq: Option<u64>,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Unparsable(at) => write!(f, "not a record: {at}"),
+            Problem::Altered(at) => write!(f, "record altered: {at}"),
+            Problem::Missing(at, e) => write!(f, "record(s) removed before {at}: seq {e} is missing"),
+            Problem::Reordered(at, e) => write!(f, "records reordered at {at}: expected seq {e}"),
+            Problem::BadSeal(at, why) => write!(f, "bad seal at {at}: {why}"),
+            Problem::TailMissing { head_seq, last_seq } => write!(
+                f,
+                "records removed from the end: {HEAD_FILE} names seq {head_seq}, the trail ends at {}",
+                last_seq.map_or_else(|| "nothing".to_owned(), |s| format!("seq {s}"))
+            ),
+        }
+    }
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Files checked.
+    pub files: usize,
+    /// Records checked (up to the first problem).
+    pub records: u64,
+    /// First and last seq checked.
+    pub first_seq: Option<u64>,
+    /// Last seq checked.
+    pub last_seq: Option<u64>,
+    /// Seals whose signature verified.
+    pub seals_verified: u64,
+    /// Seals that could not be checked (no key, or another key).
+    pub seals_unchecked: u64,
+    /// The seq the last verified seal covers.
+    pub last_sealed_seq: Option<u64>,
+    /// Records after the last verified seal (protected by the chain only).
+    pub unsealed_tail: u64,
+    /// Where a torn last line starts, and its length.
+    pub truncated_tail: Option<(Location, usize)>,
+    /// The first problem; `None` means the chain is intact.
+    pub problem: Option<Problem>,
+    /// Remarks that are not problems.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// True when no problem was found (a truncated tail is not a problem).
+    pub fn is_intact(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let range = match (self.first_seq, self.last_seq) {
+            (Some(a), Some(b)) => format!("seq {a}..={b}"),
+            _ => "no records".to_owned(),
+        };
+        writeln!(
+            f,
+            "checked: {} files, {} records ({range})",
+            self.files, self.records
+        )?;
+        write!(
+            f,
+            "seals: {} verified, {} not checked",
+            self.seals_verified, self.seals_unchecked
+        )?;
+        match self.last_sealed_seq {
+            Some(s) => writeln!(
+                f,
+                "; last verified seal covers seq {s}, {} records after it",
+                self.unsealed_tail
+            )?,
+            None => writeln!(f)?,
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
+        }
+        if let Some((at, bytes)) = &self.truncated_tail {
+            writeln!(f, "TRUNCATED TAIL: {at}: {bytes} bytes of an unfinished record (a writer stopped mid-write); every record before it is intact")?;
+        }
+        match &self.problem {
+            None => write!(f, "OK: chain intact"),
+            Some(p) => write!(f, "PROBLEM: {p}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SealFields {
+    kind: Option<String>,
+    sealed_seq: Option<u64>,
+    head: Option<String>,
+    alg: Option<String>,
+    key_id: Option<String>,
+    sig: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TimeField {
+    time: Option<String>,
+}
+
+fn read(path: &Path) -> AuditResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| AuditError::io(path.display(), &e))
+}
+
+/// Complete lines and the torn fragment after them.
+fn split_lines(bytes: &[u8]) -> (Vec<&[u8]>, &[u8]) {
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let mut lines: Vec<&[u8]> = bytes[..complete].split(|b| *b == b'\n').collect();
+    lines.pop();
+    (lines, &bytes[complete..])
+}
+
+fn first_time(path: &Path) -> Option<Timestamp> {
+    let bytes = read(path).ok()?;
+    let line = bytes.split(|b| *b == b'\n').next()?;
+    let t: TimeField = serde_json::from_slice(line).ok()?;
+    Timestamp::parse(t.time.as_deref()?)
+}
+
+fn name_seq(path: &Path) -> Option<u64> {
+    path.file_name()?.to_str()?.get(6..26)?.parse().ok()
+}
+
+/// Checks the files that hold records from `from` to `to` (all when `None`), with
+/// `sealer` checking seals made with its key.
+pub fn verify(
+    dir: &Path,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    sealer: Option<&dyn Sealer>,
+) -> AuditResult<Report> {
+    let files: Vec<PathBuf> = list_files(dir)?
+        .into_iter()
+        .filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(true))
+        .collect();
+    let mut report = Report::default();
+    if files.is_empty() {
+        report
+            .notes
+            .push(format!("no trail files in {}", dir.display()));
+        return Ok(report);
+    }
+    let starts: Vec<Option<Timestamp>> = files.iter().map(|p| first_time(p)).collect();
+    let begins_by = |t: Timestamp| starts.iter().rposition(|s| s.is_some_and(|s| s <= t));
+    let first = from.and_then(begins_by).unwrap_or(0);
+    let last = match to {
+        Some(t) => begins_by(t).unwrap_or(0),
+        None => files.len() - 1,
+    };
+    // The head is read before the files: a writer appending meanwhile only adds
+    // records after the one it names.
+    let head = match std::fs::read(dir.join(HEAD_FILE)) {
+        Ok(bytes) => HeadInfo::decode(&bytes).and_then(|h| h.tip),
+        Err(_) => None,
+    };
+    if head.is_none() {
+        report.notes.push(format!("{HEAD_FILE} is missing, empty or damaged: removal of the last records cannot be detected"));
+    }
+    let mut v = Verifier {
+        report,
+        prev: None,
+        sealer,
+        head,
+    };
+    if first > 0 {
+        let bytes = read(&files[first - 1])?;
+        if let Some(line) = split_lines(&bytes).0.last() {
+            v.prev = Link::parse(line).map(|l| {
+                (
+                    Tip {
+                        seq: l.seq,
+                        hash: Digest::of_line(line),
+                    },
+                    None,
+                )
+            });
+        }
+    } else if name_seq(&files[0]).unwrap_or(0) > 0 {
+        let seq = name_seq(&files[0]).unwrap_or(0);
+        v.report.notes.push(format!(
+            "the trail starts at seq {seq} (earlier files were archived or removed)"
+        ));
+    }
+    for (i, path) in files.iter().enumerate().take(last + 1).skip(first) {
+        let bytes = read(path)?;
+        let expected_first = if v.prev.is_none() {
+            name_seq(path)
+        } else {
+            None
+        };
+        v.report.files += 1;
+        if !v.file(path, &bytes, i == files.len() - 1, expected_first) {
+            return Ok(v.report);
+        }
+    }
+    if last == files.len() - 1 {
+        v.check_head();
+    }
+    Ok(v.report)
+}
+
+struct Verifier<'a> {
+    report: Report,
+    /// The last good record and where it is (`None` when it precedes the range).
+    prev: Option<(Tip, Option<Location>)>,
+    sealer: Option<&'a dyn Sealer>,
+    /// The chain's end according to the head file.
+    head: Option<Tip>,
+}
+
+impl Verifier<'_> {
+    /// Checks one file; false when a problem ends the check.
+    fn file(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        is_last_file: bool,
+        expected_first: Option<u64>,
+    ) -> bool {
+        let (lines, torn) = split_lines(bytes);
+        let at = |i: usize, seq: Option<u64>| Location {
+            file: path.to_owned(),
+            line: i + 1,
+            seq,
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let Some(link) = Link::parse(line) else {
+                return self.fail(Problem::Unparsable(at(i, None)));
+            };
+            let here = at(i, Some(link.seq));
+            let (expected, prev_hash) = match &self.prev {
+                Some((tip, _)) => (tip.seq + 1, tip.hash),
+                None => (
+                    expected_first.unwrap_or(link.seq),
+                    if expected_first == Some(0) {
+                        GENESIS
+                    } else {
+                        Digest::from_hex(&link.prev).unwrap_or(GENESIS)
+                    },
+                ),
+            };
+            if link.seq != expected {
+                let next_seq = lines.get(i + 1).and_then(|l| Link::parse(l)).map(|l| l.seq);
+                let problem = if link.seq < expected || next_seq == Some(expected) {
+                    Problem::Reordered(here, expected)
+                } else {
+                    Problem::Missing(here, expected)
+                };
+                return self.fail(problem);
+            }
+            if Digest::from_hex(&link.prev) != Some(prev_hash) {
+                let hash = Digest::of_line(line);
+                let successor_links = lines
+                    .get(i + 1)
+                    .and_then(|l| Link::parse(l))
+                    .map(|l| Digest::from_hex(&l.prev) == Some(hash));
+                let culprit = match (successor_links, &self.prev) {
+                    (Some(false), _) | (_, None) | (_, Some((_, None))) => here,
+                    (_, Some((_, Some(prev_at)))) => prev_at.clone(),
+                };
+                return self.fail(Problem::Altered(culprit));
+            }
+            let tip = Tip {
+                seq: link.seq,
+                hash: Digest::of_line(line),
+            };
+            if self
+                .head
+                .is_some_and(|h| h.seq == tip.seq && h.hash != tip.hash)
+            {
+                // Only the head file links to the last record; for earlier ones the
+                // successor's check above has already spoken.
+                return self.fail(Problem::Altered(here));
+            }
+            if let Err(p) = self.seal(line, &here, prev_hash, expected) {
+                return self.fail(p);
+            }
+            self.prev = Some((tip, Some(here)));
+            self.report.records += 1;
+            self.report.first_seq.get_or_insert(link.seq);
+            self.report.last_seq = Some(link.seq);
+        }
+        if !torn.is_empty() {
+            let spot = at(lines.len(), None);
+            if !is_last_file {
+                return self.fail(Problem::Unparsable(spot));
+            }
+            self.report.truncated_tail = Some((spot, torn.len()));
+        }
+        true
+    }
+
+    fn fail(&mut self, p: Problem) -> bool {
+        self.report.problem = Some(p);
+        false
+    }
+
+    /// Checks a seal record; counts the records after the last verified seal.
+    fn seal(
+        &mut self,
+        line: &[u8],
+        here: &Location,
+        prev_hash: Digest,
+        seq: u64,
+    ) -> Result<(), Problem> {
+        let fields: Option<SealFields> = serde_json::from_slice(line).ok();
+        let Some(s) = fields.filter(|f| f.kind.as_deref() == Some("seal")) else {
+            self.report.unsealed_tail += 1;
+            return Ok(());
+        };
+        let bad = |why: &str| Problem::BadSeal(here.clone(), why.to_owned());
+        if s.head.as_deref().and_then(Digest::from_hex) != Some(prev_hash)
+            || s.sealed_seq.map(|q| q + 1) != Some(seq)
+        {
+            return Err(bad("it does not name the record before it"));
+        }
+        let seal = Seal {
+            alg: s.alg.unwrap_or_default(),
+            key_id: s.key_id.unwrap_or_default(),
+            sig: s
+                .sig
+                .as_deref()
+                .and_then(super::chain::from_hex)
+                .ok_or_else(|| bad("unreadable signature"))?,
+        };
+        match self.sealer.map(|k| k.verify(&prev_hash.0, &seal)) {
+            Some(Ok(true)) => {
+                self.report.seals_verified += 1;
+                self.report.last_sealed_seq = s.sealed_seq;
+                self.report.unsealed_tail = 0;
+                Ok(())
+            }
+            Some(Err(e)) => Err(bad(&e.to_string())),
+            Some(Ok(false)) | None => {
+                self.report.seals_unchecked += 1;
+                self.report.unsealed_tail += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// After the last file: the record the head file names must have been seen.
+    fn check_head(&mut self) {
+        let Some(head) = self.head else { return };
+        let last_seq = self.prev.as_ref().map(|(t, _)| t.seq);
+        if last_seq.is_none_or(|s| s < head.seq) && self.report.problem.is_none() {
+            self.report.problem = Some(Problem::TailMissing {
+                head_seq: head.seq,
+                last_seq,
+            });
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The background writer: one thread per process (per [`super::AuditLog`]) that owns
+//! the trail handle and writes what the callers queue, in batches.
+//!
+//! - Callers render their record (outside any lock) and send it over a bounded
+//!   channel; a full channel blocks the caller (back-pressure, never silent loss).
+//! - The thread takes every queued message (up to [`MAX_BATCH`]) and appends them with
+//!   one locked write. Under load batches grow by themselves; idle, a record is
+//!   written as soon as it arrives.
+//! - `required`: the trail `fdatasync`s each batch and every caller waits for its own
+//!   acknowledgement, which carries the write error if there was one (group commit:
+//!   one `fsync` answers every thread waiting in that batch).
+//! - `buffered`: callers do not wait; the file is `fdatasync`ed at most
+//!   [`SYNC_EVERY`] after a write, and at `flush`/shutdown. A failed write keeps the
+//!   records in memory (up to [`RETRY_CAP`]) and retries; records beyond that are
+//!   dropped and counted, and a `gap` record says how many once writing works again.
+//!   Every failure increments a counter and is logged (at most every 10 s).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::error::{AuditError, AuditResult};
+use super::record::{render_tail, Event, GapEvent, Timestamp};
+use super::seal::Sealer;
+use super::syslog::SyslogSink;
+use super::trail::Trail;
+use super::{AuditConfig, Mode};
+
+/// Most messages taken into one append.
+pub const MAX_BATCH: usize = 4096;
+/// `buffered` mode: longest time written records stay un-synced.
+pub const SYNC_EVERY: Duration = Duration::from_millis(100);
+/// `buffered` mode: most records kept for retry while the trail cannot be written.
+pub const RETRY_CAP: usize = 65_536;
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A rendered record on its way to the writer.
+pub(crate) struct Pending {
+    pub(crate) tail: String,
+    pub(crate) ack: Option<SyncSender<AuditResult<()>>>,
+}
+
+pub(crate) enum Msg {
+    Record(Pending),
+    Flush(SyncSender<AuditResult<()>>),
+    Shutdown(SyncSender<AuditResult<()>>),
+}
+
+/// Counters shared between the writer and [`super::AuditLog::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    written: AtomicU64,
+    errors: AtomicU64,
+    lost: AtomicU64,
+    seals: AtomicU64,
+    seal_errors: AtomicU64,
+    syslog_errors: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// What the writer has done so far in this process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Records written (seals, gaps and repairs included).
+    pub written: u64,
+    /// Failed append attempts.
+    pub errors: u64,
+    /// Records dropped in `buffered` mode after failures.
+    pub lost: u64,
+    /// Seals written.
+    pub seals: u64,
+    /// Seals the sealer failed to make.
+    pub seal_errors: u64,
+    /// Lines syslog did not take.
+    pub syslog_errors: u64,
+    /// The last write or seal error.
+    pub last_error: Option<String>,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            written: self.written.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+            seals: self.seals.load(Ordering::Relaxed),
+            seal_errors: self.seal_errors.load(Ordering::Relaxed),
+            syslog_errors: self.syslog_errors.load(Ordering::Relaxed),
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+        }
+    }
+
+    fn note_error(&self, e: &AuditError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(e.to_string());
+        }
+    }
+}
+
+/// The running writer of one process.
+pub(crate) struct WriterHandle {
+    tx: SyncSender<Msg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    stopped: AtomicBool,
+    pid: u32,
+    pub(crate) process_fields: String,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl WriterHandle {
+    /// Opens the trail and starts the thread.
+    pub(crate) fn spawn(
+        cfg: &AuditConfig,
+        sealer: Option<Arc<dyn Sealer>>,
+    ) -> AuditResult<WriterHandle> {
+        let process_fields = super::context::ProcessInfo::current().json_fields();
+        let trail = Trail::open(cfg.trail_options(), process_fields.clone())?;
+        let syslog = match &cfg.syslog {
+            Some(target) => Some(SyslogSink::new(target.clone())?),
+            None => None,
+        };
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_capacity.max(1));
+        let mut state = State {
+            trail,
+            mode: cfg.mode,
+            sealer,
+            seal_every_records: cfg.seal_every_records.max(1),
+            seal_every: cfg.seal_every,
+            counters: Arc::clone(&counters),
+            syslog,
+            process_fields: process_fields.clone(),
+            since_seal: 0,
+            last_seal: Instant::now(),
+            unsynced_since: None,
+            retry: VecDeque::new(),
+            lost: 0,
+            failures: 0,
+            last_failure: None,
+            next_error_log: Instant::now(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("keywarden-audit".into())
+            .spawn(move || state.run(&rx))
+            .map_err(|e| AuditError::Io(format!("cannot start the audit writer: {e}")))?;
+        Ok(WriterHandle {
+            tx,
+            thread: Mutex::new(Some(thread)),
+            stopped: AtomicBool::new(false),
+            pid: std::process::id(),
+            process_fields,
+            counters,
+        })
+    }
+
+    pub(crate) fn send(&self, msg: Msg) -> AuditResult<()> {
+        self.tx.send(msg).map_err(|_| AuditError::WriterGone)
+    }
+
+    /// Sends `make(reply)` and waits for the writer's answer.
+    pub(crate) fn request(
+        &self,
+        make: impl FnOnce(SyncSender<AuditResult<()>>) -> Msg,
+    ) -> AuditResult<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.send(make(tx))?;
+        rx.recv().map_err(|_| AuditError::WriterGone)?
+    }
+
+    /// Seals, syncs and stops the thread; later calls do nothing.
+    pub(crate) fn shutdown(&self) -> AuditResult<()> {
+        if self.stopped.swap(true, Ordering::AcqRel) || self.pid != std::process::id() {
+            return Ok(());
+        }
+        let result = self.request(Msg::Shutdown);
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+        match result {
+            Err(AuditError::WriterGone) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            // A forked child's copy: the thread exists only in the parent. Joining
+            // or detaching it here would act on a thread this process does not have.
+            if let Some(t) = self.thread.get_mut().ok().and_then(Option::take) {
+                std::mem::forget(t);
+            }
+            return;
+        }
+        if let Err(e) = self.shutdown() {
+            log::error!("audit: shutdown: {e}");
+        }
+    }
+}
+
+struct State {
+    trail: Trail,
+    mode: Mode,
+    sealer: Option<Arc<dyn Sealer>>,
+    seal_every_records: u64,
+    seal_every: Duration,
+    counters: Arc<Counters>,
+    syslog: Option<SyslogSink>,
+    process_fields: String,
+    since_seal: u64,
+    last_seal: Instant,
+    unsynced_since: Option<Instant>,
+    retry: VecDeque<Pending>,
+    lost: u64,
+    failures: u64,
+    last_failure: Option<AuditError>,
+    next_error_log: Instant,
+}
+
+impl State {
+    fn run(&mut self, rx: &Receiver<Msg>) {
+        let mut batch = Vec::new();
+        loop {
+            let wait = self
+                .next_deadline()
+                .saturating_duration_since(Instant::now());
+            let mut replies = Vec::new();
+            let mut stop = None;
+            match rx.recv_timeout(wait) {
+                Ok(first) => {
+                    let mut msg = Some(first);
+                    while let Some(m) = msg.take() {
+                        match m {
+                            Msg::Record(p) => batch.push(p),
+                            Msg::Flush(r) => replies.push(r),
+                            Msg::Shutdown(r) => stop = Some(r),
+                        }
+                        if stop.is_none() && batch.len() < MAX_BATCH {
+                            msg = match rx.try_recv() {
+                                Ok(m) => Some(m),
+                                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+                            };
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.finish();
+                    return;
+                }
+            }
+            self.write(std::mem::take(&mut batch), false);
+            self.periodic();
+            if !replies.is_empty() {
+                let answer = self.sync();
+                for r in replies {
+                    let _ = r.send(answer.clone());
+                }
+            }
+            if let Some(r) = stop {
+                let _ = r.send(self.finish());
+                return;
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let now = Instant::now();
+        let mut next = now + Duration::from_secs(3600);
+        if let Some(t) = self.unsynced_since {
+            next = next.min(t + SYNC_EVERY);
+        }
+        if self.sealer.is_some() && self.since_seal > 0 {
+            next = next.min(self.last_seal + self.seal_every);
+        }
+        if !self.retry.is_empty() {
+            next = next.min(now + RETRY_EVERY);
+        }
+        next
+    }
+
+    /// Appends `batch` (after any records waiting for a retry), sealing when due.
+    fn write(&mut self, batch: Vec<Pending>, force_seal: bool) {
+        let mut records: Vec<Pending> = self.retry.drain(..).collect();
+        records.extend(batch);
+        let seal_due = self.since_seal + records.len() as u64 >= self.seal_every_records
+            || (self.since_seal + records.len() as u64 > 0
+                && self.last_seal.elapsed() >= self.seal_every)
+            || force_seal;
+        if records.is_empty() && !(force_seal && self.since_seal > 0) {
+            return;
+        }
+        let mut tails: Vec<String> = Vec::with_capacity(records.len() + 1);
+        if self.lost > 0 {
+            let gap = Event::Gap(GapEvent {
+                lost: self.lost,
+                errors: self.failures,
+                last_error: self
+                    .last_failure
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            });
+            tails.push(render_tail(Timestamp::now(), &self.process_fields, &gap));
+        }
+        tails.extend(records.iter().map(|p| p.tail.clone()));
+        let sealer = if seal_due { self.sealer.clone() } else { None };
+        match self.trail.append(&tails, sealer.as_deref()) {
+            Ok(done) => {
+                let lines = done.lines.iter().filter(|b| **b == b'\n').count() as u64;
+                self.counters.written.fetch_add(lines, Ordering::Relaxed);
+                if self.failures > 0 || self.lost > 0 {
+                    log::warn!(
+                        "audit: writing again after {} failed attempts; {} records were lost",
+                        self.failures,
+                        self.lost
+                    );
+                }
+                (self.lost, self.failures, self.last_failure) = (0, 0, None);
+                self.since_seal += records.len() as u64;
+                if sealer.is_some() {
+                    match done.seal_error {
+                        None => {
+                            self.counters.seals.fetch_add(1, Ordering::Relaxed);
+                            self.since_seal = 0;
+                        }
+                        Some(e) => {
+                            self.counters.seal_errors.fetch_add(1, Ordering::Relaxed);
+                            self.counters.note_error(&e);
+                            log::error!("audit: {e}");
+                        }
+                    }
+                    self.last_seal = Instant::now();
+                }
+                if self.mode == Mode::Buffered {
+                    self.unsynced_since.get_or_insert_with(Instant::now);
+                }
+                for p in records {
+                    if let Some(ack) = p.ack {
+                        let _ = ack.send(Ok(()));
+                    }
+                }
+                self.forward(&done.lines);
+            }
+            Err(e) => self.failed(records, &e),
+        }
+    }
+
+    fn failed(&mut self, records: Vec<Pending>, e: &AuditError) {
+        self.counters.note_error(e);
+        self.failures += 1;
+        self.last_failure = Some(e.clone());
+        let now = Instant::now();
+        if now >= self.next_error_log {
+            log::error!(
+                "audit: cannot write the trail: {e} (records waiting for a retry: {}, lost: {})",
+                self.retry.len() + records.len(),
+                self.lost
+            );
+            self.next_error_log = now + ERROR_LOG_EVERY;
+        }
+        for p in records {
+            match p.ack {
+                // required: the caller refuses its operation; nothing is retried.
+                Some(ack) => {
+                    let _ = ack.send(Err(e.clone()));
+                }
+                None if self.retry.len() < RETRY_CAP => self.retry.push_back(p),
+                None => {
+                    self.lost += 1;
+                    self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn forward(&mut self, lines: &[u8]) {
+        let Some(sink) = &mut self.syslog else { return };
+        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if sink.send(line).is_err() {
+                self.counters.syslog_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Timer work: a due seal, the buffered-mode sync, a retry.
+    fn periodic(&mut self) {
+        if !self.retry.is_empty() {
+            self.write(Vec::new(), false);
+        }
+        if self.sealer.is_some()
+            && self.since_seal > 0
+            && self.last_seal.elapsed() >= self.seal_every
+        {
+            self.write(Vec::new(), true);
+        }
+        if self
+            .unsynced_since
+            .is_some_and(|t| t.elapsed() >= SYNC_EVERY)
+        {
+            let _ = self.sync();
+        }
+    }
+
+    /// Makes everything written so far durable; fails while records wait for a retry.
+    fn sync(&mut self) -> AuditResult<()> {
+        if !self.retry.is_empty() {
+            self.write(Vec::new(), false);
+        }
+        if self.unsynced_since.take().is_some() {
+            if let Err(e) = self.trail.sync() {
+                self.counters.note_error(&e);
+                log::error!("audit: {e}");
+                return Err(e);
+            }
+        }
+        match &self.last_failure {
+            Some(e) if !self.retry.is_empty() => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> AuditResult<()> {
+        if self.sealer.is_some() && self.since_seal > 0 {
+            self.write(Vec::new(), true);
+        }
+        self.sync()
+    }
+}
