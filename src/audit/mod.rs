@@ -68,6 +68,9 @@ pub struct AuditConfig {
     pub syslog: Option<SyslogTarget>,
     /// Bound of the queue to the writer thread (records).
     pub queue_capacity: usize,
+    /// `buffered` mode: records kept for a retry while the trail cannot be written;
+    /// beyond this they are dropped, counted, and reported by a `gap` record.
+    pub retry_capacity: usize,
 }
 
 impl AuditConfig {
@@ -81,6 +84,7 @@ impl AuditConfig {
             seal_every: Duration::from_secs(60),
             syslog: None,
             queue_capacity: 8192,
+            retry_capacity: RETRY_CAP,
         }
     }
 

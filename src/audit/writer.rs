@@ -11,7 +11,7 @@
 //!   one `fsync` answers every thread waiting in that batch).
 //! - `buffered`: callers do not wait; the file is `fdatasync`ed at most
 //!   [`SYNC_EVERY`] after a write, and at `flush`/shutdown. A failed write keeps the
-//!   records in memory (up to [`RETRY_CAP`]) and retries; records beyond that are
+//!   records in memory (up to `retry_capacity`, default [`RETRY_CAP`]) and retries; records beyond that are
 //!   dropped and counted, and a `gap` record says how many once writing works again.
 //!   Every failure increments a counter and is logged (at most every 10 s).
 
@@ -33,7 +33,8 @@ use super::{AuditConfig, Mode};
 pub const MAX_BATCH: usize = 4096;
 /// `buffered` mode: longest time written records stay un-synced.
 pub const SYNC_EVERY: Duration = Duration::from_millis(100);
-/// `buffered` mode: most records kept for retry while the trail cannot be written.
+/// `buffered` mode: default of most records kept for a retry while the trail cannot
+/// be written.
 pub const RETRY_CAP: usize = 65_536;
 const RETRY_EVERY: Duration = Duration::from_millis(250);
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -139,6 +140,7 @@ impl WriterHandle {
             last_seal: Instant::now(),
             unsynced_since: None,
             retry: VecDeque::new(),
+            retry_cap: cfg.retry_capacity,
             lost: 0,
             failures: 0,
             last_failure: None,
@@ -217,6 +219,7 @@ struct State {
     last_seal: Instant,
     unsynced_since: Option<Instant>,
     retry: VecDeque<Pending>,
+    retry_cap: usize,
     lost: u64,
     failures: u64,
     last_failure: Option<AuditError>,
@@ -371,7 +374,7 @@ impl State {
                 Some(ack) => {
                     let _ = ack.send(Err(e.clone()));
                 }
-                None if self.retry.len() < RETRY_CAP => self.retry.push_back(p),
+                None if self.retry.len() < self.retry_cap => self.retry.push_back(p),
                 None => {
                     self.lost += 1;
                     self.counters.lost.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,143 @@
+//! `required` mode on a full disk: the append fails with a clear error (the gateway
+//! turns it into `CKR_DEVICE_MEMORY`) and works again once space returns; the trail
+//! holds no half record. `buffered` mode reports the failure and records the loss.
+//! The full disk is a 64 KiB tmpfs (CI runs as root); without permission to mount,
+//! the test says so and returns.
+
+mod audit_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use audit_support::*;
+use keywarden::audit::{verify, AuditError, AuditLog, Mode};
+
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<(tempfile::TempDir, Tmpfs)> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        let mount = Tmpfs(dir.path().to_owned());
+        Some((dir, mount))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system with a filler file; returns it.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    let _ = std::io::Write::write_all(&mut f, &[0u8; 1]);
+    filler
+}
+
+#[test]
+fn required_mode_fails_closed_on_a_full_disk_and_resumes() {
+    let Some((_guard, fs)) = Tmpfs::mount("64k") else { return };
+    let dir = fs.0.join("audit");
+    let log = AuditLog::open(config(&dir, Mode::Required), Some(sealer())).unwrap();
+    for i in 0..5 {
+        log.append(op(i)).unwrap();
+    }
+    let filler = fill(&fs.0);
+    let mut refused = 0;
+    for i in 5..50 {
+        match log.append(op(i)) {
+            Ok(()) => {}
+            Err(e) => {
+                assert!(matches!(e, AuditError::DiskFull(_)), "{e:?}");
+                assert!(e.to_string().contains("audit trail full"), "{e}");
+                let rv = keywarden::Error::from(e).rv();
+                assert_eq!(rv, pkcs11_sys::CKR_DEVICE_MEMORY);
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "the disk never filled up");
+    assert!(log.stats().errors >= refused);
+    // What is on disk is whole records only.
+    let r = verify(&dir, None, None, Some(&*sealer())).unwrap();
+    assert!(r.is_intact() && r.truncated_tail.is_none(), "{r}");
+    let written_before = r.records;
+
+    std::fs::remove_file(filler).unwrap();
+    for i in 50..60 {
+        log.append(op(i)).unwrap();
+    }
+    log.shutdown().unwrap();
+    let r = verify(&dir, None, None, Some(&*sealer())).unwrap();
+    assert!(r.is_intact() && r.truncated_tail.is_none(), "{r}");
+    assert_eq!(r.records, written_before + 10 + 1, "{r}"); // + the shutdown seal
+}
+
+#[test]
+fn buffered_mode_reports_a_full_disk_and_records_the_loss() {
+    let Some((_guard, fs)) = Tmpfs::mount("64k") else { return };
+    let dir = fs.0.join("audit");
+    let log = AuditLog::open(config(&dir, Mode::Buffered), None).unwrap();
+    log.append(op(0)).unwrap();
+    log.flush().unwrap();
+    let filler = fill(&fs.0);
+    // None of these fit now: the writer keeps them for a retry.
+    for i in 1..100 {
+        log.append(op(i)).unwrap();
+    }
+    let err = log.flush().unwrap_err();
+    assert!(err.is_disk_full(), "{err:?}");
+    assert!(log.stats().errors > 0);
+    assert!(log.stats().last_error.unwrap().contains("audit trail full"));
+
+    std::fs::remove_file(filler).unwrap();
+    log.flush().unwrap();
+    log.shutdown().unwrap();
+    let r = verify(&dir, None, None, None).unwrap();
+    assert!(r.is_intact(), "{r}");
+    // Kept in memory and retried: nothing lost, so no gap record.
+    assert_eq!(r.records, 100, "{r}");
+}
+
+#[test]
+fn buffered_mode_overflow_is_counted_and_leaves_a_gap_record() {
+    let Some((_guard, fs)) = Tmpfs::mount("64k") else { return };
+    let dir = fs.0.join("audit");
+    let mut c = config(&dir, Mode::Buffered);
+    c.retry_capacity = 10;
+    let log = AuditLog::open(c, None).unwrap();
+    log.append(op(0)).unwrap();
+    log.flush().unwrap();
+    let filler = fill(&fs.0);
+    for i in 1..41 {
+        log.append(op(i)).unwrap();
+    }
+    assert!(log.flush().is_err());
+    let stats = log.stats();
+    assert_eq!(stats.lost, 30, "{stats:?}");
+
+    std::fs::remove_file(filler).unwrap();
+    log.flush().unwrap();
+    log.shutdown().unwrap();
+    let r = verify(&dir, None, None, None).unwrap();
+    assert!(r.is_intact(), "{r}");
+    let l = lines(&files(&dir)[0]);
+    let gap: serde_json::Value = serde_json::from_str(&l[1]).unwrap();
+    assert_eq!((gap["kind"].as_str(), gap["lost"].as_u64()), (Some("gap"), Some(30)), "{gap}");
+    assert!(gap["last_error"].as_str().unwrap().contains("No space left"), "{gap}");
+    assert_eq!(l.len(), 1 + 1 + 10);
+}
