@@ -50,7 +50,9 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[test]
 fn required_mode_fails_closed_on_a_full_disk_and_resumes() {
-    let Some((_guard, fs)) = Tmpfs::mount("64k") else { return };
+    let Some((_guard, fs)) = Tmpfs::mount("64k") else {
+        return;
+    };
     let dir = fs.0.join("audit");
     let log = AuditLog::open(config(&dir, Mode::Required), Some(sealer())).unwrap();
     for i in 0..5 {
@@ -89,7 +91,9 @@ fn required_mode_fails_closed_on_a_full_disk_and_resumes() {
 
 #[test]
 fn buffered_mode_reports_a_full_disk_and_records_the_loss() {
-    let Some((_guard, fs)) = Tmpfs::mount("64k") else { return };
+    let Some((_guard, fs)) = Tmpfs::mount("64k") else {
+        return;
+    };
     let dir = fs.0.join("audit");
     let log = AuditLog::open(config(&dir, Mode::Buffered), None).unwrap();
     log.append(op(0)).unwrap();
@@ -115,7 +119,9 @@ fn buffered_mode_reports_a_full_disk_and_records_the_loss() {
 
 #[test]
 fn buffered_mode_overflow_is_counted_and_leaves_a_gap_record() {
-    let Some((_guard, fs)) = Tmpfs::mount("64k") else { return };
+    let Some((_guard, fs)) = Tmpfs::mount("64k") else {
+        return;
+    };
     let dir = fs.0.join("audit");
     let mut c = config(&dir, Mode::Buffered);
     c.retry_capacity = 10;
@@ -137,7 +143,17 @@ fn buffered_mode_overflow_is_counted_and_leaves_a_gap_record() {
     assert!(r.is_intact(), "{r}");
     let l = lines(&files(&dir)[0]);
     let gap: serde_json::Value = serde_json::from_str(&l[1]).unwrap();
-    assert_eq!((gap["kind"].as_str(), gap["lost"].as_u64()), (Some("gap"), Some(30)), "{gap}");
-    assert!(gap["last_error"].as_str().unwrap().contains("No space left"), "{gap}");
+    assert_eq!(
+        (gap["kind"].as_str(), gap["lost"].as_u64()),
+        (Some("gap"), Some(30)),
+        "{gap}"
+    );
+    assert!(
+        gap["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left"),
+        "{gap}"
+    );
     assert_eq!(l.len(), 1 + 1 + 10);
 }

@@ -19,8 +19,14 @@ const THREADS: u64 = 2;
 /// started by one of the tests below).
 #[test]
 fn child_writer() {
-    let Ok(dir) = std::env::var("KW_AUDIT_CHILD") else { return };
-    let mode = if std::env::var("KW_AUDIT_MODE").as_deref() == Ok("required") { Mode::Required } else { Mode::Buffered };
+    let Ok(dir) = std::env::var("KW_AUDIT_CHILD") else {
+        return;
+    };
+    let mode = if std::env::var("KW_AUDIT_MODE").as_deref() == Ok("required") {
+        Mode::Required
+    } else {
+        Mode::Buffered
+    };
     let per_thread: u64 = std::env::var("KW_AUDIT_N").unwrap().parse().unwrap();
     let forever = std::env::var("KW_AUDIT_FOREVER").is_ok();
     let log = AuditLog::open(config(Path::new(&dir), mode), Some(sealer())).unwrap();
@@ -74,7 +80,9 @@ fn op_records(dir: &Path) -> Vec<keywarden::audit::RecordView> {
 
 fn four_processes(mode: &str, per_thread: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let children: Vec<Child> = (0..4).map(|_| spawn_writer(dir.path(), mode, per_thread, false)).collect();
+    let children: Vec<Child> = (0..4)
+        .map(|_| spawn_writer(dir.path(), mode, per_thread, false))
+        .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
@@ -117,14 +125,17 @@ fn wait_ready(child: &mut Child) {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60)).expect("child writer ready");
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("child writer ready");
 }
 
 #[test]
 fn kill_9_mid_run_leaves_a_verifiable_prefix_and_writing_resumes() {
     let dir = tempfile::tempdir().unwrap();
     for mode in ["buffered", "required", "buffered"] {
-        let mut children: Vec<Child> = (0..3).map(|_| spawn_writer(dir.path(), mode, 200, true)).collect();
+        let mut children: Vec<Child> = (0..3)
+            .map(|_| spawn_writer(dir.path(), mode, 200, true))
+            .collect();
         for c in &mut children {
             wait_ready(c);
         }
@@ -157,7 +168,10 @@ fn a_torn_tail_is_cut_and_reported_by_the_next_writer() {
     let torn = b"{\"seq\":5,\"prev\":\"00";
     bytes.extend_from_slice(torn);
     std::fs::write(&file, &bytes).unwrap();
-    assert!(verify(dir.path(), None, None, None).unwrap().truncated_tail.is_some());
+    assert!(verify(dir.path(), None, None, None)
+        .unwrap()
+        .truncated_tail
+        .is_some());
 
     let log = AuditLog::open(config(dir.path(), Mode::Required), None).unwrap();
     log.append(op(99)).unwrap();

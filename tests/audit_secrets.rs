@@ -12,7 +12,8 @@ use std::time::Duration;
 use audit_support::*;
 use keywarden::abi::MechanismView;
 use keywarden::audit::{
-    AuditLog, HmacSealer, LifecycleEvent, Mode, ModuleEvent, ModuleWhat, OpEvent, Outcome, SyslogTarget,
+    AuditLog, HmacSealer, LifecycleEvent, Mode, ModuleEvent, ModuleWhat, OpEvent, Outcome,
+    SyslogTarget,
 };
 use keywarden::functions::FunctionId;
 use keywarden::gateway::Call;
@@ -26,10 +27,18 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn debug_of_call_descriptors_and_secret_holders_cannot_leak() {
     let pin_param = PIN.as_bytes();
-    let view = MechanismView { mechanism: pkcs11_sys::CKM_AES_CBC, param: Some(pin_param) };
+    let view = MechanismView {
+        mechanism: pkcs11_sys::CKM_AES_CBC,
+        param: Some(pin_param),
+    };
     let call = Call::session(FunctionId::C_Login, 5);
     let sealer = HmacSealer::new(PIN.repeat(2).into_bytes()).unwrap();
-    for text in [format!("{view:?}"), format!("{call:?}"), format!("{sealer:?}"), format!("{:?}", OpEvent::from_call(&call, 0))] {
+    for text in [
+        format!("{view:?}"),
+        format!("{call:?}"),
+        format!("{sealer:?}"),
+        format!("{:?}", OpEvent::from_call(&call, 0)),
+    ] {
         assert!(!text.contains(PIN), "{text}");
         assert!(!text.contains("80, 73, 78"), "{text}"); // the PIN's bytes as a list
     }
@@ -42,14 +51,25 @@ fn no_file_or_datagram_written_for_pin_functions_holds_the_pin() {
     let sockdir = tempfile::tempdir().unwrap();
     let sock = sockdir.path().join("log");
     let listener = UnixDatagram::bind(&sock).unwrap();
-    listener.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut c = config(dir.path(), Mode::Required);
     c.syslog = Some(SyslogTarget::Unix(sock));
     c.seal_every_records = 2;
     let log = AuditLog::open(c, Some(sealer())).unwrap();
     // The PIN-bearing calls, described as the gateway describes them.
-    for f in [FunctionId::C_Login, FunctionId::C_InitPIN, FunctionId::C_SetPIN, FunctionId::C_InitToken] {
-        log.append(OpEvent::from_call(&Call::session(f, 7), pkcs11_sys::CKR_PIN_INCORRECT)).unwrap();
+    for f in [
+        FunctionId::C_Login,
+        FunctionId::C_InitPIN,
+        FunctionId::C_SetPIN,
+        FunctionId::C_InitToken,
+    ] {
+        log.append(OpEvent::from_call(
+            &Call::session(f, 7),
+            pkcs11_sys::CKR_PIN_INCORRECT,
+        ))
+        .unwrap();
     }
     // Error messages from the engine are built from typed values, never from input.
     let err = keywarden::Error::Backend(pkcs11_sys::CKR_PIN_INCORRECT);
@@ -78,7 +98,9 @@ fn no_file_or_datagram_written_for_pin_functions_holds_the_pin() {
     let sent = lines(&files(dir.path())[0]).len();
     let mut buf = vec![0u8; 65536];
     for _ in 0..sent {
-        let n = listener.recv(&mut buf).expect("a datagram before the deadline");
+        let n = listener
+            .recv(&mut buf)
+            .expect("a datagram before the deadline");
         everything.extend_from_slice(&buf[..n]);
     }
     assert!(contains(&everything, b"C_SetPIN"), "the records are there");

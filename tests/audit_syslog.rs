@@ -54,7 +54,9 @@ fn write(dir: &std::path::Path, target: SyslogTarget) {
 #[test]
 fn records_are_forwarded_over_udp() {
     let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
-    listener.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let target = SyslogTarget::parse(&format!("udp://127.0.0.1:{port}")).unwrap();
@@ -68,9 +70,14 @@ fn records_are_forwarded_over_a_unix_socket() {
     let sockdir = tempfile::tempdir().unwrap();
     let path = sockdir.path().join("log");
     let listener = UnixDatagram::bind(&path).unwrap();
-    listener.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), SyslogTarget::parse(&format!("unix:{}", path.display())).unwrap());
+    write(
+        dir.path(),
+        SyslogTarget::parse(&format!("unix:{}", path.display())).unwrap(),
+    );
     let messages = receive(3, |b| listener.recv(b));
     check(dir.path(), &messages);
 }

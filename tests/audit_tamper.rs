@@ -46,8 +46,17 @@ fn a_changed_byte_is_pinned_to_its_record() {
 #[test]
 fn a_changed_link_field_is_pinned_to_its_record() {
     let (dir, file, mut l) = trail(12);
-    let flipped = if l[5].contains("\"prev\":\"0") { "\"prev\":\"1" } else { "\"prev\":\"0" };
-    l[5] = format!("{}{}{}", &l[5][..l[5].find("\"prev\":\"").unwrap()], flipped, &l[5][l[5].find("\"prev\":\"").unwrap() + 9..]);
+    let flipped = if l[5].contains("\"prev\":\"0") {
+        "\"prev\":\"1"
+    } else {
+        "\"prev\":\"0"
+    };
+    l[5] = format!(
+        "{}{}{}",
+        &l[5][..l[5].find("\"prev\":\"").unwrap()],
+        flipped,
+        &l[5][l[5].find("\"prev\":\"").unwrap() + 9..]
+    );
     write_lines(&file, &l);
     match check(dir.path()).problem {
         Some(Problem::Altered(at)) => assert_eq!(at.seq, Some(5)),
@@ -72,7 +81,9 @@ fn a_removed_record_is_found() {
     l.remove(5);
     write_lines(&file, &l);
     match check(dir.path()).problem {
-        Some(Problem::Missing(at, expected)) => assert_eq!((at.line, at.seq, expected), (6, Some(6), 5)),
+        Some(Problem::Missing(at, expected)) => {
+            assert_eq!((at.line, at.seq, expected), (6, Some(6), 5))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -83,7 +94,9 @@ fn a_reordered_pair_is_found() {
     l.swap(5, 6);
     write_lines(&file, &l);
     match check(dir.path()).problem {
-        Some(Problem::Reordered(at, expected)) => assert_eq!((at.line, at.seq, expected), (6, Some(6), 5)),
+        Some(Problem::Reordered(at, expected)) => {
+            assert_eq!((at.line, at.seq, expected), (6, Some(6), 5))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -110,7 +123,14 @@ fn cutting_into_an_acknowledged_record_is_a_removal() {
     std::fs::write(&file, &bytes[..bytes.len() - 40]).unwrap();
     let r = check(dir.path());
     assert!(r.truncated_tail.is_some(), "{r}");
-    assert_eq!(r.problem, Some(Problem::TailMissing { head_seq: 12, last_seq: Some(11) }), "{r}");
+    assert_eq!(
+        r.problem,
+        Some(Problem::TailMissing {
+            head_seq: 12,
+            last_seq: Some(11)
+        }),
+        "{r}"
+    );
 }
 
 #[test]
@@ -119,7 +139,9 @@ fn removing_whole_records_from_the_end_shows_against_the_head() {
     l.truncate(10);
     write_lines(&file, &l);
     match check(dir.path()).problem {
-        Some(Problem::TailMissing { head_seq, last_seq }) => assert_eq!((head_seq, last_seq), (12, Some(9))),
+        Some(Problem::TailMissing { head_seq, last_seq }) => {
+            assert_eq!((head_seq, last_seq), (12, Some(9)))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -192,14 +214,19 @@ fn the_chain_continues_across_rotated_files() {
     // Each file is named after its first record.
     for f in &all {
         let first = seq_of(&lines(f)[0]);
-        assert!(f.to_string_lossy().contains(&format!("audit-{first:020}-")), "{f:?}");
+        assert!(
+            f.to_string_lossy().contains(&format!("audit-{first:020}-")),
+            "{f:?}"
+        );
     }
     // Removing the first record of the third file breaks the link between files.
     let mut l = lines(&all[2]);
     l.remove(0);
     write_lines(&all[2], &l);
     match verify(dir.path(), None, None, None).unwrap().problem {
-        Some(Problem::Missing(at, _)) => assert_eq!((at.file.clone(), at.line), (all[2].clone(), 1)),
+        Some(Problem::Missing(at, _)) => {
+            assert_eq!((at.file.clone(), at.line), (all[2].clone(), 1))
+        }
         other => panic!("{other:?}"),
     }
 }

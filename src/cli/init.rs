@@ -97,8 +97,26 @@ dir = {store}
 # busy_timeout_ms = 2000
 
 [audit]
-# Audit trail directory. Absolute path.
+# Audit trail directory. Absolute path. Files: audit-<first seq>-<YYYYMMDD>.jsonl
+# (JSON Lines, one hash-chained record per line) and audit.head.
 dir = {audit}
+# "buffered": records are written by a background thread within 100 ms; a crash
+#   can lose the last records not yet written (at most 100 ms of them, plus the
+#   queue), never earlier ones.
+# "required": an operation succeeds only once its record is on disk (fsync); if
+#   the record cannot be written (disk full) the operation fails.
+# mode = "buffered"
+# Start a new file before one passes this many MiB (and at each UTC midnight).
+# rotate_mb = 64
+# Seal the chain head every this many records of a process, or this many
+# seconds, and at C_Finalize.
+# seal_every_records = 1000
+# seal_every_secs = 60
+# Forward every record to syslog (RFC 5424): "udp://HOST:PORT", "unix:/dev/log".
+# syslog = "unix:/dev/log"
+# Software seal key (HMAC-SHA256, 32+ bytes) for hosts without the token's
+# audit key. Absolute path.
+# seal_key_file = "/etc/keywarden/audit-seal.key"
 "#,
         backend = quoted(backend),
         store = quoted(&dir.join("store")),
@@ -119,6 +137,14 @@ mod tests {
         );
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.store.dir, PathBuf::from("/tmp/k w\"d/store"));
+        // The commented audit settings, uncommented, are valid too.
+        let all = text
+            .replace("# mode =", "mode =")
+            .replace("# rotate_mb", "rotate_mb")
+            .replace("# seal_every", "seal_every")
+            .replace("# syslog =", "syslog =")
+            .replace("# seal_key_file =", "seal_key_file =");
+        assert_eq!(Config::parse(&all).unwrap().audit.rotate_mb, 64);
         assert_eq!(c.backend.module, PathBuf::from("/usr/lib/x.so"));
         assert_eq!(c.policy.mode, crate::config::PolicyMode::Transparent);
         let text = render(

@@ -2,6 +2,8 @@
 //! layers (config, backend loader) and on `cryptoki` where it talks to a token; it
 //! never goes through `ffi`. One file per subcommand.
 
+mod audit;
+mod audit_follow;
 mod doctor;
 mod explain;
 mod init;
@@ -58,6 +60,13 @@ enum Command {
     /// Check a policy file, or explain a decision (docs/policy.md).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Verify, read and export the audit trail.
+    Audit {
+        #[command(flatten)]
+        source: audit::Source,
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 /// Runs the CLI with the process arguments.
@@ -74,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Doctor { config } => doctor::run(config),
         Command::Users { config, command } => users::run(config, command),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Audit { source, command } => audit::run(&source, &command),
     };
     match result {
         Ok(code) => code,

@@ -45,7 +45,11 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 pub fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 pub fn write_lines(path: &Path, lines: &[String]) {

@@ -1,0 +1,249 @@
+//! `keywarden audit verify|tail|search|export`: the auditor's view of the trail.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::audit::{self, Filter, Format, Found, HmacSealer, Sealer, Timestamp};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Where the trail is.
+#[derive(Debug, Args)]
+pub(super) struct Source {
+    /// Configuration file (default: $KEYWARDEN_CONF, else /etc/keywarden/keywarden.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The audit directory, instead of the configuration's `audit.dir`.
+    #[arg(long, global = true)]
+    dir: Option<PathBuf>,
+}
+
+/// Which records.
+#[derive(Debug, Args)]
+pub(super) struct Select {
+    /// Only records about this key (label or CKA_ID in hex).
+    #[arg(long)]
+    key: Option<String>,
+    /// Only records of this OS user (name or uid) or named identity.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only refusals.
+    #[arg(long)]
+    denied: bool,
+}
+
+/// A time range `[from, to)`.
+#[derive(Debug, Args)]
+pub(super) struct Range {
+    /// Start (RFC 3339, e.g. 2025-01-31T12:00:00Z, or a date: 2025-01-31).
+    #[arg(long, value_parser = parse_time)]
+    from: Option<Timestamp>,
+    /// End, exclusive (same forms).
+    #[arg(long, value_parser = parse_time)]
+    to: Option<Timestamp>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AuditCommand {
+    /// Check the hash chain and the seals; name the first bad record.
+    Verify {
+        #[command(flatten)]
+        range: Range,
+        /// HMAC seal key file (default: the configuration's `audit.seal_key_file`).
+        #[arg(long)]
+        seal_key: Option<PathBuf>,
+    },
+    /// Show the last records, and with -f follow new ones until interrupted.
+    Tail {
+        /// Keep printing records as they are written (Ctrl-C to stop).
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the last records to show first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+        #[command(flatten)]
+        select: Select,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the records matching the filters.
+    Search {
+        #[command(flatten)]
+        range: Range,
+        #[command(flatten)]
+        select: Select,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Export a period for a SIEM or a spreadsheet.
+    Export {
+        /// jsonl (lines as written, chain intact), csv or cef.
+        #[arg(long, value_enum)]
+        format: Format,
+        #[command(flatten)]
+        range: Range,
+        #[command(flatten)]
+        select: Select,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn parse_time(s: &str) -> std::result::Result<Timestamp, String> {
+    Timestamp::parse(s)
+        .ok_or_else(|| format!("not a time: {s} (use 2025-01-31 or 2025-01-31T12:00:00Z)"))
+}
+
+fn audit_err(e: audit::AuditError) -> Error {
+    Error::Audit(e)
+}
+
+/// The audit directory and the configuration's `[audit]` section, if one was read.
+fn locate(source: &Source) -> Result<(PathBuf, Option<crate::config::AuditSection>)> {
+    if let Some(dir) = &source.dir {
+        let section = source
+            .config
+            .as_ref()
+            .map(|p| Config::load(p))
+            .transpose()?
+            .map(|c| c.audit);
+        return Ok((dir.clone(), section));
+    }
+    let path = source.config.clone().unwrap_or_else(Config::path_from_env);
+    let config = Config::load(&path)?;
+    Ok((config.audit.dir.clone(), Some(config.audit)))
+}
+
+fn filter(range: Option<&Range>, select: &Select) -> Filter {
+    Filter {
+        from: range.and_then(|r| r.from),
+        to: range.and_then(|r| r.to),
+        key: select.key.clone(),
+        user: select.user.clone(),
+        denied: select.denied,
+    }
+}
+
+pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
+    let (dir, section) = locate(source)?;
+    match command {
+        AuditCommand::Verify { range, seal_key } => {
+            let key_file = seal_key
+                .clone()
+                .or_else(|| section.and_then(|s| s.seal_key_file));
+            let sealer = key_file
+                .map(|p| HmacSealer::from_file(&p))
+                .transpose()
+                .map_err(audit_err)?;
+            let report = audit::verify(
+                &dir,
+                range.from,
+                range.to,
+                sealer.as_ref().map(|s| s as &dyn Sealer),
+            )
+            .map_err(audit_err)?;
+            println!("trail: {}", dir.display());
+            println!("{report}");
+            Ok(if report.is_intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        AuditCommand::Search {
+            range,
+            select,
+            format,
+        } => {
+            let out = std::io::stdout();
+            let mut out = BufWriter::new(out.lock());
+            write_all(&dir, &filter(Some(range), select), *format, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Export {
+            format,
+            range,
+            select,
+            output,
+        } => {
+            let f = filter(Some(range), select);
+            let count = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .map_err(|e| Error::Audit(audit::AuditError::io(path.display(), &e)))?;
+                    let mut out = BufWriter::new(file);
+                    let n = audit::export(&dir, &f, *format, &mut out).map_err(audit_err)?;
+                    out.flush()
+                        .map_err(|e| Error::Audit(audit::AuditError::io(path.display(), &e)))?;
+                    n
+                }
+                None => {
+                    let out = std::io::stdout();
+                    let mut out = BufWriter::new(out.lock());
+                    let n = quiet_pipe(audit::export(&dir, &f, *format, &mut out))?;
+                    let _ = out.flush();
+                    n
+                }
+            };
+            eprintln!("exported {count} records");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Tail {
+            follow,
+            lines,
+            select,
+            format,
+        } => {
+            super::audit_follow::tail(&dir, &filter(None, select), *lines, *follow, *format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A reader that went away (`| head`) ends the output quietly.
+fn quiet_pipe(r: audit::AuditResult<u64>) -> Result<u64> {
+    match r {
+        Err(audit::AuditError::Io(msg)) if msg.starts_with("output:") => Ok(0),
+        other => other.map_err(audit_err),
+    }
+}
+
+fn write_all(dir: &Path, f: &Filter, format: Format, out: &mut dyn Write) -> Result<()> {
+    if audit::header(out, format).is_err() {
+        return Ok(());
+    }
+    let mut ok = true;
+    audit::read_records(dir, f, |found: Found| {
+        ok = audit::write_record(out, format, &found).is_ok();
+        ok
+    })
+    .map_err(audit_err)?;
+    let _ = out.flush();
+    Ok(())
+}
+
+/// Set by SIGINT/SIGTERM; the follow loop checks it between polls.
+pub(super) fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))
+            .map_err(|e| Error::Internal(format!("cannot handle signal {signal}: {e}")))?;
+    }
+    Ok(flag)
+}
+
+/// How often `tail -f` looks for new records.
+pub(super) const POLL: Duration = Duration::from_millis(200);
+
+pub(super) fn stopped(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::Relaxed)
+}

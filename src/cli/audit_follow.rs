@@ -1,0 +1,164 @@
+//! `keywarden audit tail [-f]`: the last records, then new ones as they are written,
+//! across file rotations, until SIGINT/SIGTERM.
+//!
+//! Following polls the current file's length every [`super::audit::POLL`] (sleeping
+//! in between, never spinning) and moves to the next file once a newer one exists
+//! and the current one has been read to its end. Only complete lines are printed: a
+//! record being written is picked up at the next poll.
+
+use std::collections::VecDeque;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::audit::{self, Filter, Format, Found, RecordView};
+use crate::error::{Error, Result};
+
+use super::audit::{stop_flag, stopped, POLL};
+
+pub(super) fn tail(
+    dir: &Path,
+    filter: &Filter,
+    last: usize,
+    follow: bool,
+    format: Format,
+) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    // Install the handler before reading, so an early Ctrl-C is not lost.
+    let stop = if follow { Some(stop_flag()?) } else { None };
+    // Where following starts is fixed before the last records are read, so a record
+    // written meanwhile is printed once: by the follow loop, not as a recent one.
+    let files = audit::list_files(dir).map_err(Error::Audit)?;
+    let mut cursor = match files.last() {
+        Some(p) => {
+            let (offset, line) = complete_prefix(p);
+            Cursor {
+                path: p.clone(),
+                offset,
+                line,
+                partial: Vec::new(),
+            }
+        }
+        None => Cursor {
+            path: PathBuf::new(),
+            offset: 0,
+            line: 0,
+            partial: Vec::new(),
+        },
+    };
+    let mut recent = VecDeque::with_capacity(last.min(10_000));
+    audit::read_records(dir, filter, |found| {
+        let before_cursor =
+            found.file < cursor.path || (found.file == cursor.path && found.line <= cursor.line);
+        if last > 0 && before_cursor {
+            if recent.len() == last {
+                recent.pop_front();
+            }
+            recent.push_back(found);
+        }
+        before_cursor || cursor.path.as_os_str().is_empty()
+    })
+    .map_err(Error::Audit)?;
+    if audit::header(&mut out, format).is_err() {
+        return Ok(());
+    }
+    for found in &recent {
+        if audit::write_record(&mut out, format, found).is_err() {
+            return Ok(());
+        }
+    }
+    if out.flush().is_err() {
+        return Ok(());
+    }
+    let Some(stop) = stop else { return Ok(()) };
+
+    while !stopped(&stop) {
+        let mut progressed = cursor.read_new(|found| {
+            filter
+                .matches(&found.view)
+                .then(|| audit::write_record(&mut out, format, &found))
+        })?;
+        if out.flush().is_err() {
+            return Ok(());
+        }
+        if !progressed {
+            // Nothing new here: move on if a newer file has started.
+            let files = audit::list_files(dir).map_err(Error::Audit)?;
+            if let Some(next) = files.iter().find(|p| **p > cursor.path) {
+                cursor = Cursor {
+                    path: next.clone(),
+                    offset: 0,
+                    line: 0,
+                    partial: Vec::new(),
+                };
+                progressed = true;
+            }
+        }
+        if !progressed {
+            std::thread::sleep(POLL);
+        }
+    }
+    Ok(())
+}
+
+fn len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The length of `p` up to its last complete line, and how many lines that is.
+fn complete_prefix(p: &Path) -> (u64, usize) {
+    let bytes = std::fs::read(p).unwrap_or_default();
+    let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    (
+        end as u64,
+        bytes[..end].iter().filter(|c| **c == b'\n').count(),
+    )
+}
+
+struct Cursor {
+    path: PathBuf,
+    offset: u64,
+    line: usize,
+    partial: Vec<u8>,
+}
+
+impl Cursor {
+    /// Emits the complete lines written since the last call; true if any bytes came.
+    fn read_new(
+        &mut self,
+        mut emit: impl FnMut(Found) -> Option<std::io::Result<()>>,
+    ) -> Result<bool> {
+        if self.path.as_os_str().is_empty() || len(&self.path) <= self.offset {
+            return Ok(false);
+        }
+        let io = |e: std::io::Error| Error::Audit(audit::AuditError::io(self.path.display(), &e));
+        let mut file = std::fs::File::open(&self.path).map_err(io)?;
+        file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
+        let mut fresh = Vec::new();
+        file.read_to_end(&mut fresh).map_err(io)?;
+        self.offset += fresh.len() as u64;
+        self.partial.extend_from_slice(&fresh);
+        let complete = self
+            .partial
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let ready: Vec<u8> = self.partial.drain(..complete).collect();
+        for line in ready.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            self.line += 1;
+            let Ok(view) = serde_json::from_slice::<RecordView>(line) else {
+                continue;
+            };
+            let found = Found {
+                file: self.path.clone(),
+                line: self.line,
+                text: String::from_utf8_lossy(line).into_owned(),
+                view,
+            };
+            if let Some(Err(_)) = emit(found) {
+                break;
+            }
+        }
+        Ok(!fresh.is_empty())
+    }
+}

@@ -1,0 +1,256 @@
+//! `keywarden audit verify|tail|search|export` as a user runs them.
+
+mod audit_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use audit_support::*;
+use keywarden::audit::{AuditLog, Mode};
+
+fn kw(args: &[&str]) -> Output {
+    Command::new(keywarden_bin())
+        .args(args)
+        .env_remove("KEYWARDEN_CONF")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A trail with allowed and refused records of two keys and two users.
+fn sample(dir: &Path) {
+    let log = AuditLog::open(config(dir, Mode::Required), Some(sealer())).unwrap();
+    for i in 0..6 {
+        let mut e = op(i);
+        if i % 2 == 1 {
+            e.key_label = Some("payroll".into());
+            e.identity = Some("bob".into());
+            e = e.denied("no-night-signing");
+        }
+        log.append(e).unwrap();
+    }
+    log.shutdown().unwrap();
+}
+
+#[test]
+fn verify_reports_ok_and_exits_non_zero_on_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let key = dir.path().join("seal.key");
+    std::fs::write(&key, hex_key()).unwrap();
+    let o = kw(&[
+        "audit",
+        "--dir",
+        d,
+        "verify",
+        "--seal-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("OK: chain intact") && text(&o).contains("seals: 1 verified"),
+        "{}",
+        text(&o)
+    );
+
+    let file = files(dir.path()).remove(0);
+    let mut l = lines(&file);
+    l.swap(2, 3);
+    write_lines(&file, &l);
+    let o = kw(&["audit", "--dir", d, "verify"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("PROBLEM: records reordered at") && text(&o).contains("line 3 (seq 3)"),
+        "{}",
+        text(&o)
+    );
+}
+
+fn hex_key() -> String {
+    KEY.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn search_filters_by_key_user_and_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let denied = text(&kw(&["audit", "--dir", d, "search", "--denied"]));
+    assert_eq!(denied.lines().count(), 3, "{denied}");
+    assert!(
+        denied
+            .lines()
+            .all(|l| l.contains("DENIED rule=no-night-signing") && l.contains("key=payroll")),
+        "{denied}"
+    );
+    let by_key = text(&kw(&[
+        "audit", "--dir", d, "search", "--key", "k1", "--format", "jsonl",
+    ]));
+    assert_eq!(by_key.lines().count(), 3);
+    let by_user = text(&kw(&["audit", "--dir", d, "search", "--user", "bob"]));
+    assert_eq!(by_user.lines().count(), 3);
+    let future = text(&kw(&[
+        "audit",
+        "--dir",
+        d,
+        "search",
+        "--from",
+        "2999-01-01",
+    ]));
+    assert_eq!(future, "");
+    let bad = kw(&["audit", "--dir", d, "search", "--from", "yesterday"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn export_writes_jsonl_csv_and_cef() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let jsonl = text(&kw(&["audit", "--dir", d, "export", "--format", "jsonl"]));
+    assert_eq!(
+        jsonl,
+        std::fs::read_to_string(&files(dir.path())[0]).unwrap()
+    );
+    let csv = text(&kw(&[
+        "audit",
+        "--dir",
+        d,
+        "export",
+        "--format",
+        "csv",
+        "--to",
+        "2999-01-01",
+    ]));
+    assert!(csv.starts_with("seq,time,host,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 7);
+    let out = dir.path().join("x.cef");
+    let o = kw(&[
+        "audit",
+        "--dir",
+        d,
+        "export",
+        "--format",
+        "cef",
+        "--denied",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exported 3 records"));
+    let cef = std::fs::read_to_string(out).unwrap();
+    assert_eq!(cef.lines().count(), 3);
+    assert!(cef.lines().all(|l| l.starts_with("CEF:0|Keywarden|keywarden|") && l.contains("|C_Sign denied|6|")), "{cef}");
+}
+
+#[test]
+fn verify_reads_the_directory_and_key_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    sample(&audit);
+    let key = dir.path().join("seal.key");
+    std::fs::write(&key, hex_key()).unwrap();
+    let conf = dir.path().join("k.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[backend]\nmodule = \"/x.so\"\n[policy]\nprofile = \"transparent\"\n[store]\ndir = \"/tmp\"\n[audit]\ndir = {:?}\nseal_key_file = {:?}\n",
+            audit.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = kw(&["audit", "--config", conf.to_str().unwrap(), "verify"]);
+    assert!(
+        o.status.success() && text(&o).contains("seals: 1 verified"),
+        "{}{}",
+        text(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn tail_shows_the_last_records_and_follows_until_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let last2 = text(&kw(&[
+        "audit", "--dir", d, "tail", "-n", "2", "--format", "jsonl",
+    ]));
+    assert_eq!(last2.lines().map(seq_of).collect::<Vec<_>>(), vec![5, 6]);
+
+    // One matching record exists before: seeing it printed shows the follower has
+    // fixed where it follows from.
+    let log = AuditLog::open(config(dir.path(), Mode::Required), None).unwrap();
+    let mut first = op(99);
+    first.key_label = Some("followed".into());
+    log.append(first).unwrap();
+    log.shutdown().unwrap();
+    let mut child = Command::new(keywarden_bin())
+        .args([
+            "audit", "--dir", d, "tail", "-f", "-n", "1", "--key", "followed", "--format", "jsonl",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Duration::from_secs(30);
+    let shown = rx.recv_timeout(deadline).expect("the last matching record");
+    assert!(shown.contains("\"bytes_in\":99"), "{shown}");
+    // Write across several files while it follows; only "followed" records match.
+    let mut c = config(dir.path(), Mode::Required);
+    c.max_file_bytes = 1500;
+    let log = AuditLog::open(c, None).unwrap();
+    for i in 0..12u64 {
+        let mut e = op(100 + i);
+        if i % 3 == 0 {
+            e.key_label = Some("followed".into());
+        }
+        log.append(e).unwrap();
+    }
+    log.shutdown().unwrap();
+    let got: Vec<u64> = (0..4)
+        .map(|_| {
+            let line = rx
+                .recv_timeout(deadline)
+                .expect("a followed record before the deadline");
+            serde_json::from_str::<serde_json::Value>(&line).unwrap()["bytes_in"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, vec![100, 103, 106, 109]);
+    assert!(
+        files(dir.path()).len() > 2,
+        "the records spanned several files"
+    );
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait().unwrap());
+    });
+    let status = done_rx
+        .recv_timeout(deadline)
+        .expect("tail -f exits on SIGINT");
+    assert!(status.success(), "{status:?}");
+}
