@@ -200,3 +200,6 @@ impl AuditLog {
         self.writer.load().counters.snapshot()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -185,6 +185,8 @@ impl OpEvent {
 
     /// What the gateway's call descriptor says (function, slot, session, mechanism
     /// type). The descriptor holds no data, so neither can the record.
+    // CK_ULONG is u64 here but 32 bits wide on other targets.
+    #[allow(clippy::useless_conversion)]
     pub fn from_call(call: &Call, rv: CK_RV) -> OpEvent {
         let mut op = OpEvent::new(call.function, rv);
         op.slot = call.slot.map(u64::from);

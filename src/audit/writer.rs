@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -245,10 +245,7 @@ impl State {
                             Msg::Shutdown(r) => stop = Some(r),
                         }
                         if stop.is_none() && batch.len() < MAX_BATCH {
-                            msg = match rx.try_recv() {
-                                Ok(m) => Some(m),
-                                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                            };
+                            msg = rx.try_recv().ok();
                         }
                     }
                 }
