@@ -133,8 +133,10 @@ fn buffered_mode_overflow_is_counted_and_leaves_a_gap_record() {
         log.append(op(i)).unwrap();
     }
     assert!(log.flush().is_err());
+    // A few records may still fit in the file's last, partly used page.
     let stats = log.stats();
-    assert_eq!(stats.lost, 30, "{stats:?}");
+    let fitted = stats.written - 1;
+    assert_eq!(stats.lost, 40 - fitted - 10, "{stats:?}");
 
     std::fs::remove_file(filler).unwrap();
     log.flush().unwrap();
@@ -142,18 +144,11 @@ fn buffered_mode_overflow_is_counted_and_leaves_a_gap_record() {
     let r = verify(&dir, None, None, None).unwrap();
     assert!(r.is_intact(), "{r}");
     let l = lines(&files(&dir)[0]);
-    let gap: serde_json::Value = serde_json::from_str(&l[1]).unwrap();
-    assert_eq!(
-        (gap["kind"].as_str(), gap["lost"].as_u64()),
-        (Some("gap"), Some(30)),
-        "{gap}"
-    );
-    assert!(
-        gap["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("No space left"),
-        "{gap}"
-    );
-    assert_eq!(l.len(), 1 + 1 + 10);
+    let at = 1 + fitted as usize;
+    let gap: serde_json::Value = serde_json::from_str(&l[at]).unwrap();
+    assert_eq!(gap["kind"].as_str(), Some("gap"), "{gap}");
+    assert_eq!(gap["lost"].as_u64(), Some(stats.lost), "{gap}");
+    let why = gap["last_error"].as_str().unwrap();
+    assert!(why.contains("No space left"), "{gap}");
+    assert_eq!(l.len(), at + 1 + 10);
 }
