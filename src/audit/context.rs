@@ -2,9 +2,9 @@
 //! writer (and again in a forked child, whose pid differs) and pre-serialised, since
 //! they are the same in every record a process writes.
 
-use std::path::Path;
-
 use serde::Serialize;
+
+use crate::identity::ProcessFacts;
 
 /// The process context of every record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -13,30 +13,18 @@ pub struct ProcessInfo {
     pub host: String,
     /// Process id.
     pub pid: u32,
-    /// Real user id.
+    /// Effective user id.
     pub uid: u32,
-    /// User name from `/etc/passwd`, when it has one (NSS-only users show by uid).
+    /// The uid's user name, when the user database knows it.
     pub user: Option<String>,
     /// The executable's path.
     pub exe: Option<String>,
 }
 
 impl ProcessInfo {
-    /// This process, now.
+    /// This process, now (the facts `identity` observes for policy too).
     pub fn current() -> ProcessInfo {
-        let uid = rustix::process::getuid().as_raw();
-        ProcessInfo {
-            host: rustix::system::uname()
-                .nodename()
-                .to_string_lossy()
-                .into_owned(),
-            pid: std::process::id(),
-            uid,
-            user: user_name(Path::new("/etc/passwd"), uid),
-            exe: std::env::current_exe()
-                .ok()
-                .map(|p| p.display().to_string()),
-        }
+        ProcessInfo::from(&ProcessFacts::observe())
     }
 
     /// `"host":…,"pid":…,"uid":…,"user":…,"exe":…` without braces, to splice into
@@ -51,35 +39,21 @@ impl ProcessInfo {
     }
 }
 
-/// Reads the name of `uid` from a passwd-format file. The C library's `getpwuid_r`
-/// would need `unsafe`; the local file answers for the accounts that run services.
-fn user_name(passwd: &Path, uid: u32) -> Option<String> {
-    let text = std::fs::read_to_string(passwd).ok()?;
-    text.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id = fields.nth(1)?.parse::<u32>().ok()?;
-        (id == uid && !name.is_empty()).then(|| name.to_owned())
-    })
+impl From<&ProcessFacts> for ProcessInfo {
+    fn from(facts: &ProcessFacts) -> ProcessInfo {
+        ProcessInfo {
+            host: facts.host.clone(),
+            pid: facts.pid,
+            uid: facts.uid,
+            user: facts.user.clone(),
+            exe: facts.exe.as_ref().map(|p| p.display().to_string()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_names_come_from_passwd() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("passwd");
-        std::fs::write(
-            &p,
-            "root:x:0:0:root:/root:/bin/sh\nkw:x:1001:1001::/:/bin/false\n",
-        )
-        .unwrap();
-        assert_eq!(user_name(&p, 0).as_deref(), Some("root"));
-        assert_eq!(user_name(&p, 1001).as_deref(), Some("kw"));
-        assert_eq!(user_name(&p, 7), None);
-    }
 
     #[test]
     fn fields_splice_into_an_object() {
