@@ -29,6 +29,7 @@ pub mod functions;
 mod functions_table;
 pub mod gateway;
 pub mod identity;
+pub mod lifecycle;
 pub mod logging;
 pub mod policy;
 pub mod store;

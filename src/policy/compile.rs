@@ -38,6 +38,7 @@ pub struct Policy {
     /// Grant indices per operation, in file order.
     pub(crate) grants_by_op: [Box<[u32]>; Op::COUNT],
     pub(crate) creation: CreationPolicy,
+    pub(crate) cryptoperiods: Vec<super::cryptoperiod::Cryptoperiod>,
 }
 
 /// A named principal matcher.
@@ -74,6 +75,7 @@ pub(crate) struct CKeyset {
     pub sel: KeySel,
     pub classification: Option<Level>,
     pub owner: Option<u16>,
+    pub backup_required: bool,
 }
 
 /// Which roles a rule applies to.
@@ -335,6 +337,7 @@ fn compile_raw(raw: RawPolicy, src: Src<'_>, clock: Arc<dyn Clock>) -> Result<Po
             sel,
             classification,
             owner,
+            backup_required: k.backup_required.unwrap_or(false),
         });
     }
 
@@ -348,6 +351,7 @@ fn compile_raw(raw: RawPolicy, src: Src<'_>, clock: Arc<dyn Clock>) -> Result<Po
         grants.push(compile_grant(&cx, g, &mut ids, &keysets, &rules)?);
     }
     let creation = CreationPolicy::compile(raw.creation.as_ref(), &src)?;
+    let cryptoperiods = super::cryptoperiod::compile(&cx, &raw.cryptoperiods)?;
 
     let bucket = |ops: &mut dyn Iterator<Item = u32>| -> [Box<[u32]>; Op::COUNT] {
         let masks: Vec<u32> = ops.collect();
@@ -375,6 +379,7 @@ fn compile_raw(raw: RawPolicy, src: Src<'_>, clock: Arc<dyn Clock>) -> Result<Po
         rules,
         grants,
         creation,
+        cryptoperiods,
     })
 }
 

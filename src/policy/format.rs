@@ -54,6 +54,33 @@ pub struct RawPolicy {
     /// `[creation]`.
     #[serde(default)]
     pub creation: Option<Spanned<RawCreation>>,
+    /// `[[cryptoperiod]]`, in order (first match wins).
+    #[serde(default, rename = "cryptoperiod")]
+    pub cryptoperiods: Vec<Spanned<RawCryptoperiod>>,
+}
+
+/// `[[cryptoperiod]]`: how long keys of a kind are used (SP 800-57 Part 1 §5.3), and
+/// what happens when the originator-usage period ends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCryptoperiod {
+    /// Name shown by `keywarden keys`; defaults to `line N`.
+    pub name: Option<String>,
+    /// Label glob(s).
+    pub label: Option<OneOrMany<String>>,
+    /// `CKA_ID`(s), hex.
+    pub id: Option<OneOrMany<String>>,
+    /// Key type(s).
+    #[serde(rename = "type")]
+    pub key_type: Option<OneOrMany<String>>,
+    /// Originator-usage period (`"90d"`), from activation.
+    pub originator: String,
+    /// Recipient-usage period (`"2y"`), from activation; at least `originator`.
+    pub recipient: Option<String>,
+    /// `warn`, `rotate` or `deactivate`.
+    pub when_due: Option<String>,
+    /// Compromised versions may still verify (forensics).
+    pub forensic_verify: Option<bool>,
 }
 
 /// `[settings]`.
@@ -145,6 +172,9 @@ pub struct RawKeyset {
     pub classification: Option<String>,
     /// The owning role (DAC).
     pub owner: Option<String>,
+    /// `keywarden keys destroy` refuses keys of this set (they must be backed up and
+    /// the flag removed first).
+    pub backup_required: Option<bool>,
     /// Free text for people; not interpreted.
     #[allow(dead_code)]
     pub description: Option<String>,

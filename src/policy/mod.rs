@@ -9,6 +9,7 @@
 //!   [`Policy::decide`] each [`Request`] and [`Policy::may_see`] each found object;
 //! - `creation`, `create_decide`: the `[creation]` rules and
 //!   [`Policy::decide_create`] / [`Policy::decide_set_attributes`];
+//! - `cryptoperiod`: `[[cryptoperiod]]`, [`Policy::cryptoperiod_for`] (lifecycle);
 //! - `lint`: findings for `keywarden policy check`;
 //! - `handle`: [`PolicyHandle`], the active policy, reloaded when the file changes;
 //! - `clock`: injected time;
@@ -19,6 +20,7 @@ mod clock;
 mod compile;
 mod create_decide;
 mod creation;
+mod cryptoperiod;
 mod evaluate;
 mod format;
 mod handle;
@@ -35,6 +37,7 @@ pub use clock::{Clock, LocalTime, ManualClock, SystemClock};
 pub use compile::Policy;
 pub use create_decide::{CreateDecision, Creation, CreationKind};
 pub use creation::DEFAULT_KEY_TYPES;
+pub use cryptoperiod::{parse_period, Cryptoperiod, WhenDue};
 pub use evaluate::{Request, Subject};
 pub use handle::{PolicyHandle, Reload, DEFAULT_CHECK_INTERVAL_MS};
 pub use lint::{Finding, FindingKind};
