@@ -56,6 +56,16 @@ pub enum Error {
     /// "the token's log is full"), any other failure `CKR_DEVICE_ERROR`.
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// The policy refused the call (enforce mode): the documented code of the
+    /// refusal (docs/policy.md, "Operations and refusal codes") and the rule that
+    /// decided. Logged once, where it was decided (`gateway::enforce`).
+    #[error("refused by policy rule {rule} with {}", rv_name(*.rv))]
+    Refused {
+        /// The code the application sees.
+        rv: CK_RV,
+        /// The rule (or built-in check) that decided.
+        rule: String,
+    },
     /// An internal invariant broke (a caught panic, a poisoned state).
     #[error("internal error: {0}")]
     Internal(String),
@@ -71,6 +81,7 @@ impl Error {
             Error::Backend(rv) => *rv,
             Error::ArgumentsBad(_) => CKR_ARGUMENTS_BAD,
             Error::Invalid(rv, _) => *rv,
+            Error::Refused { rv, .. } => *rv,
             Error::CantLock => CKR_CANT_LOCK,
             Error::NotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
             Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,

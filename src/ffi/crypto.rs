@@ -237,7 +237,8 @@ pub(super) unsafe fn C_WrapKey(
         )
     };
     let call = Call::session(F::C_WrapKey, hSession)
-        .on(hKey)
+        .on(hWrappingKey)
+        .and(hKey)
         .with_mechanism(mechanism.mechanism);
     forward(call, |b| {
         b.wrap_key(hSession, mechanism, hWrappingKey, hKey, out)

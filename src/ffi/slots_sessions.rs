@@ -4,7 +4,7 @@
 use pkcs11_sys::*;
 
 use super::args::{in_slice, out_buf, out_ref};
-use super::boundary::forward;
+use super::boundary::{forward, with_gateway};
 use crate::backend::Notify;
 use crate::error::{Error, Result};
 use crate::functions::FunctionId as F;
@@ -129,22 +129,28 @@ pub(super) unsafe fn C_OpenSession(
         application: pApplication,
         callback: Notify,
     };
-    forward(Call::slot(F::C_OpenSession, slotID), |b| {
-        b.open_session(slotID, flags, notify, session)
+    with_gateway(|gw| {
+        gw.open_session(Call::slot(F::C_OpenSession, slotID), session, |b, s| {
+            b.open_session(slotID, flags, notify, s)
+        })
     })
 }
 
 /// `C_CloseSession`
 pub(super) unsafe fn C_CloseSession(hSession: CK_SESSION_HANDLE) -> Result<()> {
-    forward(Call::session(F::C_CloseSession, hSession), |b| {
-        b.close_session(hSession)
+    with_gateway(|gw| {
+        gw.session_call(Call::session(F::C_CloseSession, hSession), |b| {
+            b.close_session(hSession)
+        })
     })
 }
 
 /// `C_CloseAllSessions`
 pub(super) unsafe fn C_CloseAllSessions(slotID: CK_SLOT_ID) -> Result<()> {
-    forward(Call::slot(F::C_CloseAllSessions, slotID), |b| {
-        b.close_all_sessions(slotID)
+    with_gateway(|gw| {
+        gw.session_call(Call::slot(F::C_CloseAllSessions, slotID), |b| {
+            b.close_all_sessions(slotID)
+        })
     })
 }
 
@@ -210,8 +216,13 @@ pub(super) unsafe fn C_Login(
 ) -> Result<()> {
     // SAFETY: caller's contract.
     let pin = unsafe { in_slice(pPin, ulPinLen, "pPin") }?;
-    forward(Call::session(F::C_Login, hSession), |b| {
-        b.login(hSession, userType, pin)
+    with_gateway(|gw| {
+        gw.login(
+            Call::session(F::C_Login, hSession),
+            userType,
+            pin,
+            |b, pin| b.login(hSession, userType, pin),
+        )
     })
 }
 
@@ -228,14 +239,19 @@ pub(super) unsafe fn C_LoginUser(
     let pin = unsafe { in_slice(pPin, ulPinLen, "pPin") }?;
     // SAFETY: caller's contract.
     let user = unsafe { in_slice(pUsername, ulUsernameLen, "pUsername") }?;
-    forward(Call::session(F::C_LoginUser, hSession), |b| {
-        b.login_user(hSession, userType, pin, user)
+    with_gateway(|gw| {
+        gw.login(
+            Call::session(F::C_LoginUser, hSession),
+            userType,
+            pin,
+            |b, pin| b.login_user(hSession, userType, pin, user),
+        )
     })
 }
 
 /// `C_Logout`
 pub(super) unsafe fn C_Logout(hSession: CK_SESSION_HANDLE) -> Result<()> {
-    forward(Call::session(F::C_Logout, hSession), |b| b.logout(hSession))
+    with_gateway(|gw| gw.session_call(Call::session(F::C_Logout, hSession), |b| b.logout(hSession)))
 }
 
 /// `C_GetFunctionStatus` (legacy, §5.16)

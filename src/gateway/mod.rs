@@ -9,7 +9,13 @@
 //! raw pointer. With the `transparent` profile every decision is "allow", and the
 //! cost of a call is the descriptor plus one closure call.
 
+mod enforce;
+mod objects;
+mod sessions;
+
 use pkcs11_sys::*;
+
+pub use enforce::Enforcer;
 
 use crate::backend::{Backend, InitOutcome};
 use crate::config::{Config, PolicyMode};
@@ -30,6 +36,8 @@ pub struct Call {
     pub object: Option<CK_OBJECT_HANDLE>,
     /// The mechanism type, for calls that take one.
     pub mechanism: Option<CK_MECHANISM_TYPE>,
+    /// A second object: the key `C_WrapKey` wraps (`object` is the wrapping key).
+    pub other: Option<CK_OBJECT_HANDLE>,
 }
 
 impl Call {
@@ -41,6 +49,7 @@ impl Call {
             session: None,
             object: None,
             mechanism: None,
+            other: None,
         }
     }
 
@@ -68,6 +77,14 @@ impl Call {
         }
     }
 
+    /// The same call, with a second object (the key being wrapped).
+    pub const fn and(self, other: CK_OBJECT_HANDLE) -> Call {
+        Call {
+            other: Some(other),
+            ..self
+        }
+    }
+
     /// The same call, with `mechanism`.
     pub const fn with_mechanism(self, mechanism: CK_MECHANISM_TYPE) -> Call {
         Call {
@@ -83,24 +100,19 @@ pub struct Gateway {
     config: Config,
     backend: Backend,
     init_outcome: InitOutcome,
+    /// `Some` in enforce mode only: transparent mode's path is one branch on it.
+    enforcer: Option<Enforcer>,
 }
 
 impl Gateway {
-    /// Loads and initialises the backend named by `config`.
-    ///
-    /// `mode = "enforce"` is refused here, before the backend is touched, after
-    /// checking the policy file: this gateway does not consult the policy engine yet
-    /// (docs/policy.md, "Enforcement points", is the recipe), and a module that
-    /// started without enforcing its policy would fail open.
+    /// Loads and initialises the backend named by `config`. In enforce mode the
+    /// policy file is opened first: an unusable file fails `C_Initialize` before
+    /// the backend is touched (fail closed).
     pub fn start(config: Config) -> Result<Gateway> {
-        if let PolicyMode::Enforce { file } = &config.policy.mode {
-            crate::policy::Policy::load(file, std::sync::Arc::new(crate::policy::SystemClock))?;
-            return Err(Error::Config(format!(
-                "policy.mode = \"enforce\" ({} is valid) is not enforced by this build of the module; \
-                 use mode = \"transparent\"",
-                file.display()
-            )));
-        }
+        let enforcer = match &config.policy.mode {
+            PolicyMode::Transparent => None,
+            PolicyMode::Enforce { file } => Some(Enforcer::open(file)?),
+        };
         let backend = Backend::load(&config.backend.module)?;
         let init_outcome = backend.initialize()?;
         log::info!(
@@ -114,6 +126,7 @@ impl Gateway {
             config,
             backend,
             init_outcome,
+            enforcer,
         })
     }
 
@@ -142,7 +155,11 @@ impl Gateway {
     #[inline]
     pub fn call(&self, call: Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
         self.decide(&call)?;
-        check_rv(forward(&self.backend))
+        let result = check_rv(forward(&self.backend));
+        if let (Some(e), Ok(())) = (&self.enforcer, &result) {
+            e.after_ok(&call);
+        }
+        result
     }
 
     /// The policy and lifecycle decision. Every function has a class in the one
@@ -152,12 +169,81 @@ impl Gateway {
         if call.function.class() == FnClass::Unclassified {
             return Err(Error::FunctionNotSupported);
         }
-        match self.config.policy.mode {
-            PolicyMode::Transparent => Ok(()),
-            // `start` refuses enforce mode until the gateway consults the policy.
-            PolicyMode::Enforce { .. } => Err(Error::Internal(
-                "enforce mode reached a gateway that does not consult the policy".into(),
-            )),
+        match &self.enforcer {
+            None => Ok(()),
+            Some(e) => e.before(&self.backend, call),
         }
+    }
+
+    /// `C_OpenSession`: forwards, then (enforce mode) maps the new session to its slot.
+    pub fn open_session(
+        &self,
+        call: Call,
+        session: &mut CK_SESSION_HANDLE,
+        forward: impl FnOnce(&Backend, &mut CK_SESSION_HANDLE) -> CK_RV,
+    ) -> Result<()> {
+        self.decide(&call)?;
+        check_rv(forward(&self.backend, session))?;
+        if let (Some(e), Some(slot)) = (&self.enforcer, call.slot) {
+            e.sessions.opened(&e.policy(), slot, *session);
+        }
+        Ok(())
+    }
+
+    /// `C_CloseSession`, `C_CloseAllSessions`, `C_Logout`: forward, then follow the
+    /// session and login state (§5.6: closing a slot's last session logs it out;
+    /// its session objects are destroyed, so their cached facts go).
+    pub fn session_call(&self, call: Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+        self.decide(&call)?;
+        check_rv(forward(&self.backend))?;
+        let Some(e) = &self.enforcer else {
+            return Ok(());
+        };
+        match (call.function, call.session, call.slot) {
+            (FunctionId::C_CloseSession, Some(session), _) => match e.sessions.closed(session) {
+                Some((slot, true)) => e.facts.forget_slot(slot),
+                Some((slot, false)) => e.facts.forget_session_objects(slot),
+                None => {}
+            },
+            (FunctionId::C_CloseAllSessions, _, Some(slot)) => {
+                e.sessions.closed_all(slot);
+                e.facts.forget_slot(slot);
+            }
+            (FunctionId::C_Logout, Some(session), _) => {
+                e.sessions
+                    .set_login(&e.policy(), session, crate::policy::Login::Public, None);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `C_Login` and `C_LoginUser`: `forward` gets the PIN to send. In enforce mode
+    /// an SO login is decided as `so-login` first, and a successful login changes
+    /// the slot's subject (login state is per application per token, §5.6/§6.7).
+    pub fn login(
+        &self,
+        call: Call,
+        user_type: CK_USER_TYPE,
+        pin: Option<&[u8]>,
+        forward: impl FnOnce(&Backend, Option<&[u8]>) -> CK_RV,
+    ) -> Result<()> {
+        self.decide(&call)?;
+        let Some(e) = &self.enforcer else {
+            return check_rv(forward(&self.backend, pin));
+        };
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        if user_type == CKU_SO {
+            e.decide_so_login(&call, None)?;
+        }
+        check_rv(forward(&self.backend, pin))?;
+        let login = match user_type {
+            CKU_SO => crate::policy::Login::So,
+            CKU_USER => crate::policy::Login::User,
+            // CKU_CONTEXT_SPECIFIC re-authenticates one operation: no state change.
+            _ => return Ok(()),
+        };
+        e.sessions.set_login(&e.policy(), session, login, None);
+        Ok(())
     }
 }

@@ -51,6 +51,21 @@ impl TestEnv {
         env
     }
 
+    /// Writes `policy` to DIR/policy.toml and switches the configuration to
+    /// `mode = "enforce"` with it. Returns the policy file's path.
+    pub fn enforce(&self, policy: &str) -> PathBuf {
+        let file = self.path().join("policy.toml");
+        std::fs::write(&file, policy).expect("write policy");
+        let conf = std::fs::read_to_string(&self.keywarden_conf).expect("read config");
+        let conf = conf.replace(
+            "mode = \"transparent\"",
+            &format!("mode = \"enforce\"\nfile = \"{}\"", file.display()),
+        );
+        assert!(conf.contains("mode = \"enforce\""), "{conf}");
+        std::fs::write(&self.keywarden_conf, conf).expect("write config");
+        file
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -1,0 +1,288 @@
+//! Enforce mode: the policy decisions of docs/policy.md, "Enforcement points".
+//!
+//! The gateway holds `Option<Enforcer>`; transparent mode has none, and its path
+//! is one branch. Every refusal goes through [`Enforcer::refuse`], the one place
+//! where refusals are logged (and where the audit trail will take them).
+
+use std::sync::Arc;
+
+use pkcs11_sys::*;
+
+use super::objects::{FactsCache, FactsError};
+use super::sessions::Sessions;
+use super::Call;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::functions::FunctionId as F;
+use crate::identity::ProcessFacts;
+use crate::policy::{Decision, KeyFacts, Login, Op, Policy, PolicyHandle, Request, Subject};
+
+/// The policy, the session table and the facts cache of one running module.
+#[derive(Debug)]
+pub struct Enforcer {
+    policy: PolicyHandle,
+    pub(super) sessions: Sessions,
+    pub(super) facts: FactsCache,
+}
+
+impl Enforcer {
+    /// Opens the policy file (an unusable file fails `C_Initialize`) and observes
+    /// the process once.
+    pub fn open(file: &std::path::Path) -> Result<Enforcer> {
+        let policy =
+            PolicyHandle::open(file, Arc::new(crate::policy::SystemClock)).map_err(|e| {
+                Error::Config(format!(
+                    "policy.mode = \"enforce\": {}",
+                    e.to_string().replace('\n', " ")
+                ))
+            })?;
+        Ok(Enforcer {
+            policy,
+            sessions: Sessions::new(ProcessFacts::observe()),
+            facts: FactsCache::default(),
+        })
+    }
+
+    /// The active policy (reloaded when its file changed).
+    pub(super) fn policy(&self) -> arc_swap::Guard<Arc<Policy>> {
+        self.policy.load()
+    }
+
+    /// The one refusal path: logs the decision with its rule and turns it into the
+    /// error the application sees.
+    pub(super) fn refuse(&self, call: &Call, op: Option<Op>, d: &Decision) -> Error {
+        log::info!(
+            "{}: refused by policy rule {} ({}): {}; session {:?}, object {:?}, mechanism {:?}",
+            call.function.name(),
+            d.rule,
+            op.map_or("-", Op::name),
+            d.reason,
+            call.session,
+            call.object,
+            call.mechanism,
+        );
+        Error::Refused {
+            rv: d.rv,
+            rule: d.rule.to_string(),
+        }
+    }
+
+    /// A refusal that is not a policy rule's (facts unreadable, unknown session):
+    /// still through the one path.
+    fn refuse_builtin(&self, call: &Call, op: Option<Op>, rv: CK_RV, why: String) -> Error {
+        let d = Decision {
+            allow: false,
+            rule: crate::policy::RuleRef::Builtin("default-deny"),
+            reason: why.into(),
+            rv,
+        };
+        self.refuse(call, op, &d)
+    }
+
+    /// The subject of the call's session; an unknown session is refused as the
+    /// backend would (it was not opened through this module instance).
+    pub(super) fn subject_of(
+        &self,
+        p: &Policy,
+        call: &Call,
+        op: Option<Op>,
+    ) -> Result<(CK_SLOT_ID, Arc<Subject>)> {
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        self.sessions.subject(p, session).ok_or_else(|| {
+            self.refuse_builtin(
+                call,
+                op,
+                CKR_SESSION_HANDLE_INVALID,
+                "session not opened through Keywarden".into(),
+            )
+        })
+    }
+
+    /// Facts of an object, or a refusal: a handle the token does not know is
+    /// answered as the token would; any other failure refuses with the operation's
+    /// code (never allow on an error).
+    pub(super) fn facts_of(
+        &self,
+        backend: &Backend,
+        call: &Call,
+        op: Op,
+        slot: CK_SLOT_ID,
+        object: CK_OBJECT_HANDLE,
+    ) -> Result<Arc<KeyFacts>> {
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        self.facts
+            .get(backend, slot, session, object)
+            .map_err(|FactsError(rv)| {
+                let code = match rv {
+                    CKR_OBJECT_HANDLE_INVALID
+                        if !matches!(
+                            op,
+                            Op::Destroy | Op::Copy | Op::SetAttribute | Op::ReadSensitive
+                        ) =>
+                    {
+                        CKR_KEY_HANDLE_INVALID
+                    }
+                    CKR_OBJECT_HANDLE_INVALID
+                    | CKR_SESSION_HANDLE_INVALID
+                    | CKR_SESSION_CLOSED
+                    | CKR_CRYPTOKI_NOT_INITIALIZED => rv,
+                    _ => op.refusal_rv(),
+                };
+                self.refuse_builtin(
+                    call,
+                    Some(op),
+                    code,
+                    format!(
+                        "the object's attributes could not be read ({})",
+                        crate::abi::rv_name(rv)
+                    ),
+                )
+            })
+    }
+
+    /// Decides one key use (or an administrative operation when `object` is None).
+    pub(super) fn decide_key(
+        &self,
+        backend: &Backend,
+        call: &Call,
+        op: Op,
+        object: Option<CK_OBJECT_HANDLE>,
+    ) -> Result<()> {
+        let p = self.policy();
+        let (slot, subject) = self.subject_of(&p, call, Some(op))?;
+        let facts = match object {
+            Some(o) => Some(self.facts_of(backend, call, op, slot, o)?),
+            None => None,
+        };
+        let d = p.decide(&Request {
+            subject: &subject,
+            op,
+            key: facts.as_deref(),
+            mechanism: call.mechanism,
+        });
+        if d.allow {
+            Ok(())
+        } else {
+            Err(self.refuse(call, Some(op), &d))
+        }
+    }
+
+    /// An administrative operation on a slot (`C_InitToken`): the slot's login.
+    fn decide_slot_admin(&self, call: &Call, op: Op) -> Result<()> {
+        let p = self.policy();
+        let slot = call.slot.unwrap_or(CK_ULONG::MAX);
+        let subject = self.sessions.slot_subject(&p, slot);
+        let d = p.decide(&Request {
+            subject: &subject,
+            op,
+            key: None,
+            mechanism: None,
+        });
+        if d.allow {
+            Ok(())
+        } else {
+            Err(self.refuse(call, Some(op), &d))
+        }
+    }
+
+    /// `C_Login(CKU_SO)`: decided as `so-login` for the caller as it would be once
+    /// logged in as SO (rules name `login = "so"` principals).
+    pub(super) fn decide_so_login(
+        &self,
+        call: &Call,
+        identity: Option<crate::policy::NamedIdentity>,
+    ) -> Result<()> {
+        let p = self.policy();
+        let subject = p.resolve(&self.sessions.principal(Login::So, identity));
+        let d = p.decide(&Request {
+            subject: &subject,
+            op: Op::SoLogin,
+            key: None,
+            mechanism: None,
+        });
+        if d.allow {
+            Ok(())
+        } else {
+            Err(self.refuse(call, Some(Op::SoLogin), &d))
+        }
+    }
+
+    /// The decision before forwarding a call described by its descriptor alone:
+    /// key use at `*Init`, `C_DigestKey`, `C_DestroyObject`, `C_CopyObject`'s
+    /// source, `C_WrapKey` (wrapping key and wrapped key), `C_UnwrapKey`,
+    /// `C_DeriveKey`, and the administrative functions. Calls that carry data of an
+    /// authorised operation only forward.
+    pub(super) fn before(&self, backend: &Backend, call: &Call) -> Result<()> {
+        match call.function {
+            F::C_SignInit
+            | F::C_SignRecoverInit
+            | F::C_VerifyInit
+            | F::C_VerifyRecoverInit
+            | F::C_EncryptInit
+            | F::C_DecryptInit
+            | F::C_DigestKey
+            | F::C_DestroyObject => {
+                let op = Op::for_function(call.function).ok_or_else(|| {
+                    Error::Internal(format!("{} has no operation", call.function.name()))
+                })?;
+                self.decide_key(
+                    backend,
+                    call,
+                    op,
+                    Some(call.object.unwrap_or(CK_INVALID_HANDLE)),
+                )
+            }
+            F::C_CopyObject | F::C_UnwrapKey | F::C_DeriveKey => {
+                let op = Op::for_function(call.function).ok_or_else(|| {
+                    Error::Internal(format!("{} has no operation", call.function.name()))
+                })?;
+                self.decide_key(
+                    backend,
+                    call,
+                    op,
+                    Some(call.object.unwrap_or(CK_INVALID_HANDLE)),
+                )?;
+                self.not_yet(call, Op::Create)
+            }
+            // Creation and edit policy need the decoded template (next step): until
+            // then enforce mode refuses them rather than let them through unchecked.
+            F::C_GenerateKey | F::C_GenerateKeyPair => self.not_yet(call, Op::Generate),
+            F::C_CreateObject => self.not_yet(call, Op::Create),
+            F::C_SetAttributeValue => self.not_yet(call, Op::SetAttribute),
+            F::C_WrapKey => {
+                let wrapping = call.object.unwrap_or(CK_INVALID_HANDLE);
+                self.decide_key(backend, call, Op::Wrap, Some(wrapping))?;
+                let wrapped = call.other.unwrap_or(CK_INVALID_HANDLE);
+                self.decide_key(backend, call, Op::Export, Some(wrapped))
+            }
+            F::C_InitPIN => self.decide_key(backend, call, Op::InitPin, None),
+            F::C_SetPIN => self.decide_key(backend, call, Op::SetPin, None),
+            F::C_InitToken => self.decide_slot_admin(call, Op::InitToken),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fail closed for what this build does not decide yet.
+    fn not_yet(&self, call: &Call, op: Op) -> Result<()> {
+        Err(self.refuse_builtin(
+            call,
+            Some(op),
+            op.refusal_rv(),
+            "creation and attribute-edit policy is not enforced by this build".into(),
+        ))
+    }
+
+    /// Bookkeeping after a successful forward that changed objects.
+    pub(super) fn after_ok(&self, call: &Call) {
+        match call.function {
+            F::C_DestroyObject | F::C_SetAttributeValue => {
+                if let (Some(session), Some(object)) = (call.session, call.object) {
+                    if let Some(slot) = self.sessions.slot_of(session) {
+                        self.facts.forget(slot, object);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
