@@ -100,3 +100,37 @@ fn sign_demo_reports_a_missing_token() {
         "{stderr}"
     );
 }
+
+/// The C example under valgrind's memcheck: no invalid read or write, no use of
+/// uninitialised memory anywhere in Keywarden's path (or the backend's) during a
+/// whole initialise → sign → verify → finalise run. Leaks are not judged: SoftHSM
+/// and the C library keep process-lifetime allocations by design.
+#[test]
+fn sign_demo_is_clean_under_valgrind_memcheck() {
+    let env = common::TestEnv::new();
+    let exe = support::cc(&[source()], &env.path().join("sign_demo"), &[]);
+    let module = common::keywarden_module();
+    let out = env
+        .command("valgrind")
+        .args([
+            "--tool=memcheck",
+            "--error-exitcode=99",
+            "--leak-check=no",
+            "--track-origins=no",
+            "--quiet",
+        ])
+        .arg(&exe)
+        .arg(common::TOKEN_LABEL)
+        .arg(common::USER_PIN)
+        .arg(&module)
+        .output()
+        .expect("valgrind (installed by softhsm-config/install-deps.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "memcheck found errors ({:?}):\n{stderr}\n{stdout}",
+        out.status
+    );
+    assert!(stdout.lines().any(|l| l == "sign_demo: OK"), "{stdout}");
+}
