@@ -5,10 +5,12 @@
 use pkcs11_sys::*;
 
 use super::args::{in_ref, in_slice, out_buf, out_ref, out_slice};
-use super::boundary::forward;
+use super::boundary::{forward, with_gateway};
+use super::decode::{template_from_raw, with_forced};
 use crate::error::Result;
 use crate::functions::FunctionId as F;
-use crate::gateway::Call;
+use crate::gateway::{Call, CreateArgs};
+use crate::policy::CreationKind;
 
 /// `X_Init(hSession, pMechanism, hKey)`: the decision point of a keyed operation.
 macro_rules! init_with_key {
@@ -169,7 +171,23 @@ pub(super) unsafe fn C_GenerateKey(
         )
     };
     let call = Call::session(F::C_GenerateKey, hSession).with_mechanism(mechanism.mechanism);
-    forward(call, |b| b.generate_key(hSession, mechanism, template, key))
+    with_gateway(|gw| {
+        if !gw.enforcing() {
+            return gw.call(call, |b| b.generate_key(hSession, mechanism, template, key));
+        }
+        // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
+        let t = unsafe { template_from_raw(pTemplate, ulCount) }?;
+        let args = CreateArgs {
+            kind: CreationKind::Generate,
+            template: &t,
+            public_template: None,
+        };
+        gw.create(call, &args, |b, force| {
+            let forced = with_forced(template, force);
+            let rv = b.generate_key(hSession, mechanism, forced.as_deref().or(template), key);
+            (rv, [Some(*key), None])
+        })
+    })
 }
 
 /// `C_GenerateKeyPair`
@@ -208,15 +226,44 @@ pub(super) unsafe fn C_GenerateKeyPair(
         )
     };
     let call = Call::session(F::C_GenerateKeyPair, hSession).with_mechanism(mechanism.mechanism);
-    forward(call, |b| {
-        b.generate_key_pair(
-            hSession,
-            mechanism,
-            public,
-            private,
-            public_key,
-            private_key,
-        )
+    with_gateway(|gw| {
+        if !gw.enforcing() {
+            return gw.call(call, |b| {
+                b.generate_key_pair(
+                    hSession,
+                    mechanism,
+                    public,
+                    private,
+                    public_key,
+                    private_key,
+                )
+            });
+        }
+        // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
+        let (pt, t) = unsafe {
+            (
+                template_from_raw(pPublicKeyTemplate, ulPublicKeyAttributeCount)?,
+                template_from_raw(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?,
+            )
+        };
+        let args = CreateArgs {
+            kind: CreationKind::GenerateKeyPair,
+            template: &t,
+            public_template: Some(&pt),
+        };
+        gw.create(call, &args, |b, force| {
+            // Forced attributes go on the private key's template.
+            let forced = with_forced(private, force);
+            let rv = b.generate_key_pair(
+                hSession,
+                mechanism,
+                public,
+                forced.as_deref().or(private),
+                public_key,
+                private_key,
+            );
+            (rv, [Some(*public_key), Some(*private_key)])
+        })
     })
 }
 
@@ -269,8 +316,31 @@ pub(super) unsafe fn C_UnwrapKey(
     let call = Call::session(F::C_UnwrapKey, hSession)
         .on(hUnwrappingKey)
         .with_mechanism(mechanism.mechanism);
-    forward(call, |b| {
-        b.unwrap_key(hSession, mechanism, hUnwrappingKey, wrapped, template, key)
+    with_gateway(|gw| {
+        if !gw.enforcing() {
+            return gw.call(call, |b| {
+                b.unwrap_key(hSession, mechanism, hUnwrappingKey, wrapped, template, key)
+            });
+        }
+        // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
+        let t = unsafe { template_from_raw(pTemplate, ulAttributeCount) }?;
+        let args = CreateArgs {
+            kind: CreationKind::Unwrap,
+            template: &t,
+            public_template: None,
+        };
+        gw.create(call, &args, |b, force| {
+            let forced = with_forced(template, force);
+            let rv = b.unwrap_key(
+                hSession,
+                mechanism,
+                hUnwrappingKey,
+                wrapped,
+                forced.as_deref().or(template),
+                key,
+            );
+            (rv, [Some(*key), None])
+        })
     })
 }
 
@@ -294,7 +364,29 @@ pub(super) unsafe fn C_DeriveKey(
     let call = Call::session(F::C_DeriveKey, hSession)
         .on(hBaseKey)
         .with_mechanism(mechanism.mechanism);
-    forward(call, |b| {
-        b.derive_key(hSession, mechanism, hBaseKey, template, key)
+    with_gateway(|gw| {
+        if !gw.enforcing() {
+            return gw.call(call, |b| {
+                b.derive_key(hSession, mechanism, hBaseKey, template, key)
+            });
+        }
+        // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
+        let t = unsafe { template_from_raw(pTemplate, ulAttributeCount) }?;
+        let args = CreateArgs {
+            kind: CreationKind::Derive,
+            template: &t,
+            public_template: None,
+        };
+        gw.create(call, &args, |b, force| {
+            let forced = with_forced(template, force);
+            let rv = b.derive_key(
+                hSession,
+                mechanism,
+                hBaseKey,
+                forced.as_deref().or(template),
+                key,
+            );
+            (rv, [Some(*key), None])
+        })
     })
 }

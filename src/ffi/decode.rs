@@ -11,11 +11,13 @@
 //! Who calls this: the policy layer (next issue) decodes creation templates and
 //! mechanisms here before deciding; audit summarises mechanisms. The transparent
 //! profile must forward the application's own pointers untouched, so the forwarding
-//! path does not call these yet; until policy does, only the tests and the
-//! `fuzzing` entry use them.
+//! path does not call these: the handlers decode only when the gateway is
+//! enforcing a policy.
 #![cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 
-use pkcs11_sys::{CK_ATTRIBUTE, CK_MECHANISM, CK_ULONG};
+use pkcs11_sys::{
+    CK_ATTRIBUTE, CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_FALSE, CK_MECHANISM, CK_TRUE, CK_ULONG,
+};
 
 use super::args::in_slice;
 use crate::abi::{Attr, MechanismSummary, MechanismView, Template};
@@ -91,6 +93,33 @@ pub(crate) unsafe fn mechanism_view_from_raw(m: &CK_MECHANISM) -> Result<Mechani
 pub(crate) unsafe fn mechanism_from_raw(m: &CK_MECHANISM) -> Result<MechanismSummary> {
     // SAFETY: forwarded contract.
     unsafe { mechanism_view_from_raw(m) }?.decode()
+}
+
+static TRUE_BYTE: CK_BBOOL = CK_TRUE;
+static FALSE_BYTE: CK_BBOOL = CK_FALSE;
+
+/// The application's template with the attributes policy forces appended (enforce
+/// mode, docs/policy.md "Creation policy": only attributes the template leaves
+/// out are forced). `None` when there is nothing to add, so the application's own
+/// array is forwarded. The added values point at statics the backend only reads.
+pub(crate) fn with_forced(
+    template: Option<&[CK_ATTRIBUTE]>,
+    force: &[(CK_ATTRIBUTE_TYPE, bool)],
+) -> Option<Vec<CK_ATTRIBUTE>> {
+    if force.is_empty() {
+        return None;
+    }
+    let mut out: Vec<CK_ATTRIBUTE> = template.unwrap_or_default().to_vec();
+    out.extend(force.iter().map(|&(ty, v)| {
+        CK_ATTRIBUTE {
+            type_: ty,
+            pValue: std::ptr::from_ref(if v { &TRUE_BYTE } else { &FALSE_BYTE })
+                .cast_mut()
+                .cast(),
+            ulValueLen: 1,
+        }
+    }));
+    Some(out)
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 use pkcs11_sys::*;
 
 use super::args::{in_slice, out_ref, out_slice};
-use super::boundary::forward;
-use crate::error::Result;
+use super::boundary::{forward, with_gateway};
+use super::decode::{template_from_raw, with_forced};
+use crate::error::{Error, Result};
 use crate::functions::FunctionId as F;
-use crate::gateway::Call;
+use crate::gateway::{Call, CreateArgs};
+use crate::policy::{is_secret_attribute, CreationKind};
 
 /// `C_CreateObject`
 pub(super) unsafe fn C_CreateObject(
@@ -23,8 +25,23 @@ pub(super) unsafe fn C_CreateObject(
             out_ref(phObject, "phObject")?,
         )
     };
-    forward(Call::session(F::C_CreateObject, hSession), |b| {
-        b.create_object(hSession, template, object)
+    let call = Call::session(F::C_CreateObject, hSession);
+    with_gateway(|gw| {
+        if !gw.enforcing() {
+            return gw.call(call, |b| b.create_object(hSession, template, object));
+        }
+        // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
+        let t = unsafe { template_from_raw(pTemplate, ulCount) }?;
+        let args = CreateArgs {
+            kind: CreationKind::Create,
+            template: &t,
+            public_template: None,
+        };
+        gw.create(call, &args, |b, force| {
+            let forced = with_forced(template, force);
+            let rv = b.create_object(hSession, forced.as_deref().or(template), object);
+            (rv, [Some(*object), None])
+        })
     })
 }
 
@@ -43,8 +60,23 @@ pub(super) unsafe fn C_CopyObject(
             out_ref(phNewObject, "phNewObject")?,
         )
     };
-    forward(Call::session(F::C_CopyObject, hSession).on(hObject), |b| {
-        b.copy_object(hSession, hObject, template, new)
+    let call = Call::session(F::C_CopyObject, hSession).on(hObject);
+    with_gateway(|gw| {
+        if !gw.enforcing() {
+            return gw.call(call, |b| b.copy_object(hSession, hObject, template, new));
+        }
+        // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
+        let t = unsafe { template_from_raw(pTemplate, ulCount) }?;
+        let args = CreateArgs {
+            kind: CreationKind::Copy,
+            template: &t,
+            public_template: None,
+        };
+        gw.create(call, &args, |b, force| {
+            let forced = with_forced(template, force);
+            let rv = b.copy_object(hSession, hObject, forced.as_deref().or(template), new);
+            (rv, [Some(*new), None])
+        })
     })
 }
 
@@ -83,10 +115,46 @@ pub(super) unsafe fn C_GetAttributeValue(
 ) -> Result<()> {
     // SAFETY: caller's contract: ulCount attributes, read and written in place.
     let template = unsafe { out_slice(pTemplate, ulCount, "pTemplate") }?;
-    forward(
-        Call::session(F::C_GetAttributeValue, hSession).on(hObject),
-        |b| b.get_attribute_value(hSession, hObject, template),
-    )
+    let call = Call::session(F::C_GetAttributeValue, hSession).on(hObject);
+    with_gateway(|gw| {
+        let asks_secret = gw.enforcing()
+            && template
+                .as_deref()
+                .is_some_and(|t| t.iter().any(|a| is_secret_attribute(a.type_)));
+        let template = match template {
+            Some(t) if asks_secret && !gw.may_read_secret(call)? => t,
+            other => return gw.call(call, |b| b.get_attribute_value(hSession, hObject, other)),
+        };
+        // Refused: the token is asked only for the lengths of the secret
+        // attributes (NULL pValue) and the caller sees them as unavailable.
+        let mut copy: Vec<CK_ATTRIBUTE> = template
+            .iter()
+            .map(|a| {
+                if is_secret_attribute(a.type_) {
+                    CK_ATTRIBUTE {
+                        pValue: std::ptr::null_mut(),
+                        ulValueLen: 0,
+                        ..*a
+                    }
+                } else {
+                    *a
+                }
+            })
+            .collect();
+        let result = gw.call(call, |b| {
+            b.get_attribute_value(hSession, hObject, Some(&mut copy))
+        });
+        for (dst, src) in template.iter_mut().zip(&copy) {
+            dst.ulValueLen = if is_secret_attribute(dst.type_) {
+                CK_UNAVAILABLE_INFORMATION
+            } else {
+                src.ulValueLen
+            };
+        }
+        // §5.7: with several per-attribute problems any of their codes may be
+        // returned; a token error wins, else the refusal's code.
+        result.and(Err(Error::Backend(CKR_ATTRIBUTE_SENSITIVE)))
+    })
 }
 
 /// `C_SetAttributeValue`
@@ -98,10 +166,17 @@ pub(super) unsafe fn C_SetAttributeValue(
 ) -> Result<()> {
     // SAFETY: caller's contract.
     let template = unsafe { in_slice(pTemplate, ulCount, "pTemplate") }?;
-    forward(
-        Call::session(F::C_SetAttributeValue, hSession).on(hObject),
-        |b| b.set_attribute_value(hSession, hObject, template),
-    )
+    let call = Call::session(F::C_SetAttributeValue, hSession).on(hObject);
+    with_gateway(|gw| {
+        if !gw.enforcing() {
+            return gw.call(call, |b| b.set_attribute_value(hSession, hObject, template));
+        }
+        // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
+        let t = unsafe { template_from_raw(pTemplate, ulCount) }?;
+        gw.set_attributes(call, &t, |b| {
+            b.set_attribute_value(hSession, hObject, template)
+        })
+    })
 }
 
 /// `C_FindObjectsInit`

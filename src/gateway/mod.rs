@@ -9,12 +9,14 @@
 //! raw pointer. With the `transparent` profile every decision is "allow", and the
 //! cost of a call is the descriptor plus one closure call.
 
+mod create;
 mod enforce;
 mod objects;
 mod sessions;
 
 use pkcs11_sys::*;
 
+pub use create::{CreateArgs, NewObjects};
 pub use enforce::Enforcer;
 
 use crate::backend::{Backend, InitOutcome};

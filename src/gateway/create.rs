@@ -1,0 +1,152 @@
+//! Enforce mode: creation, attribute edits and reads of secret attributes
+//! (docs/policy.md, "Creation policy" and "Enforcement points").
+//!
+//! The front end decodes templates only in enforce mode ([`Gateway::enforcing`])
+//! and hands them over typed; the transparent path never reaches this file.
+
+use pkcs11_sys::*;
+
+use super::{Call, Gateway};
+use crate::abi::Template;
+use crate::backend::Backend;
+use crate::error::{check_rv, Error, Result};
+use crate::policy::{Creation, CreationKind, Op};
+
+/// The new objects a creation made: one, or a key pair's (public, private).
+pub type NewObjects = [Option<CK_OBJECT_HANDLE>; 2];
+
+/// A creation call, as the front end decoded it.
+pub struct CreateArgs<'a, 't> {
+    /// Which function.
+    pub kind: CreationKind,
+    /// The template of the (secret, private, created or copied) object.
+    pub template: &'a Template<'t>,
+    /// `C_GenerateKeyPair`'s public template.
+    pub public_template: Option<&'a Template<'t>>,
+}
+
+impl Gateway {
+    /// True in enforce mode: the front end must then decode templates for
+    /// [`Gateway::create`] and [`Gateway::set_attributes`].
+    #[inline]
+    pub fn enforcing(&self) -> bool {
+        self.enforcer.is_some()
+    }
+
+    /// A creation in enforce mode: the key-use decision on the source/base/
+    /// unwrapping key (`decide`), then `decide_create` on the template(s).
+    /// `forward` gets the attributes policy forces on the new private or secret
+    /// key (to append to that template) and returns the backend's code and the new
+    /// handles. With `verify_after` the created key's real facts are checked and
+    /// the key destroyed on refusal.
+    pub fn create(
+        &self,
+        call: Call,
+        args: &CreateArgs<'_, '_>,
+        forward: impl FnOnce(&Backend, &[(CK_ATTRIBUTE_TYPE, bool)]) -> (CK_RV, NewObjects),
+    ) -> Result<()> {
+        self.decide(&call)?;
+        let Some(e) = &self.enforcer else {
+            return check_rv(forward(&self.backend, &[]).0);
+        };
+        let p = e.policy();
+        let op = args.kind.access_op();
+        let (slot, subject) = e.subject_of(&p, &call, Some(op))?;
+        let source = match (args.kind, call.object) {
+            (CreationKind::Copy, Some(o)) => {
+                Some(e.facts_of(&self.backend, &call, Op::Copy, slot, o)?)
+            }
+            _ => None,
+        };
+        let cd = p.decide_create(
+            &subject,
+            &Creation {
+                kind: args.kind,
+                mechanism: call.mechanism,
+                template: args.template,
+                public_template: args.public_template,
+                source: source.as_deref(),
+            },
+        );
+        if !cd.decision.allow {
+            return Err(e.refuse(&call, Some(op), &cd.decision));
+        }
+        let (rv, created) = forward(&self.backend, &cd.force);
+        check_rv(rv)?;
+        for h in created.iter().flatten() {
+            e.facts.forget(slot, *h);
+        }
+        if cd.verify_after {
+            let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+            for h in created.iter().flatten() {
+                let checked = e
+                    .facts_of(&self.backend, &call, op, slot, *h)
+                    .and_then(|facts| {
+                        let d = p.check_new_key(&facts);
+                        if d.allow {
+                            Ok(())
+                        } else {
+                            Err(e.refuse(&call, Some(op), &d))
+                        }
+                    });
+                if let Err(err) = checked {
+                    // The key exists but breaks policy: it must not survive.
+                    for h in created.iter().flatten() {
+                        let _ = self.backend.destroy_object(session, *h);
+                        e.facts.forget(slot, *h);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `C_SetAttributeValue` in enforce mode: `decide_set_attributes` on the
+    /// object's facts, then forward; the cached facts are dropped after.
+    pub fn set_attributes(
+        &self,
+        call: Call,
+        template: &Template<'_>,
+        forward: impl FnOnce(&Backend) -> CK_RV,
+    ) -> Result<()> {
+        self.decide(&call)?;
+        if let Some(e) = &self.enforcer {
+            let p = e.policy();
+            let op = Op::SetAttribute;
+            let (slot, subject) = e.subject_of(&p, &call, Some(op))?;
+            let object = call.object.unwrap_or(CK_INVALID_HANDLE);
+            let facts = e.facts_of(&self.backend, &call, op, slot, object)?;
+            let d = p.decide_set_attributes(&subject, &facts, template);
+            if !d.allow {
+                return Err(e.refuse(&call, Some(op), &d));
+            }
+            let rv = forward(&self.backend);
+            // Even a failed edit may have changed some attributes (§5.7 allows
+            // partial application): forget the facts either way.
+            e.facts.forget(slot, object);
+            return check_rv(rv);
+        }
+        check_rv(forward(&self.backend))
+    }
+
+    /// `C_GetAttributeValue` of secret-valued attributes in enforce mode: whether
+    /// `read-sensitive-attribute` is allowed on the object. A refusal is logged
+    /// here; the front end then withholds just those attributes
+    /// (`CK_UNAVAILABLE_INFORMATION`, `CKR_ATTRIBUTE_SENSITIVE`, §5.7).
+    pub fn may_read_secret(&self, call: Call) -> Result<bool> {
+        let Some(e) = &self.enforcer else {
+            return Ok(true);
+        };
+        match e.decide_key(
+            &self.backend,
+            &call,
+            Op::ReadSensitive,
+            Some(call.object.unwrap_or(CK_INVALID_HANDLE)),
+        ) {
+            Ok(()) => Ok(true),
+            Err(Error::Refused { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+}
