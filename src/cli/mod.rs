@@ -7,6 +7,7 @@ mod audit_follow;
 mod doctor;
 mod explain;
 mod init;
+mod keys;
 mod policy;
 mod users;
 
@@ -60,6 +61,17 @@ enum Command {
     /// Check a policy file, or explain a decision (docs/policy.md).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Managed keys: list, show, rotate, suspend/resume/deactivate/compromise,
+    /// destroy, adopt (docs/lifecycle.md).
+    Keys {
+        /// Configuration file (default: $KEYWARDEN_CONF, else /etc/keywarden/keywarden.toml).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        token: keys::TokenArgs,
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Verify, read and export the audit trail.
     Audit {
         #[command(flatten)]
@@ -84,6 +96,11 @@ pub fn main() -> ExitCode {
         Command::Users { config, command } => users::run(config, command),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Audit { source, command } => audit::run(&source, &command),
+        Command::Keys {
+            config,
+            token,
+            command,
+        } => keys::run(config, token, command),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,615 @@
+//! `keywarden keys`: managed keys, their versions and lifecycle (issue 4,
+//! docs/lifecycle.md). State changes go through the store, so every process with
+//! the module loaded sees them through its change watcher; the token is touched
+//! (with `cryptoki`, see `token`) only for what lives on it: generating, dating and
+//! destroying objects, and finding keys to adopt.
+
+mod token;
+mod view;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use crate::config::{Config, PolicyMode};
+use crate::error::{Error, Result};
+use crate::lifecycle::{self, Due, RotateError, RotationLock, TokenOps};
+use crate::policy::{KeyFacts, Policy, SystemClock, WhenDue};
+use crate::store::{
+    self, KeyState, KeyVersion, ManagedKey, NewKey, NewVersion, Store, StoreError, UnixTime,
+};
+
+use token::CryptokiToken;
+pub(crate) use token::TokenArgs;
+
+/// Exit status of a rotation that lost a race (another process rotated first).
+const EXIT_LOST_RACE: u8 = 3;
+
+/// Environment variable overriding "now" (Unix seconds) for the CLI: what-if runs
+/// of `keys list --due` and tests of cryptoperiods without waiting.
+pub const NOW_ENV: &str = "KEYWARDEN_NOW";
+
+/// The `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub(super) enum KeysCommand {
+    /// One line per managed key: its current version, state, dates, next rotation.
+    List {
+        /// Only keys whose current version is in this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only keys whose cryptoperiod has ended.
+        #[arg(long)]
+        due: bool,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every version of a key: states, dates, reasons, usage.
+    Show {
+        /// CKA_LABEL of the managed key.
+        label: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create the next version of a key (new CKA_ID, same type and template) and
+    /// deactivate the current one; or, with --due, every key whose cryptoperiod ended.
+    Rotate {
+        /// CKA_LABEL of the managed key.
+        #[arg(required_unless_present = "due", conflicts_with = "due")]
+        label: Option<String>,
+        /// Act on every key whose cryptoperiod has ended, as its policy says.
+        #[arg(long)]
+        due: bool,
+        /// Rotate only if this is the active version (compare-and-swap for scripts).
+        #[arg(long, value_name = "N")]
+        expect_version: Option<u32>,
+        /// Reason recorded with the state change.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Suspend the active version (no use until resumed).
+    Suspend(StateArgs),
+    /// Make a suspended version active again.
+    Resume(StateArgs),
+    /// Deactivate the active version (processing only: verify, decrypt, unwrap).
+    Deactivate(StateArgs),
+    /// Mark a version compromised: no use anywhere within a second.
+    Compromise(StateArgs),
+    /// Destroy versions' token objects, keeping tombstones in the store.
+    Destroy {
+        /// CKA_LABEL of the managed key.
+        label: String,
+        /// Only this version (default: every deactivated or compromised one).
+        #[arg(long)]
+        version: Option<u32>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Reason recorded with the state change.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Bring an unmanaged token key under management as version 1, active.
+    Adopt {
+        /// CKA_LABEL of the key on the token.
+        label: String,
+        /// Its CKA_ID in hex, when several keys share the label.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Find (and remove) token objects left by an interrupted rotation.
+    Reconcile {
+        /// Only report.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// A state change's arguments.
+#[derive(Debug, clap::Args)]
+pub(super) struct StateArgs {
+    /// CKA_LABEL of the managed key.
+    label: String,
+    /// Why (recorded in the store).
+    #[arg(long)]
+    reason: String,
+    /// The version to change (default: the current one).
+    #[arg(long)]
+    version: Option<u32>,
+}
+
+/// What every subcommand works with.
+struct Ctx {
+    config: Config,
+    store: store::SqliteStore,
+    policy: Option<Policy>,
+    token_args: TokenArgs,
+    now: UnixTime,
+}
+
+impl Ctx {
+    fn token(&self) -> Result<CryptokiToken> {
+        CryptokiToken::open(&self.config.backend.module, &self.token_args)
+    }
+
+    fn lock(&self) -> Result<RotationLock> {
+        RotationLock::acquire(&self.config.store.dir).map_err(|e| {
+            Error::Config(format!(
+                "rotation lock in {}: {e}",
+                self.config.store.dir.display()
+            ))
+        })
+    }
+
+    /// The one managed key with this label.
+    fn key(&self, label: &str) -> Result<ManagedKey> {
+        let mut keys = self.store.keys_by_label(label)?;
+        match keys.len() {
+            0 => Err(StoreError::NotFound(format!("managed key {label:?}")).into()),
+            1 => Ok(keys.remove(0)),
+            n => Err(Error::Config(format!(
+                "{n} managed keys are labelled {label:?}; relabel one on the token first"
+            ))),
+        }
+    }
+
+    fn cryptoperiod(
+        &self,
+        key: &ManagedKey,
+        v: &KeyVersion,
+    ) -> Option<&crate::policy::Cryptoperiod> {
+        self.policy.as_ref()?.cryptoperiod_for(&facts(key, v))
+    }
+}
+
+/// The policy facts of a managed key's version.
+pub(crate) fn facts(key: &ManagedKey, v: &KeyVersion) -> KeyFacts {
+    KeyFacts {
+        key_type: crate::abi::key_type_from_name(&v.algorithm),
+        id: Some(v.cka_id.clone()),
+        bits: v.size_bits,
+        curve: v.curve.as_deref().and_then(crate::policy::names::curve),
+        ..KeyFacts::labelled(&key.label)
+    }
+}
+
+/// The version a command means by default: the active one, else a suspended one,
+/// else the newest that is not destroyed.
+pub(crate) fn current(versions: &[KeyVersion]) -> Option<&KeyVersion> {
+    versions
+        .iter()
+        .find(|v| v.state == KeyState::Active)
+        .or_else(|| versions.iter().find(|v| v.state == KeyState::Suspended))
+        .or_else(|| {
+            versions
+                .iter()
+                .rev()
+                .find(|v| v.state != KeyState::Destroyed)
+        })
+        .or_else(|| versions.last())
+}
+
+pub(super) fn run(
+    config: Option<PathBuf>,
+    token_args: TokenArgs,
+    command: KeysCommand,
+) -> Result<ExitCode> {
+    let path = config.unwrap_or_else(Config::path_from_env);
+    let config = Config::load(&path)?;
+    let store = store::open(&config.store)?;
+    let policy = match &config.policy.mode {
+        PolicyMode::Transparent => None,
+        PolicyMode::Enforce { file } => Some(Policy::load(file, Arc::new(SystemClock))?),
+    };
+    let now = match std::env::var(NOW_ENV) {
+        Ok(t) => t
+            .parse()
+            .map_err(|_| Error::Config(format!("{NOW_ENV}={t:?} is not Unix seconds")))?,
+        Err(_) => store::now(),
+    };
+    let cx = Ctx {
+        config,
+        store,
+        policy,
+        token_args,
+        now,
+    };
+    match command {
+        KeysCommand::List { state, due, json } => {
+            let state = state.map(|s| s.parse::<KeyState>()).transpose()?;
+            view::list(&cx, state, due, json)
+        }
+        KeysCommand::Show { label, json } => view::show(&cx, &label, json),
+        KeysCommand::Rotate {
+            label: Some(label),
+            expect_version,
+            reason,
+            ..
+        } => rotate_one(&cx, &label, expect_version, reason.as_deref()),
+        KeysCommand::Rotate { reason, .. } => rotate_due(&cx, reason.as_deref()),
+        KeysCommand::Suspend(a) => change_state(&cx, &a, KeyState::Suspended),
+        KeysCommand::Resume(a) => change_state(&cx, &a, KeyState::Active),
+        KeysCommand::Deactivate(a) => change_state(&cx, &a, KeyState::Deactivated),
+        KeysCommand::Compromise(a) => change_state(&cx, &a, KeyState::Compromised),
+        KeysCommand::Destroy {
+            label,
+            version,
+            yes,
+            reason,
+        } => destroy(&cx, &label, version, yes, reason.as_deref()),
+        KeysCommand::Adopt { label, id } => adopt(&cx, &label, id.as_deref()),
+        KeysCommand::Reconcile { dry_run } => {
+            let token = cx.token()?;
+            let _lock = cx.lock()?;
+            report_orphans(&lifecycle::reconcile(&cx.store, &token, dry_run).map_err(rotate_err)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn rotate_err(e: RotateError) -> Error {
+    match e {
+        RotateError::Store(s) => Error::Store(s),
+        other => Error::Config(other.to_string()),
+    }
+}
+
+fn report_orphans(orphans: &[lifecycle::Orphan]) {
+    for o in orphans {
+        eprintln!(
+            "keywarden: {} orphaned object(s) of an interrupted rotation ({:?}, CKA_ID {}){}",
+            o.objects,
+            o.label,
+            hex(&o.cka_id),
+            if o.removed { ": removed" } else { "" }
+        );
+    }
+}
+
+/// The test hook of [`lifecycle::FAULT_ENV`]: die like a crash (no unwinding, no
+/// cleanup) between token generation and the store commit.
+fn fault_hook() {
+    if std::env::var(lifecycle::FAULT_ENV).is_ok_and(|v| v == "rotate-after-generate") {
+        std::process::abort();
+    }
+}
+
+fn rotate_one(
+    cx: &Ctx,
+    label: &str,
+    expect: Option<u32>,
+    reason: Option<&str>,
+) -> Result<ExitCode> {
+    let key = cx.key(label)?;
+    let token = cx.token()?;
+    let _lock = cx.lock()?;
+    // Leftovers of a rotation that crashed are cleaned before making new objects.
+    report_orphans(&lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?);
+    let id = lifecycle::new_cka_id().map_err(|e| Error::Internal(format!("random CKA_ID: {e}")))?;
+    let reason = reason.unwrap_or("rotated by keywarden keys rotate");
+    match lifecycle::rotate(
+        &cx.store,
+        &token,
+        &key,
+        expect,
+        &id,
+        Some(reason),
+        cx.now,
+        &mut fault_hook,
+    ) {
+        Ok(out) => {
+            print_rotation(label, &out);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ RotateError::LostRace { .. }) => {
+            eprintln!("keywarden: {e}");
+            Ok(ExitCode::from(EXIT_LOST_RACE))
+        }
+        Err(e) => Err(rotate_err(e)),
+    }
+}
+
+fn print_rotation(label: &str, out: &lifecycle::RotateOutcome) {
+    println!(
+        "rotated {label}: version {} (CKA_ID {}) is active{}",
+        out.current.version,
+        hex(&out.current.cka_id),
+        out.previous.as_ref().map_or(String::new(), |p| format!(
+            ", version {} deactivated",
+            p.version
+        ))
+    );
+    if let Some(w) = &out.warning {
+        eprintln!("keywarden: warning: {w}");
+    }
+}
+
+fn rotate_due(cx: &Ctx, reason: Option<&str>) -> Result<ExitCode> {
+    let token = cx.token()?;
+    let _lock = cx.lock()?;
+    report_orphans(&lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?);
+    let mut failed = false;
+    for key in cx.store.list_keys()? {
+        let versions = cx.store.versions(key.id)?;
+        let Some(v) = versions.iter().find(|v| v.state == KeyState::Active) else {
+            continue;
+        };
+        let Some(period) = cx.cryptoperiod(&key, v) else {
+            continue;
+        };
+        let Due::Now { since, action } = lifecycle::due(v, period, cx.now) else {
+            continue;
+        };
+        let why = format!(
+            "cryptoperiod {:?} ended at {}",
+            period.name,
+            super::format_utc(since)
+        );
+        let result = match action {
+            WhenDue::Warn => {
+                println!("due {}: {why} (policy: warn)", key.label);
+                Ok(())
+            }
+            WhenDue::Deactivate => cx
+                .store
+                .set_state(
+                    v.id,
+                    KeyState::Deactivated,
+                    Some(reason.unwrap_or(&why)),
+                    cx.now,
+                )
+                .map(|_| {
+                    if let Err(e) = token.set_dates(&v.cka_id, None, Some(cx.now)) {
+                        eprintln!(
+                            "keywarden: warning: {}: CKA_END_DATE not set: {e}",
+                            key.label
+                        );
+                    }
+                    println!("deactivated {} version {}: {why}", key.label, v.version);
+                })
+                .map_err(|e| e.to_string()),
+            WhenDue::Rotate => {
+                let id = lifecycle::new_cka_id()
+                    .map_err(|e| Error::Internal(format!("random CKA_ID: {e}")))?;
+                lifecycle::rotate(
+                    &cx.store,
+                    &token,
+                    &key,
+                    Some(v.version),
+                    &id,
+                    Some(reason.unwrap_or(&why)),
+                    cx.now,
+                    &mut fault_hook,
+                )
+                .map(|out| print_rotation(&key.label, &out))
+                .map_err(|e| e.to_string())
+            }
+        };
+        if let Err(e) = result {
+            eprintln!("keywarden: {}: {e}", key.label);
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn change_state(cx: &Ctx, a: &StateArgs, to: KeyState) -> Result<ExitCode> {
+    let key = cx.key(&a.label)?;
+    let versions = cx.store.versions(key.id)?;
+    let v = match a.version {
+        Some(n) => versions.iter().find(|v| v.version == n),
+        None if to == KeyState::Active => versions.iter().find(|v| v.state == KeyState::Suspended),
+        None => current(&versions),
+    }
+    .ok_or_else(|| StoreError::NotFound(format!("a version of {:?} to make {to}", a.label)))?;
+    // The store first: that is what running modules enforce, within a second.
+    let changed = cx.store.set_state(v.id, to, Some(&a.reason), cx.now)?;
+    println!(
+        "{} version {}: {} -> {}",
+        a.label, v.version, v.state, changed.state
+    );
+    // Then the token's own view of the usage period, where it has one to record.
+    if matches!(to, KeyState::Deactivated | KeyState::Compromised) {
+        let dated = cx.token().and_then(|t| {
+            t.set_dates(&v.cka_id, None, Some(cx.now))
+                .map_err(|e| Error::Config(e.to_string()))
+        });
+        if let Err(e) = dated {
+            eprintln!("keywarden: warning: CKA_END_DATE not set on the token: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn destroy(
+    cx: &Ctx,
+    label: &str,
+    version: Option<u32>,
+    yes: bool,
+    reason: Option<&str>,
+) -> Result<ExitCode> {
+    let key = cx.key(label)?;
+    let versions = cx.store.versions(key.id)?;
+    let targets: Vec<&KeyVersion> = match version {
+        Some(n) => versions.iter().filter(|v| v.version == n).collect(),
+        None => versions
+            .iter()
+            .filter(|v| v.state != KeyState::Destroyed)
+            .collect(),
+    };
+    if targets.is_empty() {
+        return Err(StoreError::NotFound(format!("a version of {label:?} to destroy")).into());
+    }
+    if let Some(live) = targets
+        .iter()
+        .find(|v| matches!(v.state, KeyState::Active | KeyState::Suspended))
+    {
+        return Err(Error::Config(format!(
+            "{label:?} version {} is {}: deactivate or compromise it first",
+            live.version, live.state
+        )));
+    }
+    if let Some(p) = &cx.policy {
+        if targets.iter().any(|v| p.backup_required(&facts(&key, v))) {
+            return Err(Error::Config(format!(
+                "policy marks {label:?} as needing a backup first (keyset backup_required); \
+                 back it up and clear the flag before destroying"
+            )));
+        }
+    }
+    if !yes && !confirm(label, &targets)? {
+        eprintln!("keywarden: not destroyed");
+        return Ok(ExitCode::FAILURE);
+    }
+    let token = cx.token()?;
+    for v in targets {
+        // Token first: a crash after it leaves a record whose objects are gone (the
+        // next destroy only writes the tombstone), never a tombstone with live objects.
+        let removed = token
+            .destroy(&v.cka_id)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        cx.store.set_state(
+            v.id,
+            KeyState::Destroyed,
+            Some(reason.unwrap_or("destroyed by keywarden keys destroy")),
+            cx.now,
+        )?;
+        println!(
+            "destroyed {label} version {}: {removed} object(s) removed, tombstone kept",
+            v.version
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(label: &str, targets: &[&KeyVersion]) -> Result<bool> {
+    let list: Vec<String> = targets.iter().map(|v| v.version.to_string()).collect();
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Config(format!(
+            "destroying {label:?} version(s) {} needs --yes when stdin is not a terminal",
+            list.join(", ")
+        )));
+    }
+    eprint!(
+        "Destroy the token objects of {label:?} version(s) {}? This cannot be undone. Type the label to confirm: ",
+        list.join(", ")
+    );
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Config(format!("stdin: {e}")))?;
+    Ok(answer.trim_end_matches(['\r', '\n']) == label)
+}
+
+fn adopt(cx: &Ctx, label: &str, id: Option<&str>) -> Result<ExitCode> {
+    let token = cx.token()?;
+    let want = id
+        .map(|h| {
+            crate::policy::names::hex_id(h)
+                .ok_or_else(|| Error::Config(format!("bad CKA_ID {h:?}")))
+        })
+        .transpose()?;
+    let objects = token
+        .find_by_label(label)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let mut ids: Vec<Vec<u8>> = Vec::new();
+    for o in objects {
+        if want.as_ref().is_none_or(|w| *w == o.id) && !ids.contains(&o.id) {
+            ids.push(o.id);
+        }
+    }
+    let cka_id = match ids.as_slice() {
+        [one] if !one.is_empty() => one.clone(),
+        [_] => {
+            return Err(Error::Config(format!(
+                "the key {label:?} has no CKA_ID; set one first"
+            )))
+        }
+        [] => {
+            return Err(Error::Config(format!(
+                "no key labelled {label:?} on the token"
+            )))
+        }
+        many => {
+            let shown: Vec<String> = many.iter().map(|i| hex(i)).collect();
+            return Err(Error::Config(format!(
+                "several keys are labelled {label:?} (CKA_ID {}): choose one with --id",
+                shown.join(", ")
+            )));
+        }
+    };
+    let serial = token.serial();
+    if let Some(v) = cx.store.version_by_cka_id(&serial, &cka_id)? {
+        return Err(Error::Config(format!(
+            "CKA_ID {} is already managed (key #{}, version {})",
+            hex(&cka_id),
+            v.key_id.0,
+            v.version
+        )));
+    }
+    let shape = token
+        .shape(&cka_id)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let mut facts = KeyFacts::labelled(label);
+    facts.id = Some(cka_id.clone());
+    facts.key_type = crate::abi::key_type_from_name(&shape.algorithm);
+    let (owner, classification) = match &cx.policy {
+        Some(p) => (
+            p.owner_of(&facts).map(str::to_owned),
+            // Only a keyset's classification is recorded; the default level is
+            // policy's to apply at decision time, not a fact about the key.
+            p.keyset_of(&facts).map(|_| p.classification(&facts).into()),
+        ),
+        None => (None, None),
+    };
+    let key = cx.store.create_key(
+        &NewKey {
+            label: label.to_owned(),
+            owner,
+            classification,
+            rotation_rule: cx
+                .policy
+                .as_ref()
+                .and_then(|p| p.cryptoperiod_for(&facts))
+                .map(|c| c.name.clone()),
+        },
+        cx.now,
+    )?;
+    let new = NewVersion {
+        token_serial: serial,
+        cka_id: cka_id.clone(),
+        algorithm: shape.algorithm,
+        size_bits: shape.size_bits,
+        curve: shape.curve,
+    };
+    // A failure here leaves a key without versions, which `list` skips and a new
+    // `adopt` does not trip over (the CKA_ID is what must be unique).
+    let v = cx
+        .store
+        .add_version(key.id, &new, KeyState::Active, cx.now)?;
+    if let Err(e) = token.set_dates(&cka_id, Some(cx.now), None) {
+        eprintln!("keywarden: warning: CKA_START_DATE not set: {e}");
+    }
+    println!(
+        "adopted {label}: key #{}, version {} (CKA_ID {}) active",
+        key.id.0,
+        v.version,
+        hex(&cka_id)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

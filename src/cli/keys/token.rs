@@ -1,0 +1,447 @@
+//! [`TokenOps`] over a real token with `cryptoki` (the CLI's own connection to the
+//! backend module named by the configuration; never through Keywarden's `ffi`).
+//!
+//! The user PIN comes from `--pin-file` or one line of standard input — never from
+//! the command line, where it would be visible in `/proc/PID/cmdline` and shell
+//! history — and every buffer that held it is zeroized.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::{AuthPin, Date};
+use pkcs11_sys::{
+    CKA_DECRYPT, CKA_DERIVE, CKA_ENCRYPT, CKA_EXTRACTABLE, CKA_PRIVATE, CKA_SENSITIVE, CKA_SIGN,
+    CKA_UNWRAP, CKA_VERIFY, CKA_WRAP, CK_ULONG,
+};
+use zeroize::Zeroizing;
+
+use crate::abi::{key_type_name, EcCurve};
+use crate::error::{Error, Result};
+use crate::lifecycle::{KeyShape, TokenError, TokenObject, TokenOps};
+use crate::store::UnixTime;
+
+/// Which token, and how to log in to it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct TokenArgs {
+    /// Token label (default: the only initialised token).
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// Token serial number, instead of the label.
+    #[arg(long, global = true, conflicts_with = "token")]
+    serial: Option<String>,
+    /// File holding the user PIN (first line). Without it the PIN is read from stdin.
+    #[arg(long, global = true)]
+    pin_file: Option<PathBuf>,
+}
+
+/// Boolean attributes copied from a key to its next version: the usage and
+/// protection ones an application chose at generation. Attributes a type does not
+/// have are skipped by `get_attributes`, so one table serves every object class.
+const FLAGS: [(CK_ULONG, AttributeType); 10] = [
+    (CKA_SIGN, AttributeType::Sign),
+    (CKA_VERIFY, AttributeType::Verify),
+    (CKA_ENCRYPT, AttributeType::Encrypt),
+    (CKA_DECRYPT, AttributeType::Decrypt),
+    (CKA_WRAP, AttributeType::Wrap),
+    (CKA_UNWRAP, AttributeType::Unwrap),
+    (CKA_DERIVE, AttributeType::Derive),
+    (CKA_SENSITIVE, AttributeType::Sensitive),
+    (CKA_EXTRACTABLE, AttributeType::Extractable),
+    (CKA_PRIVATE, AttributeType::Private),
+];
+
+fn flag_attribute(code: CK_ULONG, value: bool) -> Option<Attribute> {
+    Some(match code {
+        CKA_SIGN => Attribute::Sign(value),
+        CKA_VERIFY => Attribute::Verify(value),
+        CKA_ENCRYPT => Attribute::Encrypt(value),
+        CKA_DECRYPT => Attribute::Decrypt(value),
+        CKA_WRAP => Attribute::Wrap(value),
+        CKA_UNWRAP => Attribute::Unwrap(value),
+        CKA_DERIVE => Attribute::Derive(value),
+        CKA_SENSITIVE => Attribute::Sensitive(value),
+        CKA_EXTRACTABLE => Attribute::Extractable(value),
+        CKA_PRIVATE => Attribute::Private(value),
+        _ => return None,
+    })
+}
+
+fn terr(what: &str) -> impl Fn(cryptoki::error::Error) -> TokenError + '_ {
+    move |e| TokenError(format!("{what}: {e}"))
+}
+
+/// A logged-in read-write session on the chosen token.
+pub(crate) struct CryptokiToken {
+    session: Session,
+    serial: String,
+}
+
+impl CryptokiToken {
+    /// Loads `module`, picks the token, reads the PIN and logs in as the user.
+    pub(crate) fn open(module: &Path, args: &TokenArgs) -> Result<CryptokiToken> {
+        let fail = |what: &str| {
+            let what = what.to_owned();
+            move |e: cryptoki::error::Error| Error::Load(format!("{what}: {e}"))
+        };
+        let p11 = Pkcs11::new(module).map_err(fail("load module"))?;
+        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .map_err(fail("C_Initialize"))?;
+        let mut chosen = Vec::new();
+        for slot in p11.get_slots_with_token().map_err(fail("slots"))? {
+            let info = p11.get_token_info(slot).map_err(fail("token info"))?;
+            let wanted = match (&args.token, &args.serial) {
+                (Some(l), _) => info.label() == l.as_str(),
+                (None, Some(s)) => info.serial_number().trim() == s.as_str(),
+                (None, None) => info.token_initialized(),
+            };
+            if wanted {
+                chosen.push((slot, info.serial_number().trim().to_owned()));
+            }
+        }
+        let (slot, serial) = match chosen.len() {
+            1 => chosen.remove(0),
+            0 => {
+                return Err(Error::Config(
+                    "no such token (see --token / --serial)".into(),
+                ))
+            }
+            _ => {
+                return Err(Error::Config(
+                    "several tokens match: choose one with --token LABEL or --serial S".into(),
+                ))
+            }
+        };
+        let pin = read_pin(args.pin_file.as_deref())?;
+        let session = p11.open_rw_session(slot).map_err(fail("C_OpenSession"))?;
+        session
+            .login(UserType::User, Some(&AuthPin::new(pin.as_str().into())))
+            .map_err(fail("C_Login"))?;
+        Ok(CryptokiToken { session, serial })
+    }
+
+    fn find(&self, template: &[Attribute]) -> std::result::Result<Vec<ObjectHandle>, TokenError> {
+        let mut out = Vec::new();
+        for class in [
+            ObjectClass::PRIVATE_KEY,
+            ObjectClass::PUBLIC_KEY,
+            ObjectClass::SECRET_KEY,
+            ObjectClass::CERTIFICATE,
+        ] {
+            let mut t = template.to_vec();
+            t.push(Attribute::Class(class));
+            out.extend(
+                self.session
+                    .find_objects(&t)
+                    .map_err(terr("C_FindObjects"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn describe(&self, h: ObjectHandle) -> std::result::Result<TokenObject, TokenError> {
+        let attrs = self
+            .session
+            .get_attributes(
+                h,
+                &[
+                    AttributeType::Class,
+                    AttributeType::Id,
+                    AttributeType::Label,
+                ],
+            )
+            .map_err(terr("C_GetAttributeValue"))?;
+        let mut o = TokenObject {
+            class: 0,
+            id: Vec::new(),
+            label: String::new(),
+        };
+        for a in attrs {
+            match a {
+                Attribute::Class(c) => o.class = CK_ULONG::from(c),
+                Attribute::Id(id) => o.id = id,
+                Attribute::Label(l) => o.label = String::from_utf8_lossy(&l).into_owned(),
+                _ => {}
+            }
+        }
+        Ok(o)
+    }
+
+    fn objects(&self, template: &[Attribute]) -> std::result::Result<Vec<TokenObject>, TokenError> {
+        self.find(template)?
+            .into_iter()
+            .map(|h| self.describe(h))
+            .collect()
+    }
+
+    fn flags(&self, h: ObjectHandle) -> std::result::Result<Vec<(CK_ULONG, bool)>, TokenError> {
+        let types: Vec<AttributeType> = FLAGS.iter().map(|(_, t)| *t).collect();
+        let attrs = self
+            .session
+            .get_attributes(h, &types)
+            .map_err(terr("C_GetAttributeValue"))?;
+        let mut out = Vec::new();
+        for a in attrs {
+            let code = CK_ULONG::from(a.attribute_type());
+            let value = match a {
+                Attribute::Sign(v)
+                | Attribute::Verify(v)
+                | Attribute::Encrypt(v)
+                | Attribute::Decrypt(v)
+                | Attribute::Wrap(v)
+                | Attribute::Unwrap(v)
+                | Attribute::Derive(v)
+                | Attribute::Sensitive(v)
+                | Attribute::Extractable(v)
+                | Attribute::Private(v) => v,
+                _ => continue,
+            };
+            out.push((code, value));
+        }
+        Ok(out)
+    }
+
+    fn handles(
+        &self,
+        id: &[u8],
+        class: ObjectClass,
+    ) -> std::result::Result<Vec<ObjectHandle>, TokenError> {
+        self.session
+            .find_objects(&[Attribute::Id(id.to_vec()), Attribute::Class(class)])
+            .map_err(terr("C_FindObjects"))
+    }
+}
+
+/// A token date (`CK_DATE`, UTC day) for a Unix time.
+fn date(t: UnixTime) -> std::result::Result<Date, TokenError> {
+    let s = super::super::format_utc(t);
+    let (y, m, d) = (s.get(0..4), s.get(5..7), s.get(8..10));
+    match (y, m, d) {
+        (Some(y), Some(m), Some(d)) => Date::new_from_str_slice(y, m, d).map_err(terr("date")),
+        _ => Err(TokenError(format!("cannot express {t} as a date"))),
+    }
+}
+
+impl TokenOps for CryptokiToken {
+    fn serial(&self) -> String {
+        self.serial.clone()
+    }
+
+    fn find_by_id(&self, id: &[u8]) -> std::result::Result<Vec<TokenObject>, TokenError> {
+        self.objects(&[Attribute::Id(id.to_vec())])
+    }
+
+    fn find_by_label(&self, label: &str) -> std::result::Result<Vec<TokenObject>, TokenError> {
+        self.objects(&[Attribute::Label(label.as_bytes().to_vec())])
+    }
+
+    fn all_objects(&self) -> std::result::Result<Vec<TokenObject>, TokenError> {
+        self.objects(&[])
+    }
+
+    fn shape(&self, id: &[u8]) -> std::result::Result<KeyShape, TokenError> {
+        let private = self.handles(id, ObjectClass::PRIVATE_KEY)?;
+        let public = self.handles(id, ObjectClass::PUBLIC_KEY)?;
+        let secret = self.handles(id, ObjectClass::SECRET_KEY)?;
+        let (key, pair) = match (private.first(), secret.first()) {
+            (Some(k), _) => (*k, true),
+            (None, Some(k)) => (*k, false),
+            (None, None) => {
+                return Err(TokenError(format!(
+                    "no private or secret key with CKA_ID {}",
+                    super::hex(id)
+                )))
+            }
+        };
+        let wanted = [
+            AttributeType::KeyType,
+            AttributeType::EcParams,
+            AttributeType::ModulusBits,
+            AttributeType::Modulus,
+            AttributeType::PublicExponent,
+            AttributeType::ValueLen,
+        ];
+        let mut attrs = self
+            .session
+            .get_attributes(key, &wanted)
+            .map_err(terr("C_GetAttributeValue"))?;
+        if let Some(p) = public.first() {
+            attrs.extend(
+                self.session
+                    .get_attributes(*p, &wanted)
+                    .map_err(terr("C_GetAttributeValue"))?,
+            );
+        }
+        let mut shape = KeyShape {
+            algorithm: String::new(),
+            size_bits: None,
+            curve: None,
+            ec_params: None,
+            public_exponent: None,
+            pair,
+            private_flags: self.flags(key)?,
+            public_flags: match public.first() {
+                Some(p) => self.flags(*p)?,
+                None => Vec::new(),
+            },
+        };
+        for a in attrs {
+            match a {
+                Attribute::KeyType(t) => {
+                    shape.algorithm = key_type_name(CK_ULONG::from(t)).to_string();
+                }
+                Attribute::EcParams(p) => {
+                    shape.curve = EcCurve::from_ec_params(&p).map(|c| c.name().to_owned());
+                    shape.ec_params = Some(p);
+                }
+                Attribute::ModulusBits(b) => {
+                    shape.size_bits = u32::try_from(CK_ULONG::from(b)).ok();
+                }
+                Attribute::Modulus(m) if shape.size_bits.is_none() => {
+                    shape.size_bits = u32::try_from(m.len() * 8).ok();
+                }
+                Attribute::PublicExponent(e) => shape.public_exponent = Some(e),
+                Attribute::ValueLen(n) if !pair => {
+                    shape.size_bits = u32::try_from(CK_ULONG::from(n) * 8).ok();
+                }
+                _ => {}
+            }
+        }
+        if shape.algorithm.is_empty() {
+            return Err(TokenError("key without CKA_KEY_TYPE".into()));
+        }
+        Ok(shape)
+    }
+
+    fn generate(
+        &self,
+        shape: &KeyShape,
+        id: &[u8],
+        label: &str,
+        start: UnixTime,
+    ) -> std::result::Result<(), TokenError> {
+        let common = vec![
+            Attribute::Token(true),
+            Attribute::Id(id.to_vec()),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::StartDate(date(start)?),
+        ];
+        let with_flags = |flags: &[(CK_ULONG, bool)]| {
+            let mut t = common.clone();
+            t.extend(flags.iter().filter_map(|(c, v)| flag_attribute(*c, *v)));
+            t
+        };
+        let mut private = with_flags(&shape.private_flags);
+        let mut public = with_flags(&shape.public_flags);
+        let unsupported = || TokenError(format!("cannot generate a {} key", shape.algorithm));
+        let mechanism = match shape.algorithm.as_str() {
+            "CKK_EC" | "CKK_EC_EDWARDS" => {
+                public.push(Attribute::EcParams(
+                    shape.ec_params.clone().ok_or_else(unsupported)?,
+                ));
+                if shape.algorithm == "CKK_EC" {
+                    Mechanism::EccKeyPairGen
+                } else {
+                    Mechanism::EccEdwardsKeyPairGen
+                }
+            }
+            "CKK_RSA" => {
+                let bits = shape.size_bits.ok_or_else(unsupported)?;
+                public.push(Attribute::ModulusBits(CK_ULONG::from(bits).into()));
+                if let Some(e) = &shape.public_exponent {
+                    public.push(Attribute::PublicExponent(e.clone()));
+                }
+                Mechanism::RsaPkcsKeyPairGen
+            }
+            "CKK_AES" | "CKK_GENERIC_SECRET" => {
+                let bytes = shape.size_bits.ok_or_else(unsupported)? / 8;
+                private.push(Attribute::ValueLen(CK_ULONG::from(bytes).into()));
+                if shape.algorithm == "CKK_AES" {
+                    private.push(Attribute::KeyType(KeyType::AES));
+                    Mechanism::AesKeyGen
+                } else {
+                    private.push(Attribute::KeyType(KeyType::GENERIC_SECRET));
+                    Mechanism::GenericSecretKeyGen
+                }
+            }
+            _ => return Err(unsupported()),
+        };
+        if shape.pair {
+            self.session
+                .generate_key_pair(&mechanism, &public, &private)
+                .map_err(terr("C_GenerateKeyPair"))?;
+        } else {
+            self.session
+                .generate_key(&mechanism, &private)
+                .map_err(terr("C_GenerateKey"))?;
+        }
+        Ok(())
+    }
+
+    fn set_dates(
+        &self,
+        id: &[u8],
+        start: Option<UnixTime>,
+        end: Option<UnixTime>,
+    ) -> std::result::Result<(), TokenError> {
+        let mut t = Vec::new();
+        if let Some(s) = start {
+            t.push(Attribute::StartDate(date(s)?));
+        }
+        if let Some(e) = end {
+            t.push(Attribute::EndDate(date(e)?));
+        }
+        for h in self.find(&[Attribute::Id(id.to_vec())])? {
+            self.session
+                .update_attributes(h, &t)
+                .map_err(terr("C_SetAttributeValue"))?;
+        }
+        Ok(())
+    }
+
+    fn set_label(&self, id: &[u8], label: &str) -> std::result::Result<(), TokenError> {
+        for h in self.find(&[Attribute::Id(id.to_vec())])? {
+            self.session
+                .update_attributes(h, &[Attribute::Label(label.as_bytes().to_vec())])
+                .map_err(terr("C_SetAttributeValue"))?;
+        }
+        Ok(())
+    }
+
+    fn destroy(&self, id: &[u8]) -> std::result::Result<usize, TokenError> {
+        let handles = self.find(&[Attribute::Id(id.to_vec())])?;
+        for h in &handles {
+            self.session
+                .destroy_object(*h)
+                .map_err(terr("C_DestroyObject"))?;
+        }
+        Ok(handles.len())
+    }
+}
+
+/// The user PIN: the first line of `file`, else one line of standard input.
+fn read_pin(file: Option<&Path>) -> Result<Zeroizing<String>> {
+    let mut line = Zeroizing::new(String::new());
+    match file {
+        Some(f) => {
+            let text = Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+                Error::Config(format!("cannot read the PIN file {}: {e}", f.display()))
+            })?);
+            line.push_str(text.lines().next().unwrap_or(""));
+        }
+        None => {
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Error::Config(format!("cannot read the PIN from stdin: {e}")))?;
+        }
+    }
+    let pin = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if pin.is_empty() {
+        return Err(Error::Config("empty user PIN".into()));
+    }
+    Ok(pin)
+}

@@ -1,0 +1,441 @@
+//! `keywarden keys` end to end: the built binary against a private SoftHSM token,
+//! checked with `cryptoki` directly on SoftHSM (never through Keywarden).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use common::{pin, TestEnv, SOFTHSM_MODULE, USER_PIN};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use serde_json::Value;
+
+const LABEL: &str = "app-sign";
+/// DER OID of P-256.
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+struct Keys {
+    env: TestEnv,
+    pin_file: PathBuf,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        let env = TestEnv::new();
+        let pin_file = env.path().join("pin");
+        std::fs::write(&pin_file, format!("{USER_PIN}\n")).unwrap();
+        Keys { env, pin_file }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.env.command(common::keywarden_bin());
+        c.arg("keys")
+            .args(args)
+            .arg("--pin-file")
+            .arg(&self.pin_file);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "keywarden keys {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Runs `f` in a fresh logged-in SoftHSM session (a new C_Initialize each time,
+    /// so nothing cached in this process hides what the CLI did).
+    fn token<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
+        let p11 = Pkcs11::new(SOFTHSM_MODULE).unwrap();
+        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .unwrap();
+        let slot = common::test_slot(&p11);
+        let s = p11.open_rw_session(slot).unwrap();
+        s.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+        let out = f(&s);
+        drop(s);
+        p11.finalize().unwrap();
+        out
+    }
+
+    fn set_policy(&self, text: &str) {
+        let file = self.env.path().join("policy.toml");
+        std::fs::write(&file, text).unwrap();
+        let conf = std::fs::read_to_string(&self.env.keywarden_conf).unwrap();
+        let conf = conf.replace(
+            "mode = \"transparent\"",
+            &format!("mode = \"enforce\"\nfile = \"{}\"", file.display()),
+        );
+        std::fs::write(&self.env.keywarden_conf, conf).unwrap();
+    }
+}
+
+fn generate(s: &Session, label: &str, id: &[u8]) {
+    let public = [
+        Attribute::Token(true),
+        Attribute::Label(label.into()),
+        Attribute::Id(id.to_vec()),
+        Attribute::EcParams(P256.to_vec()),
+        Attribute::Verify(true),
+    ];
+    let private = [
+        Attribute::Token(true),
+        Attribute::Label(label.into()),
+        Attribute::Id(id.to_vec()),
+        Attribute::Sign(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+    ];
+    s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+        .unwrap();
+}
+
+fn by_id(s: &Session, id: &[u8], class: ObjectClass) -> Vec<ObjectHandle> {
+    s.find_objects(&[Attribute::Id(id.to_vec()), Attribute::Class(class)])
+        .unwrap()
+}
+
+fn by_label(s: &Session, label: &str) -> Vec<ObjectHandle> {
+    s.find_objects(&[Attribute::Label(label.into())]).unwrap()
+}
+
+fn ec_point(s: &Session, id: &[u8]) -> Vec<u8> {
+    let h = by_id(s, id, ObjectClass::PUBLIC_KEY)[0];
+    match s
+        .get_attributes(h, &[AttributeType::EcPoint])
+        .unwrap()
+        .remove(0)
+    {
+        Attribute::EcPoint(p) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Read on the public key: SoftHSM answers CKR_GENERAL_ERROR to reading
+/// CKA_END_DATE of its (encrypted-at-rest) private key objects this way.
+fn end_date_set(s: &Session, id: &[u8]) -> bool {
+    let h = by_id(s, id, ObjectClass::PUBLIC_KEY)[0];
+    match s
+        .get_attributes(h, &[AttributeType::EndDate])
+        .unwrap()
+        .pop()
+    {
+        Some(Attribute::EndDate(d)) => !d.is_empty(),
+        _ => false,
+    }
+}
+
+fn unhex(h: &str) -> Vec<u8> {
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn versions(k: &Keys) -> Vec<Value> {
+    k.json(&["show", LABEL])["versions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A managed P-256 signing key "app-sign" with CKA_ID a1.
+fn adopted() -> Keys {
+    let k = Keys::new();
+    k.token(|s| generate(s, LABEL, &[0xa1]));
+    let out = k.ok(&["adopt", LABEL]);
+    assert!(out.contains("version 1"), "{out}");
+    k
+}
+
+#[test]
+fn adopt_rotate_keeps_old_signatures_verifiable() {
+    let k = adopted();
+    let digest = [7u8; 32];
+    let old_sig = k.token(|s| {
+        let key = by_id(s, &[0xa1], ObjectClass::PRIVATE_KEY)[0];
+        s.sign(&Mechanism::Ecdsa, key, &digest).unwrap()
+    });
+    let old_point = k.token(|s| ec_point(s, &[0xa1]));
+    assert!(k.ok(&["rotate", LABEL]).contains("version 2"));
+
+    let vs = versions(&k);
+    assert_eq!(vs.len(), 2);
+    assert_eq!(vs[0]["state"], "deactivated");
+    assert_eq!(vs[1]["state"], "active");
+    let new_id = unhex(vs[1]["cka_id"].as_str().unwrap());
+    assert_ne!(new_id, vec![0xa1]);
+    k.token(|s| {
+        assert_ne!(ec_point(s, &new_id), old_point, "a new key pair");
+        assert!(end_date_set(s, &[0xa1]), "CKA_END_DATE on the old version");
+        assert!(!end_date_set(s, &new_id));
+        // Same label, same template: both versions' pairs are on the token.
+        assert_eq!(by_label(s, LABEL).len(), 4);
+        let attrs = s
+            .get_attributes(
+                by_id(s, &new_id, ObjectClass::PRIVATE_KEY)[0],
+                &[AttributeType::Sign, AttributeType::Extractable],
+            )
+            .unwrap();
+        assert!(attrs.contains(&Attribute::Sign(true)));
+        assert!(attrs.contains(&Attribute::Extractable(false)));
+        // The old signature verifies with the deactivated version found by CKA_ID.
+        let old_pub = by_id(s, &[0xa1], ObjectClass::PUBLIC_KEY)[0];
+        s.verify(&Mechanism::Ecdsa, old_pub, &digest, &old_sig)
+            .unwrap();
+    });
+    let list = k.json(&["list"]);
+    assert_eq!(list[0]["version"], 2);
+    assert_eq!(list[0]["versions"], 2);
+    let table = k.ok(&["list"]);
+    assert!(table.starts_with("LABEL"), "{table}");
+    assert!(
+        table.contains("app-sign") && table.contains("active"),
+        "{table}"
+    );
+}
+
+#[test]
+fn racing_rotations_produce_exactly_one_new_version() {
+    let k = adopted();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            k.cmd(&["rotate", LABEL, "--expect-version", "1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<Option<i32>> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code())
+        .collect();
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![Some(0), Some(3)],
+        "one winner, one loser: {codes:?}"
+    );
+    let vs = versions(&k);
+    assert_eq!(vs.len(), 2);
+    assert_eq!(vs.iter().filter(|v| v["state"] == "active").count(), 1);
+    // The loser left nothing behind.
+    k.token(|s| assert_eq!(by_label(s, LABEL).len(), 4));
+}
+
+#[test]
+fn a_crash_between_generation_and_commit_keeps_the_old_version_active() {
+    let k = adopted();
+    let out = k
+        .cmd(&["rotate", LABEL])
+        .env("KEYWARDEN_FAULT", "rotate-after-generate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), None, "killed by SIGABRT");
+    let vs = versions(&k);
+    assert_eq!(vs.len(), 1, "nothing committed");
+    assert_eq!(vs[0]["state"], "active", "never none");
+    k.token(|s| assert_eq!(by_label(s, LABEL).len(), 4, "orphans on the token"));
+
+    let dry = k.run(&["reconcile", "--dry-run"]);
+    assert!(dry.status.success());
+    let said = String::from_utf8_lossy(&dry.stderr);
+    assert!(
+        said.contains("2 orphaned object(s)") && !said.contains("removed"),
+        "{said}"
+    );
+    k.token(|s| assert_eq!(by_label(s, LABEL).len(), 4));
+
+    // The next rotation cleans up first, then rotates.
+    let out = k.run(&["rotate", LABEL]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("removed"));
+    let vs = versions(&k);
+    assert_eq!(vs.len(), 2);
+    k.token(|s| assert_eq!(by_label(s, LABEL).len(), 4, "v1 and v2 only"));
+}
+
+#[test]
+fn compromise_shows_in_list_and_destroy_leaves_a_tombstone() {
+    let k = adopted();
+    k.ok(&[
+        "compromise",
+        "--reason",
+        "key file found on a laptop",
+        LABEL,
+    ]);
+    let list = k.json(&["list"]);
+    assert_eq!(list[0]["state"], "compromised");
+    assert_eq!(list[0]["reason"], "key file found on a laptop");
+    assert_eq!(
+        k.json(&["list", "--state", "compromised"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(k
+        .json(&["list", "--state", "active"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    k.token(|s| assert!(end_date_set(s, &[0xa1])));
+
+    // Without --yes and without a terminal to ask on: refused, nothing removed.
+    let refused = k.run(&["destroy", LABEL]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    k.token(|s| assert_eq!(by_label(s, LABEL).len(), 2));
+
+    k.ok(&["destroy", "--yes", LABEL]);
+    k.token(|s| assert!(by_label(s, LABEL).is_empty(), "objects removed"));
+    let vs = versions(&k);
+    assert_eq!(vs.len(), 1, "tombstone kept");
+    assert_eq!(vs[0]["state"], "destroyed");
+    assert!(vs[0]["destroyed_at"].is_i64());
+}
+
+#[test]
+fn state_commands_follow_sp800_57() {
+    let k = adopted();
+    k.ok(&["suspend", "--reason", "investigating", LABEL]);
+    assert_eq!(k.json(&["list"])[0]["state"], "suspended");
+    // A suspended key is neither rotated nor destroyed.
+    assert!(!k.run(&["rotate", LABEL]).status.success());
+    assert!(!k.run(&["destroy", "--yes", LABEL]).status.success());
+    k.ok(&["resume", "--reason", "false alarm", LABEL]);
+    assert_eq!(k.json(&["list"])[0]["state"], "active");
+    k.ok(&["deactivate", "--reason", "retired", LABEL]);
+    // Deactivated never becomes active again.
+    let back = k.run(&["resume", "--reason", "oops", "--version", "1", LABEL]);
+    assert!(!back.status.success());
+    assert_eq!(k.json(&["list"])[0]["state"], "deactivated");
+    // Adopting the same key twice is refused.
+    assert!(!k.run(&["adopt", LABEL]).status.success());
+}
+
+#[test]
+fn rotate_due_follows_the_cryptoperiod_and_backup_blocks_destroy() {
+    let k = Keys::new();
+    k.token(|s| {
+        generate(s, "app-due", &[0xb1]);
+        generate(s, "app-warn", &[0xb2]);
+        generate(s, "ca-root", &[0xb3]);
+    });
+    k.set_policy(
+        r#"
+version = 1
+[[keyset]]
+name = "ca"
+label = "ca-*"
+backup_required = true
+
+[[cryptoperiod]]
+name = "apps"
+label = "app-due"
+originator = "90d"
+recipient = "1y"
+when_due = "rotate"
+
+[[cryptoperiod]]
+name = "warned"
+label = ["app-warn", "ca-*"]
+originator = "30d"
+"#,
+    );
+    for l in ["app-due", "app-warn", "ca-root"] {
+        k.ok(&["adopt", l]);
+    }
+    let start: i64 = k.json(&["list"])[0]["activated_at"].as_i64().unwrap();
+    let later = (start + 91 * 86_400).to_string();
+    let at = |args: &[&str]| {
+        let mut c = k.cmd(args);
+        c.env("KEYWARDEN_NOW", &later);
+        c.output().unwrap()
+    };
+    assert!(k.json(&["list", "--due"]).as_array().unwrap().is_empty());
+    let due: Value = serde_json::from_slice(&at(&["list", "--due", "--json"]).stdout).unwrap();
+    assert_eq!(due.as_array().unwrap().len(), 3, "{due}");
+    let out = at(&["rotate", "--due"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("rotated app-due"), "{said}");
+    assert!(said.contains("due app-warn"), "{said}");
+    let shown = k.json(&["show", "app-due"]);
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(shown["cryptoperiod"]["name"], "apps");
+    assert_eq!(
+        k.json(&["show", "app-warn"])["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Running it again rotates nothing more: the new version is not due.
+    assert!(at(&["rotate", "--due"]).status.success());
+    assert_eq!(
+        k.json(&["show", "app-due"])["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    k.ok(&["deactivate", "--reason", "retired", "ca-root"]);
+    let refused = k.run(&["destroy", "--yes", "ca-root"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("backup"));
+    k.token(|s| assert_eq!(by_label(s, "ca-root").len(), 2));
+}
+
+#[test]
+fn pin_comes_from_stdin_when_no_file_is_given() {
+    let k = Keys::new();
+    k.token(|s| generate(s, LABEL, &[0xa1]));
+    let mut c = k.env.command(common::keywarden_bin());
+    let mut child = c
+        .args(["keys", "adopt", LABEL])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{USER_PIN}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
