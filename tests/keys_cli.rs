@@ -439,3 +439,29 @@ fn pin_comes_from_stdin_when_no_file_is_given() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_cli_state_change_reaches_a_watching_process_within_a_second() {
+    use keywarden::store::{ChangeWatcher, Store, DEFAULT_POLL, DEFAULT_RESYNC};
+    use std::time::{Duration, Instant};
+    let k = adopted();
+    let config = keywarden::config::Config::load(&k.env.keywarden_conf).unwrap();
+    let store = keywarden::store::open(&config.store).unwrap();
+    // What a module holding a cached snapshot does (docs/store.md, gateway loop).
+    let watcher = ChangeWatcher::new(store.change_stamp().unwrap(), DEFAULT_POLL, DEFAULT_RESYNC);
+    let cached = store.snapshot().unwrap();
+    assert_eq!(cached.versions[0].state.as_str(), "active");
+    k.ok(&["compromise", "--reason", "stolen", LABEL]);
+    let committed = Instant::now();
+    let seen = loop {
+        if watcher.check() && store.change_seq().unwrap() != cached.change_seq {
+            break store.snapshot().unwrap();
+        }
+        assert!(
+            committed.elapsed() < Duration::from_secs(1),
+            "change not seen within 1 s"
+        );
+        std::thread::yield_now();
+    };
+    assert_eq!(seen.versions[0].state.as_str(), "compromised");
+}
