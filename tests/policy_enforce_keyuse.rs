@@ -32,6 +32,11 @@ ops = ["sign"]
 keys = { label = "ok-*" }
 mechanisms = ["CKM_ECDSA"]
 [[rule]]
+id = "encrypt-other"
+roles = ["users"]
+ops = ["encrypt"]
+keys = { label = "other" }
+[[rule]]
 id = "verify-public-only"
 roles = ["users"]
 ops = ["verify"]
@@ -197,4 +202,71 @@ fn an_unusable_policy_file_fails_c_initialize() {
         cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
     ));
     assert_eq!(code(r), RvError::GeneralError);
+}
+
+/// Visibility: a key no rule lets the caller use is left out of searches (the
+/// count stays right across the hidden ones) and still refused by handle.
+#[test]
+fn a_hidden_key_is_not_found_and_is_refused_by_handle() {
+    let (env, p11, slot) = common::keywarden_token();
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+    // Hidden keys first, so a whole batch of a small buffer is filtered out.
+    for i in 0..5 {
+        ec_pair(&s, &format!("hidden-{i}"));
+    }
+    ec_pair(&s, "ok-sign");
+    ec_pair(&s, "other");
+    drop(s);
+    p11.finalize().unwrap();
+    env.enforce(POLICY);
+    let p11 = common::load(&common::keywarden_module());
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+    let label = |h| {
+        s.get_attributes(h, &[cryptoki::object::AttributeType::Label])
+            .unwrap()
+    };
+    // cryptoki asks for 10 handles at a time: the first batch is mostly hidden.
+    let found = s.find_objects(&[Attribute::Class(PRIVATE)]).unwrap();
+    let mut labels: Vec<_> = found.iter().map(|h| label(*h)).collect();
+    labels.sort_by_key(|l| format!("{l:?}"));
+    assert_eq!(
+        labels,
+        vec![
+            vec![Attribute::Label(b"ok-sign".to_vec())],
+            vec![Attribute::Label(b"other".to_vec())]
+        ]
+    );
+    // Public keys: ok-sign (sign rule) and other (encrypt rule); "verify" is
+    // allowed only in public sessions, so the hidden pairs stay hidden.
+    assert_eq!(
+        s.find_objects(&[Attribute::Class(PUBLIC)]).unwrap().len(),
+        2
+    );
+    // One at a time: the count is never 0 before the last visible object.
+    let one = std::num::NonZeroUsize::new(1).unwrap();
+    let one_by_one = s
+        .iter_objects_with_cache_size(&[Attribute::Class(PRIVATE)], one)
+        .unwrap()
+        .count();
+    assert_eq!(one_by_one, 2);
+    // A handle obtained another way is still refused at use: SoftHSM numbers
+    // objects densely, so the handles around the visible ones are the hidden keys.
+    let visible = found.iter().map(|h| h.handle()).max().unwrap();
+    let found: Vec<u64> = found.iter().map(|h| h.handle()).collect();
+    let mut refused = 0;
+    for h in visible.saturating_sub(12)..visible + 12 {
+        if found.contains(&h) {
+            continue;
+        }
+        // SAFETY: a plain integer handle; the module checks it.
+        let h = unsafe { ObjectHandle::new_from_raw(h) };
+        if code(s.sign(&Mechanism::Ecdsa, h, &[0u8; 32])) == RvError::KeyFunctionNotPermitted {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 5, "{refused} hidden keys refused by handle");
 }

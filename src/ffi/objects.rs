@@ -206,8 +206,13 @@ pub(super) unsafe fn C_FindObjects(
             out_ref(pulObjectCount, "pulObjectCount")?,
         )
     };
-    forward(Call::session(F::C_FindObjects, hSession), |b| {
-        b.find_objects(hSession, found, count)
+    with_gateway(|gw| {
+        gw.find_objects(
+            Call::session(F::C_FindObjects, hSession),
+            found,
+            count,
+            |b, found, count| b.find_objects(hSession, found, count),
+        )
     })
 }
 

@@ -11,6 +11,7 @@
 
 mod create;
 mod enforce;
+mod find;
 mod objects;
 mod sessions;
 
