@@ -336,6 +336,29 @@ fn state_commands_follow_sp800_57() {
 }
 
 #[test]
+fn unmanaged_keys_are_listed_until_adopted() {
+    let k = Keys::new();
+    k.token(|s| {
+        generate(s, "legacy", &[0xc1]);
+        generate(s, LABEL, &[0xa1]);
+    });
+    k.ok(&["adopt", LABEL]);
+    let un = k.json(&["list", "--unmanaged"]);
+    let un = un.as_array().unwrap();
+    assert_eq!(un.len(), 1, "{un:?}");
+    assert_eq!(un[0]["label"], "legacy");
+    assert_eq!(un[0]["cka_id"], "c1");
+    assert_eq!(un[0]["state"], "unmanaged");
+    k.ok(&["adopt", "legacy"]);
+    assert!(k
+        .json(&["list", "--unmanaged"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(k.json(&["list"]).as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn rotate_due_follows_the_cryptoperiod_and_backup_blocks_destroy() {
     let k = Keys::new();
     k.token(|s| {

@@ -46,6 +46,10 @@ pub(super) enum KeysCommand {
         /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
+        /// Instead: the keys on the token that are not under management (needs the
+        /// token and PIN; `keys adopt` brings one in).
+        #[arg(long, conflicts_with_all = ["state", "due"])]
+        unmanaged: bool,
     },
     /// Every version of a key: states, dates, reasons, usage.
     Show {
@@ -219,7 +223,14 @@ pub(super) fn run(
         now,
     };
     match command {
-        KeysCommand::List { state, due, json } => {
+        KeysCommand::List {
+            json,
+            unmanaged: true,
+            ..
+        } => view::unmanaged(&cx, json),
+        KeysCommand::List {
+            state, due, json, ..
+        } => {
             let state = state.map(|s| s.parse::<KeyState>()).transpose()?;
             view::list(&cx, state, due, json)
         }

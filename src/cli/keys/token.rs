@@ -5,7 +5,7 @@
 //! the command line, where it would be visible in `/proc/PID/cmdline` and shell
 //! history — and every buffer that held it is zeroized.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -431,6 +431,14 @@ fn read_pin(file: Option<&Path>) -> Result<Zeroizing<String>> {
                 Error::Config(format!("cannot read the PIN file {}: {e}", f.display()))
             })?);
             line.push_str(text.lines().next().unwrap_or(""));
+        }
+        None if std::io::stdin().is_terminal() => {
+            // Never echo a PIN typed at a terminal.
+            let typed = Zeroizing::new(
+                rpassword::prompt_password("user PIN: ")
+                    .map_err(|e| Error::Config(format!("cannot read the PIN: {e}")))?,
+            );
+            line.push_str(&typed);
         }
         None => {
             std::io::stdin()

@@ -203,3 +203,46 @@ pub(super) fn show(cx: &Ctx, label: &str, json_out: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Private and secret keys on the token with no live version in the store.
+pub(super) fn unmanaged(cx: &Ctx, json_out: bool) -> Result<ExitCode> {
+    use crate::lifecycle::TokenOps;
+    use pkcs11_sys::{CKO_PRIVATE_KEY, CKO_SECRET_KEY};
+    let token = cx.token()?;
+    let serial = token.serial();
+    let mut rows = Vec::new();
+    for o in token
+        .all_objects()
+        .map_err(|e| Error::Config(e.to_string()))?
+    {
+        if o.class != CKO_PRIVATE_KEY && o.class != CKO_SECRET_KEY {
+            continue;
+        }
+        if !o.id.is_empty() && cx.store.version_by_cka_id(&serial, &o.id)?.is_some() {
+            continue;
+        }
+        let class = if o.class == CKO_PRIVATE_KEY {
+            "private-key"
+        } else {
+            "secret-key"
+        };
+        rows.push((o.label, hex(&o.id), class));
+    }
+    rows.sort();
+    if json_out {
+        let out: Vec<Value> = rows
+            .iter()
+            .map(|(l, id, c)| json!({"label": l, "cka_id": id, "class": c, "state": "unmanaged", "token_serial": serial}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| Error::Internal(e.to_string()))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<24} {:<34} CLASS", "LABEL", "CKA_ID");
+    for (l, id, c) in &rows {
+        println!("{l:<24} {:<34} {c}", if id.is_empty() { "-" } else { id });
+    }
+    Ok(ExitCode::SUCCESS)
+}
