@@ -35,6 +35,16 @@ pub struct Config {
 pub struct BackendConfig {
     /// Absolute path of the real module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
     pub module: PathBuf,
+    /// Absolute path of a file holding the token's user PIN, readable by the
+    /// service alone (mode 0600 or stricter; checked at use). Needed only for named
+    /// identities (`C_Login` with `name:secret`, enforce mode): Keywarden checks the
+    /// secret itself and logs in to the token with this PIN. The PIN itself never
+    /// goes in this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_file: Option<PathBuf>,
+    /// As `pin_file`, with the token's SO PIN, for named SO logins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub so_pin_file: Option<PathBuf>,
 }
 
 /// `[policy]`: `mode = "transparent"`, or `mode = "enforce"` with `file = "/abs/policy.toml"`.

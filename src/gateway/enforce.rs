@@ -21,6 +21,12 @@ use crate::policy::{Decision, KeyFacts, Login, Op, Policy, PolicyHandle, Request
 #[derive(Debug)]
 pub struct Enforcer {
     policy: PolicyHandle,
+    /// The credential store of named identities.
+    pub(super) store: crate::config::StoreConfig,
+    /// `[backend] pin_file`, the token PIN named logins use.
+    pub(super) pin_file: Option<std::path::PathBuf>,
+    /// `[backend] so_pin_file`, the token SO PIN named SO logins use.
+    pub(super) so_pin_file: Option<std::path::PathBuf>,
     pub(super) sessions: Sessions,
     pub(super) facts: FactsCache,
 }
@@ -28,7 +34,7 @@ pub struct Enforcer {
 impl Enforcer {
     /// Opens the policy file (an unusable file fails `C_Initialize`) and observes
     /// the process once.
-    pub fn open(file: &std::path::Path) -> Result<Enforcer> {
+    pub fn open(file: &std::path::Path, config: &crate::config::Config) -> Result<Enforcer> {
         let policy =
             PolicyHandle::open(file, Arc::new(crate::policy::SystemClock)).map_err(|e| {
                 Error::Config(format!(
@@ -38,6 +44,9 @@ impl Enforcer {
             })?;
         Ok(Enforcer {
             policy,
+            store: config.store.clone(),
+            pin_file: config.backend.pin_file.clone(),
+            so_pin_file: config.backend.so_pin_file.clone(),
             sessions: Sessions::new(ProcessFacts::observe()),
             facts: FactsCache::default(),
         })

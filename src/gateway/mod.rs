@@ -12,6 +12,7 @@
 mod create;
 mod enforce;
 mod find;
+mod named;
 mod objects;
 mod sessions;
 
@@ -114,7 +115,7 @@ impl Gateway {
     pub fn start(config: Config) -> Result<Gateway> {
         let enforcer = match &config.policy.mode {
             PolicyMode::Transparent => None,
-            PolicyMode::Enforce { file } => Some(Enforcer::open(file)?),
+            PolicyMode::Enforce { file } => Some(Enforcer::open(file, &config)?),
         };
         let backend = Backend::load(&config.backend.module)?;
         let init_outcome = backend.initialize()?;
@@ -236,17 +237,37 @@ impl Gateway {
             return check_rv(forward(&self.backend, pin));
         };
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
-        if user_type == CKU_SO {
-            e.decide_so_login(&call, None)?;
-        }
-        check_rv(forward(&self.backend, pin))?;
         let login = match user_type {
             CKU_SO => crate::policy::Login::So,
             CKU_USER => crate::policy::Login::User,
-            // CKU_CONTEXT_SPECIFIC re-authenticates one operation: no state change.
-            _ => return Ok(()),
+            // CKU_CONTEXT_SPECIFIC re-authenticates one operation: no state change,
+            // and the PIN goes to the token as given.
+            _ => return check_rv(forward(&self.backend, pin)),
         };
-        e.sessions.set_login(&e.policy(), session, login, None);
+        let named = match pin.map(crate::store::identity::parse_pin) {
+            Some(crate::store::identity::Pin::Named { name, secret }) => {
+                Some(e.verify_named(&call, name, secret)?)
+            }
+            _ => None,
+        };
+        if user_type == CKU_SO {
+            e.decide_so_login(&call, named.clone())?;
+        }
+        match &named {
+            Some(_) => {
+                let token_pin = e.token_pin(user_type)?;
+                check_rv(forward(&self.backend, Some(&token_pin)))?;
+            }
+            None => check_rv(forward(&self.backend, pin))?,
+        }
+        if let Some(id) = &named {
+            log::info!(
+                "{}: named identity {:?} logged in",
+                call.function.name(),
+                id.name
+            );
+        }
+        e.sessions.set_login(&e.policy(), session, login, named);
         Ok(())
     }
 }

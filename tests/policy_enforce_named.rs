@@ -1,0 +1,155 @@
+//! Enforce mode through the cdylib on SoftHSM: named identities. A PIN
+//! `name:secret` is checked against Keywarden's credential store, the token is
+//! logged in with the PIN from `[backend] pin_file`, and the identity decides.
+mod common;
+#[macro_use]
+mod gateway_support;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use cryptoki::error::RvError;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use gateway_support::code;
+
+const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+const POLICY: &str = r#"
+version = 1
+[settings]
+default_classification = "Medium"
+[principals]
+alice = { identity = "alice" }
+[roles]
+signers = { members = ["alice"], clearance = "High" }
+[[rule]]
+id = "signers-sign"
+roles = ["signers"]
+ops = ["sign"]
+"#;
+
+fn users_add(env: &common::TestEnv, name: &str, secret: &str) {
+    let mut child = env
+        .command(common::keywarden_bin())
+        .args(["users", "add", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{secret}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "users add {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Adds `pin_file` (mode 0600, holding the user PIN) to the configuration.
+fn with_pin_file(env: &common::TestEnv, mode: u32) {
+    let pin_file = env.path().join("token.pin");
+    std::fs::write(&pin_file, format!("{}\n", common::USER_PIN)).unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(mode)).unwrap();
+    let conf = std::fs::read_to_string(&env.keywarden_conf).unwrap();
+    let conf = conf.replacen(
+        "[backend]\n",
+        &format!("[backend]\npin_file = \"{}\"\n", pin_file.display()),
+        1,
+    );
+    std::fs::write(&env.keywarden_conf, conf).unwrap();
+}
+
+fn setup(
+    pin_mode: u32,
+) -> (
+    common::TestEnv,
+    cryptoki::context::Pkcs11,
+    cryptoki::slot::Slot,
+) {
+    let (env, p11, slot) = common::keywarden_token();
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+    s.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
+        &[
+            Attribute::Token(true),
+            Attribute::Sign(true),
+            Attribute::Label(b"k".to_vec()),
+        ],
+    )
+    .unwrap();
+    drop(s);
+    p11.finalize().unwrap();
+    users_add(&env, "alice", "alice-secret-1");
+    users_add(&env, "bob", "bob-secret-12");
+    with_pin_file(&env, pin_mode);
+    env.enforce(POLICY);
+    let p11 = common::load(&common::keywarden_module());
+    (env, p11, slot)
+}
+
+#[test]
+fn a_named_identity_logs_in_and_is_told_apart() {
+    let (_env, p11, slot) = setup(0o600);
+    let s = p11.open_rw_session(slot).unwrap();
+    let private = [Attribute::Class(ObjectClass::PRIVATE_KEY)];
+
+    s.login(UserType::User, Some(&common::pin("alice:alice-secret-1")))
+        .unwrap();
+    let found = s.find_objects(&private).unwrap();
+    assert_eq!(found.len(), 1);
+    let key = found[0];
+    s.sign(&Mechanism::Ecdsa, key, &[3u8; 32]).unwrap();
+    s.logout().unwrap();
+
+    // Bob is a valid identity without the role: the key is hidden and refused.
+    s.login(UserType::User, Some(&common::pin("bob:bob-secret-12")))
+        .unwrap();
+    assert!(s.find_objects(&private).unwrap().is_empty());
+    assert_eq!(
+        code(s.sign(&Mechanism::Ecdsa, key, &[3u8; 32])),
+        RvError::KeyFunctionNotPermitted
+    );
+    s.logout().unwrap();
+
+    // Wrong secret, unknown name: CKR_PIN_INCORRECT, and nothing reached the token.
+    assert_eq!(
+        code(s.login(UserType::User, Some(&common::pin("alice:wrong-secret")))),
+        RvError::PinIncorrect
+    );
+    assert_eq!(
+        code(s.login(UserType::User, Some(&common::pin("carol:whatever-1")))),
+        RvError::PinIncorrect
+    );
+    // A plain PIN still works, as an unnamed user (not a signer).
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+    assert_eq!(
+        code(s.sign(&Mechanism::Ecdsa, key, &[3u8; 32])),
+        RvError::KeyFunctionNotPermitted
+    );
+}
+
+#[test]
+fn a_pin_file_others_can_read_is_refused() {
+    let (_env, p11, slot) = setup(0o644);
+    let s = p11.open_rw_session(slot).unwrap();
+    assert_eq!(
+        code(s.login(UserType::User, Some(&common::pin("alice:alice-secret-1")))),
+        RvError::GeneralError
+    );
+    // Not logged in: a plain login still works.
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+}
