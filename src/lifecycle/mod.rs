@@ -6,14 +6,18 @@
 //! - this file: [`permits`] (the per-operation state check the gateway calls on
 //!   the hot path) and [`due`] / [`schedule`];
 //! - `token`: [`TokenOps`], what rotation, adoption and destruction need of a token;
-//! - `rotate`: [`rotate`], [`reconcile`], [`RotationLock`], [`new_cka_id`].
+//! - `rotate`: [`rotate`], [`reconcile`], [`RotationLock`], [`new_cka_id`];
+//! - `index`: [`LifecycleIndex`], the gateway's cached view (lookups by `CKA_ID`,
+//!   label-search hiding, the per-operation check).
 
+mod index;
 mod rotate;
 mod token;
 
 #[cfg(test)]
 mod tests;
 
+pub use index::{current_version, key_facts, LifecycleIndex};
 pub use rotate::{
     is_rotation_id, new_cka_id, reconcile, rotate, Orphan, RotateError, RotateOutcome,
     RotationLock, FAULT_ENV, LOCK_FILE, ROTATION_ID_MAGIC,

@@ -356,3 +356,89 @@ fn reconcile_removes_only_unrecorded_rotation_objects() {
     assert_eq!(token.count(b"\x77"), 2, "foreign IDs are never touched");
     assert_eq!(token.count(b"\x01"), 2);
 }
+
+#[test]
+fn index_answers_the_gateway_without_a_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let token = FakeToken::default();
+    let key = managed(&store, &token);
+    let v2 = new_cka_id().unwrap();
+    rotate(&store, &token, &key, None, &v2, None, 10, &mut || {}).unwrap();
+    let index = LifecycleIndex::new(store.snapshot().unwrap());
+    assert_eq!(index.change_seq(), store.change_seq().unwrap());
+    assert_eq!(
+        index.version("fake-serial", &[1]).unwrap().state,
+        KeyState::Deactivated
+    );
+    assert_eq!(index.key("fake-serial", &v2).unwrap().label, "app");
+    assert!(index.version("other-serial", &[1]).is_none());
+    // Label searches see the active version only; unmanaged objects are untouched.
+    assert!(index.hidden_from_label_search("fake-serial", &[1]));
+    assert!(!index.hidden_from_label_search("fake-serial", &v2));
+    assert!(!index.hidden_from_label_search("fake-serial", &[0x77]));
+    // The state check.
+    assert!(index.check("fake-serial", &v2, Op::Sign, 11, None).is_ok());
+    assert!(index
+        .check("fake-serial", &[1], Op::Verify, 11, None)
+        .is_ok());
+    let r = index
+        .check("fake-serial", &[1], Op::Sign, 11, None)
+        .unwrap_err();
+    assert_eq!(r.rv, CKR_KEY_FUNCTION_NOT_PERMITTED);
+    assert!(
+        index
+            .check("fake-serial", &[0x77], Op::Sign, 11, None)
+            .is_ok(),
+        "unmanaged"
+    );
+    // After a compromise with no successor, the compromised version is current.
+    let active = store
+        .version_by_cka_id("fake-serial", &v2)
+        .unwrap()
+        .unwrap();
+    store
+        .set_state(active.id, KeyState::Compromised, Some("leak"), 12)
+        .unwrap();
+    let index = LifecycleIndex::new(store.snapshot().unwrap());
+    assert!(!index.hidden_from_label_search("fake-serial", &v2));
+    assert!(index.hidden_from_label_search("fake-serial", &[1]));
+    assert!(index.check("fake-serial", &v2, Op::Sign, 13, None).is_err());
+    // Destroyed versions leave the index.
+    let old = store
+        .version_by_cka_id("fake-serial", &[1])
+        .unwrap()
+        .unwrap();
+    store
+        .set_state(old.id, KeyState::Destroyed, None, 14)
+        .unwrap();
+    let index = LifecycleIndex::new(store.snapshot().unwrap());
+    assert!(index.version("fake-serial", &[1]).is_none());
+}
+
+#[test]
+fn index_applies_the_cryptoperiod_of_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let token = FakeToken::default();
+    let key = managed(&store, &token);
+    let v2 = new_cka_id().unwrap();
+    rotate(&store, &token, &key, None, &v2, None, 0, &mut || {}).unwrap();
+    let policy = Policy::compile(
+        "version = 1\n[[cryptoperiod]]\nlabel = \"app\"\noriginator = \"1d\"\nrecipient = \"2d\"\n",
+        "t.toml",
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let index = LifecycleIndex::new(store.snapshot().unwrap());
+    // Version 1 was activated at 0: it verifies until day 2, not after.
+    assert!(index
+        .check("fake-serial", &[1], Op::Verify, 2 * DAY - 1, Some(&policy))
+        .is_ok());
+    assert!(index
+        .check("fake-serial", &[1], Op::Verify, 2 * DAY, Some(&policy))
+        .is_err());
+    assert!(index
+        .check("fake-serial", &[1], Op::Verify, 2 * DAY, None)
+        .is_ok());
+}

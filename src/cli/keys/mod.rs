@@ -172,29 +172,13 @@ impl Ctx {
 
 /// The policy facts of a managed key's version.
 pub(crate) fn facts(key: &ManagedKey, v: &KeyVersion) -> KeyFacts {
-    KeyFacts {
-        key_type: crate::abi::key_type_from_name(&v.algorithm),
-        id: Some(v.cka_id.clone()),
-        bits: v.size_bits,
-        curve: v.curve.as_deref().and_then(crate::policy::names::curve),
-        ..KeyFacts::labelled(&key.label)
-    }
+    lifecycle::key_facts(key, v)
 }
 
-/// The version a command means by default: the active one, else a suspended one,
-/// else the newest that is not destroyed.
+/// The version a command means by default (see [`lifecycle::current_version`]);
+/// for a key whose versions are all destroyed, the newest tombstone.
 pub(crate) fn current(versions: &[KeyVersion]) -> Option<&KeyVersion> {
-    versions
-        .iter()
-        .find(|v| v.state == KeyState::Active)
-        .or_else(|| versions.iter().find(|v| v.state == KeyState::Suspended))
-        .or_else(|| {
-            versions
-                .iter()
-                .rev()
-                .find(|v| v.state != KeyState::Destroyed)
-        })
-        .or_else(|| versions.last())
+    lifecycle::current_version(versions).or_else(|| versions.last())
 }
 
 pub(super) fn run(
