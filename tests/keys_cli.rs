@@ -27,6 +27,8 @@ impl Keys {
         let env = TestEnv::new();
         let pin_file = env.path().join("pin");
         std::fs::write(&pin_file, format!("{USER_PIN}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         Keys { env, pin_file }
     }
 
@@ -434,6 +436,32 @@ originator = "30d"
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("backup"));
     k.token(|s| assert_eq!(by_label(s, "ca-root").len(), 2));
+}
+
+#[test]
+fn pin_comes_from_the_configured_pin_file_when_no_option_is_given() {
+    let k = Keys::new();
+    k.token(|s| generate(s, LABEL, &[0xa1]));
+    let conf = std::fs::read_to_string(&k.env.keywarden_conf).unwrap();
+    let conf = conf.replacen(
+        "[backend]\n",
+        &format!("[backend]\npin_file = \"{}\"\n", k.pin_file.display()),
+        1,
+    );
+    assert!(conf.contains("pin_file"), "{conf}");
+    std::fs::write(&k.env.keywarden_conf, conf).unwrap();
+    let out = k
+        .env
+        .command(common::keywarden_bin())
+        .args(["keys", "adopt", LABEL])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

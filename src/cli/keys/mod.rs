@@ -137,7 +137,11 @@ struct Ctx {
 
 impl Ctx {
     fn token(&self) -> Result<CryptokiToken> {
-        CryptokiToken::open(&self.config.backend.module, &self.token_args)
+        CryptokiToken::open(
+            &self.config.backend.module,
+            &self.token_args,
+            self.config.backend.pin_file.as_deref(),
+        )
     }
 
     fn lock(&self) -> Result<RotationLock> {

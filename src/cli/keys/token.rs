@@ -33,7 +33,8 @@ pub(crate) struct TokenArgs {
     /// Token serial number, instead of the label.
     #[arg(long, global = true, conflicts_with = "token")]
     serial: Option<String>,
-    /// File holding the user PIN (first line). Without it the PIN is read from stdin.
+    /// File holding the user PIN (first line). Default: the configuration's
+    /// `backend.pin_file`, else the PIN is read from stdin (without echo on a terminal).
     #[arg(long, global = true)]
     pin_file: Option<PathBuf>,
 }
@@ -82,7 +83,11 @@ pub(crate) struct CryptokiToken {
 
 impl CryptokiToken {
     /// Loads `module`, picks the token, reads the PIN and logs in as the user.
-    pub(crate) fn open(module: &Path, args: &TokenArgs) -> Result<CryptokiToken> {
+    pub(crate) fn open(
+        module: &Path,
+        args: &TokenArgs,
+        configured_pin_file: Option<&Path>,
+    ) -> Result<CryptokiToken> {
         let fail = |what: &str| {
             let what = what.to_owned();
             move |e: cryptoki::error::Error| Error::Load(format!("{what}: {e}"))
@@ -115,7 +120,7 @@ impl CryptokiToken {
                 ))
             }
         };
-        let pin = read_pin(args.pin_file.as_deref())?;
+        let pin = read_pin(args.pin_file.as_deref().or(configured_pin_file))?;
         let session = p11.open_rw_session(slot).map_err(fail("C_OpenSession"))?;
         session
             .login(UserType::User, Some(&AuthPin::new(pin.as_str().into())))
@@ -427,6 +432,22 @@ fn read_pin(file: Option<&Path>) -> Result<Zeroizing<String>> {
     let mut line = Zeroizing::new(String::new());
     match file {
         Some(f) => {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(f)
+                .map_err(|e| {
+                    Error::Config(format!("cannot read the PIN file {}: {e}", f.display()))
+                })?
+                .permissions()
+                .mode();
+            // The same rule as the module's backend.pin_file: a PIN others can read
+            // is not a secret any more.
+            if mode & 0o077 != 0 {
+                return Err(Error::Config(format!(
+                    "the PIN file {} is accessible to group or others (mode {:o}); chmod 600 it",
+                    f.display(),
+                    mode & 0o777
+                )));
+            }
             let text = Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
                 Error::Config(format!("cannot read the PIN file {}: {e}", f.display()))
             })?);
