@@ -22,6 +22,7 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
         }
     };
     let mut healthy = true;
+    let mut policy = None;
     match &config.policy.mode {
         crate::config::PolicyMode::Transparent => {
             println!("  ok (policy mode transparent: allow everything)")
@@ -34,6 +35,7 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
                     let (rules, grants, roles) = p.counts();
                     let findings = p.lint().len();
                     println!("policy:   {} ok ({rules} rules, {grants} grants, {roles} roles; {findings} warnings, see `keywarden policy check`)", file.display());
+                    policy = Some(p);
                 }
                 Err(e) => {
                     println!("policy:   PROBLEM: {e}");
@@ -50,7 +52,7 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
             healthy = false;
         }
     }
-    if config.store.dir.is_dir() && !check_store(&config) {
+    if config.store.dir.is_dir() && !check_store(&config, policy.as_ref()) {
         healthy = false;
     }
     let module = &config.backend.module;
@@ -80,7 +82,7 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
 /// Opens the store (migrating it if it is older), checks its integrity and counts
 /// what it holds. A store not created yet is not a problem: the first use creates it,
 /// and a check should not.
-fn check_store(config: &Config) -> bool {
+fn check_store(config: &Config, policy: Option<&crate::policy::Policy>) -> bool {
     use crate::store::{Store, DB_FILE, SCHEMA_VERSION};
     let db = config.store.dir.join(DB_FILE);
     if !db.exists() {
@@ -103,6 +105,7 @@ fn check_store(config: &Config) -> bool {
                 snap.keys.len(),
                 snap.versions.len()
             );
+            lifecycle_summary(&snap, policy);
             true
         }
         Err(e) => {
@@ -110,6 +113,40 @@ fn check_store(config: &Config) -> bool {
             false
         }
     }
+}
+
+/// Keys by the state of their current version, and how many are due under the
+/// policy's cryptoperiods (`keywarden keys list --due` names them).
+fn lifecycle_summary(snap: &crate::store::Snapshot, policy: Option<&crate::policy::Policy>) {
+    use crate::lifecycle::{current_version, due, key_facts, Due};
+    let now = crate::store::now();
+    let mut states: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    let mut due_now = 0;
+    // Grouped once: a per-key scan of every version would be quadratic.
+    let mut by_key: std::collections::HashMap<i64, Vec<crate::store::KeyVersion>> =
+        std::collections::HashMap::new();
+    for v in &snap.versions {
+        by_key.entry(v.key_id.0).or_default().push(v.clone());
+    }
+    for key in &snap.keys {
+        let versions = by_key.remove(&key.id.0).unwrap_or_default();
+        let Some(v) = current_version(&versions) else {
+            continue;
+        };
+        *states.entry(v.state.as_str()).or_default() += 1;
+        let period = policy.and_then(|p| p.cryptoperiod_for(&key_facts(key, v)));
+        if period.is_some_and(|p| matches!(due(v, p, now), Due::Now { .. })) {
+            due_now += 1;
+        }
+    }
+    if states.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!(
+        "  keys: {}; {due_now} due for rotation (see `keywarden keys list --due`)",
+        shown.join(", ")
+    );
 }
 
 fn list_tokens(module: &std::path::Path) -> Result<()> {

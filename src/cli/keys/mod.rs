@@ -452,7 +452,8 @@ fn destroy(
         .find(|v| matches!(v.state, KeyState::Active | KeyState::Suspended))
     {
         return Err(Error::Config(format!(
-            "{label:?} version {} is {}: deactivate or compromise it first",
+            "{label:?} version {} is {}: deactivate or compromise it first, or name another \
+             version with --version",
             live.version, live.state
         )));
     }
