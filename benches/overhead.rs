@@ -17,7 +17,8 @@
 //!   benches/callgrind.sh. Sets everything up, warms up, then performs N operations
 //!   inside `kw_bench_measured`, the function callgrind's `--toggle-collect` names.
 //!
-//! Environment: `KEYWARDEN_BENCH_QUICK=1` (smoke run: 6 short rounds),
+//! Environment: `KEYWARDEN_BENCH_PROFILE=baseline` (measure with the baseline policy
+//! in force instead of the transparent profile), `KEYWARDEN_BENCH_QUICK=1` (smoke run: 6 short rounds),
 //! `KEYWARDEN_BENCH_ROUNDS` (even, default 40), `KEYWARDEN_BENCH_ROUND_MS` (default 60),
 //! `KEYWARDEN_MODULE` (default: `libkeywarden.so` next to `deps/` of this binary,
 //! i.e. target/release/), `SOFTHSM_MODULE` (default the Debian path).
@@ -402,6 +403,30 @@ impl Setup {
         );
         std::env::set_var("SOFTHSM2_CONF", dir.path().join("softhsm2.conf"));
         std::env::set_var("KEYWARDEN_CONF", dir.path().join("keywarden.toml"));
+        // KEYWARDEN_BENCH_PROFILE=baseline: the same measurement with the policy engine
+        // in force (`keywarden init --profile baseline`: mode = "enforce" and the
+        // baseline policy.toml), so every key use and search is decided.
+        if let Ok(profile) = std::env::var("KEYWARDEN_BENCH_PROFILE") {
+            let out = Command::new(env!("CARGO_BIN_EXE_keywarden"))
+                .args([
+                    "init",
+                    "--force",
+                    "--profile",
+                    &profile,
+                    "--backend",
+                    &softhsm,
+                    "--dir",
+                ])
+                .arg(dir.path())
+                .output()
+                .expect("run keywarden init");
+            assert!(
+                out.status.success(),
+                "keywarden init --profile {profile} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!("profile: {profile} (keywarden init --profile {profile})");
+        }
 
         // SoftHSM directly first, then Keywarden, which finds its backend already
         // initialised (same library instance, same token, same objects).
