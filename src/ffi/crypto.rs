@@ -9,7 +9,7 @@ use super::boundary::{forward, with_gateway};
 use super::decode::{template_from_raw, with_forced};
 use crate::error::Result;
 use crate::functions::FunctionId as F;
-use crate::gateway::{Call, CreateArgs};
+use crate::gateway::{unwrap_bits_hint, Call, CreateArgs};
 use crate::policy::CreationKind;
 
 /// `X_Init(hSession, pMechanism, hKey)`: the decision point of a keyed operation.
@@ -181,6 +181,7 @@ pub(super) unsafe fn C_GenerateKey(
             kind: CreationKind::Generate,
             template: &t,
             public_template: None,
+            bits_hint: None,
         };
         gw.create(call, &args, |b, force| {
             let forced = with_forced(template, force);
@@ -250,6 +251,7 @@ pub(super) unsafe fn C_GenerateKeyPair(
             kind: CreationKind::GenerateKeyPair,
             template: &t,
             public_template: Some(&pt),
+            bits_hint: None,
         };
         gw.create(call, &args, |b, force| {
             // Forced attributes go on the private key's template.
@@ -328,6 +330,7 @@ pub(super) unsafe fn C_UnwrapKey(
             kind: CreationKind::Unwrap,
             template: &t,
             public_template: None,
+            bits_hint: unwrap_bits_hint(mechanism.mechanism, wrapped.map_or(0, <[u8]>::len)),
         };
         gw.create(call, &args, |b, force| {
             let forced = with_forced(template, force);
@@ -376,6 +379,7 @@ pub(super) unsafe fn C_DeriveKey(
             kind: CreationKind::Derive,
             template: &t,
             public_template: None,
+            bits_hint: None,
         };
         gw.create(call, &args, |b, force| {
             let forced = with_forced(template, force);

@@ -36,6 +36,7 @@ pub(super) unsafe fn C_CreateObject(
             kind: CreationKind::Create,
             template: &t,
             public_template: None,
+            bits_hint: None,
         };
         gw.create(call, &args, |b, force| {
             let forced = with_forced(template, force);
@@ -71,6 +72,7 @@ pub(super) unsafe fn C_CopyObject(
             kind: CreationKind::Copy,
             template: &t,
             public_template: None,
+            bits_hint: None,
         };
         gw.create(call, &args, |b, force| {
             let forced = with_forced(template, force);

@@ -23,6 +23,22 @@ pub struct CreateArgs<'a, 't> {
     pub template: &'a Template<'t>,
     /// `C_GenerateKeyPair`'s public template.
     pub public_template: Option<&'a Template<'t>>,
+    /// The new key's size in bits when the call itself fixes it though the token
+    /// may not record it (`C_UnwrapKey` with `CKM_AES_KEY_WRAP`: RFC 3394 output
+    /// is the key plus 8 bytes). Used by `verify_after` only when the created key
+    /// does not state its size.
+    pub bits_hint: Option<u32>,
+}
+
+/// The size `C_UnwrapKey` fixes for the unwrapped key, where the mechanism makes it
+/// exact (see [`CreateArgs::bits_hint`]).
+pub fn unwrap_bits_hint(mechanism: CK_MECHANISM_TYPE, wrapped_len: usize) -> Option<u32> {
+    match mechanism {
+        CKM_AES_KEY_WRAP => wrapped_len
+            .checked_sub(8)
+            .and_then(|n| u32::try_from(n.saturating_mul(8)).ok()),
+        _ => None,
+    }
 }
 
 impl Gateway {
@@ -82,7 +98,14 @@ impl Gateway {
                 let checked = e
                     .facts_of(&self.backend, &call, op, slot, *h)
                     .and_then(|facts| {
-                        let d = p.check_new_key(&facts);
+                        let d = match (facts.bits, args.bits_hint) {
+                            (None, Some(bits)) => {
+                                let mut f = (*facts).clone();
+                                f.bits = Some(bits);
+                                p.check_new_key(&f)
+                            }
+                            _ => p.check_new_key(&facts),
+                        };
                         if d.allow {
                             Ok(())
                         } else {

@@ -276,6 +276,12 @@ impl Enforcer {
                     }
                 }
             }
+            // A re-initialised token has none of its old objects.
+            F::C_InitToken => {
+                if let Some(slot) = call.slot {
+                    self.facts.forget_slot(slot);
+                }
+            }
             _ => {}
         }
     }

@@ -18,7 +18,7 @@ mod sessions;
 
 use pkcs11_sys::*;
 
-pub use create::{CreateArgs, NewObjects};
+pub use create::{unwrap_bits_hint, CreateArgs, NewObjects};
 pub use enforce::Enforcer;
 
 use crate::backend::{Backend, InitOutcome};

@@ -174,8 +174,11 @@ fn read_facts(
             .map(|b| u32::try_from(b).unwrap_or(u32::MAX))
             .or_else(|| get(CKA_MODULUS).map(bits_of)),
         Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => None,
+        // A length of 0 means the token did not record it (SoftHSM 2.6 leaves it 0
+        // on unwrapped keys): unknown, which policy treats as refused.
         Some(_) => get(CKA_VALUE_LEN)
             .and_then(ulong)
+            .filter(|b| *b != 0)
             .map(|b| u32::try_from(b.saturating_mul(8)).unwrap_or(u32::MAX)),
         None => None,
     };
