@@ -182,6 +182,10 @@ pub struct AuditSection {
     /// without the token-backed audit key. Absolute path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal_key_file: Option<PathBuf>,
+    /// Label of the token holding the audit seal key (`keywarden audit
+    /// init-seal-key`): the module seals the chain head with that key. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_token: Option<String>,
 }
 
 /// How an operation waits for its audit record.
@@ -269,6 +273,14 @@ impl Config {
         ] {
             if value == 0 {
                 return Err(Error::Config(format!("{what} must be at least 1")));
+            }
+        }
+        if let Some(label) = &self.audit.seal_token {
+            // CK_TOKEN_INFO.label is 32 bytes: a longer label can name no token.
+            if label.is_empty() || label.len() > 32 {
+                return Err(Error::Config(
+                    "audit.seal_token must be a token label of 1 to 32 bytes".into(),
+                ));
             }
         }
         if let Some(target) = &self.audit.syslog {
@@ -388,9 +400,10 @@ mod tests {
         assert_eq!(c.audit.syslog, None);
         let full = GOOD.replace(
             "dir = \"/var/log/keywarden\"",
-            "dir = \"/var/log/keywarden\"\nmode = \"required\"\nrotate_mb = 8\nsyslog = \"udp://127.0.0.1:514\"\nseal_key_file = \"/etc/k\"",
+            "dir = \"/var/log/keywarden\"\nmode = \"required\"\nrotate_mb = 8\nsyslog = \"udp://127.0.0.1:514\"\nseal_key_file = \"/etc/k\"\nseal_token = \"audit\"",
         );
         let c = Config::parse(&full).unwrap();
+        assert_eq!(c.audit.seal_token.as_deref(), Some("audit"));
         assert_eq!(c.audit.mode, AuditMode::Required);
         assert_eq!(c.audit.rotate_mb, 8);
         for bad in [
@@ -398,6 +411,8 @@ mod tests {
             "rotate_mb = 0",
             "syslog = \"tcp://x:1\"",
             "seal_key_file = \"k\"",
+            "seal_token = \"\"",
+            "seal_token = \"a-label-that-is-longer-than-32-bytes\"",
         ] {
             let text = GOOD.replace("[audit]", &format!("[audit]\n{bad}"));
             assert!(Config::parse(&text).is_err(), "{bad}");

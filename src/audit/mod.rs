@@ -14,12 +14,14 @@
 
 mod chain;
 mod context;
+mod ecdsa;
 mod error;
 mod ops;
 mod query;
 mod record;
 mod seal;
 mod syslog;
+mod token_seal;
 mod trail;
 mod verify;
 mod writer;
@@ -33,6 +35,9 @@ use arc_swap::ArcSwap;
 pub use crate::config::AuditMode as Mode;
 pub use chain::{from_hex, to_hex, Digest, Tip, GENESIS};
 pub use context::ProcessInfo;
+pub use ecdsa::{
+    ec_key_id, seal_digest, unwrap_ec_point, EcdsaVerifier, SealPubFile, ECDSA_ALG, SEAL_PUB_FILE,
+};
 pub use error::{AuditError, AuditResult};
 pub use ops::{OpKind, OpTracker};
 pub use query::{
@@ -42,8 +47,9 @@ pub use record::{
     Decision, Event, GapEvent, KeyRef, LifecycleEvent, ModuleEvent, ModuleWhat, OpEvent, Outcome,
     RecordView, ReloadEvent, ReloadWhat, RepairEvent, Rv, SealEvent, Timestamp,
 };
-pub use seal::{HmacSealer, Seal, Sealer, HMAC_ALG};
+pub use seal::{HmacSealer, Seal, SealKeys, Sealer, HMAC_ALG};
 pub use syslog::{format_5424, SyslogTarget};
+pub use token_seal::{TokenSealer, SEAL_KEY_ID, SEAL_KEY_LABEL};
 pub use trail::{file_name, list_files, HEAD_FILE};
 pub use verify::{verify, Location, Problem, Report};
 pub use writer::{Stats, MAX_BATCH, RETRY_CAP, SYNC_EVERY};

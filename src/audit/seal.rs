@@ -62,7 +62,9 @@ impl std::fmt::Debug for HmacSealer {
     }
 }
 
-const DOMAIN: &[u8] = b"keywarden-audit-seal-v1";
+/// Prefix of every sealed message, so a seal signature cannot be taken for a
+/// signature over anything else.
+pub(super) const DOMAIN: &[u8] = b"keywarden-audit-seal-v1";
 /// The algorithm name in seal records.
 pub const HMAC_ALG: &str = "hmac-sha256";
 
@@ -124,6 +126,48 @@ impl Sealer for HmacSealer {
             .verify_slice(&seal.sig)
             .map(|()| true)
             .map_err(|_| AuditError::Seal("signature does not match the head".into()))
+    }
+}
+
+/// Several verification keys as one (`keywarden audit verify` with the HMAC key
+/// file and the token key's `seal-key.pub`): a seal is judged by the key that made
+/// it.
+#[derive(Default)]
+pub struct SealKeys {
+    keys: Vec<Box<dyn Sealer>>,
+}
+
+impl SealKeys {
+    /// No keys yet.
+    pub fn new() -> SealKeys {
+        SealKeys::default()
+    }
+
+    /// Adds a key.
+    pub fn push(&mut self, key: Box<dyn Sealer>) {
+        self.keys.push(key);
+    }
+
+    /// True when no key was added.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl Sealer for SealKeys {
+    fn seal(&self, _head: &[u8; 32]) -> AuditResult<Seal> {
+        Err(AuditError::Seal(
+            "a set of verification keys does not seal".into(),
+        ))
+    }
+
+    fn verify(&self, head: &[u8; 32], seal: &Seal) -> AuditResult<bool> {
+        for key in &self.keys {
+            if key.verify(head, seal)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

@@ -408,7 +408,20 @@ impl Verifier<'_> {
                 Ok(())
             }
             Some(Err(e)) => Err(bad(&e.to_string())),
-            Some(Ok(false)) | None => {
+            // With keys given, a seal by none of them is what a rewriter who made
+            // their own key would leave: report it, never count it as fine.
+            Some(Ok(false)) => Err(bad(&format!(
+                "made by a key that was not given (alg {}, key_id {}); give its key to check it",
+                seal.alg, seal.key_id
+            ))),
+            None => {
+                let note = format!(
+                    "seals by alg {}, key_id {} were not checked (no key given)",
+                    seal.alg, seal.key_id
+                );
+                if !self.report.notes.contains(&note) {
+                    self.report.notes.push(note);
+                }
                 self.report.seals_unchecked += 1;
                 self.report.unsealed_tail += 1;
                 Ok(())

@@ -10,6 +10,7 @@
 mod forward;
 mod calls;
 mod crypto_calls;
+mod helpers;
 mod loader;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use pkcs11_sys::*;
 use crate::error::{Error, Result};
 
 pub use calls::Notify;
+pub use helpers::{FindAttr, HelperSession};
 pub use loader::{inspect_module, ModuleSummary};
 
 /// The `C_Initialize` arguments Keywarden gives every backend: OS locking, no

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::audit::{self, Filter, Format, Found, HmacSealer, Sealer, Timestamp};
+use crate::audit::{
+    self, EcdsaVerifier, Filter, Format, Found, HmacSealer, SealKeys, Sealer, Timestamp,
+    SEAL_PUB_FILE,
+};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -58,6 +61,23 @@ pub(super) enum AuditCommand {
         /// HMAC seal key file (default: the configuration's `audit.seal_key_file`).
         #[arg(long)]
         seal_key: Option<PathBuf>,
+        /// Public key of the token's seal key (default: DIR/seal-key.pub when it
+        /// exists). Best kept where the trail's writers cannot change it.
+        #[arg(long)]
+        seal_pub: Option<PathBuf>,
+    },
+    /// Create the audit seal key pair on the token and write DIR/seal-key.pub.
+    InitSealKey {
+        /// Label of the token that gets the key (and seals the trail).
+        #[arg(long)]
+        token: String,
+        /// File holding the user PIN (first line, mode 0600). Default: the
+        /// configuration's `backend.pin_file`, else standard input.
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+        /// The key is already on the token: write its public half again.
+        #[arg(long)]
+        export_existing: bool,
     },
     /// Show the last records, and with -f follow new ones until interrupted.
     Tail {
@@ -136,28 +156,57 @@ fn filter(range: Option<&Range>, select: &Select) -> Filter {
 pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
     let (dir, section) = locate(source)?;
     match command {
-        AuditCommand::Verify { range, seal_key } => {
+        AuditCommand::Verify {
+            range,
+            seal_key,
+            seal_pub,
+        } => {
             let key_file = seal_key
                 .clone()
                 .or_else(|| section.and_then(|s| s.seal_key_file));
-            let sealer = key_file
-                .map(|p| HmacSealer::from_file(&p))
-                .transpose()
-                .map_err(audit_err)?;
+            let (keys, described) = seal_keys(&dir, key_file, seal_pub.clone())?;
             let report = audit::verify(
                 &dir,
                 range.from,
                 range.to,
-                sealer.as_ref().map(|s| s as &dyn Sealer),
+                (!keys.is_empty()).then_some(&keys as &dyn Sealer),
             )
             .map_err(audit_err)?;
             println!("trail: {}", dir.display());
+            for line in described {
+                println!("seal key: {line}");
+            }
             println!("{report}");
             Ok(if report.is_intact() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
+        }
+        AuditCommand::InitSealKey {
+            token,
+            pin_file,
+            export_existing,
+        } => {
+            let path = source.config.clone().unwrap_or_else(Config::path_from_env);
+            let config = Config::load(&path)?;
+            let (file, written) =
+                super::audit_seal::init_seal_key(&super::audit_seal::SealKeyRequest {
+                    module: &config.backend.module,
+                    token,
+                    pin_file: pin_file.as_deref().or(config.backend.pin_file.as_deref()),
+                    audit_dir: &dir,
+                    export_existing: *export_existing,
+                })?;
+            println!(
+                "seal key on token {token:?}: {} key_id {}",
+                file.alg, file.key_id
+            );
+            println!("public key written to {}", written.display());
+            if config.audit.seal_token.as_deref() != Some(token.as_str()) {
+                println!("to seal with it, set in [audit]: seal_token = {:?}", token);
+            }
+            Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Search {
             range,
@@ -207,6 +256,42 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The verification keys: the HMAC key file, and the token key's public half
+/// (`--seal-pub`, else DIR/seal-key.pub when present). Also one line per key
+/// saying which key and from where, so the auditor can compare the key_id with
+/// a copy kept elsewhere.
+fn seal_keys(
+    dir: &Path,
+    hmac: Option<PathBuf>,
+    public: Option<PathBuf>,
+) -> Result<(SealKeys, Vec<String>)> {
+    let mut keys = SealKeys::new();
+    let mut described = Vec::new();
+    if let Some(path) = hmac {
+        let key = HmacSealer::from_file(&path).map_err(audit_err)?;
+        described.push(format!(
+            "{} key_id {} ({})",
+            audit::HMAC_ALG,
+            key.key_id(),
+            path.display()
+        ));
+        keys.push(Box::new(key));
+    }
+    let default_pub = dir.join(SEAL_PUB_FILE);
+    let public = public.or_else(|| default_pub.exists().then_some(default_pub));
+    if let Some(path) = public {
+        let key = EcdsaVerifier::from_file(&path).map_err(audit_err)?;
+        described.push(format!(
+            "{} key_id {} ({})",
+            audit::ECDSA_ALG,
+            key.key_id(),
+            path.display()
+        ));
+        keys.push(Box::new(key));
+    }
+    Ok((keys, described))
 }
 
 /// A reader that went away (`| head`) ends the output quietly.

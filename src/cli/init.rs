@@ -9,11 +9,26 @@ use crate::config::{Config, Profile};
 use crate::error::{Error, Result};
 use crate::policy::{Policy, SystemClock, BASELINE_POLICY};
 
+/// `keywarden init`'s arguments.
+#[derive(Debug)]
+pub(super) struct InitArgs<'a> {
+    pub dir: &'a Path,
+    pub backend: &'a Path,
+    pub profile: Profile,
+    pub force: bool,
+    /// Create the audit seal key on this token and name it in `[audit] seal_token`.
+    pub audit_token: Option<&'a str>,
+    /// The user PIN's file for `audit_token`.
+    pub pin_file: Option<&'a Path>,
+}
+
 /// Writes DIR/keywarden.toml (and, for the baseline profile, DIR/policy.toml) and
-/// creates DIR/store and DIR/audit, then prints the `export KEYWARDEN_CONF=...` line.
-pub(super) fn run(dir: &Path, backend: &Path, profile: Profile, force: bool) -> Result<ExitCode> {
-    let dir = absolute(dir)?;
-    let backend = absolute(backend)?;
+/// creates DIR/store and DIR/audit, then (with `--audit-token`) creates the audit
+/// seal key, and prints the `export KEYWARDEN_CONF=...` line.
+pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
+    let (profile, force) = (args.profile, args.force);
+    let dir = absolute(args.dir)?;
+    let backend = absolute(args.backend)?;
     crate::backend::inspect_module(&backend)?;
     let conf_path = dir.join("keywarden.toml");
     let policy_path = dir.join("policy.toml");
@@ -32,7 +47,7 @@ pub(super) fn run(dir: &Path, backend: &Path, profile: Profile, force: bool) -> 
             Error::Config(format!("cannot create {}: {e}", dir.join(sub).display()))
         })?;
     }
-    let text = render(&backend, &dir, profile);
+    let text = render(&backend, &dir, profile, args.audit_token);
     // What we write must be what the module accepts.
     Config::parse(&text)?;
     if profile == Profile::Baseline {
@@ -42,6 +57,23 @@ pub(super) fn run(dir: &Path, backend: &Path, profile: Profile, force: bool) -> 
     }
     std::fs::write(&conf_path, text)
         .map_err(|e| Error::Config(format!("cannot write {}: {e}", conf_path.display())))?;
+    if let Some(token) = args.audit_token {
+        // After the configuration is written, so a failure here leaves a valid file
+        // and the step can be rerun alone with `keywarden audit init-seal-key`.
+        let (file, written) =
+            super::audit_seal::init_seal_key(&super::audit_seal::SealKeyRequest {
+                module: &backend,
+                token,
+                pin_file: args.pin_file,
+                audit_dir: &dir.join("audit"),
+                export_existing: false,
+            })?;
+        eprintln!(
+            "audit seal key on token {token:?}: key_id {}; public key in {}",
+            file.key_id,
+            written.display()
+        );
+    }
     println!("export KEYWARDEN_CONF={}", conf_path.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -54,7 +86,11 @@ fn quoted(p: &Path) -> String {
     toml::Value::String(p.display().to_string()).to_string()
 }
 
-fn render(backend: &Path, dir: &Path, profile: Profile) -> String {
+fn render(backend: &Path, dir: &Path, profile: Profile, audit_token: Option<&str>) -> String {
+    let seal_token = match audit_token {
+        Some(label) => format!("seal_token = {}", toml::Value::String(label.to_owned())),
+        None => "# seal_token = \"audit-token\"".to_owned(),
+    };
     let policy = match profile {
         Profile::Transparent => {
             "# \"transparent\": allow everything; Keywarden is a pure pass-through.\n\
@@ -117,6 +153,10 @@ dir = {audit}
 # Software seal key (HMAC-SHA256, 32+ bytes) for hosts without the token's
 # audit key. Absolute path.
 # seal_key_file = "/etc/keywarden/audit-seal.key"
+# Label of the token holding the audit seal key (created by `keywarden audit
+# init-seal-key --token LABEL`, which also writes its public half to
+# seal-key.pub in the audit directory): the module seals with that key.
+{seal_token}
 "#,
         backend = quoted(backend),
         store = quoted(&dir.join("store")),
@@ -134,8 +174,10 @@ mod tests {
             Path::new("/usr/lib/x.so"),
             Path::new("/tmp/k w\"d"),
             Profile::Transparent,
+            None,
         );
         let c = Config::parse(&text).unwrap();
+        assert_eq!(c.audit.seal_token, None);
         assert_eq!(c.store.dir, PathBuf::from("/tmp/k w\"d/store"));
         // The commented audit settings, uncommented, are valid too.
         let all = text
@@ -143,7 +185,8 @@ mod tests {
             .replace("# rotate_mb", "rotate_mb")
             .replace("# seal_every", "seal_every")
             .replace("# syslog =", "syslog =")
-            .replace("# seal_key_file =", "seal_key_file =");
+            .replace("# seal_key_file =", "seal_key_file =")
+            .replace("# seal_token =", "seal_token =");
         assert_eq!(Config::parse(&all).unwrap().audit.rotate_mb, 64);
         assert_eq!(c.backend.module, PathBuf::from("/usr/lib/x.so"));
         assert_eq!(c.policy.mode, crate::config::PolicyMode::Transparent);
@@ -151,8 +194,10 @@ mod tests {
             Path::new("/usr/lib/x.so"),
             Path::new("/etc/kw"),
             Profile::Baseline,
+            Some("audit \"tok\""),
         );
         let c = Config::parse(&text).unwrap();
+        assert_eq!(c.audit.seal_token.as_deref(), Some("audit \"tok\""));
         assert_eq!(
             c.policy.mode,
             crate::config::PolicyMode::Enforce {

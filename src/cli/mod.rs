@@ -4,6 +4,7 @@
 
 mod audit;
 mod audit_follow;
+mod audit_seal;
 mod doctor;
 mod explain;
 mod init;
@@ -43,6 +44,14 @@ enum Command {
         /// Overwrite an existing keywarden.toml.
         #[arg(long)]
         force: bool,
+        /// Also create the audit seal key on this token (label) and write
+        /// `seal_token` into the configuration (see `keywarden audit init-seal-key`).
+        #[arg(long)]
+        audit_token: Option<String>,
+        /// With --audit-token: file holding the token's user PIN (mode 0600);
+        /// default: standard input.
+        #[arg(long, requires = "audit_token")]
+        pin_file: Option<PathBuf>,
     },
     /// Check the configuration and the backend, and say what is wrong.
     Doctor {
@@ -91,7 +100,16 @@ pub fn main() -> ExitCode {
             backend,
             profile,
             force,
-        } => init::run(&dir, &backend, profile, force),
+            audit_token,
+            pin_file,
+        } => init::run(&init::InitArgs {
+            dir: &dir,
+            backend: &backend,
+            profile,
+            force,
+            audit_token: audit_token.as_deref(),
+            pin_file: pin_file.as_deref(),
+        }),
         Command::Doctor { config } => doctor::run(config),
         Command::Users { config, command } => users::run(config, command),
         Command::Policy(cmd) => policy::run(cmd),

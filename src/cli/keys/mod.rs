@@ -23,7 +23,7 @@ use crate::store::{
 };
 
 use token::CryptokiToken;
-pub(crate) use token::TokenArgs;
+pub(crate) use token::{read_pin, TokenArgs};
 
 /// Exit status of a rotation that lost a race (another process rotated first).
 const EXIT_LOST_RACE: u8 = 3;

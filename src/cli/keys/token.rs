@@ -428,7 +428,8 @@ impl TokenOps for CryptokiToken {
 }
 
 /// The user PIN: the first line of `file`, else one line of standard input.
-fn read_pin(file: Option<&Path>) -> Result<Zeroizing<String>> {
+/// The user PIN from `file` (refused if others can read it), else standard input.
+pub(crate) fn read_pin(file: Option<&Path>) -> Result<Zeroizing<String>> {
     let mut line = Zeroizing::new(String::new());
     match file {
         Some(f) => {
