@@ -171,8 +171,22 @@ fn token_sealer_needs_the_key_and_its_seals_verify_with_the_pub_file() {
     assert!(missing.to_string().contains("init-seal-key"), "{missing}");
     assert!(TokenSealer::new(Arc::clone(&b), "no-such-token").is_err());
 
+    // What the gateway calls at C_Initialize: with seal_token set, a missing key
+    // fails (closed), not a fall-back to no seals.
+    let mut section = keywarden::config::Config::load(&env.keywarden_conf)
+        .unwrap()
+        .audit;
+    assert!(keywarden::audit::sealer_for(&section, &b)
+        .unwrap()
+        .is_none());
+    section.seal_token = Some(TOKEN_LABEL.into());
+    assert!(keywarden::audit::sealer_for(&section, &b).is_err());
+
     let out = init_seal_key(&env);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(keywarden::audit::sealer_for(&section, &b)
+        .unwrap()
+        .is_some());
     let sealer = TokenSealer::new(Arc::clone(&b), TOKEN_LABEL).unwrap();
     let verifier = EcdsaVerifier::from_file(&audit_dir(&env).join(SEAL_PUB_FILE)).unwrap();
     assert_eq!(sealer.key_id(), verifier.key_id());

@@ -125,6 +125,27 @@ pub fn sealer_from_section(
     }
 }
 
+/// The sealer the module should use for this `[audit]` section, over the gateway's
+/// (initialised) backend: the token key when `seal_token` is set, else the software
+/// key when `seal_key_file` is set, else none (chain only).
+///
+/// Fails closed: with `seal_token` set, a missing token or key is an error (the
+/// caller fails `C_Initialize`), never a silent fall-back to weaker sealing — the
+/// administrator asked for token seals, and a trail that quietly stops getting
+/// them would only be noticed by an auditor much later.
+pub fn sealer_for(
+    s: &crate::config::AuditSection,
+    backend: &Arc<crate::backend::Backend>,
+) -> AuditResult<Option<Arc<dyn Sealer>>> {
+    match &s.seal_token {
+        Some(label) => Ok(Some(Arc::new(TokenSealer::new(
+            Arc::clone(backend),
+            label,
+        )?))),
+        None => sealer_from_section(s),
+    }
+}
+
 /// One process's writer of the trail.
 pub struct AuditLog {
     config: AuditConfig,
