@@ -260,6 +260,36 @@ mod tests {
     }
 
     #[test]
+    fn a_key_set_judges_each_seal_by_its_own_key() {
+        use crate::audit::{HmacSealer, SealKeys};
+        let k = key();
+        let point = k
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        let ecdsa = EcdsaVerifier::from_point(&point).unwrap();
+        let hmac = HmacSealer::new(vec![9; 32]).unwrap();
+        let head = [7u8; 32];
+        let token_seal = Seal {
+            alg: ECDSA_ALG.into(),
+            key_id: ecdsa.key_id().into(),
+            sig: token_like_seal(&k, &head),
+        };
+        let hmac_seal = hmac.seal(&head).unwrap();
+        let foreign = HmacSealer::new(vec![1; 32]).unwrap().seal(&head).unwrap();
+        let mut keys = SealKeys::new();
+        assert!(keys.is_empty());
+        keys.push(Box::new(hmac));
+        keys.push(Box::new(ecdsa));
+        assert_eq!(keys.verify(&head, &token_seal), Ok(true));
+        assert_eq!(keys.verify(&head, &hmac_seal), Ok(true));
+        assert_eq!(keys.verify(&head, &foreign), Ok(false));
+        assert!(keys.verify(&[0; 32], &token_seal).is_err());
+        assert!(keys.seal(&head).is_err());
+    }
+
+    #[test]
     fn pub_files_round_trip_and_a_wrong_key_id_is_refused() {
         let k = key();
         let point = k
