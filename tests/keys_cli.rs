@@ -227,16 +227,21 @@ fn racing_rotations_produce_exactly_one_new_version() {
                 .unwrap()
         })
         .collect();
-    let codes: Vec<Option<i32>> = children
+    let outputs: Vec<_> = children
         .into_iter()
-        .map(|c| c.wait_with_output().unwrap().status.code())
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
+    let said: Vec<_> = outputs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
         .collect();
     let mut sorted = codes.clone();
     sorted.sort();
     assert_eq!(
         sorted,
         vec![Some(0), Some(3)],
-        "one winner, one loser: {codes:?}"
+        "one winner, one loser: {codes:?} {said:?}"
     );
     let vs = versions(&k);
     assert_eq!(vs.len(), 2);

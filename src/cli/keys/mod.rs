@@ -284,8 +284,12 @@ fn rotate_one(
     reason: Option<&str>,
 ) -> Result<ExitCode> {
     let key = cx.key(label)?;
-    let token = cx.token()?;
+    // The lock comes before the token is opened, and the token is closed (dropped
+    // first) before the lock is released: the whole rotation, token reads included,
+    // is one critical section. SoftHSM's file store answers CKR_GENERAL_ERROR to a
+    // process reading a token that another process is writing.
     let _lock = cx.lock()?;
+    let token = cx.token()?;
     // Leftovers of a rotation that crashed are cleaned before making new objects.
     report_orphans(&lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?);
     let id = lifecycle::new_cka_id().map_err(|e| Error::Internal(format!("random CKA_ID: {e}")))?;
@@ -328,8 +332,9 @@ fn print_rotation(label: &str, out: &lifecycle::RotateOutcome) {
 }
 
 fn rotate_due(cx: &Ctx, reason: Option<&str>) -> Result<ExitCode> {
-    let token = cx.token()?;
+    // Lock before opening the token: see rotate_one.
     let _lock = cx.lock()?;
+    let token = cx.token()?;
     report_orphans(&lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?);
     let mut failed = false;
     for key in cx.store.list_keys()? {
