@@ -185,6 +185,11 @@ impl Sealer for EcdsaVerifier {
 /// though some modules return the bare point: accept both.
 pub fn unwrap_ec_point(value: &[u8]) -> &[u8] {
     match value {
+        // A bare P-256 point first: an uncompressed one (65 bytes, 0x04 ...) whose x
+        // happens to start with 0x3f would otherwise read as "OCTET STRING of 63
+        // bytes" (a 1-in-256 misparse); DER-wrapped points are 67 or 35 bytes long.
+        [0x04, ..] if value.len() == 65 => value,
+        [0x02 | 0x03, ..] if value.len() == 33 => value,
         [0x04, len, rest @ ..] if usize::from(*len) == rest.len() && len & 0x80 == 0 => rest,
         [0x04, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
         _ => value,
@@ -205,6 +210,17 @@ mod tests {
     fn token_like_seal(k: &SigningKey, head: &[u8; 32]) -> Vec<u8> {
         let sig: Signature = k.sign_prehash(&seal_digest(head)).unwrap();
         sig.to_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_bare_point_whose_x_starts_with_0x3f_is_not_mistaken_for_der() {
+        let mut point = [0u8; 65];
+        point[0] = 0x04;
+        point[1] = 0x3f; // 63 = the number of bytes after it: looks like DER
+        assert_eq!(unwrap_ec_point(&point), &point[..]);
+        let mut wrapped = vec![0x04, 65];
+        wrapped.extend_from_slice(&point);
+        assert_eq!(unwrap_ec_point(&wrapped), &point[..]);
     }
 
     #[test]
