@@ -20,6 +20,7 @@ pub mod abi;
 pub mod audit;
 #[allow(unsafe_code)]
 pub mod backend;
+pub mod call;
 pub mod cli;
 pub mod config;
 pub mod error;

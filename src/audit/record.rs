@@ -18,8 +18,8 @@ use pkcs11_sys::{CK_MECHANISM_TYPE, CK_RV};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::abi::{mechanism_name, rv_name, MechanismSummary};
+use crate::call::Call;
 use crate::functions::FunctionId;
-use crate::gateway::Call;
 
 /// A record's time: UTC, microseconds (`2025-01-31T12:00:00.123456Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -104,7 +104,7 @@ fn every_event_kind_serialises_with_its_kind_first() {
 
 #[test]
 fn records_built_from_a_call_name_its_mechanism() {
-    let call = crate::gateway::Call::session(FunctionId::C_SignInit, 9)
+    let call = crate::call::Call::session(FunctionId::C_SignInit, 9)
         .on(3)
         .with_mechanism(pkcs11_sys::CKM_ECDSA);
     let e = OpEvent::from_call(&call, pkcs11_sys::CKR_KEY_HANDLE_INVALID);
