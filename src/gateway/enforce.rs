@@ -230,19 +230,12 @@ impl Enforcer {
             | F::C_EncryptInit
             | F::C_DecryptInit
             | F::C_DigestKey
-            | F::C_DestroyObject => {
-                let op = Op::for_function(call.function).ok_or_else(|| {
-                    Error::Internal(format!("{} has no operation", call.function.name()))
-                })?;
-                self.decide_key(
-                    backend,
-                    call,
-                    op,
-                    Some(call.object.unwrap_or(CK_INVALID_HANDLE)),
-                )
-            }
-            // The key they act on; the new object is decided in `Gateway::create`.
-            F::C_CopyObject | F::C_UnwrapKey | F::C_DeriveKey => {
+            | F::C_DestroyObject
+            // Copy, unwrap and derive: the key they act on here; the new object is
+            // decided in `Gateway::create`.
+            | F::C_CopyObject
+            | F::C_UnwrapKey
+            | F::C_DeriveKey => {
                 let op = Op::for_function(call.function).ok_or_else(|| {
                     Error::Internal(format!("{} has no operation", call.function.name()))
                 })?;

@@ -40,24 +40,6 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// Operations that use a key's value. Management operations (attribute reads and
-/// writes, destroy, copy of a public object...) are policy's business, not the
-/// lifecycle's: the state of a key says nothing about who may relabel it.
-fn uses_key(op: Op) -> bool {
-    matches!(
-        op,
-        Op::Sign
-            | Op::Verify
-            | Op::Encrypt
-            | Op::Decrypt
-            | Op::Wrap
-            | Op::Unwrap
-            | Op::Derive
-            | Op::DigestWithKey
-            | Op::Export
-    )
-}
-
 /// The "processing" side of SP 800-57 (§5.3.4): operations that consume data
 /// protected earlier, allowed during the recipient-usage period.
 fn processing(op: Op) -> bool {
@@ -77,7 +59,8 @@ fn processing(op: Op) -> bool {
 ///   `forensic_verify = true`;
 /// - destroyed: nothing.
 ///
-/// Operations that do not use the key (see `uses_key`) pass in every state but
+/// Operations that do not use the key (see `Op::uses_key_value`; the state of a key says
+/// nothing about who may relabel it) pass in every state but
 /// destroyed.
 pub fn permits(
     version: &KeyVersion,
@@ -94,7 +77,7 @@ pub fn permits(
     if version.state == KeyState::Destroyed {
         return refuse(CKR_KEY_HANDLE_INVALID, "its objects were destroyed".into());
     }
-    if !uses_key(op) {
+    if !op.uses_key_value() {
         return Ok(());
     }
     let op_name = op.name();

@@ -134,6 +134,13 @@ impl Op {
         matches!(self, Op::Generate | Op::Create)
     }
 
+    /// Operations that use a key's value (cryptographic use and export), as opposed
+    /// to creating, managing or administering objects: exactly those refused with
+    /// `CKR_KEY_FUNCTION_NOT_PERMITTED`, so the list lives once, in `refusal_rv`.
+    pub const fn uses_key_value(self) -> bool {
+        self.refusal_rv() == CKR_KEY_FUNCTION_NOT_PERMITTED
+    }
+
     /// The code a refusal of this operation is reported with (docs/policy.md,
     /// "Refusal codes"). A refused mechanism is `CKR_MECHANISM_INVALID` whatever
     /// the operation.
