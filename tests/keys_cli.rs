@@ -474,21 +474,8 @@ fn pin_comes_from_stdin_when_no_file_is_given() {
     let k = Keys::new();
     k.token(|s| generate(s, LABEL, &[0xa1]));
     let mut c = k.env.command(common::keywarden_bin());
-    let mut child = c
-        .args(["keys", "adopt", LABEL])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{USER_PIN}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    c.args(["keys", "adopt", LABEL]);
+    let out = common::run_with_stdin(c, &format!("{USER_PIN}\n"));
     assert!(
         out.status.success(),
         "{}",

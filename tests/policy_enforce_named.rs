@@ -5,9 +5,7 @@ mod common;
 #[macro_use]
 mod gateway_support;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
 
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
@@ -32,21 +30,9 @@ ops = ["sign"]
 "#;
 
 fn users_add(env: &common::TestEnv, name: &str, secret: &str) {
-    let mut child = env
-        .command(common::keywarden_bin())
-        .args(["users", "add", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{secret}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut c = env.command(common::keywarden_bin());
+    c.args(["users", "add", name]);
+    let out = common::run_with_stdin(c, &format!("{secret}\n"));
     assert!(
         out.status.success(),
         "users add {name}: {}",

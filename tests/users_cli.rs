@@ -1,9 +1,10 @@
 //! `keywarden users` and the store part of `keywarden doctor`, run as a user would.
 //! No token needed: only the store directory of a throw-away configuration.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use keywarden::store::{identity, OpenOptions, SqliteStore, Store};
 
@@ -43,24 +44,8 @@ impl Env {
             .arg("--config")
             .arg(&self.conf)
             .env_remove("KEYWARDEN_CONF");
-        feed(c, stdin)
+        common::run_with_stdin(c, stdin)
     }
-}
-
-fn feed(mut c: Command, stdin: &str) -> Output {
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    // A command that refuses its arguments exits before reading standard input; the
-    // write then races its exit and may find the pipe closed. That is not a failure.
-    if let Err(e) = written {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    child.wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -207,10 +192,12 @@ fn the_config_comes_from_keywarden_conf_and_a_missing_store_dir_fails_closed() {
     let mut c = Command::new(env!("CARGO_BIN_EXE_keywarden"));
     c.args(["users", "add", "alice"])
         .env("KEYWARDEN_CONF", &env.conf);
-    assert!(feed(c, "alice-secret-1\n").status.success());
+    assert!(common::run_with_stdin(c, "alice-secret-1\n")
+        .status
+        .success());
     let mut c = Command::new(env!("CARGO_BIN_EXE_keywarden"));
     c.args(["users", "list"]).env("KEYWARDEN_CONF", &env.conf);
-    assert!(text(&feed(c, "")).contains("alice"));
+    assert!(text(&common::run_with_stdin(c, "")).contains("alice"));
 
     std::fs::remove_dir_all(env.store_dir()).unwrap();
     let out = fails(env.run(&["users", "list"], ""));

@@ -136,3 +136,26 @@ pub fn keywarden_token() -> (TestEnv, cryptoki::context::Pkcs11, cryptoki::slot:
     let slot = test_slot(&p11);
     (env, p11, slot)
 }
+
+/// Runs `command` with `input` on its standard input and collects its output. A
+/// command that refuses its arguments may exit before reading; the write then finds
+/// the pipe closed, which is not a failure.
+pub fn run_with_stdin(mut command: Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let written = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes());
+    if let Err(e) = written {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
+    child.wait_with_output().expect("wait")
+}
