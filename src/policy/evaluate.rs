@@ -254,6 +254,15 @@ impl Policy {
 
     /// The decision on one request. Never panics, never allocates when allowing.
     pub fn decide(&self, req: &Request<'_>) -> Decision {
+        if req.op == Op::ReadSensitive && req.key.is_some_and(|k| !holds_key_material(k)) {
+            // A certificate's, public key's or data object's CKA_VALUE is no key
+            // material (sensitivity is a private/secret key notion, v2.40 §4.9,
+            // §4.10): SunPKCS11 reads certificate values to list its keystore.
+            return Decision::allow(
+                RuleRef::Builtin("not-key-material"),
+                "the object is not a private or secret key",
+            );
+        }
         let mech = req.mechanism.map_or(MechArg::None, MechArg::Is);
         self.with_fresh(req.subject, |s| {
             let key = req.key.map(|k| self.key_ctx(k));
@@ -456,6 +465,13 @@ impl Policy {
         }
         None
     }
+}
+
+/// Whether an object may hold secret key material: a private or secret key, or an
+/// object whose class could not be read (fail closed).
+fn holds_key_material(k: &KeyFacts) -> bool {
+    k.class
+        .is_none_or(|c| c == CKO_PRIVATE_KEY || c == CKO_SECRET_KEY)
 }
 
 fn describe_key(k: &KeyCtx<'_>) -> String {

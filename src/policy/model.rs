@@ -395,7 +395,8 @@ pub enum RuleRef {
     /// A built-in check: `default-deny`, `mac-clearance`, `transparent`,
     /// `creation.key-type`, `creation.key-size`, `creation.label`,
     /// `creation.classification`, `creation.sensitive`, `creation.extractable`,
-    /// `creation.attribute`, `copy.loosening`, `set-attribute.loosening`.
+    /// `creation.attribute`, `copy.loosening`, `set-attribute.loosening`,
+    /// `not-key-material`.
     Builtin(&'static str),
 }
 
@@ -422,6 +423,7 @@ pub(crate) const BUILTIN_NAMES: &[&str] = &[
     "creation.attribute",
     "copy.loosening",
     "set-attribute.loosening",
+    "not-key-material",
 ];
 
 /// The answer to one request.

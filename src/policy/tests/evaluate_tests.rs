@@ -180,6 +180,24 @@ fn default_deny_when_no_rule_matches() {
         None,
     );
     assert_eq!(d.rv, CKR_ATTRIBUTE_SENSITIVE);
+    // Only private and secret keys hold key material: a certificate's or public
+    // key's CKA_VALUE is readable without a rule; an object of unknown class is not.
+    for class in [CKO_CERTIFICATE, CKO_PUBLIC_KEY, CKO_DATA] {
+        let d = decide(
+            &p,
+            &user("bob"),
+            Op::ReadSensitive,
+            Some(&key("app-1", class)),
+            None,
+        );
+        assert_eq!((d.allow, rule(&d)), (true, "not-key-material".into()));
+    }
+    for class in [Some(CKO_SECRET_KEY), None] {
+        let mut k = key("app-1", CKO_PRIVATE_KEY);
+        k.class = class;
+        let d = decide(&p, &user("bob"), Op::ReadSensitive, Some(&k), None);
+        assert_eq!((d.allow, rule(&d)), (false, "default-deny".into()));
+    }
     let d = decide(&p, &user("bob"), Op::InitToken, None, None);
     assert_eq!(d.rv, CKR_ACTION_PROHIBITED);
 }
