@@ -121,6 +121,19 @@ fn sign_is_allowed_for_one_uid_and_refused_for_another() {
     drop(s);
     p11.finalize().unwrap();
     env.enforce(&policy());
+    // Enforce mode opens the metadata store read-write in every process: create it
+    // now so that `open_up` makes it (and so the WAL files SQLite derives from its
+    // mode) writable by both uids, as a shared group would in a deployment.
+    let out = env
+        .command(common::keywarden_bin())
+        .args(["keys", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     open_up(env.path());
     assert_eq!(run_as(SIGNER_UID), "OK");
     assert_eq!(run_as(OTHER_UID), "KeyFunctionNotPermitted");

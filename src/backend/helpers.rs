@@ -141,6 +141,18 @@ impl Backend {
         }
     }
 
+    /// The serial number of the token in `slot` (`CK_TOKEN_INFO.serialNumber`,
+    /// padding removed): how the metadata store names a token.
+    pub fn token_serial(&self, slot: CK_SLOT_ID) -> Result<String> {
+        // SAFETY: CK_TOKEN_INFO is a C struct of integers and byte arrays, for
+        // which all-zero is a valid value; the backend overwrites it.
+        let mut info: CK_TOKEN_INFO = unsafe { std::mem::zeroed() };
+        check_rv(self.get_token_info(slot, &mut info))?;
+        Ok(String::from_utf8_lossy(unpad(&info.serialNumber))
+            .trim()
+            .to_owned())
+    }
+
     /// Opens a read-only session on `slot` that is closed when dropped. It shares the
     /// application's login state (§5.6) and never changes it.
     pub fn open_helper_session(&self, slot: CK_SLOT_ID) -> Result<HelperSession<'_>> {

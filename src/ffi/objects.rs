@@ -189,8 +189,12 @@ pub(super) unsafe fn C_FindObjectsInit(
 ) -> Result<()> {
     // SAFETY: caller's contract.
     let template = unsafe { in_slice(pTemplate, ulCount, "pTemplate") }?;
-    forward(Call::session(F::C_FindObjectsInit, hSession), |b| {
-        b.find_objects_init(hSession, template)
+    // Only the attribute types are looked at, never the values.
+    let by_id = template.is_some_and(|t| t.iter().any(|a| a.type_ == CKA_ID));
+    with_gateway(|gw| {
+        gw.find_objects_init(Call::session(F::C_FindObjectsInit, hSession), by_id, |b| {
+            b.find_objects_init(hSession, template)
+        })
     })
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use pkcs11_sys::*;
 
+use super::lifecycle::{LcRefusal, Lifecycle};
 use super::objects::{FactsCache, FactsError};
 use super::sessions::Sessions;
 use super::Call;
@@ -29,19 +30,21 @@ pub struct Enforcer {
     pub(super) so_pin_file: Option<std::path::PathBuf>,
     pub(super) sessions: Sessions,
     pub(super) facts: FactsCache,
+    /// States, rotation and usage of managed keys (docs/lifecycle.md).
+    pub(super) lifecycle: Lifecycle,
 }
 
 impl Enforcer {
     /// Opens the policy file (an unusable file fails `C_Initialize`) and observes
     /// the process once.
     pub fn open(file: &std::path::Path, config: &crate::config::Config) -> Result<Enforcer> {
-        let policy =
-            PolicyHandle::open(file, Arc::new(crate::policy::SystemClock)).map_err(|e| {
-                Error::Config(format!(
-                    "policy.mode = \"enforce\": {}",
-                    e.to_string().replace('\n', " ")
-                ))
-            })?;
+        let clock = super::lifecycle::clock_from_env()?;
+        let policy = PolicyHandle::open(file, Arc::clone(&clock)).map_err(|e| {
+            Error::Config(format!(
+                "policy.mode = \"enforce\": {}",
+                e.to_string().replace('\n', " ")
+            ))
+        })?;
         Ok(Enforcer {
             policy,
             store: config.store.clone(),
@@ -49,6 +52,7 @@ impl Enforcer {
             so_pin_file: config.backend.so_pin_file.clone(),
             sessions: Sessions::new(ProcessFacts::observe()),
             facts: FactsCache::default(),
+            lifecycle: Lifecycle::open(&config.store, clock)?,
         })
     }
 
@@ -74,6 +78,17 @@ impl Enforcer {
             rv: d.rv,
             rule: d.rule.to_string(),
         }
+    }
+
+    /// A lifecycle refusal (state, unmanaged key, store): through the one path.
+    pub(super) fn refuse_lifecycle(&self, call: &Call, op: Option<Op>, r: LcRefusal) -> Error {
+        let d = Decision {
+            allow: false,
+            rule: crate::policy::RuleRef::Builtin(r.rule),
+            reason: r.reason.into(),
+            rv: r.rv,
+        };
+        self.refuse(call, op, &d)
     }
 
     /// A refusal that is not a policy rule's (facts unreadable, unknown session):
@@ -159,21 +174,37 @@ impl Enforcer {
     ) -> Result<()> {
         let p = self.policy();
         let (slot, subject) = self.subject_of(&p, call, Some(op))?;
-        let facts = match object {
-            Some(o) => Some(self.facts_of(backend, call, op, slot, o)?),
-            None => None,
+        let Some(o) = object else {
+            let d = p.decide(&Request {
+                subject: &subject,
+                op,
+                key: None,
+                mechanism: call.mechanism,
+            });
+            return if d.allow {
+                Ok(())
+            } else {
+                Err(self.refuse(call, Some(op), &d))
+            };
         };
+        let facts = self.facts_of(backend, call, op, slot, o)?;
+        // Policy, then the lifecycle state (docs/lifecycle.md): policy decides who,
+        // the state whether the key may be used at all.
+        let view = self
+            .lifecycle
+            .view(backend, slot)
+            .map_err(|r| self.refuse_lifecycle(call, Some(op), r))?;
+        let facts = view.enrich(facts);
         let d = p.decide(&Request {
             subject: &subject,
             op,
-            key: facts.as_deref(),
+            key: Some(&facts),
             mechanism: call.mechanism,
         });
-        if d.allow {
-            Ok(())
-        } else {
-            Err(self.refuse(call, Some(op), &d))
+        if !d.allow {
+            return Err(self.refuse(call, Some(op), &d));
         }
+        self.lifecycle_check(backend, call, op, slot, &view, &facts, &p)
     }
 
     /// An administrative operation on a slot (`C_InitToken`): the slot's login.
@@ -269,10 +300,12 @@ impl Enforcer {
                     }
                 }
             }
-            // A re-initialised token has none of its old objects.
+            // A re-initialised token has none of its old objects (and may have a
+            // new serial).
             F::C_InitToken => {
                 if let Some(slot) = call.slot {
                     self.facts.forget_slot(slot);
+                    self.lifecycle.forget_slot(slot);
                 }
             }
             _ => {}

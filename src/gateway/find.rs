@@ -1,5 +1,6 @@
 //! Enforce mode: `C_FindObjects` shows only the objects the caller may see
-//! (docs/policy.md, "Visibility"; `Policy::may_see`).
+//! (docs/policy.md, "Visibility"; `Policy::may_see`), and a search without `CKA_ID`
+//! leaves out versions superseded by rotation (docs/lifecycle.md).
 
 use pkcs11_sys::*;
 
@@ -8,6 +9,26 @@ use crate::backend::Backend;
 use crate::error::{check_rv, Result};
 
 impl Gateway {
+    /// `C_FindObjectsInit`. `by_id`: the template has `CKA_ID`. Without it (a
+    /// search by label, or an enumeration by class as libp11 makes for OpenSSL's
+    /// `pkcs11:object=LABEL`), enforce mode leaves versions superseded by rotation
+    /// out of the results, so a label resolves to the current version only
+    /// (docs/lifecycle.md); with it, every live version is found.
+    pub fn find_objects_init(
+        &self,
+        call: Call,
+        by_id: bool,
+        forward: impl FnOnce(&Backend) -> CK_RV,
+    ) -> Result<()> {
+        self.decide(&call)?;
+        check_rv(forward(&self.backend))?;
+        if let (Some(e), Some(session)) = (&self.enforcer, call.session) {
+            log::debug!("C_FindObjectsInit: session {session}, by CKA_ID: {by_id}");
+            e.lifecycle.search_started(session, !by_id);
+        }
+        Ok(())
+    }
+
     /// `C_FindObjects`. Transparent: one forward. Enforce: the backend is asked
     /// again until the caller's buffer is full or the backend has no more, so a
     /// count of 0 still means "no more objects" (v2.40 §5.7) even when a whole
@@ -32,6 +53,8 @@ impl Gateway {
         let p = e.policy();
         let (slot, subject) = e.subject_of(&p, &call, None)?;
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        let view = e.lifecycle.view_for_search(&self.backend, slot);
+        let hide_superseded = e.lifecycle.hides_superseded(session);
         let mut filled = 0usize;
         let mut forward = Some(forward);
         while filled < buf.len() {
@@ -59,14 +82,23 @@ impl Gateway {
                 let visible = e
                     .facts
                     .get(&self.backend, slot, session, h)
-                    .is_ok_and(|facts| p.may_see(&subject, &facts));
+                    .is_ok_and(|facts| match &view {
+                        Some(v) => {
+                            let facts = v.enrich(facts);
+                            p.may_see(&subject, &facts)
+                                && !(hide_superseded && v.hidden_from_label_search(&facts))
+                        }
+                        None => p.may_see(&subject, &facts),
+                    });
                 if visible {
                     if let Some(slot_i) = rest.get_mut(kept) {
                         *slot_i = h;
                     }
                     kept += 1;
                 } else {
-                    log::debug!("C_FindObjects: object {h} hidden by policy");
+                    log::debug!(
+                        "C_FindObjects: object {h} hidden (policy, or a superseded version)"
+                    );
                 }
             }
             filled += kept;

@@ -12,6 +12,7 @@
 mod create;
 mod enforce;
 mod find;
+mod lifecycle;
 mod named;
 mod objects;
 mod sessions;
@@ -63,8 +64,12 @@ impl Gateway {
         })
     }
 
-    /// Finalises the backend if this gateway initialised it.
+    /// Finalises the backend if this gateway initialised it (enforce mode: after
+    /// writing the pending usage counters).
     pub fn stop(&self) -> Result<()> {
+        if let Some(e) = &self.enforcer {
+            e.lifecycle.stop();
+        }
         self.backend.finalize()
     }
 
@@ -133,11 +138,14 @@ impl Gateway {
             return Ok(());
         };
         match (call.function, call.session, call.slot) {
-            (FunctionId::C_CloseSession, Some(session), _) => match e.sessions.closed(session) {
-                Some((slot, true)) => e.facts.forget_slot(slot),
-                Some((slot, false)) => e.facts.forget_session_objects(slot),
-                None => {}
-            },
+            (FunctionId::C_CloseSession, Some(session), _) => {
+                e.lifecycle.session_closed(session);
+                match e.sessions.closed(session) {
+                    Some((slot, true)) => e.facts.forget_slot(slot),
+                    Some((slot, false)) => e.facts.forget_session_objects(slot),
+                    None => {}
+                }
+            }
             (FunctionId::C_CloseAllSessions, _, Some(slot)) => {
                 e.sessions.closed_all(slot);
                 e.facts.forget_slot(slot);

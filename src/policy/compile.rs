@@ -39,6 +39,7 @@ pub struct Policy {
     pub(crate) grants_by_op: [Box<[u32]>; Op::COUNT],
     pub(crate) creation: CreationPolicy,
     pub(crate) cryptoperiods: Vec<super::cryptoperiod::Cryptoperiod>,
+    pub(crate) unmanaged_keys: super::cryptoperiod::UnmanagedKeys,
 }
 
 /// A named principal matcher.
@@ -270,6 +271,17 @@ fn compile_raw(raw: RawPolicy, src: Src<'_>, clock: Arc<dyn Clock>) -> Result<Po
         None => Level::Low,
         Some(n) => cx.level(n, &settings_span)?,
     };
+    let unmanaged_keys = match &settings.unmanaged_keys {
+        None => super::cryptoperiod::UnmanagedKeys::default(),
+        Some(n) => super::cryptoperiod::UnmanagedKeys::from_name(n).ok_or_else(|| {
+            cx.err(
+                &settings_span,
+                format!(
+                    "unknown unmanaged_keys {n:?} (expected \"allow\", \"processing\" or \"deny\")"
+                ),
+            )
+        })?,
+    };
     let always_visible = cx
         .ulongs(
             settings.always_visible.as_deref().filter(|v| !v.is_empty()),
@@ -380,6 +392,7 @@ fn compile_raw(raw: RawPolicy, src: Src<'_>, clock: Arc<dyn Clock>) -> Result<Po
         grants,
         creation,
         cryptoperiods,
+        unmanaged_keys,
     })
 }
 

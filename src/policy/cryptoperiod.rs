@@ -37,6 +37,43 @@ impl WhenDue {
     }
 }
 
+/// What enforce mode lets applications do with a key the metadata store does not
+/// manage (created elsewhere, never adopted): `[settings] unmanaged_keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UnmanagedKeys {
+    /// Policy rules alone decide (the default: a token's existing keys keep working).
+    #[default]
+    Allow,
+    /// Only the processing side (verify, decrypt, unwrap), as for a deactivated
+    /// version: data protected before keys were brought under management stays
+    /// readable, nothing new is protected with an unmanaged key.
+    Processing,
+    /// No key-using operation at all until `keywarden keys adopt`.
+    Deny,
+}
+
+impl UnmanagedKeys {
+    /// The spelling in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnmanagedKeys::Allow => "allow",
+            UnmanagedKeys::Processing => "processing",
+            UnmanagedKeys::Deny => "deny",
+        }
+    }
+
+    /// Parses the policy file's spelling.
+    pub fn from_name(name: &str) -> Option<UnmanagedKeys> {
+        [
+            UnmanagedKeys::Allow,
+            UnmanagedKeys::Processing,
+            UnmanagedKeys::Deny,
+        ]
+        .into_iter()
+        .find(|u| u.as_str() == name)
+    }
+}
+
 /// A compiled `[[cryptoperiod]]`.
 #[derive(Debug, Clone)]
 pub struct Cryptoperiod {
@@ -68,6 +105,11 @@ impl Policy {
     /// The first `[[cryptoperiod]]` (file order) that applies to the key.
     pub fn cryptoperiod_for(&self, key: &KeyFacts) -> Option<&Cryptoperiod> {
         self.cryptoperiods.iter().find(|c| c.applies_to(key))
+    }
+
+    /// `[settings] unmanaged_keys`.
+    pub fn unmanaged_keys(&self) -> UnmanagedKeys {
+        self.unmanaged_keys
     }
 
     /// Every `[[cryptoperiod]]`, in file order.

@@ -95,6 +95,9 @@ pub struct RawSettings {
     pub default_clearance: Option<String>,
     /// Object classes every caller may see in searches.
     pub always_visible: Option<Vec<String>>,
+    /// Keys on the token the metadata store does not manage: `"allow"`,
+    /// `"processing"` or `"deny"` (issue 4).
+    pub unmanaged_keys: Option<String>,
 }
 
 /// A principal matcher: every field given must match (AND); a list in a field

@@ -37,7 +37,7 @@ pub use clock::{Clock, LocalTime, ManualClock, SystemClock};
 pub use compile::Policy;
 pub use create_decide::{CreateDecision, Creation, CreationKind};
 pub use creation::DEFAULT_KEY_TYPES;
-pub use cryptoperiod::{parse_period, Cryptoperiod, WhenDue};
+pub use cryptoperiod::{parse_period, Cryptoperiod, UnmanagedKeys, WhenDue};
 pub use evaluate::{Request, Subject};
 pub use handle::{PolicyHandle, Reload, DEFAULT_CHECK_INTERVAL_MS};
 pub use lint::{Finding, FindingKind};

@@ -212,3 +212,22 @@ fn friendly_spellings_compile() {
     who.exe = Some("/usr/local/bin/openssl".into());
     assert_eq!(p.resolve(&who).role_names(&p), vec!["r"]);
 }
+
+#[test]
+fn unmanaged_keys_setting_parses_and_defaults_to_allow() {
+    use crate::policy::UnmanagedKeys;
+    assert_eq!(compile(MINIMAL).unmanaged_keys(), UnmanagedKeys::Allow);
+    for (text, want) in [
+        ("allow", UnmanagedKeys::Allow),
+        ("processing", UnmanagedKeys::Processing),
+        ("deny", UnmanagedKeys::Deny),
+    ] {
+        let p = compile(&format!(
+            "version = 1\n[settings]\nunmanaged_keys = \"{text}\"\n"
+        ));
+        assert_eq!(p.unmanaged_keys(), want);
+        assert_eq!(want.as_str(), text);
+    }
+    let msg = compile_err("version = 1\n[settings]\nunmanaged_keys = \"sometimes\"\n");
+    assert!(msg.contains("unknown unmanaged_keys"), "{msg}");
+}

@@ -1,0 +1,507 @@
+//! Enforce mode: the lifecycle side of each call (docs/lifecycle.md, "Gateway
+//! integration"). Transparent mode has no [`super::Enforcer`] and so none of this:
+//! it stays a pure pass-through that never opens the store.
+//!
+//! At `C_Initialize` the metadata store is opened, a [`ChangeWatcher`] set on its
+//! stamp and a [`LifecycleIndex`] built from one snapshot. Per key use the cost is
+//! the watcher's check (a clock read and an atomic load), one `ArcSwap` load, the
+//! slot's cached token serial and the index's hash look-ups: no store query. When
+//! the watcher signals, `change_seq` is read and the index rebuilt if it moved; a
+//! failed re-read fails closed (every key use refused with `CKR_GENERAL_ERROR`)
+//! until a re-read succeeds.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::{Mutex, RwLock};
+use pkcs11_sys::*;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::lifecycle::{Due, LifecycleIndex};
+use crate::policy::{Clock, KeyFacts, Op, Policy, UnmanagedKeys, WhenDue};
+use crate::store::{
+    ChangeWatcher, KeyState, KeyVersion, ManagedKey, SqliteStore, Store, UnixTime,
+    UsageAccumulator, VersionId, DEFAULT_POLL, DEFAULT_RESYNC,
+};
+
+/// How often the usage counters are written to the store (and at `C_Finalize`).
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// `KEYWARDEN_NOW=<unix seconds>`: the module's clock reads this time at
+/// `C_Initialize` and runs on from it (tests of expiry and due dates; the CLI
+/// honours the same variable). It is read from the application's environment,
+/// which is trusted as much as `KEYWARDEN_CONF` already is.
+pub(super) const NOW_ENV: &str = "KEYWARDEN_NOW";
+
+/// A lifecycle refusal with the built-in rule it is reported under.
+#[derive(Debug, Clone)]
+pub(super) struct LcRefusal {
+    pub rule: &'static str,
+    pub rv: CK_RV,
+    pub reason: String,
+}
+
+impl LcRefusal {
+    fn store(why: String) -> LcRefusal {
+        LcRefusal {
+            rule: "lifecycle.store",
+            rv: CKR_GENERAL_ERROR,
+            reason: why,
+        }
+    }
+}
+
+/// The wall clock shifted so that it read `KEYWARDEN_NOW` at start-up.
+#[derive(Debug)]
+struct ShiftedClock {
+    offset: i64,
+}
+
+impl Clock for ShiftedClock {
+    fn unix_seconds(&self) -> i64 {
+        crate::policy::SystemClock
+            .unix_seconds()
+            .saturating_add(self.offset)
+    }
+
+    fn monotonic_millis(&self) -> u64 {
+        crate::policy::SystemClock.monotonic_millis()
+    }
+}
+
+/// The clock of enforce mode (policy time windows and lifecycle dates).
+pub(super) fn clock_from_env() -> Result<Arc<dyn Clock>> {
+    match std::env::var(NOW_ENV) {
+        Err(_) => Ok(Arc::new(crate::policy::SystemClock)),
+        Ok(v) => {
+            let at: i64 = v.trim().parse().map_err(|_| {
+                Error::Config(format!("{NOW_ENV}={v:?} is not a number of seconds"))
+            })?;
+            let offset = at.saturating_sub(crate::policy::SystemClock.unix_seconds());
+            log::warn!("{NOW_ENV} is set: the module's clock is shifted by {offset} s");
+            Ok(Arc::new(ShiftedClock { offset }))
+        }
+    }
+}
+
+/// The usage writer thread (its own store connection, so a flush waiting for
+/// another process's write lock never holds up the hot path's reloads).
+struct Flusher {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// The lifecycle state of one running module.
+pub(super) struct Lifecycle {
+    store: SqliteStore,
+    pub(super) dir: PathBuf,
+    watcher: ChangeWatcher,
+    index: ArcSwap<LifecycleIndex>,
+    /// The last re-read failed: refuse until one succeeds.
+    stale: AtomicBool,
+    serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>>>,
+    /// Sessions whose current search has no `CKA_ID` (superseded versions hidden).
+    label_searches: Mutex<HashSet<CK_SESSION_HANDLE>>,
+    usage: Arc<UsageAccumulator>,
+    flusher: Mutex<Option<Flusher>>,
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle")
+            .field("dir", &self.dir)
+            .field("change_seq", &self.index.load().change_seq())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The index and token serial one call is decided with.
+pub(super) struct View {
+    pub(super) index: Arc<LifecycleIndex>,
+    pub(super) serial: Arc<str>,
+}
+
+impl Lifecycle {
+    /// Opens the store the configuration names and indexes it (a store that cannot
+    /// be opened or read fails `C_Initialize`).
+    pub(super) fn open(
+        config: &crate::config::StoreConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Lifecycle> {
+        let store = crate::store::open(config)?;
+        let stamp = store
+            .change_stamp()
+            .unwrap_or_else(|| config.dir.join(crate::store::STAMP_FILE));
+        // The watcher first: a change between it and the snapshot is then seen.
+        let watcher = ChangeWatcher::new(stamp, DEFAULT_POLL, DEFAULT_RESYNC);
+        let index = LifecycleIndex::new(store.snapshot()?);
+        let usage = Arc::new(UsageAccumulator::new());
+        let flusher = spawn_flusher(config, Arc::clone(&usage));
+        Ok(Lifecycle {
+            store,
+            dir: config.dir.clone(),
+            watcher,
+            index: ArcSwap::from_pointee(index),
+            stale: AtomicBool::new(false),
+            serials: RwLock::new(HashMap::new()),
+            label_searches: Mutex::new(HashSet::new()),
+            usage,
+            flusher: Mutex::new(flusher),
+            clock,
+        })
+    }
+
+    /// Now, on the module's clock.
+    pub(super) fn now(&self) -> UnixTime {
+        self.clock.unix_seconds()
+    }
+
+    /// Re-reads the store if `change_seq` moved; on failure marks the index stale
+    /// (fail closed) and makes the watcher ask again at the next call.
+    pub(super) fn reload(&self) {
+        let have = self.index.load().change_seq();
+        let result = self.store.change_seq().and_then(|seq| {
+            if seq != have {
+                let index = LifecycleIndex::new(self.store.snapshot()?);
+                log::debug!("lifecycle index reloaded (change {have} -> {seq})");
+                self.index.store(Arc::new(index));
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => self.stale.store(false, Ordering::Release),
+            Err(e) => {
+                if !self.stale.swap(true, Ordering::AcqRel) {
+                    log::warn!("metadata store unreadable, refusing key use until it is back: {e}");
+                }
+                self.watcher.force();
+            }
+        }
+    }
+
+    /// The current index: reloaded first when the watcher says the store moved.
+    fn index(&self) -> std::result::Result<Arc<LifecycleIndex>, LcRefusal> {
+        if self.watcher.check() {
+            self.reload();
+        }
+        if self.stale.load(Ordering::Acquire) {
+            return Err(LcRefusal::store(
+                "the metadata store could not be re-read (fail closed)".into(),
+            ));
+        }
+        Ok(self.index.load_full())
+    }
+
+    /// The serial of the token in `slot`, read once per slot.
+    fn serial(
+        &self,
+        backend: &Backend,
+        slot: CK_SLOT_ID,
+    ) -> std::result::Result<Arc<str>, LcRefusal> {
+        if let Some(s) = self.serials.read().get(&slot) {
+            return Ok(Arc::clone(s));
+        }
+        let serial: Arc<str> = backend
+            .token_serial(slot)
+            .map_err(|e| LcRefusal {
+                rule: "lifecycle.token",
+                rv: e.rv(),
+                reason: format!("the token's serial number could not be read: {e}"),
+            })?
+            .into();
+        self.serials.write().insert(slot, Arc::clone(&serial));
+        Ok(serial)
+    }
+
+    /// A re-initialised token may have a new serial.
+    pub(super) fn forget_slot(&self, slot: CK_SLOT_ID) {
+        self.serials.write().remove(&slot);
+    }
+
+    /// The view a key use is decided with (fails closed on a stale index).
+    pub(super) fn view(
+        &self,
+        backend: &Backend,
+        slot: CK_SLOT_ID,
+    ) -> std::result::Result<View, LcRefusal> {
+        let index = self.index()?;
+        let serial = self.serial(backend, slot)?;
+        Ok(View { index, serial })
+    }
+
+    /// The view for searches: the last good index even when a re-read failed
+    /// (hiding superseded versions is a convenience; every use is still checked).
+    pub(super) fn view_for_search(&self, backend: &Backend, slot: CK_SLOT_ID) -> Option<View> {
+        let _ = self.index();
+        let serial = self.serial(backend, slot).ok()?;
+        Some(View {
+            index: self.index.load_full(),
+            serial,
+        })
+    }
+
+    /// A search started on `session`; `hide`: its template has no `CKA_ID`.
+    pub(super) fn search_started(&self, session: CK_SESSION_HANDLE, hide: bool) {
+        let mut s = self.label_searches.lock();
+        if hide {
+            s.insert(session);
+        } else {
+            s.remove(&session);
+        }
+    }
+
+    /// Whether the search under way on `session` hides superseded versions.
+    pub(super) fn hides_superseded(&self, session: CK_SESSION_HANDLE) -> bool {
+        self.label_searches.lock().contains(&session)
+    }
+
+    /// A session closed.
+    pub(super) fn session_closed(&self, session: CK_SESSION_HANDLE) {
+        self.label_searches.lock().remove(&session);
+    }
+
+    /// Counts one use of a managed version (written by the flusher).
+    pub(super) fn record_use(&self, version: VersionId, now: UnixTime) {
+        self.usage.record(version, 0, now);
+    }
+
+    /// `C_Finalize`: stops the flusher, which writes what is pending.
+    pub(super) fn stop(&self) {
+        if let Some(f) = self.flusher.lock().take() {
+            f.stop.store(true, Ordering::Release);
+            f.thread.thread().unpark();
+            let _ = f.thread.join();
+        }
+        if let Err(e) = self.usage.flush(&self.store) {
+            log::warn!("usage counters not written: {e}");
+        }
+    }
+}
+
+fn spawn_flusher(
+    config: &crate::config::StoreConfig,
+    usage: Arc<UsageAccumulator>,
+) -> Option<Flusher> {
+    let store = match crate::store::open(config) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("usage counters will be written at C_Finalize only: {e}");
+            return None;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("keywarden-usage".into())
+        .spawn(move || loop {
+            std::thread::park_timeout(FLUSH_EVERY);
+            if !usage.is_empty() {
+                if let Err(e) = usage.flush(&store) {
+                    log::warn!("usage counters not written (kept for the next try): {e}");
+                }
+            }
+            if stop2.load(Ordering::Acquire) {
+                break;
+            }
+        });
+    match thread {
+        Ok(thread) => Some(Flusher { stop, thread }),
+        Err(e) => {
+            log::warn!("no usage writer thread ({e}): counters are written at C_Finalize");
+            None
+        }
+    }
+}
+
+/// The "processing" side (SP 800-57 §5.3.4), as for deactivated versions.
+fn processing(op: Op) -> bool {
+    matches!(op, Op::Verify | Op::Decrypt | Op::Unwrap)
+}
+
+impl View {
+    fn id(facts: &KeyFacts) -> Option<&[u8]> {
+        facts.id.as_deref().filter(|id| !id.is_empty())
+    }
+
+    /// The managed version and key an object belongs to.
+    pub(super) fn lookup(&self, facts: &KeyFacts) -> Option<(&KeyVersion, &ManagedKey)> {
+        let id = Self::id(facts)?;
+        Some((
+            self.index.version(&self.serial, id)?,
+            self.index.key(&self.serial, id)?,
+        ))
+    }
+
+    /// The object's facts with the classification the store recorded for its key
+    /// (policy then classifies it at the higher of that and its keyset's level).
+    pub(super) fn enrich(&self, facts: Arc<KeyFacts>) -> Arc<KeyFacts> {
+        let recorded = self
+            .lookup(&facts)
+            .and_then(|(_, k)| k.classification)
+            .map(crate::policy::Level::from);
+        match recorded {
+            Some(level) if facts.classification != Some(level) => {
+                let mut f = (*facts).clone();
+                f.classification = Some(level);
+                Arc::new(f)
+            }
+            _ => facts,
+        }
+    }
+
+    /// Whether a search without `CKA_ID` leaves this object out (superseded by
+    /// rotation).
+    pub(super) fn hidden_from_label_search(&self, facts: &KeyFacts) -> bool {
+        Self::id(facts).is_some_and(|id| self.index.hidden_from_label_search(&self.serial, id))
+    }
+
+    /// The lifecycle check of one operation: the managed version's state, or
+    /// `unmanaged_keys` for an object no live version holds, then the key's
+    /// cryptoperiod (below). `Ok(None)` for an unmanaged object.
+    ///
+    /// An active version past its originator-usage period is treated as
+    /// `when_due` says: `warn` — used as before (`keys list --due` reports it);
+    /// `deactivate` — refused for protecting (sign, encrypt, wrap, derive, ...)
+    /// and allowed to process until its recipient period ends, as if deactivated
+    /// (the store is left to `keys rotate --due`); `rotate` — the caller rotates
+    /// it (`Use::due_rotate`).
+    pub(super) fn check(
+        &self,
+        facts: &KeyFacts,
+        op: Op,
+        now: UnixTime,
+        policy: &Policy,
+    ) -> std::result::Result<Option<Use<'_>>, LcRefusal> {
+        let managed =
+            Self::id(facts).and_then(|id| Some((id, self.index.version(&self.serial, id)?)));
+        let Some((id, version)) = managed else {
+            return unmanaged(policy.unmanaged_keys(), facts, op).map(|()| None);
+        };
+        let state = |r: crate::lifecycle::Refusal| LcRefusal {
+            rule: "lifecycle.state",
+            rv: r.rv,
+            reason: r.reason,
+        };
+        self.index
+            .check(&self.serial, id, op, now, Some(policy))
+            .map_err(state)?;
+        let mut due_rotate = false;
+        if version.state == KeyState::Active
+            && op.uses_key_value()
+            && !policy.cryptoperiods().is_empty()
+        {
+            let period = self
+                .index
+                .key(&self.serial, id)
+                .and_then(|k| policy.cryptoperiod_for(&crate::lifecycle::key_facts(k, version)));
+            if let Some(period) = period {
+                match crate::lifecycle::due(version, period, now) {
+                    Due::Now {
+                        since,
+                        action: WhenDue::Deactivate,
+                    } => {
+                        let end = crate::lifecycle::schedule(version, period).recipient_end;
+                        if !processing(op) || now >= end {
+                            return Err(LcRefusal {
+                                rule: "lifecycle.cryptoperiod",
+                                rv: CKR_KEY_FUNCTION_NOT_PERMITTED,
+                                reason: format!(
+                                    "version {} is past its originator-usage period ({} ended at {since}; when_due = \"deactivate\"): {}",
+                                    version.version,
+                                    period.name,
+                                    if now >= end { "its recipient period ended too".to_owned() } else { format!("no {}", op.name()) }
+                                ),
+                            });
+                        }
+                    }
+                    Due::Now {
+                        action: WhenDue::Rotate,
+                        ..
+                    } => due_rotate = !processing(op),
+                    _ => {}
+                }
+            }
+        }
+        Ok(Some(Use {
+            version,
+            due_rotate,
+        }))
+    }
+}
+
+/// A permitted use of a managed version.
+pub(super) struct Use<'v> {
+    pub(super) version: &'v KeyVersion,
+    /// Past its originator period with `when_due = "rotate"`, used to protect.
+    pub(super) due_rotate: bool,
+}
+
+/// `[settings] unmanaged_keys` on a key-using operation.
+fn unmanaged(
+    setting: UnmanagedKeys,
+    facts: &KeyFacts,
+    op: Op,
+) -> std::result::Result<(), LcRefusal> {
+    let is_key = matches!(
+        facts.class,
+        Some(CKO_PRIVATE_KEY | CKO_PUBLIC_KEY | CKO_SECRET_KEY)
+    );
+    let allowed = !op.uses_key_value()
+        || !is_key
+        || match setting {
+            UnmanagedKeys::Allow => true,
+            UnmanagedKeys::Processing => processing(op),
+            UnmanagedKeys::Deny => false,
+        };
+    if allowed {
+        return Ok(());
+    }
+    Err(LcRefusal {
+        rule: "lifecycle.unmanaged",
+        rv: CKR_KEY_FUNCTION_NOT_PERMITTED,
+        reason: format!(
+            "the key is not managed (unmanaged_keys = \"{}\"): no {}; `keywarden keys adopt` brings it under management",
+            setting.as_str(),
+            op.name()
+        ),
+    })
+}
+
+impl super::Enforcer {
+    /// The lifecycle half of a key-use decision (after policy allowed it): the
+    /// state check, and a permitted use of a managed version counted.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn lifecycle_check(
+        &self,
+        _backend: &Backend,
+        call: &super::Call,
+        op: Op,
+        _slot: CK_SLOT_ID,
+        view: &View,
+        facts: &KeyFacts,
+        policy: &Policy,
+    ) -> Result<()> {
+        let now = self.lifecycle.now();
+        match view.check(facts, op, now, policy) {
+            Ok(Some(u)) if op.uses_key_value() => {
+                if u.due_rotate {
+                    log::warn!(
+                        "{}: version {} of a managed key is due for rotation (when_due = \"rotate\"); `keywarden keys rotate --due` rotates it",
+                        call.function.name(),
+                        u.version.version
+                    );
+                }
+                self.lifecycle.record_use(u.version.id, now);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(r) => Err(self.refuse_lifecycle(call, Some(op), r)),
+        }
+    }
+}
