@@ -140,6 +140,44 @@ fn add_list_passwd_remove_round_trip() {
             "{secret} in the store"
         );
     }
+
+    // Every change, and a refused one, is an admin record in the trail; no secret is.
+    fails(env.run(&["users", "remove", "nobody"], ""));
+    let audit = env.dir.path().join("audit");
+    for secret in ["alice-secret-1", "alice-secret-2", "bob-secret-12"] {
+        assert!(
+            !files_contain(&audit, secret.as_bytes()),
+            "{secret} in the trail"
+        );
+    }
+    let found = ok(env.run(&["audit", "search", "--format", "jsonl"], ""));
+    let records: Vec<(String, String, String)> = found
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .inspect(|r| assert_eq!(r["kind"], "admin", "{r}"))
+        .map(|r| {
+            let s = |f: &str| r[f].as_str().unwrap_or("-").to_owned();
+            (s("action"), s("target"), s("outcome"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("users.add", "alice", "ok"),
+        ("users.add", "bob", "ok"),
+        ("users.passwd", "alice", "ok"),
+        ("users.disable", "alice", "ok"),
+        ("users.enable", "alice", "ok"),
+        ("users.remove", "alice", "ok"),
+        ("users.remove", "nobody", "error"),
+    ]
+    .iter()
+    .map(|(a, t, o)| (a.to_string(), t.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(records, expected);
+    assert!(
+        found.contains("\"detail\":\"roles: admin,signer\""),
+        "{found}"
+    );
+    ok(env.run(&["audit", "verify"], ""));
 }
 
 #[test]

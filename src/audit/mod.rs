@@ -44,8 +44,8 @@ pub use query::{
     cef_line, export, header, read_records, text_line, write_record, Filter, Format, Found,
 };
 pub use record::{
-    Decision, Event, GapEvent, KeyRef, LifecycleEvent, ModuleEvent, ModuleWhat, OpEvent, Outcome,
-    RecordView, ReloadEvent, ReloadWhat, RepairEvent, Rv, SealEvent, Timestamp,
+    AdminEvent, Decision, Event, GapEvent, KeyRef, LifecycleEvent, ModuleEvent, ModuleWhat,
+    OpEvent, Outcome, RecordView, ReloadEvent, ReloadWhat, RepairEvent, Rv, SealEvent, Timestamp,
 };
 pub use seal::{HmacSealer, Seal, SealKeys, Sealer, HMAC_ALG};
 pub use syslog::{format_5424, SyslogTarget};

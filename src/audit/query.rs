@@ -303,6 +303,26 @@ pub fn cef_line(r: &RecordView) -> String {
     )
 }
 
+/// What a CLI change acted on: ` key=L v2 active->deactivated`, ` target=T`.
+fn change_subject(r: &RecordView) -> String {
+    let mut out = String::new();
+    if let Some(k) = r.key_label.as_ref().or(r.key_id.as_ref()) {
+        out.push_str(&format!(" key={k}"));
+    }
+    if let Some(v) = r.key_version {
+        out.push_str(&format!(" v{v}"));
+    }
+    match (&r.from_state, &r.to_state) {
+        (Some(f), Some(t)) => out.push_str(&format!(" {f}->{t}")),
+        (None, Some(t)) => out.push_str(&format!(" ->{t}")),
+        _ => {}
+    }
+    if let Some(t) = &r.target {
+        out.push_str(&format!(" target={t}"));
+    }
+    out
+}
+
 /// One readable line.
 pub fn text_line(r: &RecordView) -> String {
     let who = match (&r.identity, &r.user, r.uid) {
@@ -345,8 +365,9 @@ pub fn text_line(r: &RecordView) -> String {
             )
         }
         Some(kind) => format!(
-            "{kind} {}{}{}",
+            "{kind} {}{}{}{}",
             o(&r.action.clone().or_else(|| r.what.clone())),
+            change_subject(r),
             r.outcome
                 .as_ref()
                 .map(|x| format!(" {x}"))

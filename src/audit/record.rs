@@ -67,6 +67,8 @@ pub enum Event {
     Op(OpEvent),
     /// A key lifecycle change made by the CLI.
     Lifecycle(LifecycleEvent),
+    /// Another administrative change made by the CLI: named identities, `init`.
+    Admin(AdminEvent),
     /// A configuration or policy reload.
     Reload(ReloadEvent),
     /// The module's start, stop, or one of its own errors.
@@ -270,6 +272,23 @@ pub struct LifecycleEvent {
     pub detail: Option<String>,
 }
 
+/// An administrative change made by the CLI other than a key's lifecycle
+/// (`kind: "admin"`). Secrets (an identity's secret, a PIN) have no field here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminEvent {
+    /// `users.add`, `users.remove`, `users.passwd`, `users.disable`,
+    /// `users.enable`, `init`.
+    pub action: String,
+    /// Who ran the CLI (the OS user).
+    pub actor: Option<String>,
+    /// What it acted on: the identity's name, the configuration file.
+    pub target: Option<String>,
+    /// Worked or failed.
+    pub outcome: Outcome,
+    /// Roles given, profile written, or why it failed.
+    pub detail: Option<String>,
+}
+
 /// What was reloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -375,7 +394,7 @@ pub struct RepairEvent {
 macro_rules! into_event {
     ($($t:ident => $v:ident),*) => { $( impl From<$t> for Event { fn from(e: $t) -> Event { Event::$v(e) } } )* };
 }
-into_event!(OpEvent => Op, LifecycleEvent => Lifecycle, ReloadEvent => Reload,
+into_event!(OpEvent => Op, LifecycleEvent => Lifecycle, AdminEvent => Admin, ReloadEvent => Reload,
     ModuleEvent => Module, SealEvent => Seal, GapEvent => Gap, RepairEvent => Repair);
 
 /// A record read back from the trail, for search, tail, export and syslog. Every field is
@@ -408,6 +427,10 @@ pub struct RecordView {
     pub bytes_out: Option<u64>,
     pub duration_us: Option<u64>,
     pub action: Option<String>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
     pub what: Option<String>,
     pub outcome: Option<String>,
     pub detail: Option<String>,

@@ -135,7 +135,7 @@ pub fn severity(r: &RecordView) -> u8 {
         "module" if r.what.as_deref() == Some("error") => 3,
         _ if r.decision == Some(Decision::Deny) || failed || kind == "repair" => 4,
         "op" if r.rv.as_deref() != Some("CKR_OK") => 5,
-        "lifecycle" | "reload" | "module" => 5,
+        "lifecycle" | "admin" | "reload" | "module" => 5,
         _ => 6,
     }
 }

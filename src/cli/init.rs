@@ -49,7 +49,33 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
     }
     let text = render(&backend, &dir, profile, args.audit_token);
     // What we write must be what the module accepts.
-    Config::parse(&text)?;
+    let config = Config::parse(&text)?;
+    // The new trail records this init; opened before anything is written.
+    let au = super::admin_audit::CliAudit::open(&config)?;
+    let result = write_all(args, &dir, &backend, &text);
+    let outcome = match &result {
+        Ok(()) => Ok(Some(format!(
+            "profile {}{}",
+            match profile {
+                Profile::Transparent => "transparent",
+                Profile::Baseline => "baseline (policy.toml written)",
+            },
+            args.audit_token.map_or(String::new(), |t| format!(
+                "; audit seal key on token {t:?}"
+            ))
+        ))),
+        Err(e) => Err(e.to_string()),
+    };
+    au.admin("init", Some(&conf_path.display().to_string()), outcome);
+    let code = au.finish(result.map(|()| ExitCode::SUCCESS))?;
+    println!("export KEYWARDEN_CONF={}", conf_path.display());
+    Ok(code)
+}
+
+/// The files `init` writes, and the seal key.
+fn write_all(args: &InitArgs<'_>, dir: &Path, backend: &Path, text: &str) -> Result<()> {
+    let (conf_path, policy_path) = (dir.join("keywarden.toml"), dir.join("policy.toml"));
+    let profile = args.profile;
     if profile == Profile::Baseline {
         Policy::compile(BASELINE_POLICY, "baseline policy", Arc::new(SystemClock))?;
         std::fs::write(&policy_path, BASELINE_POLICY)
@@ -62,7 +88,7 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
         // and the step can be rerun alone with `keywarden audit init-seal-key`.
         let (file, written) =
             super::audit_seal::init_seal_key(&super::audit_seal::SealKeyRequest {
-                module: &backend,
+                module: backend,
                 token,
                 pin_file: args.pin_file,
                 audit_dir: &dir.join("audit"),
@@ -74,8 +100,7 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
             written.display()
         );
     }
-    println!("export KEYWARDEN_CONF={}", conf_path.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {

@@ -2,6 +2,7 @@
 //! layers (config, backend loader) and on `cryptoki` where it talks to a token; it
 //! never goes through `ffi`. One file per subcommand.
 
+mod admin_audit;
 mod audit;
 mod audit_follow;
 mod audit_seal;

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use zeroize::Zeroizing;
 
+use super::admin_audit::CliAudit;
 use crate::config::Config;
 use crate::error::Result;
 use crate::store::{self, identity, Store, StoreError};
@@ -59,25 +60,51 @@ pub(super) fn run(config: Option<PathBuf>, command: UsersCommand) -> Result<Exit
     let path = config.unwrap_or_else(Config::path_from_env);
     let config = Config::load(&path)?;
     let store = store::open(&config.store)?;
-    match command {
+    let (action, name) = match &command {
+        UsersCommand::List { json } => {
+            list(&store, *json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        UsersCommand::Add { name, .. } => ("users.add", name.clone()),
+        UsersCommand::Remove { name } => ("users.remove", name.clone()),
+        UsersCommand::Passwd { name } => ("users.passwd", name.clone()),
+        UsersCommand::Disable { name } => ("users.disable", name.clone()),
+        UsersCommand::Enable { name } => ("users.enable", name.clone()),
+    };
+    // Before anything changes: no trail, no change.
+    let au = CliAudit::open(&config)?;
+    let result = change(&store, command);
+    let outcome = match &result {
+        Ok(detail) => Ok(detail.clone()),
+        Err(e) => Err(e.to_string()),
+    };
+    au.admin(action, Some(&name), outcome);
+    au.finish(result.map(|_| ExitCode::SUCCESS))
+}
+
+/// Makes one change; `Ok` carries the audit record's detail.
+fn change(store: &store::SqliteStore, command: UsersCommand) -> Result<Option<String>> {
+    Ok(match command {
+        UsersCommand::List { .. } => None,
         UsersCommand::Add { name, roles } => {
             // Checked before asking for a secret, so a typo costs no typing.
             identity::validate_name(&name)?;
             roles.iter().try_for_each(|r| identity::validate_role(r))?;
             let secret = read_secret(&name)?;
-            let added = identity::add(&store, &name, secret.as_bytes(), &roles, store::now())?;
+            let added = identity::add(store, &name, secret.as_bytes(), &roles, store::now())?;
             println!(
                 "added identity {} (roles: {})",
                 added.name,
                 shown_roles(&added.roles)
             );
+            Some(format!("roles: {}", shown_roles(&added.roles)))
         }
-        UsersCommand::List { json } => list(&store, json)?,
         UsersCommand::Remove { name } => {
             if !store.remove_identity(&name)? {
                 return Err(StoreError::NotFound(format!("identity {name:?}")).into());
             }
             println!("removed identity {name}");
+            None
         }
         UsersCommand::Passwd { name } => {
             // Fail before prompting when there is no such identity.
@@ -85,19 +112,21 @@ pub(super) fn run(config: Option<PathBuf>, command: UsersCommand) -> Result<Exit
                 return Err(StoreError::NotFound(format!("identity {name:?}")).into());
             }
             let secret = read_secret(&name)?;
-            identity::set_secret(&store, &name, secret.as_bytes())?;
+            identity::set_secret(store, &name, secret.as_bytes())?;
             println!("changed the secret of {name}");
+            None
         }
         UsersCommand::Disable { name } => {
             store.set_identity_disabled(&name, true)?;
             println!("disabled identity {name}");
+            None
         }
         UsersCommand::Enable { name } => {
             store.set_identity_disabled(&name, false)?;
             println!("enabled identity {name}");
+            None
         }
-    }
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn shown_roles(roles: &[String]) -> String {

@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
+use super::admin_audit::{lifecycle_event, CliAudit};
+use crate::audit::{LifecycleEvent, Outcome};
 use crate::config::{Config, PolicyMode};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Due, RotateError, RotationLock, TokenOps};
@@ -135,6 +137,27 @@ struct Ctx {
     now: UnixTime,
 }
 
+impl KeysCommand {
+    /// The audit action of a command that changes keys (None: read-only), and the
+    /// key label it names.
+    fn change(&self) -> Option<(&'static str, Option<String>)> {
+        let (action, label) = match self {
+            KeysCommand::List { .. }
+            | KeysCommand::Show { .. }
+            | KeysCommand::Reconcile { dry_run: true } => return None,
+            KeysCommand::Rotate { label, .. } => ("rotate", label.as_deref()),
+            KeysCommand::Suspend(a) => ("suspend", Some(a.label.as_str())),
+            KeysCommand::Resume(a) => ("resume", Some(a.label.as_str())),
+            KeysCommand::Deactivate(a) => ("deactivate", Some(a.label.as_str())),
+            KeysCommand::Compromise(a) => ("compromise", Some(a.label.as_str())),
+            KeysCommand::Destroy { label, .. } => ("destroy", Some(label.as_str())),
+            KeysCommand::Adopt { label, .. } => ("adopt", Some(label.as_str())),
+            KeysCommand::Reconcile { dry_run: false } => ("reconcile", None),
+        };
+        Some((action, label.map(str::to_owned)))
+    }
+}
+
 impl Ctx {
     fn token(&self) -> Result<CryptokiToken> {
         CryptokiToken::open(
@@ -210,43 +233,75 @@ pub(super) fn run(
         token_args,
         now,
     };
+    let Some((action, label)) = command.change() else {
+        return read_only(&cx, command);
+    };
+    // Before anything changes: no trail, no change.
+    let au = CliAudit::open(&cx.config)?;
+    let result = change(&cx, &au, command);
+    if let Err(e) = &result {
+        let mut ev = lifecycle_event(action, label.as_deref());
+        ev.outcome = Outcome::Error;
+        ev.detail = Some(e.to_string());
+        au.lifecycle(ev);
+    }
+    au.finish(result)
+}
+
+fn read_only(cx: &Ctx, command: KeysCommand) -> Result<ExitCode> {
     match command {
         KeysCommand::List {
             json,
             unmanaged: true,
             ..
-        } => view::unmanaged(&cx, json),
+        } => view::unmanaged(cx, json),
         KeysCommand::List {
             state, due, json, ..
         } => {
             let state = state.map(|s| s.parse::<KeyState>()).transpose()?;
-            view::list(&cx, state, due, json)
+            view::list(cx, state, due, json)
         }
-        KeysCommand::Show { label, json } => view::show(&cx, &label, json),
+        KeysCommand::Show { label, json } => view::show(cx, &label, json),
+        KeysCommand::Reconcile { .. } => {
+            let token = cx.token()?;
+            let _lock = cx.lock()?;
+            let found = lifecycle::reconcile(&cx.store, &token, true).map_err(rotate_err)?;
+            report_orphans(None, &found);
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(Error::Internal(format!("{other:?} is not read-only"))),
+    }
+}
+
+/// The commands that change keys; each change is recorded in `au`.
+fn change(cx: &Ctx, au: &CliAudit, command: KeysCommand) -> Result<ExitCode> {
+    match command {
         KeysCommand::Rotate {
             label: Some(label),
             expect_version,
             reason,
             ..
-        } => rotate_one(&cx, &label, expect_version, reason.as_deref()),
-        KeysCommand::Rotate { reason, .. } => rotate_due(&cx, reason.as_deref()),
-        KeysCommand::Suspend(a) => change_state(&cx, &a, KeyState::Suspended),
-        KeysCommand::Resume(a) => change_state(&cx, &a, KeyState::Active),
-        KeysCommand::Deactivate(a) => change_state(&cx, &a, KeyState::Deactivated),
-        KeysCommand::Compromise(a) => change_state(&cx, &a, KeyState::Compromised),
+        } => rotate_one(cx, au, &label, expect_version, reason.as_deref()),
+        KeysCommand::Rotate { reason, .. } => rotate_due(cx, au, reason.as_deref()),
+        KeysCommand::Suspend(a) => change_state(cx, au, &a, KeyState::Suspended),
+        KeysCommand::Resume(a) => change_state(cx, au, &a, KeyState::Active),
+        KeysCommand::Deactivate(a) => change_state(cx, au, &a, KeyState::Deactivated),
+        KeysCommand::Compromise(a) => change_state(cx, au, &a, KeyState::Compromised),
         KeysCommand::Destroy {
             label,
             version,
             yes,
             reason,
-        } => destroy(&cx, &label, version, yes, reason.as_deref()),
-        KeysCommand::Adopt { label, id } => adopt(&cx, &label, id.as_deref()),
-        KeysCommand::Reconcile { dry_run } => {
+        } => destroy(cx, au, &label, version, yes, reason.as_deref()),
+        KeysCommand::Adopt { label, id } => adopt(cx, au, &label, id.as_deref()),
+        KeysCommand::Reconcile { .. } => {
             let token = cx.token()?;
             let _lock = cx.lock()?;
-            report_orphans(&lifecycle::reconcile(&cx.store, &token, dry_run).map_err(rotate_err)?);
+            let removed = lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?;
+            report_orphans(Some(au), &removed);
             Ok(ExitCode::SUCCESS)
         }
+        other => read_only(cx, other),
     }
 }
 
@@ -257,8 +312,19 @@ fn rotate_err(e: RotateError) -> Error {
     }
 }
 
-fn report_orphans(orphans: &[lifecycle::Orphan]) {
+/// Prints what reconciliation found; `au` records what it removed.
+fn report_orphans(au: Option<&CliAudit>, orphans: &[lifecycle::Orphan]) {
     for o in orphans {
+        if let (Some(au), true) = (au, o.removed) {
+            let mut ev = lifecycle_event("reconcile", Some(&o.label));
+            ev.key_id = Some(o.cka_id.clone());
+            ev.to_state = Some("removed".into());
+            ev.detail = Some(format!(
+                "{} orphaned object(s) of an interrupted rotation removed",
+                o.objects
+            ));
+            au.lifecycle(ev);
+        }
         eprintln!(
             "keywarden: {} orphaned object(s) of an interrupted rotation ({:?}, CKA_ID {}){}",
             o.objects,
@@ -279,6 +345,7 @@ fn fault_hook() {
 
 fn rotate_one(
     cx: &Ctx,
+    au: &CliAudit,
     label: &str,
     expect: Option<u32>,
     reason: Option<&str>,
@@ -291,7 +358,10 @@ fn rotate_one(
     let _lock = cx.lock()?;
     let token = cx.token()?;
     // Leftovers of a rotation that crashed are cleaned before making new objects.
-    report_orphans(&lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?);
+    report_orphans(
+        Some(au),
+        &lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?,
+    );
     let id = lifecycle::new_cka_id().map_err(|e| Error::Internal(format!("random CKA_ID: {e}")))?;
     let reason = reason.unwrap_or("rotated by keywarden keys rotate");
     match lifecycle::rotate(
@@ -305,18 +375,43 @@ fn rotate_one(
         &mut fault_hook,
     ) {
         Ok(out) => {
-            print_rotation(label, &out);
+            print_rotation(au, label, &out, reason);
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ RotateError::LostRace { .. }) => {
             eprintln!("keywarden: {e}");
+            let mut ev = lifecycle_event("rotate", Some(label));
+            ev.outcome = Outcome::Error;
+            ev.detail = Some(e.to_string());
+            au.lifecycle(ev);
             Ok(ExitCode::from(EXIT_LOST_RACE))
         }
         Err(e) => Err(rotate_err(e)),
     }
 }
 
-fn print_rotation(label: &str, out: &lifecycle::RotateOutcome) {
+/// Reports a rotation and records it: the new version made active, and the
+/// previous one deactivated.
+fn print_rotation(au: &CliAudit, label: &str, out: &lifecycle::RotateOutcome, reason: &str) {
+    au.lifecycle(LifecycleEvent {
+        to_state: Some(out.current.state.to_string()),
+        detail: Some(match &out.previous {
+            Some(p) => format!("replaces version {}: {reason}", p.version),
+            None => reason.to_owned(),
+        }),
+        ..version_event("rotate", label, &out.current)
+    });
+    if let Some(p) = &out.previous {
+        au.lifecycle(LifecycleEvent {
+            from_state: Some(KeyState::Active.to_string()),
+            to_state: Some(KeyState::Deactivated.to_string()),
+            detail: Some(format!(
+                "replaced by version {}: {reason}",
+                out.current.version
+            )),
+            ..version_event("deactivate", label, p)
+        });
+    }
     println!(
         "rotated {label}: version {} (CKA_ID {}) is active{}",
         out.current.version,
@@ -331,11 +426,23 @@ fn print_rotation(label: &str, out: &lifecycle::RotateOutcome) {
     }
 }
 
-fn rotate_due(cx: &Ctx, reason: Option<&str>) -> Result<ExitCode> {
+/// A lifecycle record naming one version of a key.
+fn version_event(action: &str, label: &str, v: &KeyVersion) -> LifecycleEvent {
+    LifecycleEvent {
+        key_id: Some(v.cka_id.clone()),
+        key_version: Some(v.version),
+        ..lifecycle_event(action, Some(label))
+    }
+}
+
+fn rotate_due(cx: &Ctx, au: &CliAudit, reason: Option<&str>) -> Result<ExitCode> {
     // Lock before opening the token: see rotate_one.
     let _lock = cx.lock()?;
     let token = cx.token()?;
-    report_orphans(&lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?);
+    report_orphans(
+        Some(au),
+        &lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?,
+    );
     let mut failed = false;
     for key in cx.store.list_keys()? {
         let versions = cx.store.versions(key.id)?;
@@ -373,6 +480,12 @@ fn rotate_due(cx: &Ctx, reason: Option<&str>) -> Result<ExitCode> {
                             key.label
                         );
                     }
+                    au.lifecycle(LifecycleEvent {
+                        from_state: Some(v.state.to_string()),
+                        to_state: Some(KeyState::Deactivated.to_string()),
+                        detail: Some(reason.unwrap_or(&why).to_owned()),
+                        ..version_event("deactivate", &key.label, v)
+                    });
                     println!("deactivated {} version {}: {why}", key.label, v.version);
                 })
                 .map_err(|e| e.to_string()),
@@ -389,12 +502,21 @@ fn rotate_due(cx: &Ctx, reason: Option<&str>) -> Result<ExitCode> {
                     cx.now,
                     &mut fault_hook,
                 )
-                .map(|out| print_rotation(&key.label, &out))
+                .map(|out| print_rotation(au, &key.label, &out, reason.unwrap_or(&why)))
                 .map_err(|e| e.to_string())
             }
         };
         if let Err(e) = result {
             eprintln!("keywarden: {}: {e}", key.label);
+            let verb = match action {
+                WhenDue::Deactivate => "deactivate",
+                _ => "rotate",
+            };
+            au.lifecycle(LifecycleEvent {
+                outcome: Outcome::Error,
+                detail: Some(e),
+                ..version_event(verb, &key.label, v)
+            });
             failed = true;
         }
     }
@@ -405,7 +527,7 @@ fn rotate_due(cx: &Ctx, reason: Option<&str>) -> Result<ExitCode> {
     })
 }
 
-fn change_state(cx: &Ctx, a: &StateArgs, to: KeyState) -> Result<ExitCode> {
+fn change_state(cx: &Ctx, au: &CliAudit, a: &StateArgs, to: KeyState) -> Result<ExitCode> {
     let key = cx.key(&a.label)?;
     let versions = cx.store.versions(key.id)?;
     let v = match a.version {
@@ -416,6 +538,18 @@ fn change_state(cx: &Ctx, a: &StateArgs, to: KeyState) -> Result<ExitCode> {
     .ok_or_else(|| StoreError::NotFound(format!("a version of {:?} to make {to}", a.label)))?;
     // The store first: that is what running modules enforce, within a second.
     let changed = cx.store.set_state(v.id, to, Some(&a.reason), cx.now)?;
+    let verb = match to {
+        KeyState::Suspended => "suspend",
+        KeyState::Active => "resume",
+        KeyState::Deactivated => "deactivate",
+        _ => "compromise",
+    };
+    au.lifecycle(LifecycleEvent {
+        from_state: Some(v.state.to_string()),
+        to_state: Some(changed.state.to_string()),
+        detail: Some(a.reason.clone()),
+        ..version_event(verb, &a.label, v)
+    });
     println!(
         "{} version {}: {} -> {}",
         a.label, v.version, v.state, changed.state
@@ -435,6 +569,7 @@ fn change_state(cx: &Ctx, a: &StateArgs, to: KeyState) -> Result<ExitCode> {
 
 fn destroy(
     cx: &Ctx,
+    au: &CliAudit,
     label: &str,
     version: Option<u32>,
     yes: bool,
@@ -481,12 +616,15 @@ fn destroy(
         let removed = token
             .destroy(&v.cka_id)
             .map_err(|e| Error::Config(e.to_string()))?;
-        cx.store.set_state(
-            v.id,
-            KeyState::Destroyed,
-            Some(reason.unwrap_or("destroyed by keywarden keys destroy")),
-            cx.now,
-        )?;
+        let why = reason.unwrap_or("destroyed by keywarden keys destroy");
+        cx.store
+            .set_state(v.id, KeyState::Destroyed, Some(why), cx.now)?;
+        au.lifecycle(LifecycleEvent {
+            from_state: Some(v.state.to_string()),
+            to_state: Some(KeyState::Destroyed.to_string()),
+            detail: Some(format!("{removed} token object(s) removed: {why}")),
+            ..version_event("destroy", label, v)
+        });
         println!(
             "destroyed {label} version {}: {removed} object(s) removed, tombstone kept",
             v.version
@@ -516,7 +654,7 @@ fn confirm(label: &str, targets: &[&KeyVersion]) -> Result<bool> {
     Ok(answer.trim_end_matches(['\r', '\n']) == label)
 }
 
-fn adopt(cx: &Ctx, label: &str, id: Option<&str>) -> Result<ExitCode> {
+fn adopt(cx: &Ctx, au: &CliAudit, label: &str, id: Option<&str>) -> Result<ExitCode> {
     let token = cx.token()?;
     let want = id
         .map(|h| {
@@ -602,6 +740,11 @@ fn adopt(cx: &Ctx, label: &str, id: Option<&str>) -> Result<ExitCode> {
     let v = cx
         .store
         .add_version(key.id, &new, KeyState::Active, cx.now)?;
+    au.lifecycle(LifecycleEvent {
+        to_state: Some(v.state.to_string()),
+        detail: Some(format!("key #{} brought under management", key.id.0)),
+        ..version_event("adopt", label, &v)
+    });
     if let Err(e) = token.set_dates(&cka_id, Some(cx.now), None) {
         eprintln!("keywarden: warning: CKA_START_DATE not set: {e}");
     }
