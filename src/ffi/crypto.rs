@@ -183,8 +183,8 @@ pub(super) unsafe fn C_GenerateKey(
             public_template: None,
             bits_hint: None,
         };
-        gw.create(call, &args, |b, force| {
-            let forced = with_forced(template, force);
+        gw.create(call, &args, |b, add| {
+            let forced = with_forced(template, add);
             let rv = b.generate_key(hSession, mechanism, forced.as_deref().or(template), key);
             (rv, [Some(*key), None])
         })
@@ -253,13 +253,15 @@ pub(super) unsafe fn C_GenerateKeyPair(
             public_template: Some(&pt),
             bits_hint: None,
         };
-        gw.create(call, &args, |b, force| {
-            // Forced attributes go on the private key's template.
-            let forced = with_forced(private, force);
+        gw.create(call, &args, |b, add| {
+            // Forced attributes go on the private key's template, an assigned
+            // CKA_ID on both.
+            let forced = with_forced(private, add);
+            let public_forced = with_forced(public, &add.for_public());
             let rv = b.generate_key_pair(
                 hSession,
                 mechanism,
-                public,
+                public_forced.as_deref().or(public),
                 forced.as_deref().or(private),
                 public_key,
                 private_key,
@@ -332,8 +334,8 @@ pub(super) unsafe fn C_UnwrapKey(
             public_template: None,
             bits_hint: unwrap_bits_hint(mechanism.mechanism, wrapped.map_or(0, <[u8]>::len)),
         };
-        gw.create(call, &args, |b, force| {
-            let forced = with_forced(template, force);
+        gw.create(call, &args, |b, add| {
+            let forced = with_forced(template, add);
             let rv = b.unwrap_key(
                 hSession,
                 mechanism,
@@ -381,8 +383,8 @@ pub(super) unsafe fn C_DeriveKey(
             public_template: None,
             bits_hint: None,
         };
-        gw.create(call, &args, |b, force| {
-            let forced = with_forced(template, force);
+        gw.create(call, &args, |b, add| {
+            let forced = with_forced(template, add);
             let rv = b.derive_key(
                 hSession,
                 mechanism,

@@ -15,13 +15,12 @@
 //! enforcing a policy.
 #![cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 
-use pkcs11_sys::{
-    CK_ATTRIBUTE, CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_FALSE, CK_MECHANISM, CK_TRUE, CK_ULONG,
-};
+use pkcs11_sys::{CKA_ID, CK_ATTRIBUTE, CK_BBOOL, CK_FALSE, CK_MECHANISM, CK_TRUE, CK_ULONG};
 
 use super::args::in_slice;
 use crate::abi::{Attr, MechanismSummary, MechanismView, Template};
 use crate::error::Result;
+use crate::gateway::Additions;
 
 /// The attributes of a template, each value borrowed from the application.
 ///
@@ -98,19 +97,22 @@ pub(crate) unsafe fn mechanism_from_raw(m: &CK_MECHANISM) -> Result<MechanismSum
 static TRUE_BYTE: CK_BBOOL = CK_TRUE;
 static FALSE_BYTE: CK_BBOOL = CK_FALSE;
 
-/// The application's template with the attributes policy forces appended (enforce
-/// mode, docs/policy.md "Creation policy": only attributes the template leaves
-/// out are forced). `None` when there is nothing to add, so the application's own
-/// array is forwarded. The added values point at statics the backend only reads.
+/// The application's template with what the gateway adds appended (enforce mode):
+/// the boolean attributes policy forces (docs/policy.md "Creation policy": only
+/// those the template leaves out) and the `CKA_ID` auto-registration assigns
+/// (docs/lifecycle.md; only when the template has none). `None` when there is
+/// nothing to add, so the application's own array is forwarded. The added values
+/// point at statics, or at `add`'s bytes, which the backend only reads during the
+/// call.
 pub(crate) fn with_forced(
     template: Option<&[CK_ATTRIBUTE]>,
-    force: &[(CK_ATTRIBUTE_TYPE, bool)],
+    add: &Additions<'_>,
 ) -> Option<Vec<CK_ATTRIBUTE>> {
-    if force.is_empty() {
+    if add.flags.is_empty() && add.id.is_none() {
         return None;
     }
     let mut out: Vec<CK_ATTRIBUTE> = template.unwrap_or_default().to_vec();
-    out.extend(force.iter().map(|&(ty, v)| {
+    out.extend(add.flags.iter().map(|&(ty, v)| {
         CK_ATTRIBUTE {
             type_: ty,
             pValue: std::ptr::from_ref(if v { &TRUE_BYTE } else { &FALSE_BYTE })
@@ -119,6 +121,13 @@ pub(crate) fn with_forced(
             ulValueLen: 1,
         }
     }));
+    if let Some(id) = add.id {
+        out.push(CK_ATTRIBUTE {
+            type_: CKA_ID,
+            pValue: id.as_ptr().cast_mut().cast(),
+            ulValueLen: CK_ULONG::try_from(id.len()).unwrap_or(0),
+        });
+    }
     Some(out)
 }
 

@@ -38,8 +38,8 @@ pub(super) unsafe fn C_CreateObject(
             public_template: None,
             bits_hint: None,
         };
-        gw.create(call, &args, |b, force| {
-            let forced = with_forced(template, force);
+        gw.create(call, &args, |b, add| {
+            let forced = with_forced(template, add);
             let rv = b.create_object(hSession, forced.as_deref().or(template), object);
             (rv, [Some(*object), None])
         })
@@ -74,8 +74,8 @@ pub(super) unsafe fn C_CopyObject(
             public_template: None,
             bits_hint: None,
         };
-        gw.create(call, &args, |b, force| {
-            let forced = with_forced(template, force);
+        gw.create(call, &args, |b, add| {
+            let forced = with_forced(template, add);
             let rv = b.copy_object(hSession, hObject, forced.as_deref().or(template), new);
             (rv, [Some(*new), None])
         })

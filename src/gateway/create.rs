@@ -15,6 +15,29 @@ use crate::policy::{Creation, CreationKind, Op};
 /// The new objects a creation made: one, or a key pair's (public, private).
 pub type NewObjects = [Option<CK_OBJECT_HANDLE>; 2];
 
+/// What the gateway adds to the application's template(s) in enforce mode.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Additions<'a> {
+    /// Boolean attributes policy forces on the new private or secret key.
+    pub flags: &'a [(CK_ATTRIBUTE_TYPE, bool)],
+    /// A `CKA_ID` for the private, secret or only template (auto-registration,
+    /// when it has none).
+    pub id: Option<&'a [u8]>,
+    /// A `CKA_ID` for `C_GenerateKeyPair`'s public template.
+    pub public_id: Option<&'a [u8]>,
+}
+
+impl<'a> Additions<'a> {
+    /// What goes on a key pair's public template.
+    pub fn for_public(&self) -> Additions<'a> {
+        Additions {
+            flags: &[],
+            id: self.public_id,
+            public_id: None,
+        }
+    }
+}
+
 /// A creation call, as the front end decoded it.
 pub struct CreateArgs<'a, 't> {
     /// Which function.
@@ -59,11 +82,11 @@ impl Gateway {
         &self,
         call: Call,
         args: &CreateArgs<'_, '_>,
-        forward: impl FnOnce(&Backend, &[(CK_ATTRIBUTE_TYPE, bool)]) -> (CK_RV, NewObjects),
+        forward: impl FnOnce(&Backend, &Additions<'_>) -> (CK_RV, NewObjects),
     ) -> Result<()> {
         self.decide(&call)?;
         let Some(e) = &self.enforcer else {
-            return check_rv(forward(&self.backend, &[]).0);
+            return check_rv(forward(&self.backend, &Additions::default()).0);
         };
         let p = e.policy();
         let op = args.kind.access_op();
@@ -87,7 +110,20 @@ impl Gateway {
         if !cd.decision.allow {
             return Err(e.refuse(&call, Some(op), &cd.decision));
         }
-        let (rv, created) = forward(&self.backend, &cd.force);
+        // Auto-registration (docs/lifecycle.md): a token key generated with a
+        // label gets a CKA_ID if it has none, and generation and registration run
+        // under the rotation lock, so `reconcile` never takes it for an orphan.
+        let registration = e.registration_plan(&self.backend, &call, args, slot)?;
+        let _lock = match &registration {
+            Some(r) => Some(e.registration_lock(&call, op, r)?),
+            None => None,
+        };
+        let add = Additions {
+            flags: &cd.force,
+            id: registration.as_ref().and_then(|r| r.private_add()),
+            public_id: registration.as_ref().and_then(|r| r.public_add()),
+        };
+        let (rv, created) = forward(&self.backend, &add);
         check_rv(rv)?;
         for h in created.iter().flatten() {
             e.facts.forget(slot, *h);
@@ -121,6 +157,9 @@ impl Gateway {
                     return Err(err);
                 }
             }
+        }
+        if let Some(r) = registration {
+            e.register(&self.backend, &call, slot, &created, r, &cd, &p)?;
         }
         Ok(())
     }

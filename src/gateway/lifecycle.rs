@@ -47,7 +47,7 @@ pub(super) struct LcRefusal {
 }
 
 impl LcRefusal {
-    fn store(why: String) -> LcRefusal {
+    pub(super) fn store(why: String) -> LcRefusal {
         LcRefusal {
             rule: "lifecycle.store",
             rv: CKR_GENERAL_ERROR,
@@ -157,6 +157,11 @@ impl Lifecycle {
         })
     }
 
+    /// The store (registration and rotation; never on the per-operation path).
+    pub(super) fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
     /// Now, on the module's clock.
     pub(super) fn now(&self) -> UnixTime {
         self.clock.unix_seconds()
@@ -199,7 +204,7 @@ impl Lifecycle {
     }
 
     /// The serial of the token in `slot`, read once per slot.
-    fn serial(
+    pub(super) fn serial(
         &self,
         backend: &Backend,
         slot: CK_SLOT_ID,

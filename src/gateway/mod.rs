@@ -15,12 +15,13 @@ mod find;
 mod lifecycle;
 mod named;
 mod objects;
+mod register;
 mod sessions;
 
 use pkcs11_sys::*;
 
 pub use crate::call::Call;
-pub use create::{unwrap_bits_hint, CreateArgs, NewObjects};
+pub use create::{unwrap_bits_hint, Additions, CreateArgs, NewObjects};
 pub use enforce::Enforcer;
 
 use crate::backend::{Backend, InitOutcome};

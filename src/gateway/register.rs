@@ -1,0 +1,213 @@
+//! Enforce mode: auto-registration of keys generated through the module
+//! (docs/lifecycle.md, "Gateway integration").
+//!
+//! `C_GenerateKey` and `C_GenerateKeyPair` of a token key with a label register it
+//! as version 1, active, of a new managed key: a `CKA_ID` (`lifecycle::new_cka_id`)
+//! is added to the template(s) that have none, and generation and registration run
+//! under [`RotationLock`] — a `"KW"` `CKA_ID` with no store record is an orphan to
+//! `keys reconcile`, so the record must exist before anyone can look. If the
+//! registration fails the new objects are destroyed and the call fails
+//! (`CKR_GENERAL_ERROR`): a key that should be managed never exists unmanaged.
+//!
+//! Imported (`C_CreateObject`), unwrapped, derived and copied keys are not
+//! registered: their value did not originate on the token through Keywarden, and
+//! bringing such a key under management (with its own cryptoperiod) is an
+//! administrator's decision, `keywarden keys adopt`.
+
+use pkcs11_sys::*;
+
+use super::create::{CreateArgs, NewObjects};
+use super::lifecycle::LcRefusal;
+use super::{Call, Enforcer};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::lifecycle::RotationLock;
+use crate::policy::{CreateDecision, CreationKind, Op, Policy};
+use crate::store::{KeyState, NewKey, NewVersion, Store};
+
+/// A registration decided before the generation.
+pub(super) struct Registration {
+    label: String,
+    id: Vec<u8>,
+    add_private: bool,
+    add_public: bool,
+}
+
+impl Registration {
+    /// The `CKA_ID` to append to the private, secret or only template.
+    pub(super) fn private_add(&self) -> Option<&[u8]> {
+        self.add_private.then_some(self.id.as_slice())
+    }
+
+    /// The `CKA_ID` to append to a key pair's public template.
+    pub(super) fn public_add(&self) -> Option<&[u8]> {
+        self.add_public.then_some(self.id.as_slice())
+    }
+}
+
+impl Enforcer {
+    /// Whether this creation registers a key, and with which `CKA_ID`.
+    pub(super) fn registration_plan(
+        &self,
+        backend: &Backend,
+        call: &Call,
+        args: &CreateArgs<'_, '_>,
+        slot: CK_SLOT_ID,
+    ) -> Result<Option<Registration>> {
+        let pair = match args.kind {
+            CreationKind::Generate => false,
+            CreationKind::GenerateKeyPair => true,
+            _ => return Ok(None),
+        };
+        // Session objects die with their session: nothing to manage.
+        if args.template.token() != Some(true) {
+            return Ok(None);
+        }
+        let label = args
+            .template
+            .label()
+            .or_else(|| args.public_template.and_then(|t| t.label()))
+            .filter(|l| !l.is_empty());
+        let Some(label) = label else {
+            return Ok(None);
+        };
+        let label = String::from_utf8_lossy(label).into_owned();
+        let private_id = args.template.id().filter(|i| !i.is_empty());
+        let public_id = args
+            .public_template
+            .and_then(|t| t.id())
+            .filter(|i| !i.is_empty());
+        let id = match private_id.or(public_id) {
+            Some(id) => id.to_vec(),
+            None => crate::lifecycle::new_cka_id().map_err(|e| {
+                self.refuse_lifecycle(
+                    call,
+                    Some(Op::Generate),
+                    LcRefusal::store(format!("no CKA_ID could be drawn: {e}")),
+                )
+            })?,
+        };
+        // An application-chosen CKA_ID a live version already holds: the new
+        // objects join no version of ours (the store keeps CKA_IDs unique).
+        if private_id.or(public_id).is_some() {
+            let view = self
+                .lifecycle
+                .view(backend, slot)
+                .map_err(|r| self.refuse_lifecycle(call, Some(Op::Generate), r))?;
+            if view.index.version(&view.serial, &id).is_some() {
+                log::warn!(
+                    "{}: CKA_ID of a managed version reused; the new key is not registered",
+                    call.function.name()
+                );
+                return Ok(None);
+            }
+        }
+        Ok(Some(Registration {
+            label,
+            add_private: private_id.is_none(),
+            add_public: pair && public_id.is_none(),
+            id,
+        }))
+    }
+
+    /// The rotation lock, held across generation and registration.
+    pub(super) fn registration_lock(
+        &self,
+        call: &Call,
+        op: Op,
+        _r: &Registration,
+    ) -> Result<RotationLock> {
+        RotationLock::acquire(&self.lifecycle.dir).map_err(|e| {
+            self.refuse_lifecycle(
+                call,
+                Some(op),
+                LcRefusal::store(format!("the rotation lock could not be taken: {e}")),
+            )
+        })
+    }
+
+    /// Records the key just generated: a managed key (owner and classification
+    /// from policy), its version 1 active. On failure the new objects are
+    /// destroyed.
+    #[allow(clippy::too_many_arguments)] // one creation's inputs
+    pub(super) fn register(
+        &self,
+        backend: &Backend,
+        call: &Call,
+        slot: CK_SLOT_ID,
+        created: &NewObjects,
+        r: Registration,
+        cd: &CreateDecision,
+        policy: &Policy,
+    ) -> Result<()> {
+        let op = Op::Generate;
+        let key = match created {
+            [_, Some(private)] => *private,
+            [Some(only), None] => *only,
+            [None, None] => return Ok(()),
+        };
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        let recorded = self
+            .facts_of(backend, call, op, slot, key)
+            .and_then(|facts| {
+                let serial = self
+                    .lifecycle
+                    .serial(backend, slot)
+                    .map_err(|e| self.refuse_lifecycle(call, Some(op), e))?;
+                let store = self.lifecycle.store();
+                let now = self.lifecycle.now();
+                let write = || -> crate::store::StoreResult<()> {
+                    let k = store.create_key(
+                        &NewKey {
+                            label: r.label.clone(),
+                            owner: policy.owner_of(&facts).map(str::to_owned),
+                            // The level creation policy gave the key, recorded so
+                            // it stays with the key (policy applies the higher of
+                            // this and its keyset's level).
+                            classification: Some(cd.classification.into()),
+                            rotation_rule: policy.cryptoperiod_for(&facts).map(|c| c.name.clone()),
+                        },
+                        now,
+                    )?;
+                    store.add_version(
+                        k.id,
+                        &NewVersion {
+                            token_serial: serial.to_string(),
+                            cka_id: r.id.clone(),
+                            algorithm: facts.key_type.map_or_else(String::new, |t| {
+                                crate::abi::key_type_name(t).to_string()
+                            }),
+                            size_bits: facts.bits,
+                            curve: facts.curve.map(|c| c.name().to_owned()),
+                        },
+                        KeyState::Active,
+                        now,
+                    )?;
+                    Ok(())
+                };
+                write().map_err(|e| {
+                    self.refuse_lifecycle(
+                        call,
+                        Some(op),
+                        LcRefusal::store(format!("the new key could not be registered: {e}")),
+                    )
+                })
+            });
+        if let Err(e) = recorded {
+            for h in created.iter().flatten() {
+                let _ = backend.destroy_object(session, *h);
+                self.facts.forget(slot, *h);
+            }
+            return Err(e);
+        }
+        log::info!(
+            "{}: key {:?} registered as version 1 (CKA_ID {})",
+            call.function.name(),
+            r.label,
+            r.id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        // Seen by this process at once (others within a poll interval).
+        self.lifecycle.reload();
+        Ok(())
+    }
+}
