@@ -22,7 +22,8 @@ use super::{Backend, Notify};
 use crate::abi::OutBuf;
 use crate::error::{check_rv, Error, Result};
 
-/// One attribute of a search template, with an owned value.
+/// One attribute of a search (or generation, or edit) template, with an owned
+/// value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FindAttr {
     /// `CKA_CLASS`
@@ -35,6 +36,12 @@ pub enum FindAttr {
     Id(Vec<u8>),
     /// `CKA_TOKEN`
     Token(bool),
+    /// Any `CK_BBOOL`-valued attribute.
+    Flag(CK_ATTRIBUTE_TYPE, bool),
+    /// Any `CK_ULONG`-valued attribute.
+    Ulong(CK_ATTRIBUTE_TYPE, CK_ULONG),
+    /// Any byte-valued attribute (`CKA_EC_PARAMS`, `CKA_START_DATE`, ...).
+    Bytes(CK_ATTRIBUTE_TYPE, Vec<u8>),
 }
 
 /// The value storage behind one `CK_ATTRIBUTE`: numbers are kept as `CK_ULONG`s (not
@@ -52,16 +59,20 @@ impl FindAttr {
             FindAttr::KeyType(k) => (CKA_KEY_TYPE, Value::Ulong(*k)),
             FindAttr::Label(l) => (CKA_LABEL, Value::Bytes(l.as_bytes().to_vec())),
             FindAttr::Id(id) => (CKA_ID, Value::Bytes(id.clone())),
-            FindAttr::Token(t) => (
-                CKA_TOKEN,
-                Value::Bool(if *t {
-                    CK_TRUE as CK_BBOOL
-                } else {
-                    CK_FALSE as CK_BBOOL
-                }),
-            ),
+            FindAttr::Token(t) => (CKA_TOKEN, bool_value(*t)),
+            FindAttr::Flag(ty, v) => (*ty, bool_value(*v)),
+            FindAttr::Ulong(ty, v) => (*ty, Value::Ulong(*v)),
+            FindAttr::Bytes(ty, v) => (*ty, Value::Bytes(v.clone())),
         }
     }
+}
+
+fn bool_value(v: bool) -> Value {
+    Value::Bool(if v {
+        CK_TRUE as CK_BBOOL
+    } else {
+        CK_FALSE as CK_BBOOL
+    })
 }
 
 /// Builds `CK_ATTRIBUTE`s pointing into `values`, which must outlive their use.
@@ -156,12 +167,24 @@ impl Backend {
     /// Opens a read-only session on `slot` that is closed when dropped. It shares the
     /// application's login state (§5.6) and never changes it.
     pub fn open_helper_session(&self, slot: CK_SLOT_ID) -> Result<HelperSession<'_>> {
+        self.helper_session(slot, CKF_SERIAL_SESSION)
+    }
+
+    /// A read/write helper session (automatic rotation creates and edits token
+    /// objects). In the application's user login state it is an "R/W User
+    /// Functions" session (§5.6); without a login, private objects cannot be
+    /// created, and the caller's operation fails with the token's code.
+    pub fn open_helper_session_rw(&self, slot: CK_SLOT_ID) -> Result<HelperSession<'_>> {
+        self.helper_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)
+    }
+
+    fn helper_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<HelperSession<'_>> {
         let mut handle: CK_SESSION_HANDLE = 0;
         let notify = Notify {
             application: ptr::null_mut(),
             callback: None,
         };
-        check_rv(self.open_session(slot, CKF_SERIAL_SESSION, notify, &mut handle))?;
+        check_rv(self.open_session(slot, flags, notify, &mut handle))?;
         Ok(HelperSession {
             backend: self,
             handle,
@@ -250,6 +273,64 @@ impl HelperSession<'_> {
         )?;
         value.truncate(usize::try_from(fetch[0].ulValueLen).unwrap_or(0).min(len));
         Ok(value)
+    }
+
+    /// Generates a key pair (`public` given) or a secret key with `mechanism` (one
+    /// without parameters); returns the (public, private) or (secret, secret)
+    /// handles.
+    pub fn generate(
+        &self,
+        mechanism: CK_MECHANISM_TYPE,
+        public: Option<&[FindAttr]>,
+        private: &[FindAttr],
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        let mech = CK_MECHANISM {
+            mechanism,
+            pParameter: ptr::null_mut(),
+            ulParameterLen: 0,
+        };
+        let (vtypes, vvalues): (Vec<_>, Vec<_>) = private.iter().map(FindAttr::split).unzip();
+        let vt = template(&vtypes, &vvalues);
+        let mut key: CK_OBJECT_HANDLE = 0;
+        match public {
+            Some(public) => {
+                let (ptypes, pvalues): (Vec<_>, Vec<_>) =
+                    public.iter().map(FindAttr::split).unzip();
+                let pt = template(&ptypes, &pvalues);
+                let mut pubkey: CK_OBJECT_HANDLE = 0;
+                check_rv(self.backend.generate_key_pair(
+                    self.handle,
+                    &mech,
+                    Some(&pt),
+                    Some(&vt),
+                    &mut pubkey,
+                    &mut key,
+                ))?;
+                Ok((pubkey, key))
+            }
+            None => {
+                check_rv(
+                    self.backend
+                        .generate_key(self.handle, &mech, Some(&vt), &mut key),
+                )?;
+                Ok((key, key))
+            }
+        }
+    }
+
+    /// `C_SetAttributeValue` with owned values.
+    pub fn set_attributes(&self, object: CK_OBJECT_HANDLE, attrs: &[FindAttr]) -> Result<()> {
+        let (types, values): (Vec<_>, Vec<_>) = attrs.iter().map(FindAttr::split).unzip();
+        let t = template(&types, &values);
+        check_rv(
+            self.backend
+                .set_attribute_value(self.handle, object, Some(&t)),
+        )
+    }
+
+    /// `C_DestroyObject`.
+    pub fn destroy(&self, object: CK_OBJECT_HANDLE) -> Result<()> {
+        check_rv(self.backend.destroy_object(self.handle, object))
     }
 
     /// Signs `data` once with `mechanism` (one without parameters, e.g. `CKM_ECDSA`)

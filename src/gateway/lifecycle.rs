@@ -110,6 +110,8 @@ pub(super) struct Lifecycle {
     usage: Arc<UsageAccumulator>,
     flusher: Mutex<Option<Flusher>>,
     pub(super) clock: Arc<dyn Clock>,
+    /// Versions an automatic rotation was last tried for, and when.
+    rotation_tries: Mutex<HashMap<VersionId, std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -154,6 +156,7 @@ impl Lifecycle {
             usage,
             flusher: Mutex::new(flusher),
             clock,
+            rotation_tries: Mutex::new(HashMap::new()),
         })
     }
 
@@ -274,6 +277,26 @@ impl Lifecycle {
     /// Counts one use of a managed version (written by the flusher).
     pub(super) fn record_use(&self, version: VersionId, now: UnixTime) {
         self.usage.record(version, 0, now);
+    }
+
+    /// Whether an automatic rotation of `version` may be tried now: not while one
+    /// is under way in this process, nor within `ROTATE_RETRY` of a failed one.
+    fn may_try_rotation(&self, version: VersionId) -> bool {
+        let mut tries = self.rotation_tries.lock();
+        let now = std::time::Instant::now();
+        match tries.get(&version) {
+            Some(t) if now.duration_since(*t) < ROTATE_RETRY => false,
+            _ => {
+                tries.insert(version, now);
+                true
+            }
+        }
+    }
+
+    /// The rotation of `version` is done (by us or another process): the index
+    /// reload makes it deactivated, so no retry timer is needed any more.
+    fn rotation_done(&self, version: VersionId) {
+        self.rotation_tries.lock().remove(&version);
     }
 
     /// `C_Finalize`: stops the flusher, which writes what is pending.
@@ -480,14 +503,15 @@ fn unmanaged(
 
 impl super::Enforcer {
     /// The lifecycle half of a key-use decision (after policy allowed it): the
-    /// state check, and a permitted use of a managed version counted.
+    /// state check, automatic rotation of a version past due, and a permitted use
+    /// of a managed version counted.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn lifecycle_check(
         &self,
-        _backend: &Backend,
+        backend: &Backend,
         call: &super::Call,
         op: Op,
-        _slot: CK_SLOT_ID,
+        slot: CK_SLOT_ID,
         view: &View,
         facts: &KeyFacts,
         policy: &Policy,
@@ -495,18 +519,97 @@ impl super::Enforcer {
         let now = self.lifecycle.now();
         match view.check(facts, op, now, policy) {
             Ok(Some(u)) if op.uses_key_value() => {
-                if u.due_rotate {
-                    log::warn!(
-                        "{}: version {} of a managed key is due for rotation (when_due = \"rotate\"); `keywarden keys rotate --due` rotates it",
-                        call.function.name(),
-                        u.version.version
-                    );
-                }
                 self.lifecycle.record_use(u.version.id, now);
+                if u.due_rotate {
+                    if let Some((_, key)) = view.lookup(facts) {
+                        self.auto_rotate(backend, call, slot, &view.serial, key, u.version, now);
+                    }
+                }
                 Ok(())
             }
             Ok(_) => Ok(()),
             Err(r) => Err(self.refuse_lifecycle(call, Some(op), r)),
         }
     }
+
+    /// Automatic rotation at first use after the due date (`when_due = "rotate"`):
+    /// under `RotationLock`, `lifecycle::rotate` with the version seen as the
+    /// expected active one, so processes racing here make exactly one new version
+    /// (the others get `LostRace` and find the new one). The use that triggered it
+    /// goes on with the version it named (it was active when decided); searches
+    /// without `CKA_ID` find the new version from then on. A failure (e.g. no user
+    /// login to create private objects with) is logged, and retried after
+    /// `ROTATE_RETRY`; the key stays in use meanwhile, as with `warn`.
+    #[allow(clippy::too_many_arguments)]
+    fn auto_rotate(
+        &self,
+        backend: &Backend,
+        call: &super::Call,
+        slot: CK_SLOT_ID,
+        serial: &str,
+        key: &ManagedKey,
+        version: &KeyVersion,
+        now: UnixTime,
+    ) {
+        if !self.lifecycle.may_try_rotation(version.id) {
+            return;
+        }
+        let attempt = || -> std::result::Result<crate::lifecycle::RotateOutcome, String> {
+            let _lock = crate::lifecycle::RotationLock::acquire(&self.lifecycle.dir)
+                .map_err(|e| format!("rotation lock: {e}"))?;
+            let session = backend
+                .open_helper_session_rw(slot)
+                .map_err(|e| format!("helper session: {e}"))?;
+            let token = super::token_ops::BackendToken {
+                session,
+                serial: serial.to_owned(),
+            };
+            let new_id = crate::lifecycle::new_cka_id().map_err(|e| e.to_string())?;
+            crate::lifecycle::rotate(
+                self.lifecycle.store(),
+                &token,
+                key,
+                Some(version.version),
+                &new_id,
+                Some("automatic: originator-usage period ended (when_due = \"rotate\")"),
+                now,
+                &mut || {},
+            )
+            .map_err(|e| match e {
+                crate::lifecycle::RotateError::LostRace { .. } => LOST_RACE.to_owned(),
+                other => other.to_string(),
+            })
+        };
+        match attempt() {
+            Ok(o) => {
+                log::info!(
+                    "{}: key {:?} rotated automatically: version {} active, version {} deactivated",
+                    call.function.name(),
+                    key.label,
+                    o.current.version,
+                    version.version
+                );
+                if let Some(w) = o.warning {
+                    log::warn!("{w}");
+                }
+                self.lifecycle.rotation_done(version.id);
+            }
+            Err(e) if e == LOST_RACE => {
+                log::debug!("key {:?}: another process rotated it first", key.label);
+                self.lifecycle.rotation_done(version.id);
+            }
+            Err(e) => log::warn!(
+                "{}: key {:?} is due for rotation but could not be rotated (retried in {} s): {e}",
+                call.function.name(),
+                key.label,
+                ROTATE_RETRY.as_secs()
+            ),
+        }
+        self.lifecycle.reload();
+    }
 }
+
+const LOST_RACE: &str = "lost race";
+
+/// How long after a failed automatic rotation the next use tries again.
+const ROTATE_RETRY: Duration = Duration::from_secs(60);

@@ -17,6 +17,7 @@ mod named;
 mod objects;
 mod register;
 mod sessions;
+mod token_ops;
 
 use pkcs11_sys::*;
 

@@ -1,0 +1,289 @@
+//! [`TokenOps`] over the backend, for automatic rotation inside the module: the same
+//! operations the CLI performs with `cryptoki` (`src/cli/keys/token.rs`), here
+//! through a read/write helper session of the application's own login state
+//! (`Backend::open_helper_session_rw`). Objects are addressed by `CKA_ID`.
+
+use pkcs11_sys::*;
+
+use crate::abi::{key_type_from_name, key_type_name, EcCurve};
+use crate::backend::{FindAttr, HelperSession};
+use crate::lifecycle::{KeyShape, TokenError, TokenObject, TokenOps};
+use crate::store::UnixTime;
+
+/// The boolean usage and protection attributes a rotation copies.
+const FLAGS: [CK_ATTRIBUTE_TYPE; 10] = [
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_DERIVE,
+    CKA_SENSITIVE,
+    CKA_EXTRACTABLE,
+    CKA_PRIVATE,
+];
+
+/// One token, through a helper session.
+pub(super) struct BackendToken<'a> {
+    pub(super) session: HelperSession<'a>,
+    pub(super) serial: String,
+}
+
+fn terr(what: &'static str) -> impl Fn(crate::error::Error) -> TokenError {
+    move |e| TokenError(format!("{what}: {e}"))
+}
+
+fn ulong_of(b: &[u8]) -> Option<CK_ULONG> {
+    b.try_into().ok().map(CK_ULONG::from_ne_bytes)
+}
+
+/// `CK_DATE` ("YYYYMMDD", UTC) of a Unix time (days-to-civil, H. Hinnant).
+fn ck_date(t: UnixTime) -> Vec<u8> {
+    let z = t.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}").into_bytes()
+}
+
+impl BackendToken<'_> {
+    fn handles(&self, find: &[FindAttr]) -> Result<Vec<CK_OBJECT_HANDLE>, TokenError> {
+        self.session
+            .find_objects(find)
+            .map_err(terr("C_FindObjects"))
+    }
+
+    /// One attribute, `None` when the object does not have it (or it is sensitive).
+    fn get(&self, h: CK_OBJECT_HANDLE, ty: CK_ATTRIBUTE_TYPE) -> Option<Vec<u8>> {
+        self.session.attribute_bytes(h, ty).ok()
+    }
+
+    fn describe(&self, h: CK_OBJECT_HANDLE) -> TokenObject {
+        TokenObject {
+            class: self
+                .get(h, CKA_CLASS)
+                .and_then(|b| ulong_of(&b))
+                .map_or(u64::MAX, u64::from),
+            id: self.get(h, CKA_ID).unwrap_or_default(),
+            label: self
+                .get(h, CKA_LABEL)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn objects(&self, find: &[FindAttr]) -> Result<Vec<TokenObject>, TokenError> {
+        Ok(self
+            .handles(find)?
+            .into_iter()
+            .map(|h| self.describe(h))
+            .collect())
+    }
+
+    // CK_ULONG is `u64` here, `u32` on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    fn flags(&self, h: CK_OBJECT_HANDLE) -> Vec<(u64, bool)> {
+        FLAGS
+            .iter()
+            .filter_map(|ty| match self.get(h, *ty).as_deref() {
+                Some([v]) => Some((u64::from(*ty), *v != CK_FALSE)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn by_id_class(
+        &self,
+        id: &[u8],
+        class: CK_OBJECT_CLASS,
+    ) -> Result<Option<CK_OBJECT_HANDLE>, TokenError> {
+        Ok(self
+            .handles(&[FindAttr::Id(id.to_vec()), FindAttr::Class(class)])?
+            .first()
+            .copied())
+    }
+}
+
+impl TokenOps for BackendToken<'_> {
+    fn serial(&self) -> String {
+        self.serial.clone()
+    }
+
+    fn find_by_id(&self, id: &[u8]) -> Result<Vec<TokenObject>, TokenError> {
+        self.objects(&[FindAttr::Id(id.to_vec())])
+    }
+
+    fn find_by_label(&self, label: &str) -> Result<Vec<TokenObject>, TokenError> {
+        self.objects(&[FindAttr::Label(label.to_owned())])
+    }
+
+    fn all_objects(&self) -> Result<Vec<TokenObject>, TokenError> {
+        self.objects(&[])
+    }
+
+    fn shape(&self, id: &[u8]) -> Result<KeyShape, TokenError> {
+        let private = self.by_id_class(id, CKO_PRIVATE_KEY)?;
+        let public = self.by_id_class(id, CKO_PUBLIC_KEY)?;
+        let (key, pair) = match private {
+            Some(k) => (k, true),
+            None => match self.by_id_class(id, CKO_SECRET_KEY)? {
+                Some(k) => (k, false),
+                None => {
+                    return Err(TokenError(
+                        "no private or secret key with that CKA_ID".into(),
+                    ))
+                }
+            },
+        };
+        // Public values are read from the public key when there is one (a private
+        // key may keep them unreadable).
+        let read = |ty| {
+            self.get(key, ty)
+                .or_else(|| public.and_then(|p| self.get(p, ty)))
+        };
+        let key_type = read(CKA_KEY_TYPE)
+            .and_then(|b| ulong_of(&b))
+            .ok_or_else(|| TokenError("key without CKA_KEY_TYPE".into()))?;
+        let ec_params = read(CKA_EC_PARAMS);
+        let size_bits = if pair {
+            read(CKA_MODULUS_BITS)
+                .and_then(|b| ulong_of(&b))
+                .and_then(|b| u32::try_from(b).ok())
+                .or_else(|| read(CKA_MODULUS).and_then(|m| u32::try_from(m.len() * 8).ok()))
+        } else {
+            read(CKA_VALUE_LEN)
+                .and_then(|b| ulong_of(&b))
+                .and_then(|n| u32::try_from(n.saturating_mul(8)).ok())
+        };
+        Ok(KeyShape {
+            algorithm: key_type_name(key_type).to_string(),
+            size_bits,
+            curve: ec_params
+                .as_deref()
+                .and_then(EcCurve::from_ec_params)
+                .map(|c| c.name().to_owned()),
+            ec_params,
+            public_exponent: read(CKA_PUBLIC_EXPONENT),
+            pair,
+            private_flags: self.flags(key),
+            public_flags: public.map(|p| self.flags(p)).unwrap_or_default(),
+        })
+    }
+
+    fn generate(
+        &self,
+        shape: &KeyShape,
+        id: &[u8],
+        label: &str,
+        start: UnixTime,
+    ) -> Result<(), TokenError> {
+        let common = vec![
+            FindAttr::Token(true),
+            FindAttr::Id(id.to_vec()),
+            FindAttr::Label(label.to_owned()),
+            FindAttr::Bytes(CKA_START_DATE, ck_date(start)),
+        ];
+        let with_flags = |flags: &[(u64, bool)]| {
+            let mut t = common.clone();
+            t.extend(
+                flags
+                    .iter()
+                    .filter_map(|(c, v)| Some(FindAttr::Flag(CK_ULONG::try_from(*c).ok()?, *v))),
+            );
+            t
+        };
+        let mut private = with_flags(&shape.private_flags);
+        let mut public = with_flags(&shape.public_flags);
+        let unsupported = || TokenError(format!("cannot generate a {} key", shape.algorithm));
+        let mechanism = match shape.algorithm.as_str() {
+            "CKK_EC" | "CKK_EC_EDWARDS" => {
+                let params = shape.ec_params.clone().ok_or_else(unsupported)?;
+                public.push(FindAttr::Bytes(CKA_EC_PARAMS, params));
+                if shape.algorithm == "CKK_EC" {
+                    CKM_EC_KEY_PAIR_GEN
+                } else {
+                    CKM_EC_EDWARDS_KEY_PAIR_GEN
+                }
+            }
+            "CKK_RSA" => {
+                let bits = shape.size_bits.ok_or_else(unsupported)?;
+                public.push(FindAttr::Ulong(CKA_MODULUS_BITS, CK_ULONG::from(bits)));
+                if let Some(e) = &shape.public_exponent {
+                    public.push(FindAttr::Bytes(CKA_PUBLIC_EXPONENT, e.clone()));
+                }
+                CKM_RSA_PKCS_KEY_PAIR_GEN
+            }
+            "CKK_AES" | "CKK_GENERIC_SECRET" => {
+                let bytes = shape.size_bits.ok_or_else(unsupported)? / 8;
+                private.push(FindAttr::Ulong(CKA_VALUE_LEN, CK_ULONG::from(bytes)));
+                let kt = key_type_from_name(&shape.algorithm).ok_or_else(unsupported)?;
+                private.push(FindAttr::KeyType(kt));
+                if shape.algorithm == "CKK_AES" {
+                    CKM_AES_KEY_GEN
+                } else {
+                    CKM_GENERIC_SECRET_KEY_GEN
+                }
+            }
+            _ => return Err(unsupported()),
+        };
+        let public = shape.pair.then_some(public.as_slice());
+        self.session
+            .generate(mechanism, public, &private)
+            .map(|_| ())
+            .map_err(terr("generate"))
+    }
+
+    fn set_dates(
+        &self,
+        id: &[u8],
+        start: Option<UnixTime>,
+        end: Option<UnixTime>,
+    ) -> Result<(), TokenError> {
+        let mut t = Vec::new();
+        if let Some(s) = start {
+            t.push(FindAttr::Bytes(CKA_START_DATE, ck_date(s)));
+        }
+        if let Some(e) = end {
+            t.push(FindAttr::Bytes(CKA_END_DATE, ck_date(e)));
+        }
+        for h in self.handles(&[FindAttr::Id(id.to_vec())])? {
+            self.session
+                .set_attributes(h, &t)
+                .map_err(terr("C_SetAttributeValue"))?;
+        }
+        Ok(())
+    }
+
+    fn set_label(&self, id: &[u8], label: &str) -> Result<(), TokenError> {
+        for h in self.handles(&[FindAttr::Id(id.to_vec())])? {
+            self.session
+                .set_attributes(h, &[FindAttr::Label(label.to_owned())])
+                .map_err(terr("C_SetAttributeValue"))?;
+        }
+        Ok(())
+    }
+
+    fn destroy(&self, id: &[u8]) -> Result<usize, TokenError> {
+        let handles = self.handles(&[FindAttr::Id(id.to_vec())])?;
+        for h in &handles {
+            self.session.destroy(*h).map_err(terr("C_DestroyObject"))?;
+        }
+        Ok(handles.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ck_dates_are_utc_days() {
+        assert_eq!(super::ck_date(0), b"19700101");
+        assert_eq!(super::ck_date(951_782_400), b"20000229");
+        assert_eq!(super::ck_date(1_798_761_599), b"20261231");
+    }
+}
