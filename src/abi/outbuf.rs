@@ -36,6 +36,15 @@ impl<'a, T: Copy> OutBuf<'a, T> {
         (self.buf.as_deref_mut(), &mut *self.len)
     }
 
+    /// The same buffer and length cell, borrowed again (to forward it and read the
+    /// length written afterwards).
+    pub fn reborrow(&mut self) -> OutBuf<'_, T> {
+        OutBuf {
+            buf: self.buf.as_deref_mut(),
+            len: &mut *self.len,
+        }
+    }
+
     /// The length cell as it stands (after a call: the length written or needed).
     pub fn written_len(&self) -> CK_ULONG {
         *self.len

@@ -112,6 +112,8 @@ pub(super) fn forward(call: Call, f: impl FnOnce(&Backend) -> CK_RV) -> Result<(
 }
 
 /// The boundary: panics become `CKR_GENERAL_ERROR`, errors become their `CK_RV`.
+/// Keywarden's own faults (a caught panic, `Error::Internal`) also go to the audit
+/// trail as module errors when a gateway is running.
 #[inline]
 pub(super) fn boundary(function: FunctionId, body: impl FnOnce() -> Result<()>) -> CK_RV {
     match catch_unwind(AssertUnwindSafe(body)) {
@@ -125,15 +127,51 @@ pub(super) fn boundary(function: FunctionId, body: impl FnOnce() -> Result<()>) 
                 "{}: internal panic caught at the C boundary",
                 function.name()
             );
+            record_module_error(function, "internal panic caught at the C boundary");
             CKR_GENERAL_ERROR
         }
     }
 }
 
+/// Best effort, and itself guarded: recording must never turn into a second panic
+/// across the C boundary.
+#[cold]
+fn record_module_error(function: FunctionId, detail: &str) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        with_gateway(|gw| {
+            gw.record_module_error(function, detail);
+            Ok(())
+        })
+    }));
+}
+
+/// Runs when the process exits (or this library is unloaded) without
+/// `C_Finalize`: writes the audit records still queued in `buffered` mode
+/// (docs/audit.md, "Durability"). A forked child that never initialised finds no
+/// gateway of its own and does nothing.
+extern "C" fn flush_audit_at_exit() {
+    let _ = catch_unwind(|| {
+        with_gateway(|gw| {
+            gw.flush_audit();
+            Ok(())
+        })
+    });
+}
+
+/// A destructor of this shared object: the dynamic linker runs `.fini_array`
+/// entries at process exit and at `dlclose`, and only while the library is
+/// loaded (unlike `atexit`, which could outlive an unloaded library).
+#[used]
+#[link_section = ".fini_array"]
+static FLUSH_AUDIT_AT_EXIT: extern "C" fn() = flush_audit_at_exit;
+
 fn log_error(function: FunctionId, err: &Error) {
     match err {
         // Keywarden's own fault: worth a line even at the default level.
-        Error::Internal(_) => log::error!("{}: {err}", function.name()),
+        Error::Internal(_) => {
+            log::error!("{}: {err}", function.name());
+            record_module_error(function, &err.to_string());
+        }
         // A token's answer, a caller's mistake, or a refusal already reported once on
         // stderr and syslog (report.rs): normal traffic at the default level.
         _ => log::debug!("{}: {err}", function.name()),

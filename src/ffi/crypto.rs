@@ -1,15 +1,25 @@
 //! Cryptographic functions (PKCS#11 v2.40 §5.8-§5.13, §5.15) and key management
-//! (§5.14). Mechanism parameters are not read here: they go to the token as they came.
+//! (§5.14). Mechanism parameters go to the token as they came; at a `*Init` they
+//! are also decoded (lengths only, `abi::MechanismView::decode`) for the audit
+//! record, and a parameter the decoder cannot read is still forwarded (the token
+//! judges it) and recorded by mechanism type only. Data calls tell the gateway
+//! their buffer lengths (`gateway::Io`), never their contents.
 #![allow(non_snake_case)]
 
 use pkcs11_sys::*;
 
 use super::args::{in_ref, in_slice, out_buf, out_ref, out_slice};
 use super::boundary::{forward, with_gateway};
-use super::decode::{template_from_raw, with_forced};
+use super::decode::{mechanism_from_raw, template_from_raw, with_forced};
 use crate::error::Result;
 use crate::functions::FunctionId as F;
-use crate::gateway::{unwrap_bits_hint, Call, CreateArgs};
+use crate::gateway::{unwrap_bits_hint, Call, CreateArgs, Io};
+
+/// The length of an optional input buffer, for `Io`.
+#[inline]
+fn len_of(data: Option<&[u8]>) -> u64 {
+    data.map_or(0, |d| d.len() as u64)
+}
 use crate::policy::CreationKind;
 
 /// `X_Init(hSession, pMechanism, hKey)`: the decision point of a keyed operation.
@@ -19,8 +29,10 @@ macro_rules! init_with_key {
         pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pMechanism: CK_MECHANISM_PTR, hKey: CK_OBJECT_HANDLE) -> Result<()> {
             // SAFETY: caller's contract: pMechanism points to a CK_MECHANISM.
             let mechanism = unsafe { in_ref(pMechanism.cast_const(), "pMechanism") }?;
+            // SAFETY: caller's contract: pParameter points to ulParameterLen bytes.
+            let summary = unsafe { mechanism_from_raw(mechanism) }.ok();
             let call = Call::session(F::$name, hSession).on(hKey).with_mechanism(mechanism.mechanism);
-            forward(call, |b| b.$method(hSession, mechanism, hKey))
+            with_gateway(|gw| gw.op_init(call, summary.as_ref(), |b| b.$method(hSession, mechanism, hKey)))
         }
     )* };
 }
@@ -31,8 +43,12 @@ macro_rules! in_to_out {
         #[doc = concat!("`", stringify!($name), "` (§5.2 size query applies)")]
         pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pIn: CK_BYTE_PTR, ulInLen: CK_ULONG, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) -> Result<()> {
             // SAFETY: caller's contract: ulInLen readable bytes; *pulOutLen writable bytes.
-            let (data, out) = unsafe { (in_slice(pIn, ulInLen, "input buffer")?, out_buf(pOut, pulOutLen, "output length")?) };
-            forward(Call::session(F::$name, hSession), |b| b.$method(hSession, data, out))
+            let (data, mut out) = unsafe { (in_slice(pIn, ulInLen, "input buffer")?, out_buf(pOut, pulOutLen, "output length")?) };
+            let io = Io { in_len: len_of(data), size_query: out.is_size_query(), ..Io::default() };
+            with_gateway(|gw| gw.call_io(Call::session(F::$name, hSession), io, |b| {
+                let rv = b.$method(hSession, data, out.reborrow());
+                (rv, out.written_len())
+            }))
         }
     )* };
 }
@@ -44,7 +60,8 @@ macro_rules! in_only {
         pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pIn: CK_BYTE_PTR, ulInLen: CK_ULONG) -> Result<()> {
             // SAFETY: caller's contract: ulInLen readable bytes.
             let data = unsafe { in_slice(pIn, ulInLen, "input buffer") }?;
-            forward(Call::session(F::$name, hSession), |b| b.$method(hSession, data))
+            let io = Io { in_len: len_of(data), ..Io::default() };
+            with_gateway(|gw| gw.call_io(Call::session(F::$name, hSession), io, |b| (b.$method(hSession, data), 0)))
         }
     )* };
 }
@@ -55,8 +72,12 @@ macro_rules! out_only {
         #[doc = concat!("`", stringify!($name), "` (§5.2 size query applies)")]
         pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) -> Result<()> {
             // SAFETY: caller's contract: *pulOutLen writable bytes.
-            let out = unsafe { out_buf(pOut, pulOutLen, "output length") }?;
-            forward(Call::session(F::$name, hSession), |b| b.$method(hSession, out))
+            let mut out = unsafe { out_buf(pOut, pulOutLen, "output length") }?;
+            let io = Io { size_query: out.is_size_query(), ..Io::default() };
+            with_gateway(|gw| gw.call_io(Call::session(F::$name, hSession), io, |b| {
+                let rv = b.$method(hSession, out.reborrow());
+                (rv, out.written_len())
+            }))
         }
     )* };
 }
@@ -107,8 +128,14 @@ pub(super) unsafe fn C_DigestInit(
 ) -> Result<()> {
     // SAFETY: caller's contract.
     let mechanism = unsafe { in_ref(pMechanism.cast_const(), "pMechanism") }?;
+    // SAFETY: caller's contract: pParameter points to ulParameterLen bytes.
+    let summary = unsafe { mechanism_from_raw(mechanism) }.ok();
     let call = Call::session(F::C_DigestInit, hSession).with_mechanism(mechanism.mechanism);
-    forward(call, |b| b.digest_init(hSession, mechanism))
+    with_gateway(|gw| {
+        gw.op_init(call, summary.as_ref(), |b| {
+            b.digest_init(hSession, mechanism)
+        })
+    })
 }
 
 /// `C_DigestKey`
@@ -136,8 +163,15 @@ pub(super) unsafe fn C_Verify(
             in_slice(pSignature, ulSignatureLen, "pSignature")?,
         )
     };
-    forward(Call::session(F::C_Verify, hSession), |b| {
-        b.verify(hSession, data, sig)
+    // The signature is not counted: bytes_in is the data verified.
+    let io = Io {
+        in_len: len_of(data),
+        ..Io::default()
+    };
+    with_gateway(|gw| {
+        gw.call_io(Call::session(F::C_Verify, hSession), io, |b| {
+            (b.verify(hSession, data, sig), 0)
+        })
     })
 }
 
@@ -281,7 +315,7 @@ pub(super) unsafe fn C_WrapKey(
     pulWrappedKeyLen: CK_ULONG_PTR,
 ) -> Result<()> {
     // SAFETY: caller's contract.
-    let (mechanism, out) = unsafe {
+    let (mechanism, mut out) = unsafe {
         (
             in_ref(pMechanism.cast_const(), "pMechanism")?,
             out_buf(pWrappedKey, pulWrappedKeyLen, "pulWrappedKeyLen")?,
@@ -291,8 +325,15 @@ pub(super) unsafe fn C_WrapKey(
         .on(hWrappingKey)
         .and(hKey)
         .with_mechanism(mechanism.mechanism);
-    forward(call, |b| {
-        b.wrap_key(hSession, mechanism, hWrappingKey, hKey, out)
+    let io = Io {
+        size_query: out.is_size_query(),
+        ..Io::default()
+    };
+    with_gateway(|gw| {
+        gw.call_io(call, io, |b| {
+            let rv = b.wrap_key(hSession, mechanism, hWrappingKey, hKey, out.reborrow());
+            (rv, out.written_len())
+        })
     })
 }
 

@@ -168,8 +168,10 @@ pub(super) unsafe fn C_GetSessionInfo(
 
 /// `C_SessionCancel` (3.0)
 pub(super) unsafe fn C_SessionCancel(hSession: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
-    forward(Call::session(F::C_SessionCancel, hSession), |b| {
-        b.session_cancel(hSession, flags)
+    with_gateway(|gw| {
+        gw.session_cancel(Call::session(F::C_SessionCancel, hSession), flags, |b| {
+            b.session_cancel(hSession, flags)
+        })
     })
 }
 

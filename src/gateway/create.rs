@@ -84,6 +84,15 @@ impl Gateway {
         args: &CreateArgs<'_, '_>,
         forward: impl FnOnce(&Backend, &Additions<'_>) -> (CK_RV, NewObjects),
     ) -> Result<()> {
+        self.recorded(&call, || self.create_unrecorded(call, args, forward))
+    }
+
+    fn create_unrecorded(
+        &self,
+        call: Call,
+        args: &CreateArgs<'_, '_>,
+        forward: impl FnOnce(&Backend, &Additions<'_>) -> (CK_RV, NewObjects),
+    ) -> Result<()> {
         self.decide(&call)?;
         let Some(e) = &self.enforcer else {
             return check_rv(forward(&self.backend, &Additions::default()).0);
@@ -167,6 +176,17 @@ impl Gateway {
     /// `C_SetAttributeValue` in enforce mode: `decide_set_attributes` on the
     /// object's facts, then forward; the cached facts are dropped after.
     pub fn set_attributes(
+        &self,
+        call: Call,
+        template: &Template<'_>,
+        forward: impl FnOnce(&Backend) -> CK_RV,
+    ) -> Result<()> {
+        self.recorded(&call, || {
+            self.set_attributes_unrecorded(call, template, forward)
+        })
+    }
+
+    fn set_attributes_unrecorded(
         &self,
         call: Call,
         template: &Template<'_>,

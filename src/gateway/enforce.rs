@@ -32,6 +32,8 @@ pub struct Enforcer {
     pub(super) facts: FactsCache,
     /// States, rotation and usage of managed keys (docs/lifecycle.md).
     pub(super) lifecycle: Lifecycle,
+    /// The audit trail, which records every refusal (set by `Gateway::start`).
+    audit: Option<Arc<super::record::Recorder>>,
 }
 
 impl Enforcer {
@@ -53,7 +55,15 @@ impl Enforcer {
             sessions: Sessions::new(ProcessFacts::observe()),
             facts: FactsCache::default(),
             lifecycle: Lifecycle::open(&config.store, clock)?,
+            audit: None,
         })
+    }
+
+    /// Records refusals and policy reloads in `audit` from now on.
+    pub(super) fn attach_audit(&mut self, audit: &Arc<super::record::Recorder>) {
+        self.policy
+            .set_observer(super::record::reload_observer(Arc::clone(audit.log())));
+        self.audit = Some(Arc::clone(audit));
     }
 
     /// The active policy (reloaded when its file changed).
@@ -61,8 +71,9 @@ impl Enforcer {
         self.policy.load()
     }
 
-    /// The one refusal path: logs the decision with its rule and turns it into the
-    /// error the application sees.
+    /// The one refusal path: logs the decision with its rule, records it in the
+    /// audit trail, and turns it into the error the application sees (in
+    /// `required` mode a refusal whose record cannot be written is `Error::Audit`).
     pub(super) fn refuse(&self, call: &Call, op: Option<Op>, d: &Decision) -> Error {
         log::info!(
             "{}: refused by policy rule {} ({}): {}; session {:?}, object {:?}, mechanism {:?}",
@@ -74,10 +85,13 @@ impl Enforcer {
             call.object,
             call.mechanism,
         );
-        Error::Refused {
-            rv: d.rv,
-            rule: d.rule.to_string(),
+        let rule = d.rule.to_string();
+        if let Some(audit) = &self.audit {
+            if let Err(e) = audit.refused(self, call, d.rv, &rule) {
+                return e;
+            }
         }
+        Error::Refused { rv: d.rv, rule }
     }
 
     /// A lifecycle refusal (state, unmanaged key, store): through the one path.

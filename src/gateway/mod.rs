@@ -15,42 +15,62 @@ mod find;
 mod lifecycle;
 mod named;
 mod objects;
+mod record;
 mod register;
 mod sessions;
 mod token_ops;
+
+use std::sync::Arc;
 
 use pkcs11_sys::*;
 
 pub use crate::call::Call;
 pub use create::{unwrap_bits_hint, Additions, CreateArgs, NewObjects};
 pub use enforce::Enforcer;
+pub use record::Io;
 
 use crate::backend::{Backend, InitOutcome};
 use crate::config::{Config, PolicyMode};
 use crate::error::{check_rv, Error, Result};
 use crate::functions::{FnClass, FunctionId};
+use record::Recorder;
 
 /// The engine behind one initialised module instance.
 #[derive(Debug)]
 pub struct Gateway {
     config: Config,
-    backend: Backend,
+    backend: Arc<Backend>,
     init_outcome: InitOutcome,
     /// `Some` in enforce mode only: transparent mode's path is one branch on it.
     enforcer: Option<Enforcer>,
+    /// The audit trail: on in both policy modes (`[audit]` is required).
+    audit: Arc<Recorder>,
 }
 
 impl Gateway {
     /// Loads and initialises the backend named by `config`. In enforce mode the
     /// policy file is opened first: an unusable file fails `C_Initialize` before
-    /// the backend is touched (fail closed).
+    /// the backend is touched (fail closed). Then the audit trail is opened (after
+    /// the backend: a token sealer uses it); an unusable trail fails
+    /// `C_Initialize` too.
     pub fn start(config: Config) -> Result<Gateway> {
-        let enforcer = match &config.policy.mode {
+        let mut enforcer = match &config.policy.mode {
             PolicyMode::Transparent => None,
             PolicyMode::Enforce { file } => Some(Enforcer::open(file, &config)?),
         };
-        let backend = Backend::load(&config.backend.module)?;
+        let backend = Arc::new(Backend::load(&config.backend.module)?);
         let init_outcome = backend.initialize()?;
+        let audit = match Recorder::open(&config, &backend) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                // C_Initialize fails: no C_Finalize will follow.
+                let _ = backend.finalize();
+                return Err(e);
+            }
+        };
+        if let Some(e) = &mut enforcer {
+            e.attach_audit(&audit);
+        }
         log::info!(
             "keywarden {} started over {} ({:?}, policy {:?})",
             crate::VERSION,
@@ -63,16 +83,34 @@ impl Gateway {
             backend,
             init_outcome,
             enforcer,
+            audit,
         })
     }
 
-    /// Finalises the backend if this gateway initialised it (enforce mode: after
-    /// writing the pending usage counters).
+    /// `C_Finalize`: records the end of operations under way and the stop, seals
+    /// and syncs the trail, then finalises the backend if this gateway initialised
+    /// it (enforce mode: after writing the pending usage counters). Not left to
+    /// `Drop`: the front end keeps a retired gateway for a while.
     pub fn stop(&self) -> Result<()> {
         if let Some(e) = &self.enforcer {
             e.lifecycle.stop();
         }
+        if let Err(e) = self.audit.stop() {
+            log::error!("audit trail at C_Finalize: {e}");
+        }
         self.backend.finalize()
+    }
+
+    /// Writes the audit records still queued (`buffered` mode; process exit).
+    pub fn flush_audit(&self) {
+        if let Err(e) = self.audit.flush() {
+            log::error!("audit trail flush: {e}");
+        }
+    }
+
+    /// Records one of Keywarden's own errors (a caught panic) in the trail.
+    pub fn record_module_error(&self, function: FunctionId, detail: &str) {
+        self.audit.module_error(function, detail);
     }
 
     /// The configuration in force.
@@ -90,14 +128,95 @@ impl Gateway {
         self.backend.has_v3_0()
     }
 
+    /// Runs `body` (a call's decision and forward) between the audit trail's
+    /// `before` and `after` (src/gateway/record.rs): one `match` for calls that are
+    /// not recorded.
+    #[inline]
+    fn recorded(&self, call: &Call, body: impl FnOnce() -> Result<()>) -> Result<()> {
+        let pending = self.audit.before(self.enforcer.as_ref(), call, None);
+        let result = body();
+        self.audit
+            .after(self.enforcer.as_ref(), call, pending, Io::default(), result)
+    }
+
     /// One call's path. `forward` performs the backend call and returns its `CK_RV`,
     /// which comes back unchanged as `Err(Error::Backend(rv))` when it is not `CKR_OK`.
     #[inline]
     pub fn call(&self, call: Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
-        self.decide(&call)?;
+        self.recorded(&call, || self.forward(&call, forward))
+    }
+
+    /// A call with buffers (data calls of an operation, `C_WrapKey`): `io` says
+    /// what the front end knows before the call (input length, size query);
+    /// `forward` also returns the output length the backend wrote.
+    #[inline]
+    pub fn call_io(
+        &self,
+        call: Call,
+        io: Io,
+        forward: impl FnOnce(&Backend) -> (CK_RV, CK_ULONG),
+    ) -> Result<()> {
+        let pending = self.audit.before(self.enforcer.as_ref(), &call, None);
+        let mut out_len: CK_ULONG = 0;
+        let result = self.forward(&call, |b| {
+            let (rv, n) = forward(b);
+            out_len = n;
+            rv
+        });
+        // CK_ULONG is u64 here but 32 bits wide on other targets.
+        #[allow(clippy::useless_conversion)]
+        let io = Io {
+            out_len: u64::from(out_len),
+            ..io
+        };
+        self.audit
+            .after(self.enforcer.as_ref(), &call, pending, io, result)
+    }
+
+    /// A `*Init`: `mechanism` is the decoded mechanism (types and lengths), when it
+    /// could be decoded, for the operation's record.
+    #[inline]
+    pub fn op_init(
+        &self,
+        call: Call,
+        mechanism: Option<&crate::abi::MechanismSummary>,
+        forward: impl FnOnce(&Backend) -> CK_RV,
+    ) -> Result<()> {
+        let pending = self.audit.before(self.enforcer.as_ref(), &call, mechanism);
+        let result = self.forward(&call, forward);
+        self.audit.after(
+            self.enforcer.as_ref(),
+            &call,
+            pending,
+            Io::default(),
+            result,
+        )
+    }
+
+    /// `C_SessionCancel` (v3.0): the operations its `flags` name end here.
+    pub fn session_cancel(
+        &self,
+        call: Call,
+        flags: CK_FLAGS,
+        forward: impl FnOnce(&Backend) -> CK_RV,
+    ) -> Result<()> {
+        let pending = self.audit.before(self.enforcer.as_ref(), &call, None);
+        let result = self.forward(&call, forward);
+        let io = Io {
+            flags,
+            ..Io::default()
+        };
+        self.audit
+            .after(self.enforcer.as_ref(), &call, pending, io, result)
+    }
+
+    /// Decide, forward, follow up: a call's path without its audit record.
+    #[inline]
+    fn forward(&self, call: &Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+        self.decide(call)?;
         let result = check_rv(forward(&self.backend));
         if let (Some(e), Ok(())) = (&self.enforcer, &result) {
-            e.after_ok(&call);
+            e.after_ok(call);
         }
         result
     }
@@ -115,25 +234,53 @@ impl Gateway {
         }
     }
 
-    /// `C_OpenSession`: forwards, then (enforce mode) maps the new session to its slot.
+    /// `C_OpenSession`: forwards, then maps the new session to its slot (for the
+    /// audit trail; in enforce mode for the policy too).
     pub fn open_session(
         &self,
         call: Call,
         session: &mut CK_SESSION_HANDLE,
         forward: impl FnOnce(&Backend, &mut CK_SESSION_HANDLE) -> CK_RV,
     ) -> Result<()> {
-        self.decide(&call)?;
-        check_rv(forward(&self.backend, session))?;
-        if let (Some(e), Some(slot)) = (&self.enforcer, call.slot) {
-            e.sessions.opened(&e.policy(), slot, *session);
-        }
-        Ok(())
+        let pending = self.audit.before(self.enforcer.as_ref(), &call, None);
+        let result = self.decide(&call).and_then(|()| {
+            check_rv(forward(&self.backend, session))?;
+            if let Some(slot) = call.slot {
+                self.audit.opened(slot, *session);
+                if let Some(e) = &self.enforcer {
+                    e.sessions.opened(&e.policy(), slot, *session);
+                }
+            }
+            Ok(())
+        });
+        let recorded = match result {
+            Ok(()) => Call {
+                session: Some(*session),
+                ..call
+            },
+            Err(_) => call,
+        };
+        self.audit.after(
+            self.enforcer.as_ref(),
+            &recorded,
+            pending,
+            Io::default(),
+            result,
+        )
     }
 
     /// `C_CloseSession`, `C_CloseAllSessions`, `C_Logout`: forward, then follow the
     /// session and login state (§5.6: closing a slot's last session logs it out;
     /// its session objects are destroyed, so their cached facts go).
     pub fn session_call(&self, call: Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+        self.recorded(&call, || self.session_call_unrecorded(call, forward))
+    }
+
+    fn session_call_unrecorded(
+        &self,
+        call: Call,
+        forward: impl FnOnce(&Backend) -> CK_RV,
+    ) -> Result<()> {
         self.decide(&call)?;
         check_rv(forward(&self.backend))?;
         let Some(e) = &self.enforcer else {
@@ -165,6 +312,18 @@ impl Gateway {
     /// an SO login is decided as `so-login` first, and a successful login changes
     /// the slot's subject (login state is per application per token, §5.6/§6.7).
     pub fn login(
+        &self,
+        call: Call,
+        user_type: CK_USER_TYPE,
+        pin: Option<&[u8]>,
+        forward: impl FnOnce(&Backend, Option<&[u8]>) -> CK_RV,
+    ) -> Result<()> {
+        self.recorded(&call, || {
+            self.login_unrecorded(call, user_type, pin, forward)
+        })
+    }
+
+    fn login_unrecorded(
         &self,
         call: Call,
         user_type: CK_USER_TYPE,

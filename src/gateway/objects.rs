@@ -60,6 +60,14 @@ impl FactsCache {
         Ok(facts)
     }
 
+    /// The cached facts of `object`, without asking the token.
+    pub(super) fn peek(&self, slot: CK_SLOT_ID, object: CK_OBJECT_HANDLE) -> Option<Arc<KeyFacts>> {
+        self.map
+            .read()
+            .get(&(slot, object))
+            .map(|e| Arc::clone(&e.facts))
+    }
+
     /// Forgets one object (destroyed, or its attributes changed, or a new object
     /// now has this handle).
     pub(super) fn forget(&self, slot: CK_SLOT_ID, object: CK_OBJECT_HANDLE) {

@@ -55,6 +55,22 @@ pub enum Reload {
     Failed(String),
 }
 
+/// Called after every check that found the file changed (the audit trail records
+/// reloads through it).
+pub type ReloadObserver = Box<dyn Fn(&Path, &Reload) + Send + Sync>;
+
+struct Observer(std::sync::OnceLock<ReloadObserver>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
+}
+
 /// The active policy and the file it comes from.
 #[derive(Debug)]
 pub struct PolicyHandle {
@@ -67,6 +83,7 @@ pub struct PolicyHandle {
     /// The file version the active policy (or the last failed attempt) came from.
     seen: Mutex<Option<Stamp>>,
     last_error: Mutex<Option<String>>,
+    observer: Observer,
 }
 
 impl PolicyHandle {
@@ -89,7 +106,14 @@ impl PolicyHandle {
             next_check: AtomicU64::new(first_check),
             seen: Mutex::new(Some(seen)),
             last_error: Mutex::new(None),
+            observer: Observer(std::sync::OnceLock::new()),
         })
+    }
+
+    /// Calls `observer` after each check that found the file changed (with what
+    /// the check did). Set once; a second observer is ignored.
+    pub fn set_observer(&self, observer: ReloadObserver) {
+        let _ = self.observer.0.set(observer);
     }
 
     /// Sets the time between checks (tests; 0 checks on every call).
@@ -140,6 +164,16 @@ impl PolicyHandle {
 
     /// Checks the file now, whatever the interval.
     pub fn check_now(&self) -> Reload {
+        let result = self.check_file();
+        if result != Reload::Unchanged {
+            if let Some(observe) = self.observer.0.get() {
+                observe(&self.path, &result);
+            }
+        }
+        result
+    }
+
+    fn check_file(&self) -> Reload {
         let mut seen = self.seen.lock();
         let current = stamp(&self.path).ok();
         if current == *seen {

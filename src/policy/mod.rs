@@ -39,7 +39,7 @@ pub use create_decide::{CreateDecision, Creation, CreationKind};
 pub use creation::DEFAULT_KEY_TYPES;
 pub use cryptoperiod::{parse_period, Cryptoperiod, UnmanagedKeys, WhenDue};
 pub use evaluate::{Request, Subject};
-pub use handle::{PolicyHandle, Reload, DEFAULT_CHECK_INTERVAL_MS};
+pub use handle::{PolicyHandle, Reload, ReloadObserver, DEFAULT_CHECK_INTERVAL_MS};
 pub use lint::{Finding, FindingKind};
 pub use model::{
     is_secret_attribute, Decision, KeyFacts, Level, Login, NamedIdentity, Op, Principal, RuleRef,

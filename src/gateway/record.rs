@@ -1,0 +1,582 @@
+//! The gateway's side of the audit trail: which calls are recorded, and what each
+//! record says (docs/audit.md, "What the gateway records").
+//!
+//! The engine (`crate::audit`) writes, chains and seals records; this file decides
+//! when to build one and fills in what only the gateway knows: the session's slot
+//! and token, the caller's identity (enforce mode), the key's label and `CKA_ID`,
+//! the decoded mechanism, byte counts and durations. Records are built *after* the
+//! front end's argument checks, from typed facts only (lengths, handles, names):
+//! nothing here can see a PIN, key material or data.
+//!
+//! Cost: calls that are not recorded (information, search, attribute reads,
+//! random) pay one `match` on the function; an operation pays a map insert at its
+//! `*Init` and one record at its end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::RwLock;
+use pkcs11_sys::*;
+
+use super::enforce::Enforcer;
+use super::objects::FactsCache;
+use super::Call;
+use crate::abi::MechanismSummary;
+use crate::audit::{
+    AuditConfig, AuditLog, AuditResult, KeyRef, ModuleEvent, ModuleWhat, OpEvent, OpKind,
+    OpTracker, Outcome, ReloadEvent, ReloadWhat,
+};
+use crate::backend::Backend;
+use crate::config::{Config, PolicyMode};
+use crate::error::{Error, Result};
+use crate::functions::FunctionId as F;
+
+/// What the front end knows about a data call's buffers: lengths, never contents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Io {
+    /// Bytes the caller handed in.
+    pub in_len: u64,
+    /// The output length the call wrote (or, for a size query, needs).
+    pub out_len: u64,
+    /// The output buffer was NULL: the caller asked for the length only (§5.2).
+    pub size_query: bool,
+    /// `C_SessionCancel`'s flags: which operations it cancels.
+    pub flags: CK_FLAGS,
+}
+
+/// How a function is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Not recorded unless refused: library, slot and session information,
+    /// search, attribute reads, random numbers. Find-by-label is a hot path.
+    Quiet,
+    /// One record after the forward, with the backend's result (failures too).
+    Call,
+    /// A `*Init`: the operation is recorded at its end; a failed one at once.
+    Init,
+    /// A data call of an operation under way (summarised by `OpTracker`).
+    Data,
+}
+
+/// The recording kind of every function (the one table).
+#[inline]
+pub(super) const fn kind(f: F) -> Kind {
+    match f {
+        F::C_Login
+        | F::C_LoginUser
+        | F::C_Logout
+        | F::C_InitToken
+        | F::C_InitPIN
+        | F::C_SetPIN
+        | F::C_OpenSession
+        | F::C_CloseSession
+        | F::C_CloseAllSessions
+        | F::C_SessionCancel
+        | F::C_GetOperationState
+        | F::C_SetOperationState
+        | F::C_CreateObject
+        | F::C_CopyObject
+        | F::C_DestroyObject
+        | F::C_SetAttributeValue
+        | F::C_GenerateKey
+        | F::C_GenerateKeyPair
+        | F::C_WrapKey
+        | F::C_UnwrapKey
+        | F::C_DeriveKey => Kind::Call,
+        F::C_EncryptInit
+        | F::C_DecryptInit
+        | F::C_DigestInit
+        | F::C_SignInit
+        | F::C_VerifyInit
+        | F::C_SignRecoverInit
+        | F::C_VerifyRecoverInit => Kind::Init,
+        F::C_Encrypt
+        | F::C_EncryptUpdate
+        | F::C_EncryptFinal
+        | F::C_Decrypt
+        | F::C_DecryptUpdate
+        | F::C_DecryptFinal
+        | F::C_Digest
+        | F::C_DigestUpdate
+        | F::C_DigestKey
+        | F::C_DigestFinal
+        | F::C_Sign
+        | F::C_SignUpdate
+        | F::C_SignFinal
+        | F::C_SignRecover
+        | F::C_Verify
+        | F::C_VerifyUpdate
+        | F::C_VerifyFinal
+        | F::C_VerifyRecover
+        | F::C_DigestEncryptUpdate
+        | F::C_DecryptDigestUpdate
+        | F::C_SignEncryptUpdate
+        | F::C_DecryptVerifyUpdate => Kind::Data,
+        _ => Kind::Quiet,
+    }
+}
+
+/// What is known before the forward of a recorded call.
+#[derive(Debug)]
+pub(super) struct Pending {
+    started: Instant,
+    /// The record so far (context, key, mechanism); `None` for data calls.
+    event: Option<OpEvent>,
+}
+
+/// The audit side of one running gateway.
+#[derive(Debug)]
+pub(super) struct Recorder {
+    log: Arc<AuditLog>,
+    ops: OpTracker,
+    backend: Arc<Backend>,
+    /// Session → slot, for every session opened through this gateway (both modes).
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, CK_SLOT_ID>>,
+    /// Token serial numbers by slot, read once.
+    serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>>>,
+    /// Transparent mode: key labels and ids, read once per handle (enforce mode
+    /// uses the enforcer's cache, which its decisions fill anyway).
+    facts: FactsCache,
+}
+
+fn sha256_of(path: &std::path::Path) -> Option<String> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).ok()?;
+    Some(crate::audit::to_hex(&sha2::Sha256::digest(&bytes)))
+}
+
+/// A reload record for a file that was read (or refused).
+pub(super) fn reload_event(
+    what: ReloadWhat,
+    path: &std::path::Path,
+    detail: Option<String>,
+) -> ReloadEvent {
+    ReloadEvent {
+        what,
+        path: path.display().to_string(),
+        sha256: sha256_of(path),
+        outcome: if detail.is_none() {
+            Outcome::Ok
+        } else {
+            Outcome::Error
+        },
+        detail,
+    }
+}
+
+/// The policy handle's observer: a record per reload, and per refused edit.
+pub(super) fn reload_observer(log: Arc<AuditLog>) -> crate::policy::ReloadObserver {
+    Box::new(move |path, reload| {
+        let detail = match reload {
+            crate::policy::Reload::Failed(why) => Some(why.clone()),
+            _ => None,
+        };
+        if let Err(e) = log.append(reload_event(ReloadWhat::Policy, path, detail)) {
+            log::error!("audit: policy reload not recorded: {e}");
+        }
+    })
+}
+
+impl Recorder {
+    /// Opens the trail (`[audit]`, required in every configuration) and records the
+    /// module's start and the configuration and policy it read. The token sealer
+    /// needs the initialised backend.
+    pub(super) fn open(config: &Config, backend: &Arc<Backend>) -> Result<Recorder> {
+        let sealer = crate::audit::sealer_for(&config.audit, backend)?;
+        let log = AuditLog::open(AuditConfig::from_section(&config.audit)?, sealer)?;
+        let mut start = ModuleEvent::new(ModuleWhat::Start);
+        start.backend = Some(config.backend.module.display().to_string());
+        start.detail = Some(match &config.policy.mode {
+            PolicyMode::Transparent => "policy transparent (allow all, recorded)".to_owned(),
+            PolicyMode::Enforce { .. } => "policy enforce".to_owned(),
+        });
+        log.append(start)?;
+        log.append(reload_event(
+            ReloadWhat::Config,
+            &Config::path_from_env(),
+            None,
+        ))?;
+        if let PolicyMode::Enforce { file } = &config.policy.mode {
+            log.append(reload_event(ReloadWhat::Policy, file, None))?;
+        }
+        Ok(Recorder {
+            log: Arc::new(log),
+            ops: OpTracker::new(),
+            backend: Arc::clone(backend),
+            sessions: RwLock::new(HashMap::new()),
+            serials: RwLock::new(HashMap::new()),
+            facts: FactsCache::default(),
+        })
+    }
+
+    /// The trail, for the policy's reload observer.
+    pub(super) fn log(&self) -> &Arc<AuditLog> {
+        &self.log
+    }
+
+    fn append(&self, event: impl Into<crate::audit::Event>) -> Result<()> {
+        self.log.append(event).map_err(Error::Audit)
+    }
+
+    /// `C_Finalize`: operations still under way end with `CKR_SESSION_CLOSED`, a
+    /// stop record, then the writer seals, syncs and stops (before the backend is
+    /// finalised: a token sealer needs it).
+    pub(super) fn stop(&self) -> AuditResult<()> {
+        let mut first_error = None;
+        for op in self.ops.close_slot(None, F::C_Finalize) {
+            if let Err(e) = self.log.append(op) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Err(e) = self.log.append(ModuleEvent::new(ModuleWhat::Stop)) {
+            first_error.get_or_insert(e);
+        }
+        let shutdown = self.log.shutdown();
+        match first_error {
+            Some(e) => Err(e),
+            None => shutdown,
+        }
+    }
+
+    /// Writes what is queued (process exit in `buffered` mode).
+    pub(super) fn flush(&self) -> AuditResult<()> {
+        self.log.flush()
+    }
+
+    /// A module error (a caught panic, an internal error) worth an auditor's eye.
+    pub(super) fn module_error(&self, function: F, detail: &str) {
+        let mut m = ModuleEvent::new(ModuleWhat::Error);
+        m.detail = Some(format!("{}: {detail}", function.name()));
+        if let Err(e) = self.log.append(m) {
+            log::error!("audit: could not record a module error: {e}");
+        }
+    }
+
+    fn slot_of(&self, session: CK_SESSION_HANDLE) -> Option<CK_SLOT_ID> {
+        self.sessions.read().get(&session).copied()
+    }
+
+    fn serial(&self, slot: CK_SLOT_ID) -> Option<Arc<str>> {
+        if let Some(s) = self.serials.read().get(&slot) {
+            return Some(Arc::clone(s));
+        }
+        let mut info = zeroed_token_info();
+        if self.backend.get_token_info(slot, &mut info) != CKR_OK {
+            return None;
+        }
+        let serial: Arc<str> = String::from_utf8_lossy(&info.serialNumber)
+            .trim_end()
+            .into();
+        self.serials.write().insert(slot, Arc::clone(&serial));
+        Some(serial)
+    }
+
+    /// Label, `CKA_ID` of a key. `read`: may ask the token (one
+    /// `C_GetAttributeValue`, once per handle); else only what is cached.
+    fn key(
+        &self,
+        enforcer: Option<&Enforcer>,
+        slot: CK_SLOT_ID,
+        session: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        read: bool,
+    ) -> Option<KeyRef> {
+        let cache = enforcer.map_or(&self.facts, |e| &e.facts);
+        let facts = match cache.peek(slot, object) {
+            Some(f) => f,
+            None if read => cache.get(&self.backend, slot, session, object).ok()?,
+            None => return None,
+        };
+        // The managed version (enforce mode: the lifecycle index in memory; in
+        // transparent mode the store is not read per call).
+        let version = enforcer.and_then(|e| {
+            let view = e.lifecycle.view_for_search(&self.backend, slot)?;
+            view.lookup(&facts).map(|(v, _)| v.version)
+        });
+        Some(KeyRef {
+            label: facts.label.clone(),
+            id: facts.id.clone(),
+            version,
+        })
+    }
+
+    /// The record's context: slot, token, session, identity and role, key.
+    fn context(
+        &self,
+        enforcer: Option<&Enforcer>,
+        call: &Call,
+        rv: CK_RV,
+        read_key: bool,
+    ) -> OpEvent {
+        let mut ev = OpEvent::from_call(call, rv);
+        let slot = call
+            .slot
+            .or_else(|| call.session.and_then(|s| self.slot_of(s)));
+        if let Some(slot) = slot {
+            // CK_ULONG is u64 here but 32 bits wide on other targets.
+            #[allow(clippy::useless_conversion)]
+            {
+                ev.slot = Some(u64::from(slot));
+            }
+            ev.token = self.serial(slot).map(|s| s.to_string());
+            if let (Some(session), Some(object)) = (call.session, call.object) {
+                if let Some(k) = self.key(enforcer, slot, session, object, read_key) {
+                    ev = ev.with_key(k);
+                }
+            }
+        }
+        if let (Some(e), Some(session)) = (enforcer, call.session) {
+            let p = e.policy();
+            if let Some((_, subject)) = e.sessions.subject(&p, session) {
+                if let Some(id) = &subject.principal().identity {
+                    let roles = subject.role_names(&p);
+                    let role = (!roles.is_empty()).then(|| roles.join(","));
+                    ev = ev.with_identity(id.name.clone(), role);
+                }
+            }
+        }
+        ev
+    }
+
+    /// A refusal (from `Enforcer::refuse`, the one refusal path): recorded at once
+    /// with its rule. Key facts come from the cache only (the refusal may be about
+    /// an object whose facts cannot be read).
+    pub(super) fn refused(
+        &self,
+        enforcer: &Enforcer,
+        call: &Call,
+        rv: CK_RV,
+        rule: &str,
+    ) -> Result<()> {
+        let ev = self.context(Some(enforcer), call, rv, false).denied(rule);
+        self.append(ev)
+    }
+
+    /// Before the forward of a recorded call: the time, and (for calls and
+    /// `*Init`s) the record's context as it is before the call — the key of a
+    /// `C_DestroyObject` must be named before it is gone.
+    #[inline]
+    pub(super) fn before(
+        &self,
+        enforcer: Option<&Enforcer>,
+        call: &Call,
+        mechanism: Option<&MechanismSummary>,
+    ) -> Option<Pending> {
+        let k = kind(call.function);
+        if k == Kind::Quiet {
+            return None;
+        }
+        let started = Instant::now();
+        let event = match k {
+            // A login's identity is the one after the call.
+            Kind::Data | Kind::Quiet => None,
+            Kind::Call if matches!(call.function, F::C_Login | F::C_LoginUser) => None,
+            Kind::Call | Kind::Init => {
+                let mut ev = self.context(enforcer, call, CKR_OK, true);
+                if let Some(m) = mechanism {
+                    ev = ev.with_mechanism(m);
+                }
+                Some(ev)
+            }
+        };
+        Some(Pending { started, event })
+    }
+
+    /// After the forward: records what the call ended, and follows sessions. A
+    /// refusal was recorded where it was made; in `required` mode a record that
+    /// could not be written turns the call's result into `Error::Audit`.
+    pub(super) fn after(
+        &self,
+        enforcer: Option<&Enforcer>,
+        call: &Call,
+        pending: Option<Pending>,
+        io: Io,
+        result: Result<()>,
+    ) -> Result<()> {
+        let Some(pending) = pending else {
+            return result;
+        };
+        let rv = match &result {
+            Ok(()) => CKR_OK,
+            Err(Error::Refused { .. } | Error::Audit(_)) => return result,
+            Err(e) => e.rv(),
+        };
+        let written = self.record(enforcer, call, pending, io, rv);
+        match written {
+            Ok(()) => result,
+            Err(e) => {
+                log::error!("{}: audit record not written: {e}", call.function.name());
+                Err(e)
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        enforcer: Option<&Enforcer>,
+        call: &Call,
+        pending: Pending,
+        io: Io,
+        rv: CK_RV,
+    ) -> Result<()> {
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        match kind(call.function) {
+            Kind::Quiet => Ok(()),
+            Kind::Data => {
+                // The signature a verification checks is not data.
+                let in_len = if call.function == F::C_VerifyFinal {
+                    0
+                } else {
+                    io.in_len
+                };
+                #[allow(clippy::useless_conversion)]
+                let ops = self.ops.data(
+                    u64::from(session),
+                    call.function,
+                    rv,
+                    in_len,
+                    io.out_len,
+                    io.size_query,
+                );
+                ops.into_iter().try_for_each(|op| self.append(op))
+            }
+            Kind::Init => {
+                let mut ev = pending
+                    .event
+                    .unwrap_or_else(|| OpEvent::from_call(call, rv));
+                let op_kind = OpKind::from_init(call.function);
+                match op_kind {
+                    Some(op_kind) if rv == CKR_OK => {
+                        #[allow(clippy::useless_conversion)]
+                        let stale =
+                            self.ops
+                                .begin(u64::from(session), op_kind, ev, pending.started);
+                        stale.map_or(Ok(()), |op| self.append(op))
+                    }
+                    _ => {
+                        ev.rv = crate::audit::Rv(rv);
+                        self.append(ev.with_duration(pending.started.elapsed()))
+                    }
+                }
+            }
+            Kind::Call => self.record_call(enforcer, call, pending, io, rv),
+        }
+    }
+
+    fn record_call(
+        &self,
+        enforcer: Option<&Enforcer>,
+        call: &Call,
+        pending: Pending,
+        io: Io,
+        rv: CK_RV,
+    ) -> Result<()> {
+        // A §5.2 length query (or a too-small buffer) is asked again: the real call
+        // is the one recorded.
+        if io.size_query && rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL {
+            return Ok(());
+        }
+        let mut ev = match pending.event {
+            Some(ev) => ev,
+            None => self.context(enforcer, call, rv, false),
+        };
+        ev.rv = crate::audit::Rv(rv);
+        ev.bytes_in = io.in_len;
+        ev.bytes_out = io.out_len;
+        let ev = ev.with_duration(pending.started.elapsed());
+        let mut ended = Vec::new();
+        if rv == CKR_OK {
+            ended = self.follow(enforcer, call, &io);
+        }
+        self.append(ev)?;
+        ended.into_iter().try_for_each(|op| self.append(op))
+    }
+
+    /// Session bookkeeping after a successful call; returns the operations it ended.
+    fn follow(&self, enforcer: Option<&Enforcer>, call: &Call, io: &Io) -> Vec<OpEvent> {
+        let transparent = enforcer.is_none();
+        match (call.function, call.session, call.slot) {
+            (F::C_CloseSession, Some(session), _) => {
+                let slot = self.sessions.write().remove(&session);
+                if let (true, Some(slot)) = (transparent, slot) {
+                    // Session objects die with their session (§6.7).
+                    self.facts.forget_session_objects(slot);
+                }
+                #[allow(clippy::useless_conversion)]
+                self.ops.close_session(u64::from(session), call.function)
+            }
+            (F::C_CloseAllSessions, _, Some(slot)) => {
+                self.sessions.write().retain(|_, s| *s != slot);
+                if transparent {
+                    self.facts.forget_slot(slot);
+                }
+                #[allow(clippy::useless_conversion)]
+                self.ops.close_slot(Some(u64::from(slot)), call.function)
+            }
+            (F::C_SessionCancel, Some(session), _) => cancelled(io.flags)
+                .filter_map(|k| {
+                    #[allow(clippy::useless_conversion)]
+                    self.ops
+                        .abandon(u64::from(session), k, call.function, CKR_FUNCTION_CANCELED)
+                })
+                .collect(),
+            (F::C_DestroyObject | F::C_SetAttributeValue, Some(session), _) if transparent => {
+                if let (Some(slot), Some(object)) = (self.slot_of(session), call.object) {
+                    self.facts.forget(slot, object);
+                }
+                Vec::new()
+            }
+            (F::C_InitToken, _, Some(slot)) => {
+                self.serials.write().remove(&slot);
+                self.facts.forget_slot(slot);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A session the backend just opened.
+    pub(super) fn opened(&self, slot: CK_SLOT_ID, session: CK_SESSION_HANDLE) {
+        self.sessions.write().insert(session, slot);
+    }
+}
+
+/// The operations `C_SessionCancel`'s flags name (v3.0 §5.6).
+fn cancelled(flags: CK_FLAGS) -> impl Iterator<Item = OpKind> {
+    const MAP: [(CK_FLAGS, OpKind); 7] = [
+        (CKF_ENCRYPT, OpKind::Encrypt),
+        (CKF_DECRYPT, OpKind::Decrypt),
+        (CKF_DIGEST, OpKind::Digest),
+        (CKF_SIGN, OpKind::Sign),
+        (CKF_SIGN_RECOVER, OpKind::SignRecover),
+        (CKF_VERIFY, OpKind::Verify),
+        (CKF_VERIFY_RECOVER, OpKind::VerifyRecover),
+    ];
+    MAP.into_iter()
+        .filter(move |(f, _)| flags & *f != 0)
+        .map(|(_, k)| k)
+}
+
+fn zeroed_token_info() -> CK_TOKEN_INFO {
+    CK_TOKEN_INFO {
+        label: [b' '; 32],
+        manufacturerID: [b' '; 32],
+        model: [b' '; 16],
+        serialNumber: [b' '; 16],
+        flags: 0,
+        ulMaxSessionCount: 0,
+        ulSessionCount: 0,
+        ulMaxRwSessionCount: 0,
+        ulRwSessionCount: 0,
+        ulMaxPinLen: 0,
+        ulMinPinLen: 0,
+        ulTotalPublicMemory: 0,
+        ulFreePublicMemory: 0,
+        ulTotalPrivateMemory: 0,
+        ulFreePrivateMemory: 0,
+        hardwareVersion: CK_VERSION { major: 0, minor: 0 },
+        firmwareVersion: CK_VERSION { major: 0, minor: 0 },
+        utcTime: [b' '; 16],
+    }
+}

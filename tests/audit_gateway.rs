@@ -1,0 +1,491 @@
+//! The audit trail written by libkeywarden.so on SoftHSM: every PKCS#11 call the
+//! gateway records produces the expected record, the others none (table-driven, in
+//! `required` mode so each row's records are on disk when the call returns), and
+//! `keywarden audit verify` accepts the result. Enforce mode adds refusals with
+//! their rule and the caller's identity.
+mod common;
+#[macro_use]
+mod gateway_support;
+
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use serde_json::Value;
+
+const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// Switches the test configuration's trail to `required` mode.
+fn required_mode(env: &common::TestEnv) {
+    let conf = std::fs::read_to_string(&env.keywarden_conf).unwrap();
+    let conf = conf.replacen("# mode = \"buffered\"", "mode = \"required\"", 1);
+    assert!(conf.contains("mode = \"required\""), "{conf}");
+    std::fs::write(&env.keywarden_conf, conf).unwrap();
+}
+
+/// Reads the trail and hands out the records added since the last look (seals
+/// aside: they come whenever the writer decides).
+struct Trail {
+    dir: std::path::PathBuf,
+    seen: usize,
+}
+
+impl Trail {
+    fn new(env: &common::TestEnv) -> Trail {
+        Trail {
+            dir: env.path().join("audit"),
+            seen: 0,
+        }
+    }
+
+    fn all(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for f in keywarden::audit::list_files(&self.dir).unwrap() {
+            for line in std::fs::read_to_string(f).unwrap().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                if v["kind"] != "seal" {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    fn new_records(&mut self) -> Vec<Value> {
+        let all = self.all();
+        let fresh = all[self.seen..].to_vec();
+        self.seen = all.len();
+        fresh
+    }
+}
+
+/// One expected op record: the fields a row checks (None: not checked, except
+/// that `key` None means the record names no key).
+#[derive(Debug, Default, Clone)]
+struct Expect {
+    function: &'static str,
+    rv: &'static str,
+    deny_rule: Option<&'static str>,
+    key: Option<&'static str>,
+    key_id: Option<&'static str>,
+    mechanism: Option<&'static str>,
+    bytes: Option<(u64, u64)>,
+    identity: Option<&'static str>,
+}
+
+fn ok(function: &'static str) -> Expect {
+    Expect {
+        function,
+        rv: "CKR_OK",
+        ..Expect::default()
+    }
+}
+
+fn check(row: &str, got: &[Value], want: &[Expect]) {
+    let names: Vec<_> = got.iter().map(|r| r["function"].clone()).collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{row}: records {names:?}, want {want:?}"
+    );
+    for (r, w) in got.iter().zip(want) {
+        let ctx = format!("{row}: {r}");
+        assert_eq!(r["kind"], "op", "{ctx}");
+        assert_eq!(r["function"], w.function, "{ctx}");
+        assert_eq!(r["rv"], w.rv, "{ctx}");
+        match w.deny_rule {
+            Some(rule) => {
+                assert_eq!(r["decision"], "deny", "{ctx}");
+                assert_eq!(r["rule"], rule, "{ctx}");
+            }
+            None => {
+                assert_eq!(r["decision"], "allow", "{ctx}");
+                assert_eq!(r["rule"], Value::Null, "{ctx}");
+            }
+        }
+        match w.key {
+            Some(label) => assert_eq!(r["key_label"], label, "{ctx}"),
+            None => assert_eq!(r["key_label"], Value::Null, "{ctx}"),
+        }
+        if let Some(id) = w.key_id {
+            assert_eq!(r["key_id"], id, "{ctx}");
+        }
+        if let Some(m) = w.mechanism {
+            let text = r["mechanism"].as_str().unwrap_or("");
+            assert!(text.starts_with(m), "{ctx}: mechanism {text:?}, want {m:?}");
+        }
+        if let Some((i, o)) = w.bytes {
+            assert_eq!(
+                (r["bytes_in"].as_u64(), r["bytes_out"].as_u64()),
+                (Some(i), Some(o)),
+                "{ctx}"
+            );
+        }
+        match w.identity {
+            Some(id) => assert_eq!(r["identity"], id, "{ctx}"),
+            None => assert_eq!(r["identity"], Value::Null, "{ctx}"),
+        }
+        // Context every op record carries.
+        assert!(r["slot"].is_u64(), "{ctx}");
+        assert!(r["token"].as_str().is_some_and(|t| !t.is_empty()), "{ctx}");
+        assert!(r["duration_us"].is_u64(), "{ctx}");
+        assert_eq!(r["pid"], std::process::id(), "{ctx}");
+    }
+}
+
+fn audit_verify(env: &common::TestEnv) {
+    let out = env
+        .command(common::keywarden_bin())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn find(s: &Session, class: ObjectClass, label: &str) -> ObjectHandle {
+    let found = s
+        .find_objects(&[Attribute::Class(class), Attribute::Label(label.into())])
+        .unwrap();
+    assert_eq!(found.len(), 1, "{label}");
+    found[0]
+}
+
+#[test]
+fn every_recorded_function_produces_its_record_and_the_others_none() {
+    let env = common::TestEnv::new();
+    required_mode(&env);
+    let mut trail = Trail::new(&env);
+    let p11 = common::load(&common::keywarden_module());
+    let slot = common::test_slot(&p11);
+
+    let start = trail.new_records();
+    assert_eq!(start[0]["kind"], "module");
+    assert_eq!(start[0]["what"], "start");
+    assert_eq!(start[1]["kind"], "reload");
+    assert_eq!(start[1]["what"], "config");
+    assert!(start[1]["sha256"].as_str().is_some_and(|h| h.len() == 64));
+    assert_eq!(start.len(), 2, "{start:?}");
+
+    // Slot and token information is not recorded.
+    p11.get_slot_info(slot).unwrap();
+    p11.get_token_info(slot).unwrap();
+    p11.get_mechanism_list(slot).unwrap();
+    check("slot info", &trail.new_records(), &[]);
+
+    let s = p11.open_rw_session(slot).unwrap();
+    check("open session", &trail.new_records(), &[ok("C_OpenSession")]);
+    s.get_session_info().unwrap();
+    check("session info", &trail.new_records(), &[]);
+
+    let wrong = s.login(UserType::User, Some(&common::pin("999999")));
+    assert!(wrong.is_err());
+    check(
+        "wrong PIN",
+        &trail.new_records(),
+        &[Expect {
+            rv: "CKR_PIN_INCORRECT",
+            ..ok("C_Login")
+        }],
+    );
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+    check("login", &trail.new_records(), &[ok("C_Login")]);
+
+    let aes = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Label(b"aes-1".to_vec()),
+                Attribute::Id(vec![0x0a]),
+            ],
+        )
+        .unwrap();
+    check(
+        "generate key",
+        &trail.new_records(),
+        &[Expect {
+            mechanism: Some("CKM_AES_KEY_GEN"),
+            ..ok("C_GenerateKey")
+        }],
+    );
+    let (ec_pub, ec) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::EcParams(P256.to_vec()),
+                Attribute::Verify(true),
+                Attribute::Label(b"ec-1".to_vec()),
+            ],
+            &[
+                Attribute::Token(false),
+                Attribute::Sign(true),
+                Attribute::Label(b"ec-1".to_vec()),
+                Attribute::Id(vec![0xec, 0x01]),
+            ],
+        )
+        .unwrap();
+    check(
+        "generate key pair",
+        &trail.new_records(),
+        &[ok("C_GenerateKeyPair")],
+    );
+
+    // Search and attribute reads: the find-by-label hot path is not recorded.
+    assert_eq!(find(&s, ObjectClass::SECRET_KEY, "aes-1"), aes);
+    s.get_attributes(aes, &[cryptoki::object::AttributeType::Label])
+        .unwrap();
+    check("find and read", &trail.new_records(), &[]);
+
+    // Init + (size query) + Encrypt: one record with both lengths.
+    let mut iv = [7u8; 12];
+    let gcm = Mechanism::AesGcm(GcmParams::new(&mut iv, b"aad", 128.into()).unwrap());
+    let ct = s.encrypt(&gcm, aes, &[1u8; 1000]).unwrap();
+    assert_eq!(ct.len(), 1016);
+    check(
+        "AES-GCM encrypt",
+        &trail.new_records(),
+        &[Expect {
+            key: Some("aes-1"),
+            key_id: Some("0a"),
+            mechanism: Some("CKM_AES_GCM(iv_len=12, aad_len=3, tag_bits=128)"),
+            bytes: Some((1000, 1016)),
+            ..ok("C_Encrypt")
+        }],
+    );
+
+    // Init + Update + Update + Final: one record.
+    s.digest_init(&Mechanism::Sha256).unwrap();
+    s.digest_update(&[2u8; 100]).unwrap();
+    s.digest_update(&[3u8; 200]).unwrap();
+    assert_eq!(s.digest_final().unwrap().len(), 32);
+    check(
+        "multi-part digest",
+        &trail.new_records(),
+        &[Expect {
+            mechanism: Some("CKM_SHA256"),
+            bytes: Some((300, 32)),
+            ..ok("C_DigestFinal")
+        }],
+    );
+    let hash = [5u8; 32];
+    let sig = s.sign(&Mechanism::Ecdsa, ec, &hash).unwrap();
+    check(
+        "ECDSA sign",
+        &trail.new_records(),
+        &[Expect {
+            key: Some("ec-1"),
+            key_id: Some("ec01"),
+            mechanism: Some("CKM_ECDSA"),
+            bytes: Some((32, 64)),
+            ..ok("C_Sign")
+        }],
+    );
+    s.verify(&Mechanism::Ecdsa, ec_pub, &hash, &sig).unwrap();
+    let mut bad = sig.clone();
+    bad[5] ^= 1;
+    assert!(s.verify(&Mechanism::Ecdsa, ec_pub, &hash, &bad).is_err());
+    check(
+        "verify good and bad",
+        &trail.new_records(),
+        &[
+            Expect {
+                key: Some("ec-1"),
+                bytes: Some((32, 0)),
+                ..ok("C_Verify")
+            },
+            Expect {
+                key: Some("ec-1"),
+                rv: "CKR_SIGNATURE_INVALID",
+                bytes: Some((32, 0)),
+                ..ok("C_Verify")
+            },
+        ],
+    );
+
+    let digest = s.digest(&Mechanism::Sha256, &[9u8; 4096]).unwrap();
+    assert_eq!(digest.len(), 32);
+    check(
+        "digest",
+        &trail.new_records(),
+        &[Expect {
+            mechanism: Some("CKM_SHA256"),
+            bytes: Some((4096, 32)),
+            ..ok("C_Digest")
+        }],
+    );
+
+    // A failed *Init is one record, at once.
+    assert!(s.sign_init(&Mechanism::Ecdsa, ec_pub).is_err());
+    let failed = trail.new_records();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["function"], "C_SignInit");
+    assert_ne!(failed[0]["rv"], "CKR_OK");
+    assert_eq!(failed[0]["key_label"], "ec-1");
+
+    let mut random = [0u8; 16];
+    s.generate_random_slice(&mut random).unwrap();
+    check("random", &trail.new_records(), &[]);
+
+    s.update_attributes(aes, &[Attribute::Label(b"aes-renamed".to_vec())])
+        .unwrap();
+    check(
+        "set attribute",
+        &trail.new_records(),
+        &[Expect {
+            key: Some("aes-1"),
+            ..ok("C_SetAttributeValue")
+        }],
+    );
+    s.destroy_object(aes).unwrap();
+    check(
+        "destroy",
+        &trail.new_records(),
+        &[Expect {
+            key: Some("aes-renamed"),
+            key_id: Some("0a"),
+            ..ok("C_DestroyObject")
+        }],
+    );
+
+    // An operation still under way when its session closes ends there.
+    s.sign_init(&Mechanism::Ecdsa, ec).unwrap();
+    check("sign init", &trail.new_records(), &[]);
+    s.logout().unwrap();
+    check("logout", &trail.new_records(), &[ok("C_Logout")]);
+    drop(s);
+    check(
+        "close session",
+        &trail.new_records(),
+        &[
+            ok("C_CloseSession"),
+            Expect {
+                key: Some("ec-1"),
+                rv: "CKR_SESSION_CLOSED",
+                bytes: Some((0, 0)),
+                ..ok("C_CloseSession")
+            },
+        ],
+    );
+
+    p11.finalize().unwrap();
+    let stop = trail.new_records();
+    assert_eq!(stop.len(), 1, "{stop:?}");
+    assert_eq!(stop[0]["kind"], "module");
+    assert_eq!(stop[0]["what"], "stop");
+    audit_verify(&env);
+}
+
+const POLICY: &str = r#"
+version = 1
+[settings]
+default_classification = "Medium"
+[roles]
+users = { members = ["*"], clearance = "Medium-High" }
+[[rule]]
+id = "sign-ok"
+roles = ["users"]
+ops = ["sign"]
+keys = { label = "ok-*" }
+mechanisms = ["CKM_ECDSA"]
+[[rule]]
+id = "nope-visible"
+roles = ["users"]
+ops = ["encrypt"]
+keys = { label = "nope" }
+"#;
+
+#[test]
+fn enforce_mode_records_refusals_with_their_rule_and_allowed_operations() {
+    let (env, p11, slot) = common::keywarden_token();
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+    for label in ["ok-1", "nope"] {
+        s.generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
+            &[
+                Attribute::Token(true),
+                Attribute::Sign(true),
+                Attribute::Label(label.into()),
+            ],
+        )
+        .unwrap();
+    }
+    drop(s);
+    p11.finalize().unwrap();
+    required_mode(&env);
+    env.enforce(POLICY);
+    let mut trail = Trail::new(&env);
+    trail.seen = trail.all().len();
+
+    let p11 = common::load(&common::keywarden_module());
+    let start = trail.new_records();
+    let whats: Vec<_> = start.iter().map(|r| r["what"].clone()).collect();
+    assert_eq!(whats, ["start", "config", "policy"], "{start:?}");
+    assert!(start[0]["detail"].as_str().unwrap().contains("enforce"));
+
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+    let ok_key = find(&s, ObjectClass::PRIVATE_KEY, "ok-1");
+    let nope = find(&s, ObjectClass::PRIVATE_KEY, "nope");
+    check(
+        "open, login, find",
+        &trail.new_records(),
+        &[ok("C_OpenSession"), ok("C_Login")],
+    );
+
+    s.sign(&Mechanism::Ecdsa, ok_key, &[1u8; 32]).unwrap();
+    check(
+        "allowed sign",
+        &trail.new_records(),
+        &[Expect {
+            key: Some("ok-1"),
+            mechanism: Some("CKM_ECDSA"),
+            bytes: Some((32, 64)),
+            ..ok("C_Sign")
+        }],
+    );
+    assert!(s.sign(&Mechanism::Ecdsa, nope, &[1u8; 32]).is_err());
+    assert!(s.sign(&Mechanism::EcdsaSha256, ok_key, &[1u8; 32]).is_err());
+    check(
+        "refused signs",
+        &trail.new_records(),
+        &[
+            Expect {
+                key: Some("nope"),
+                rv: "CKR_KEY_FUNCTION_NOT_PERMITTED",
+                deny_rule: Some("default-deny"),
+                ..ok("C_SignInit")
+            },
+            Expect {
+                key: Some("ok-1"),
+                rv: "CKR_MECHANISM_INVALID",
+                deny_rule: Some("default-deny"),
+                mechanism: Some("CKM_ECDSA_SHA256"),
+                ..ok("C_SignInit")
+            },
+        ],
+    );
+    // A refused destroy: recorded once, as a refusal.
+    assert!(s.destroy_object(nope).is_err());
+    let refused = trail.new_records();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["decision"], "deny");
+    assert_eq!(refused[0]["function"], "C_DestroyObject");
+    assert_eq!(refused[0]["key_label"], "nope");
+    drop(s);
+    p11.finalize().unwrap();
+    audit_verify(&env);
+}
