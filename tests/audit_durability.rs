@@ -6,47 +6,8 @@
 
 mod audit_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use audit_support::*;
 use keywarden::audit::{verify, AuditError, AuditLog, Mode};
-
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<(tempfile::TempDir, Tmpfs)> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
-            return None;
-        }
-        let mount = Tmpfs(dir.path().to_owned());
-        Some((dir, mount))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// Fills the file system with a filler file; returns it.
-fn fill(dir: &Path) -> PathBuf {
-    let filler = dir.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![0u8; 4096];
-    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-    let _ = std::io::Write::write_all(&mut f, &[0u8; 1]);
-    filler
-}
 
 #[test]
 fn required_mode_fails_closed_on_a_full_disk_and_resumes() {

@@ -3,9 +3,9 @@
 //! `required` mode so each row's records are on disk when the call returns), and
 //! `keywarden audit verify` accepts the result. Enforce mode adds refusals with
 //! their rule and the caller's identity.
+#[allow(dead_code)]
+mod audit_support;
 mod common;
-#[macro_use]
-mod gateway_support;
 
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
@@ -488,4 +488,74 @@ fn enforce_mode_records_refusals_with_their_rule_and_allowed_operations() {
     drop(s);
     p11.finalize().unwrap();
     audit_verify(&env);
+}
+
+#[test]
+fn required_mode_refuses_operations_while_the_trail_is_full_and_resumes() {
+    let Some((_guard, fs)) = audit_support::Tmpfs::mount("256k") else {
+        panic!("this test needs to mount a tmpfs (run as root, as CI does)");
+    };
+    let (env, p11, slot) = common::keywarden_token();
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+    s.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
+        &[
+            Attribute::Token(true),
+            Attribute::Sign(true),
+            Attribute::Label(b"k".to_vec()),
+        ],
+    )
+    .unwrap();
+    drop(s);
+    p11.finalize().unwrap();
+    // The trail moves to the small file system, in required mode.
+    required_mode(&env);
+    let dir = fs.0.join("audit");
+    let conf = std::fs::read_to_string(&env.keywarden_conf).unwrap();
+    let old = format!("\"{}\"", env.path().join("audit").display());
+    assert!(conf.contains(&old), "{conf}");
+    let conf = conf.replacen(&old, &format!("\"{}\"", dir.display()), 1);
+    std::fs::write(&env.keywarden_conf, conf).unwrap();
+
+    let p11 = common::load(&common::keywarden_module());
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
+        .unwrap();
+    let key = find(&s, ObjectClass::PRIVATE_KEY, "k");
+    s.sign(&Mechanism::Ecdsa, key, &[1u8; 32]).unwrap();
+
+    let filler = audit_support::fill(&fs.0);
+    let mut refused = 0;
+    for _ in 0..20 {
+        match s.sign(&Mechanism::Ecdsa, key, &[1u8; 32]) {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(
+                    code(Err::<(), _>(e)),
+                    cryptoki::error::RvError::DeviceMemory
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "the trail never filled up");
+
+    std::fs::remove_file(filler).unwrap();
+    s.sign(&Mechanism::Ecdsa, key, &[1u8; 32]).unwrap();
+    drop(s);
+    p11.finalize().unwrap();
+    let r = keywarden::audit::verify(&dir, None, None, None).unwrap();
+    assert!(r.is_intact() && r.truncated_tail.is_none(), "{r}");
+}
+
+/// The `CK_RV` of a failed cryptoki call.
+fn code<T>(r: cryptoki::error::Result<T>) -> cryptoki::error::RvError {
+    match r {
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => rv,
+        Err(other) => panic!("not a PKCS#11 error: {other}"),
+        Ok(_) => panic!("the call succeeded"),
+    }
 }
