@@ -3,7 +3,6 @@
 //! `required` mode so each row's records are on disk when the call returns), and
 //! `keywarden audit verify` accepts the result. Enforce mode adds refusals with
 //! their rule and the caller's identity.
-#[allow(dead_code)]
 mod audit_support;
 mod common;
 

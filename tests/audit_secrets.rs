@@ -5,7 +5,6 @@
 //! the module wrote and in none of its log output (at debug level).
 
 mod audit_support;
-#[allow(dead_code)]
 mod common;
 
 use std::os::unix::net::UnixDatagram;
