@@ -18,7 +18,9 @@
 //!   inside `kw_bench_measured`, the function callgrind's `--toggle-collect` names.
 //!
 //! Environment: `KEYWARDEN_BENCH_PROFILE=baseline` (measure with the baseline policy
-//! in force instead of the transparent profile), `KEYWARDEN_BENCH_QUICK=1` (smoke run: 6 short rounds),
+//! in force instead of the transparent profile), `KEYWARDEN_BENCH_MANAGED_KEYS=N`
+//! (with a profile: N managed keys in the metadata store, the benchmarked EC key one
+//! of them, so the lifecycle checks are on the measured path), `KEYWARDEN_BENCH_QUICK=1` (smoke run: 6 short rounds),
 //! `KEYWARDEN_BENCH_ROUNDS` (even, default 40), `KEYWARDEN_BENCH_ROUND_MS` (default 60),
 //! `KEYWARDEN_MODULE` (default: `libkeywarden.so` next to `deps/` of this binary,
 //! i.e. target/release/), `SOFTHSM_MODULE` (default the Debian path).
@@ -35,12 +37,18 @@ use std::time::{Duration, Instant};
 use libloading::Library;
 use pkcs11_sys::*;
 
+#[path = "support/managed.rs"]
+mod managed;
+
 const DEFAULT_SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN_LABEL: &str = "bench";
 const SO_PIN: &str = "123456";
 const USER_PIN: &str = "1234";
 /// DER encoding of the OID prime256v1 (secp256r1).
 const P256_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// `CKA_ID` of the benchmarked EC key pair: with `KEYWARDEN_BENCH_MANAGED_KEYS` it
+/// is a managed key's active version.
+const BENCH_EC_ID: &[u8] = b"bench-ec-id";
 
 /// One call through a function list. Every call in this file goes through here, so
 /// the client-side cost is the same for both paths.
@@ -255,6 +263,7 @@ fn make_keys(
             attr(CKA_VERIFY, &yes),
             attr(CKA_EC_PARAMS, &P256_OID[..]),
             attr(CKA_LABEL, &b"bench-ec-pub"[..]),
+            attr(CKA_ID, BENCH_EC_ID),
         ],
         &mut [
             attr(CKA_TOKEN, &no),
@@ -262,6 +271,7 @@ fn make_keys(
             attr(CKA_SENSITIVE, &yes),
             attr(CKA_SIGN, &yes),
             attr(CKA_LABEL, &b"bench-ec"[..]),
+            attr(CKA_ID, BENCH_EC_ID),
         ],
     );
     if rsa {
@@ -432,6 +442,10 @@ impl Setup {
         // initialised (same library instance, same token, same objects).
         let direct = Module::load(Path::new(&softhsm));
         ok(direct.initialize(), "C_Initialize (SoftHSM)");
+        if let Some(n) = managed::managed_keys() {
+            let serial = token_serial(direct.fl, find_slot(direct.fl, TOKEN_LABEL));
+            managed::populate_store(&dir.path().join("keywarden.toml"), &serial, BENCH_EC_ID, n);
+        }
         let keywarden = Module::load(&keywarden_module());
         ok(keywarden.initialize(), "C_Initialize (Keywarden)");
 
@@ -482,6 +496,15 @@ impl Setup {
             "C_Finalize (SoftHSM)",
         );
     }
+}
+
+fn token_serial(fl: &CK_FUNCTION_LIST, slot: CK_SLOT_ID) -> String {
+    // SAFETY: CK_TOKEN_INFO is plain old data; all-zero is a valid value.
+    let mut info: CK_TOKEN_INFO = unsafe { std::mem::zeroed() };
+    ok(p11!(fl, C_GetTokenInfo(slot, &mut info)), "C_GetTokenInfo");
+    String::from_utf8_lossy(&info.serialNumber)
+        .trim_matches(|c: char| c == ' ' || c == '\0')
+        .to_owned()
 }
 
 // ---------------------------------------------------------------------------------

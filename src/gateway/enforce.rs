@@ -208,7 +208,8 @@ impl Enforcer {
             .lifecycle
             .view(backend, slot)
             .map_err(|r| self.refuse_lifecycle(call, Some(op), r))?;
-        let facts = view.enrich(facts);
+        let managed = view.lookup(&facts);
+        let facts = super::lifecycle::View::enrich(facts, managed.as_ref());
         let d = p.decide(&Request {
             subject: &subject,
             op,
@@ -218,7 +219,7 @@ impl Enforcer {
         if !d.allow {
             return Err(self.refuse(call, Some(op), &d));
         }
-        self.lifecycle_check(backend, call, op, slot, &view, &facts, &p)
+        self.lifecycle_check(backend, call, op, slot, &view, managed, &facts, &p)
     }
 
     /// An administrative operation on a slot (`C_InitToken`): the slot's login.

@@ -84,9 +84,13 @@ impl Gateway {
                     .get(&self.backend, slot, session, h)
                     .is_ok_and(|facts| match &view {
                         Some(v) => {
-                            let facts = v.enrich(facts);
-                            p.may_see(&subject, &facts)
-                                && !(hide_superseded && v.hidden_from_label_search(&facts))
+                            let managed = v.lookup(&facts);
+                            let superseded = managed.is_some_and(|m| !m.current);
+                            !(hide_superseded && superseded)
+                                && p.may_see(
+                                    &subject,
+                                    &super::lifecycle::View::enrich(facts, managed.as_ref()),
+                                )
                         }
                         None => p.may_see(&subject, &facts),
                     });

@@ -361,21 +361,22 @@ impl View {
         facts.id.as_deref().filter(|id| !id.is_empty())
     }
 
-    /// The managed version and key an object belongs to.
-    pub(super) fn lookup(&self, facts: &KeyFacts) -> Option<(&KeyVersion, &ManagedKey)> {
-        let id = Self::id(facts)?;
-        Some((
-            self.index.version(&self.serial, id)?,
-            self.index.key(&self.serial, id)?,
-        ))
+    /// The managed version an object belongs to (one index look-up; `None` for
+    /// an unmanaged object).
+    pub(super) fn lookup(&self, facts: &KeyFacts) -> Option<Managed<'_>> {
+        let (version, key, current) = self.index.lookup(&self.serial, Self::id(facts)?)?;
+        Some(Managed {
+            version,
+            key,
+            current,
+        })
     }
 
     /// The object's facts with the classification the store recorded for its key
     /// (policy then classifies it at the higher of that and its keyset's level).
-    pub(super) fn enrich(&self, facts: Arc<KeyFacts>) -> Arc<KeyFacts> {
-        let recorded = self
-            .lookup(&facts)
-            .and_then(|(_, k)| k.classification)
+    pub(super) fn enrich(facts: Arc<KeyFacts>, managed: Option<&Managed<'_>>) -> Arc<KeyFacts> {
+        let recorded = managed
+            .and_then(|m| m.key.classification)
             .map(crate::policy::Level::from);
         match recorded {
             Some(level) if facts.classification != Some(level) => {
@@ -386,90 +387,94 @@ impl View {
             _ => facts,
         }
     }
+}
 
-    /// Whether a search without `CKA_ID` leaves this object out (superseded by
-    /// rotation).
-    pub(super) fn hidden_from_label_search(&self, facts: &KeyFacts) -> bool {
-        Self::id(facts).is_some_and(|id| self.index.hidden_from_label_search(&self.serial, id))
-    }
+/// A managed object: its version, key, and whether the version is current.
+#[derive(Clone, Copy)]
+pub(super) struct Managed<'v> {
+    pub(super) version: &'v KeyVersion,
+    pub(super) key: &'v ManagedKey,
+    /// False for a version superseded by rotation (hidden from searches without
+    /// `CKA_ID`).
+    pub(super) current: bool,
+}
 
-    /// The lifecycle check of one operation: the managed version's state, or
-    /// `unmanaged_keys` for an object no live version holds, then the key's
-    /// cryptoperiod (below). `Ok(None)` for an unmanaged object.
-    ///
-    /// An active version past its originator-usage period is treated as
-    /// `when_due` says: `warn` — used as before (`keys list --due` reports it);
-    /// `deactivate` — refused for protecting (sign, encrypt, wrap, derive, ...)
-    /// and allowed to process until its recipient period ends, as if deactivated
-    /// (the store is left to `keys rotate --due`); `rotate` — the caller rotates
-    /// it (`Use::due_rotate`).
-    pub(super) fn check(
-        &self,
-        facts: &KeyFacts,
-        op: Op,
-        now: UnixTime,
-        policy: &Policy,
-    ) -> std::result::Result<Option<Use<'_>>, LcRefusal> {
-        let managed =
-            Self::id(facts).and_then(|id| Some((id, self.index.version(&self.serial, id)?)));
-        let Some((id, version)) = managed else {
-            return unmanaged(policy.unmanaged_keys(), facts, op).map(|()| None);
-        };
-        let state = |r: crate::lifecycle::Refusal| LcRefusal {
-            rule: "lifecycle.state",
-            rv: r.rv,
-            reason: r.reason,
-        };
-        self.index
-            .check(&self.serial, id, op, now, Some(policy))
-            .map_err(state)?;
-        let mut due_rotate = false;
-        if version.state == KeyState::Active
-            && op.uses_key_value()
-            && !policy.cryptoperiods().is_empty()
-        {
-            let period = self
-                .index
-                .key(&self.serial, id)
-                .and_then(|k| policy.cryptoperiod_for(&crate::lifecycle::key_facts(k, version)));
-            if let Some(period) = period {
-                match crate::lifecycle::due(version, period, now) {
-                    Due::Now {
-                        since,
-                        action: WhenDue::Deactivate,
-                    } => {
-                        let end = crate::lifecycle::schedule(version, period).recipient_end;
-                        if !processing(op) || now >= end {
-                            return Err(LcRefusal {
-                                rule: "lifecycle.cryptoperiod",
-                                rv: CKR_KEY_FUNCTION_NOT_PERMITTED,
-                                reason: format!(
-                                    "version {} is past its originator-usage period ({} ended at {since}; when_due = \"deactivate\"): {}",
-                                    version.version,
-                                    period.name,
-                                    if now >= end { "its recipient period ended too".to_owned() } else { format!("no {}", op.name()) }
-                                ),
-                            });
-                        }
-                    }
-                    Due::Now {
-                        action: WhenDue::Rotate,
-                        ..
-                    } => due_rotate = !processing(op),
-                    _ => {}
+/// The lifecycle check of one operation: the managed version's state
+/// (`lifecycle::permits` with the key's cryptoperiod), or `unmanaged_keys` for an
+/// object no live version holds, then the cryptoperiod's `when_due`. `Ok(None)`
+/// for an unmanaged object.
+///
+/// An active version past its originator-usage period is treated as `when_due`
+/// says: `warn` — used as before (`keys list --due` reports it); `deactivate` —
+/// refused for protecting (sign, encrypt, wrap, derive, ...) and allowed to
+/// process until its recipient period ends, as if deactivated (the store is left
+/// to `keys rotate --due`); `rotate` — the caller rotates it (`Use::due_rotate`).
+pub(super) fn check<'v>(
+    managed: Option<Managed<'v>>,
+    facts: &KeyFacts,
+    op: Op,
+    now: UnixTime,
+    policy: &Policy,
+) -> std::result::Result<Option<Use<'v>>, LcRefusal> {
+    let Some(m) = managed else {
+        return unmanaged(policy.unmanaged_keys(), facts, op).map(|()| None);
+    };
+    let version = m.version;
+    // The policy facts of the key are built (an allocation) only when the policy
+    // has cryptoperiods at all.
+    let period = if policy.cryptoperiods().is_empty() {
+        None
+    } else {
+        policy.cryptoperiod_for(&crate::lifecycle::key_facts(m.key, version))
+    };
+    crate::lifecycle::permits(version, op, now, period).map_err(|r| LcRefusal {
+        rule: "lifecycle.state",
+        rv: r.rv,
+        reason: r.reason,
+    })?;
+    let mut due_rotate = false;
+    if let (KeyState::Active, true, Some(period)) = (version.state, op.uses_key_value(), period) {
+        match crate::lifecycle::due(version, period, now) {
+            Due::Now {
+                since,
+                action: WhenDue::Deactivate,
+            } => {
+                let end = crate::lifecycle::schedule(version, period).recipient_end;
+                if !processing(op) || now >= end {
+                    return Err(LcRefusal {
+                        rule: "lifecycle.cryptoperiod",
+                        rv: CKR_KEY_FUNCTION_NOT_PERMITTED,
+                        reason: format!(
+                            "version {} is past its originator-usage period ({} ended at {since}; when_due = \"deactivate\"): {}",
+                            version.version,
+                            period.name,
+                            if now >= end {
+                                "its recipient period ended too".to_owned()
+                            } else {
+                                format!("no {}", op.name())
+                            }
+                        ),
+                    });
                 }
             }
+            Due::Now {
+                action: WhenDue::Rotate,
+                ..
+            } => due_rotate = !processing(op),
+            _ => {}
         }
-        Ok(Some(Use {
-            version,
-            due_rotate,
-        }))
     }
+    Ok(Some(Use {
+        version,
+        key: m.key,
+        due_rotate,
+    }))
 }
 
 /// A permitted use of a managed version.
 pub(super) struct Use<'v> {
     pub(super) version: &'v KeyVersion,
+    pub(super) key: &'v ManagedKey,
     /// Past its originator period with `when_due = "rotate"`, used to protect.
     pub(super) due_rotate: bool,
 }
@@ -517,17 +522,16 @@ impl super::Enforcer {
         op: Op,
         slot: CK_SLOT_ID,
         view: &View,
+        managed: Option<Managed<'_>>,
         facts: &KeyFacts,
         policy: &Policy,
     ) -> Result<()> {
         let now = self.lifecycle.now();
-        match view.check(facts, op, now, policy) {
+        match check(managed, facts, op, now, policy) {
             Ok(Some(u)) if op.uses_key_value() => {
                 self.lifecycle.record_use(u.version.id, now);
                 if u.due_rotate {
-                    if let Some((_, key)) = view.lookup(facts) {
-                        self.auto_rotate(backend, call, slot, &view.serial, key, u.version, now);
-                    }
+                    self.auto_rotate(backend, call, slot, &view.serial, u.key, u.version, now);
                 }
                 Ok(())
             }

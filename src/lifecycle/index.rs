@@ -85,6 +85,18 @@ impl LifecycleIndex {
         self.by_token.get(token_serial)?.get(cka_id)
     }
 
+    /// One look-up for the gateway's hot path: the live version holding this
+    /// `CKA_ID`, its key, and whether it is the key's current version (not
+    /// superseded).
+    pub fn lookup(
+        &self,
+        token_serial: &str,
+        cka_id: &[u8],
+    ) -> Option<(&KeyVersion, &ManagedKey, bool)> {
+        let e = self.entry(token_serial, cka_id)?;
+        Some((&e.version, self.keys.get(e.key)?, e.current))
+    }
+
     /// The live version whose objects carry this `CKA_ID`; `None` for an unmanaged
     /// object.
     pub fn version(&self, token_serial: &str, cka_id: &[u8]) -> Option<&KeyVersion> {
