@@ -381,3 +381,35 @@ fn a_missing_store_fails_initialisation() {
         "{r:?}"
     );
 }
+
+#[test]
+fn an_unreadable_store_refuses_key_use_until_it_is_back() {
+    let lc = adopted("", "");
+    let p11 = common::load(&common::keywarden_module());
+    let s = user_session(&p11);
+    let key = one(by_label(&s, LABEL, PRIVATE));
+    sign(&s, key).unwrap();
+    // Another process breaks the store under the running module: the change
+    // counter can no longer be read.
+    let db = rusqlite::Connection::open(lc.env.path().join("store/keywarden.db")).unwrap();
+    db.execute_batch("ALTER TABLE meta RENAME TO meta_away")
+        .unwrap();
+    let until = |want_ok: bool| {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let r = sign(&s, key);
+            if r.is_ok() == want_ok {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "not seen within 3 s: {r:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // Fail closed: refused, not allowed on the stale index.
+    assert_eq!(until(false), Err(RvError::GeneralError));
+    db.execute_batch("ALTER TABLE meta_away RENAME TO meta")
+        .unwrap();
+    assert!(until(true).is_ok());
+    drop(s);
+    p11.finalize().unwrap();
+}
