@@ -495,6 +495,11 @@ impl Setup {
             p11!(self.direct.fl, C_Finalize(ptr::null_mut())),
             "C_Finalize (SoftHSM)",
         );
+        // Keywarden's C_Finalize wrote its usage counters: they prove the
+        // benchmarked key was a managed key on the measured path.
+        if managed::managed_keys().is_some() {
+            managed::report_usage(&self._dir.path().join("keywarden.toml"), BENCH_EC_ID);
+        }
     }
 }
 

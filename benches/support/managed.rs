@@ -68,3 +68,23 @@ pub fn populate_store(conf: &Path, serial: &str, bench_id: &[u8], n: usize) {
         started.elapsed()
     );
 }
+
+/// Prints the usage counters Keywarden recorded for the benchmarked key (read after
+/// its `C_Finalize` flushed them); none means the key was not managed.
+pub fn report_usage(conf: &Path, bench_id: &[u8]) {
+    use keywarden::store::Store;
+    let config = keywarden::config::Config::load(conf).expect("configuration");
+    let store = keywarden::store::open(&config.store).expect("store");
+    let snapshot = store.snapshot().expect("snapshot");
+    let v = snapshot
+        .versions
+        .iter()
+        .find(|v| v.cka_id == bench_id)
+        .expect("the benchmarked key's version");
+    eprintln!(
+        "store: the benchmarked key (managed, {}) was used {} times through Keywarden ({} managed keys in the store)",
+        v.state,
+        v.usage.ops,
+        snapshot.keys.len()
+    );
+}
