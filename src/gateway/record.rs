@@ -292,7 +292,7 @@ impl Recorder {
         // transparent mode the store is not read per call).
         let version = enforcer.and_then(|e| {
             let view = e.lifecycle.view_for_search(&self.backend, slot)?;
-            view.lookup(&facts).map(|(v, _)| v.version)
+            view.lookup(&facts).map(|m| m.version.version)
         });
         Some(KeyRef {
             label: facts.label.clone(),
