@@ -35,6 +35,16 @@ fn a_generated_key_is_registered_with_an_assigned_cka_id() {
     assert_eq!(attr_bytes(&s, public, AttributeType::Id), id);
     assert_eq!(id.len(), 16);
     assert_eq!(&id[..2], b"KW");
+    // The version's activation day as CKA_START_DATE (read on the public key:
+    // SoftHSM fails some date reads on private key objects).
+    match s
+        .get_attributes(public, &[AttributeType::StartDate])
+        .unwrap()
+        .remove(0)
+    {
+        Attribute::StartDate(d) => assert!(!d.is_empty(), "CKA_START_DATE empty"),
+        other => panic!("{other:?}"),
+    }
     // An application-chosen CKA_ID is kept.
     generate(&s, "app-own-id", Some(&[0xc3, 0x01]));
     // A session key and a key without a label are not registered.

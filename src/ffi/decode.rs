@@ -15,7 +15,9 @@
 //! enforcing a policy.
 #![cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 
-use pkcs11_sys::{CKA_ID, CK_ATTRIBUTE, CK_BBOOL, CK_FALSE, CK_MECHANISM, CK_TRUE, CK_ULONG};
+use pkcs11_sys::{
+    CKA_ID, CKA_START_DATE, CK_ATTRIBUTE, CK_BBOOL, CK_FALSE, CK_MECHANISM, CK_TRUE, CK_ULONG,
+};
 
 use super::args::in_slice;
 use crate::abi::{Attr, MechanismSummary, MechanismView, Template};
@@ -100,7 +102,8 @@ static FALSE_BYTE: CK_BBOOL = CK_FALSE;
 /// The application's template with what the gateway adds appended (enforce mode):
 /// the boolean attributes policy forces (docs/policy.md "Creation policy": only
 /// those the template leaves out) and the `CKA_ID` auto-registration assigns
-/// (docs/lifecycle.md; only when the template has none). `None` when there is
+/// (docs/lifecycle.md; only when the template has none) with its
+/// `CKA_START_DATE` (unless the template sets one). `None` when there is
 /// nothing to add, so the application's own array is forwarded. The added values
 /// point at statics, or at `add`'s bytes, which the backend only reads during the
 /// call.
@@ -108,7 +111,11 @@ pub(crate) fn with_forced(
     template: Option<&[CK_ATTRIBUTE]>,
     add: &Additions<'_>,
 ) -> Option<Vec<CK_ATTRIBUTE>> {
-    if add.flags.is_empty() && add.id.is_none() {
+    // Only the attribute types are looked at, never the values.
+    let start_date = add
+        .start_date
+        .filter(|_| !template.is_some_and(|t| t.iter().any(|a| a.type_ == CKA_START_DATE)));
+    if add.flags.is_empty() && add.id.is_none() && start_date.is_none() {
         return None;
     }
     let mut out: Vec<CK_ATTRIBUTE> = template.unwrap_or_default().to_vec();
@@ -121,12 +128,14 @@ pub(crate) fn with_forced(
             ulValueLen: 1,
         }
     }));
-    if let Some(id) = add.id {
-        out.push(CK_ATTRIBUTE {
-            type_: CKA_ID,
-            pValue: id.as_ptr().cast_mut().cast(),
-            ulValueLen: CK_ULONG::try_from(id.len()).unwrap_or(0),
-        });
+    for (ty, value) in [(CKA_ID, add.id), (CKA_START_DATE, start_date)] {
+        if let Some(v) = value {
+            out.push(CK_ATTRIBUTE {
+                type_: ty,
+                pValue: v.as_ptr().cast_mut().cast(),
+                ulValueLen: CK_ULONG::try_from(v.len()).unwrap_or(0),
+            });
+        }
     }
     Some(out)
 }

@@ -25,6 +25,9 @@ pub struct Additions<'a> {
     pub id: Option<&'a [u8]>,
     /// A `CKA_ID` for `C_GenerateKeyPair`'s public template.
     pub public_id: Option<&'a [u8]>,
+    /// `CKA_START_DATE` (a `CK_DATE`, "YYYYMMDD") for every template that does not
+    /// set one (auto-registration: the version's activation day).
+    pub start_date: Option<&'a [u8]>,
 }
 
 impl<'a> Additions<'a> {
@@ -34,6 +37,7 @@ impl<'a> Additions<'a> {
             flags: &[],
             id: self.public_id,
             public_id: None,
+            start_date: self.start_date,
         }
     }
 }
@@ -131,6 +135,7 @@ impl Gateway {
             flags: &cd.force,
             id: registration.as_ref().and_then(|r| r.private_add()),
             public_id: registration.as_ref().and_then(|r| r.public_add()),
+            start_date: registration.as_ref().map(|r| r.start_date()),
         };
         let (rv, created) = forward(&self.backend, &add);
         check_rv(rv)?;

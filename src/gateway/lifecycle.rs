@@ -106,7 +106,7 @@ pub(super) struct Lifecycle {
     stale: AtomicBool,
     serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>>>,
     /// Sessions whose current search has no `CKA_ID` (superseded versions hidden).
-    label_searches: Mutex<HashSet<CK_SESSION_HANDLE>>,
+    label_searches: Mutex<HashSet<CK_SESSION_HANDLE, SessionHash>>,
     usage: Arc<UsageAccumulator>,
     flusher: Mutex<Option<Flusher>>,
     pub(super) clock: Arc<dyn Clock>,
@@ -152,7 +152,7 @@ impl Lifecycle {
             index: ArcSwap::from_pointee(index),
             stale: AtomicBool::new(false),
             serials: RwLock::new(HashMap::new()),
-            label_searches: Mutex::new(HashSet::new()),
+            label_searches: Mutex::new(HashSet::default()),
             usage,
             flusher: Mutex::new(flusher),
             clock,
@@ -305,14 +305,57 @@ impl Lifecycle {
 
     /// `C_Finalize`: stops the flusher, which writes what is pending.
     pub(super) fn stop(&self) {
+        self.stop_flusher();
+        if let Err(e) = self.usage.flush(&self.store) {
+            log::warn!("usage counters not written: {e}");
+        }
+    }
+
+    fn stop_flusher(&self) {
         if let Some(f) = self.flusher.lock().take() {
             f.stop.store(true, Ordering::Release);
             f.thread.thread().unpark();
             let _ = f.thread.join();
         }
-        if let Err(e) = self.usage.flush(&self.store) {
-            log::warn!("usage counters not written: {e}");
+    }
+}
+
+impl Drop for Lifecycle {
+    /// A `C_Initialize` that failed after the store was opened (e.g. the backend
+    /// would not load) drops the enforcer: its writer thread must not outlive it.
+    /// (A forked child never drops the parent's state, see `ffi::boundary`.)
+    fn drop(&mut self) {
+        self.stop_flusher();
+    }
+}
+
+/// Session handles are small integers chosen by the token, not by an adversary:
+/// a multiplicative hash instead of SipHash for the per-search set.
+#[derive(Default, Clone, Copy)]
+pub(super) struct SessionHash;
+
+/// The hasher of [`SessionHash`].
+#[derive(Default)]
+pub(super) struct SessionHasher(u64);
+
+impl std::hash::BuildHasher for SessionHash {
+    type Hasher = SessionHasher;
+    fn build_hasher(&self) -> SessionHasher {
+        SessionHasher(0)
+    }
+}
+
+impl std::hash::Hasher for SessionHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 

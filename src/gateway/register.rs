@@ -31,12 +31,19 @@ pub(super) struct Registration {
     id: Vec<u8>,
     add_private: bool,
     add_public: bool,
+    /// `CKA_START_DATE` of the new objects: the day of activation (UTC).
+    start_date: Vec<u8>,
 }
 
 impl Registration {
     /// The `CKA_ID` to append to the private, secret or only template.
     pub(super) fn private_add(&self) -> Option<&[u8]> {
         self.add_private.then_some(self.id.as_slice())
+    }
+
+    /// The `CKA_START_DATE` for templates that set none.
+    pub(super) fn start_date(&self) -> &[u8] {
+        &self.start_date
     }
 
     /// The `CKA_ID` to append to a key pair's public template.
@@ -107,6 +114,7 @@ impl Enforcer {
             add_private: private_id.is_none(),
             add_public: pair && public_id.is_none(),
             id,
+            start_date: super::token_ops::ck_date(self.lifecycle.now()),
         }))
     }
 

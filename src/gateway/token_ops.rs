@@ -39,7 +39,7 @@ fn ulong_of(b: &[u8]) -> Option<CK_ULONG> {
 }
 
 /// `CK_DATE` ("YYYYMMDD", UTC) of a Unix time (days-to-civil, H. Hinnant).
-fn ck_date(t: UnixTime) -> Vec<u8> {
+pub(super) fn ck_date(t: UnixTime) -> Vec<u8> {
     let z = t.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
