@@ -83,7 +83,10 @@ pub(super) unsafe fn in_ref<'a, T>(p: *const T, what: &'static str) -> Result<&'
         return Err(Error::ArgumentsBad(what));
     }
     // SAFETY: aligned, and valid when non-NULL by the caller's contract.
-    unsafe { p.as_ref() }.ok_or(Error::ArgumentsBad(what))
+    match unsafe { p.as_ref() } {
+        Some(r) => Ok(r),
+        None => Err(Error::ArgumentsBad(what)),
+    }
 }
 
 /// A required output reference.
@@ -94,8 +97,13 @@ pub(super) unsafe fn out_ref<'a, T>(p: *mut T, what: &'static str) -> Result<&'a
     if !p.is_aligned() {
         return Err(Error::ArgumentsBad(what));
     }
+    // A `match`, not `ok_or`: an error built eagerly would be dropped through
+    // `Error`'s out-of-line drop glue on every successful call (benches/README.md).
     // SAFETY: aligned, and valid and exclusive when non-NULL by the caller's contract.
-    unsafe { p.as_mut() }.ok_or(Error::ArgumentsBad(what))
+    match unsafe { p.as_mut() } {
+        Some(r) => Ok(r),
+        None => Err(Error::ArgumentsBad(what)),
+    }
 }
 
 /// A §5.2 variable-length output: `p` may be NULL (size query), `pul` may not.
