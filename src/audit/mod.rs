@@ -19,6 +19,7 @@ mod error;
 mod ops;
 mod query;
 mod record;
+mod render;
 mod seal;
 mod syslog;
 mod token_seal;

@@ -439,9 +439,7 @@ pub struct RecordView {
 /// The part of a line after `seq` and `prev`: time, process context and the event,
 /// closing brace included. Serialising here, outside the trail lock, keeps the
 /// locked section to hashing and one `write`.
+/// Written in place (`render.rs`), since it runs for every recorded call.
 pub(crate) fn render_tail(time: Timestamp, process_fields: &str, event: &Event) -> String {
-    let event_json = serde_json::to_string(event)
-        .unwrap_or_else(|_| "{\"kind\":\"module\",\"what\":\"error\"}".to_owned());
-    let event_fields = event_json.strip_prefix('{').unwrap_or(&event_json);
-    format!("\"time\":\"{time}\",{process_fields},{event_fields}")
+    super::render::tail(time.0, process_fields, event)
 }
