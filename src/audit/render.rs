@@ -3,10 +3,16 @@
 //! the time written digit by digit. `serde_json::to_string` into a fresh `String`
 //! (grown 128 → 256 → 512 bytes), then `format!` with `humantime`'s `Display`,
 //! cost ~8 500 instructions a record (benches/README.md).
+//!
+//! Operation records, the ones written per call, are written field by field
+//! ([`op_fields`]): serde_json escapes every field name byte by byte (~2 900
+//! instructions a record). The output is byte for byte what `#[derive(Serialize)]`
+//! on `OpEvent` writes; a test holds the two together, so a field added to
+//! `OpEvent` must be added here too.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::record::Event;
+use super::record::{Decision, Event, OpEvent};
 
 /// Room for the time, the event and the separators beyond the process fields; a
 /// typical operation record's event is 250–400 bytes.
@@ -21,7 +27,9 @@ pub(super) fn tail(time: SystemTime, process_fields: &str, event: &Event) -> Str
     out.extend_from_slice(process_fields.as_bytes());
     out.push(b',');
     let at = out.len();
-    if serde_json::to_writer(&mut out, event).is_err() {
+    if let Event::Op(op) = event {
+        op_fields(&mut out, op);
+    } else if serde_json::to_writer(&mut out, event).is_err() {
         out.truncate(at);
         out.extend_from_slice(b"{\"kind\":\"module\",\"what\":\"error\"}");
     }
@@ -31,6 +39,87 @@ pub(super) fn tail(time: SystemTime, process_fields: &str, event: &Event) -> Str
     }
     // serde_json and the digits write UTF-8; the process fields are a `&str`.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `"kind":"op",` and the fields of `e`, in declaration order, and the closing `}`.
+fn op_fields(out: &mut Vec<u8>, e: &OpEvent) {
+    out.extend_from_slice(b"\"kind\":\"op\",\"function\":");
+    string(out, e.function.name());
+    out.extend_from_slice(b",\"identity\":");
+    opt_string(out, e.identity.as_deref());
+    out.extend_from_slice(b",\"role\":");
+    opt_string(out, e.role.as_deref());
+    out.extend_from_slice(b",\"slot\":");
+    opt_number(out, e.slot);
+    out.extend_from_slice(b",\"token\":");
+    opt_string(out, e.token.as_deref());
+    out.extend_from_slice(b",\"session\":");
+    opt_number(out, e.session);
+    out.extend_from_slice(b",\"mechanism\":");
+    opt_string(out, e.mechanism.as_deref());
+    out.extend_from_slice(b",\"key_label\":");
+    opt_string(out, e.key_label.as_deref());
+    out.extend_from_slice(b",\"key_id\":");
+    match &e.key_id {
+        Some(id) => string(out, &super::chain::to_hex(id)),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"key_version\":");
+    opt_number(out, e.key_version.map(u64::from));
+    out.extend_from_slice(match e.decision {
+        Decision::Allow => b",\"decision\":\"allow\",\"rule\":",
+        Decision::Deny => b",\"decision\":\"deny\",\"rule\":",
+    });
+    opt_string(out, e.rule.as_deref());
+    out.extend_from_slice(b",\"rv\":");
+    string(out, &crate::abi::rv_name(e.rv.0));
+    out.extend_from_slice(b",\"bytes_in\":");
+    number(out, e.bytes_in);
+    out.extend_from_slice(b",\"bytes_out\":");
+    number(out, e.bytes_out);
+    out.extend_from_slice(b",\"duration_us\":");
+    number(out, e.duration_us);
+    out.push(b'}');
+}
+
+/// A JSON string as serde_json writes it: copied when nothing needs escaping (the
+/// usual case: names, serials, labels), else by serde_json itself.
+fn string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        let _ = serde_json::to_writer(&mut *out, s);
+        return;
+    }
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn opt_number(out: &mut Vec<u8>, n: Option<u64>) {
+    match n {
+        Some(n) => number(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// `2025-01-31T12:00:00.123456Z`, exactly as `humantime::format_rfc3339_micros`
@@ -82,7 +171,49 @@ pub(super) fn rfc3339_micros(out: &mut Vec<u8>, t: SystemTime) {
 mod tests {
     use std::time::Duration;
 
+    use super::super::record::{KeyRef, Rv};
     use super::*;
+    use crate::functions::FunctionId;
+
+    fn by_serde(e: &OpEvent) -> String {
+        serde_json::to_string(&Event::Op(e.clone())).unwrap()
+    }
+
+    fn by_hand(e: &OpEvent) -> String {
+        let mut out = b"{".to_vec();
+        op_fields(&mut out, e);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn op_records_are_written_as_serde_writes_them() {
+        let bare = OpEvent::new(FunctionId::C_OpenSession, pkcs11_sys::CKR_OK);
+        let mut full = OpEvent::new(FunctionId::C_SignFinal, 0x8000_0001)
+            .with_key(KeyRef {
+                label: Some("app \"quoted\" \\ \n\t\u{1}\u{7f} é 🔑".into()),
+                id: Some(vec![0x00, 0xab, 0xff]),
+                version: Some(u32::MAX),
+            })
+            .with_identity("alice", Some("sign\u{0}er".into()))
+            .with_mechanism_type(pkcs11_sys::CKM_AES_GCM)
+            .denied("rule-\u{1f}x")
+            .with_duration(Duration::from_micros(412));
+        full.slot = Some(0);
+        full.session = Some(u64::MAX);
+        full.token = Some("a1b2c3d4e5f60708".into());
+        full.bytes_in = 1024;
+        full.bytes_out = 10;
+        let mut odd = bare.clone();
+        odd.rv = Rv(pkcs11_sys::CKR_VENDOR_DEFINED + 7);
+        odd.decision = Decision::Deny;
+        for e in [&bare, &full, &odd] {
+            assert_eq!(by_hand(e), by_serde(e));
+        }
+        for f in FunctionId::ALL {
+            let e = OpEvent::new(*f, pkcs11_sys::CKR_OK);
+            assert_eq!(by_hand(&e), by_serde(&e));
+        }
+    }
 
     #[test]
     fn times_read_as_humantime_writes_them() {
