@@ -20,7 +20,8 @@
 //! Environment: `KEYWARDEN_BENCH_PROFILE=baseline` (measure with the baseline policy
 //! in force instead of the transparent profile), `KEYWARDEN_BENCH_MANAGED_KEYS=N`
 //! (with a profile: N managed keys in the metadata store, the benchmarked EC key one
-//! of them, so the lifecycle checks are on the measured path), `KEYWARDEN_BENCH_QUICK=1` (smoke run: 6 short rounds),
+//! of them, so the lifecycle checks are on the measured path), `KEYWARDEN_BENCH_AUDIT=required`
+//! (the audit trail in `required` mode; default `buffered`), `KEYWARDEN_BENCH_QUICK=1` (smoke run: 6 short rounds),
 //! `KEYWARDEN_BENCH_ROUNDS` (even, default 40), `KEYWARDEN_BENCH_ROUND_MS` (default 60),
 //! `KEYWARDEN_MODULE` (default: `libkeywarden.so` next to `deps/` of this binary,
 //! i.e. target/release/), `SOFTHSM_MODULE` (default the Debian path).
@@ -437,6 +438,25 @@ impl Setup {
             );
             eprintln!("profile: {profile} (keywarden init --profile {profile})");
         }
+        // The audit trail is always on (buffered, the default of `keywarden init`);
+        // KEYWARDEN_BENCH_AUDIT=required measures required mode instead.
+        let audit_mode =
+            std::env::var("KEYWARDEN_BENCH_AUDIT").unwrap_or_else(|_| "buffered".into());
+        if audit_mode != "buffered" {
+            let conf_path = dir.path().join("keywarden.toml");
+            let conf = std::fs::read_to_string(&conf_path).expect("read keywarden.toml");
+            let edited = conf.replacen(
+                "# mode = \"buffered\"",
+                &format!("mode = \"{audit_mode}\""),
+                1,
+            );
+            assert_ne!(conf, edited, "no audit mode line in keywarden.toml");
+            std::fs::write(&conf_path, edited).expect("write keywarden.toml");
+        }
+        eprintln!(
+            "audit: {audit_mode} (trail in {})",
+            dir.path().join("audit").display()
+        );
 
         // SoftHSM directly first, then Keywarden, which finds its backend already
         // initialised (same library instance, same token, same objects).

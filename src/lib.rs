@@ -24,6 +24,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fasthash;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod functions;

@@ -97,9 +97,14 @@ pub fn push_line(out: &mut Vec<u8>, tip: Option<Tip>, tail: &str) -> Tip {
     let (seq, prev) = next_link(tip);
     let start = out.len();
     out.extend_from_slice(b"{\"seq\":");
-    out.extend_from_slice(seq.to_string().as_bytes());
+    // Written in place (no temporary strings): this runs once per record.
+    let _ = std::io::Write::write_fmt(out, format_args!("{seq}"));
     out.extend_from_slice(b",\"prev\":\"");
-    out.extend_from_slice(prev.to_hex().as_bytes());
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in prev.0 {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
     out.extend_from_slice(b"\",");
     out.extend_from_slice(tail.as_bytes());
     let hash = Digest::of_line(&out[start..]);

@@ -45,8 +45,9 @@ pub use query::{
     cef_line, export, header, read_records, text_line, write_record, Filter, Format, Found,
 };
 pub use record::{
-    AdminEvent, Decision, Event, GapEvent, KeyRef, LifecycleEvent, ModuleEvent, ModuleWhat,
-    OpEvent, Outcome, RecordView, ReloadEvent, ReloadWhat, RepairEvent, Rv, SealEvent, Timestamp,
+    AdminEvent, Decision, Event, GapEvent, KeyRef, LifecycleEvent, Mechanism, ModuleEvent,
+    ModuleWhat, OpEvent, Outcome, RecordView, ReloadEvent, ReloadWhat, RepairEvent, Rv, SealEvent,
+    Timestamp,
 };
 pub use seal::{HmacSealer, Seal, SealKeys, Sealer, HMAC_ALG};
 pub use syslog::{format_5424, SyslogTarget};
@@ -55,7 +56,6 @@ pub use trail::{file_name, list_files, HEAD_FILE};
 pub use verify::{verify, Location, Problem, Report};
 pub use writer::{Stats, MAX_BATCH, RETRY_CAP, SYNC_EVERY};
 
-use record::render_tail;
 use writer::{Msg, Pending, WriterHandle};
 
 /// The audit engine's settings (the `[audit]` section, in engine units).
@@ -186,15 +186,20 @@ impl AuditLog {
     /// returns when it is queued (blocking only while the queue is full).
     pub fn append(&self, event: impl Into<Event>) -> AuditResult<()> {
         let writer = self.writer.load();
-        let tail = render_tail(Timestamp::now(), &writer.process_fields, &event.into());
+        let (time, event) = (Timestamp::now(), event.into());
         match self.config.mode {
             Mode::Required => writer.request(|ack| {
                 Msg::Record(Pending {
-                    tail,
+                    time,
+                    event,
                     ack: Some(ack),
                 })
             }),
-            Mode::Buffered => writer.send(Msg::Record(Pending { tail, ack: None })),
+            Mode::Buffered => writer.send(Msg::Record(Pending {
+                time,
+                event,
+                ack: None,
+            })),
         }
     }
 

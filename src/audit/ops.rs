@@ -108,7 +108,7 @@ impl InFlight {
 /// The operations under way, by session.
 #[derive(Debug, Default)]
 pub struct OpTracker {
-    ops: parking_lot::Mutex<HashMap<(u64, OpKind), InFlight>>,
+    ops: parking_lot::Mutex<HashMap<(u64, OpKind), InFlight, crate::fasthash::FastHash>>,
 }
 
 impl OpTracker {

@@ -91,13 +91,14 @@ pub enum Decision {
     Deny,
 }
 
-/// A key as records name it: never its value.
+/// A key as records name it: never its value. Shared strings: the gateway keeps
+/// one per key and every record of it points there (no allocation per record).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRef {
     /// `CKA_LABEL`.
-    pub label: Option<String>,
+    pub label: Option<std::sync::Arc<str>>,
     /// `CKA_ID` (an identifier, not secret).
-    pub id: Option<Vec<u8>>,
+    pub id: Option<std::sync::Arc<[u8]>>,
     /// Keywarden's lifecycle version.
     pub version: Option<u32>,
 }
@@ -112,11 +113,60 @@ impl Serialize for Rv {
     }
 }
 
+/// A record's mechanism: kept as typed values and formatted only when the writer
+/// serialises the record (off the caller's thread), e.g.
+/// `CKM_AES_GCM(iv_len=12, aad_len=0, tag_bits=128)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mechanism {
+    /// The decoded mechanism (types and lengths only).
+    Summary(MechanismSummary),
+    /// The mechanism type alone.
+    Type(CK_MECHANISM_TYPE),
+    /// Text given as is.
+    Text(String),
+}
+
+impl std::fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mechanism::Summary(m) => write!(f, "{m}"),
+            Mechanism::Type(t) => f.write_str(&mechanism_name(*t)),
+            Mechanism::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl Serialize for Mechanism {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl From<&str> for Mechanism {
+    fn from(text: &str) -> Mechanism {
+        Mechanism::Text(text.to_owned())
+    }
+}
+
+fn shared_str<S: Serializer>(v: &Option<std::sync::Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(text) => s.serialize_str(text),
+        None => s.serialize_none(),
+    }
+}
+
 fn function_name<S: Serializer>(f: &FunctionId, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(f.name())
 }
 
 fn hex_opt<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(bytes) => s.serialize_str(&super::chain::to_hex(bytes)),
+        None => s.serialize_none(),
+    }
+}
+
+fn hex_shared<S: Serializer>(v: &Option<std::sync::Arc<[u8]>>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(bytes) => s.serialize_str(&super::chain::to_hex(bytes)),
         None => s.serialize_none(),
@@ -135,17 +185,19 @@ pub struct OpEvent {
     pub role: Option<String>,
     /// Slot ID.
     pub slot: Option<u64>,
-    /// Token serial number.
-    pub token: Option<String>,
+    /// Token serial number (shared: the same for every record of a slot).
+    #[serde(serialize_with = "shared_str")]
+    pub token: Option<std::sync::Arc<str>>,
     /// Session handle.
     pub session: Option<u64>,
     /// The mechanism and its parameter summary (`MechanismSummary` text).
-    pub mechanism: Option<String>,
+    pub mechanism: Option<Mechanism>,
     /// Key label.
-    pub key_label: Option<String>,
+    #[serde(serialize_with = "shared_str")]
+    pub key_label: Option<std::sync::Arc<str>>,
     /// Key `CKA_ID`, hex.
-    #[serde(serialize_with = "hex_opt")]
-    pub key_id: Option<Vec<u8>>,
+    #[serde(serialize_with = "hex_shared")]
+    pub key_id: Option<std::sync::Arc<[u8]>>,
     /// Key lifecycle version.
     pub key_version: Option<u32>,
     /// Allowed or refused by Keywarden.
@@ -193,19 +245,19 @@ impl OpEvent {
         let mut op = OpEvent::new(call.function, rv);
         op.slot = call.slot.map(u64::from);
         op.session = call.session.map(u64::from);
-        op.mechanism = call.mechanism.map(|m| mechanism_name(m).into_owned());
+        op.mechanism = call.mechanism.map(Mechanism::Type);
         op
     }
 
     /// Sets the mechanism from its decoded summary (types and lengths only).
     pub fn with_mechanism(mut self, m: &MechanismSummary) -> OpEvent {
-        self.mechanism = Some(m.to_string());
+        self.mechanism = Some(Mechanism::Summary(*m));
         self
     }
 
     /// Sets the mechanism from its type alone.
     pub fn with_mechanism_type(mut self, m: CK_MECHANISM_TYPE) -> OpEvent {
-        self.mechanism = Some(mechanism_name(m).into_owned());
+        self.mechanism = Some(Mechanism::Type(m));
         self
     }
 
@@ -437,9 +489,9 @@ pub struct RecordView {
 }
 
 /// The part of a line after `seq` and `prev`: time, process context and the event,
-/// closing brace included. Serialising here, outside the trail lock, keeps the
-/// locked section to hashing and one `write`.
-/// Written in place (`render.rs`), since it runs for every recorded call.
+/// closing brace included. Called on the writer thread (not the caller's), before
+/// it takes the trail lock, which keeps the locked section to hashing and one
+/// `write`. Written in place (`render.rs`).
 pub(crate) fn render_tail(time: Timestamp, process_fields: &str, event: &Event) -> String {
     super::render::tail(time.0, process_fields, event)
 }

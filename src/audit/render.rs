@@ -1,4 +1,4 @@
-//! Rendering a record's line, on the caller's thread for every recorded call: one
+//! Rendering a record's line, on the writer thread for every record: one
 //! buffer sized for a typical record, the event serialised into it in place, and
 //! the time written digit by digit. `serde_json::to_string` into a fresh `String`
 //! (grown 128 → 256 → 512 bytes), then `format!` with `humantime`'s `Display`,
@@ -56,7 +56,11 @@ fn op_fields(out: &mut Vec<u8>, e: &OpEvent) {
     out.extend_from_slice(b",\"session\":");
     opt_number(out, e.session);
     out.extend_from_slice(b",\"mechanism\":");
-    opt_string(out, e.mechanism.as_deref());
+    match &e.mechanism {
+        Some(super::record::Mechanism::Text(t)) => string(out, t),
+        Some(m) => string(out, &m.to_string()),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"key_label\":");
     opt_string(out, e.key_label.as_deref());
     out.extend_from_slice(b",\"key_id\":");

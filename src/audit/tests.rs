@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::record::render_tail;
 use super::*;
 use crate::functions::FunctionId;
 
@@ -9,7 +10,7 @@ fn sign_event() -> OpEvent {
     let mut e = OpEvent::new(FunctionId::C_Sign, pkcs11_sys::CKR_OK)
         .with_key(KeyRef {
             label: Some("app-signing".into()),
-            id: Some(vec![0x01, 0xab]),
+            id: Some(vec![0x01, 0xab].into()),
             version: Some(3),
         })
         .with_identity("alice", Some("signer".into()))
@@ -109,7 +110,10 @@ fn records_built_from_a_call_name_its_mechanism() {
         .with_mechanism(pkcs11_sys::CKM_ECDSA);
     let e = OpEvent::from_call(&call, pkcs11_sys::CKR_KEY_HANDLE_INVALID);
     assert_eq!(
-        (e.session, e.mechanism.as_deref()),
+        (
+            e.session,
+            e.mechanism.as_ref().map(ToString::to_string).as_deref()
+        ),
         (Some(9), Some("CKM_ECDSA"))
     );
     let json = serde_json::to_string(&Event::Op(e)).unwrap();

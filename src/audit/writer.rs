@@ -36,12 +36,16 @@ pub const SYNC_EVERY: Duration = Duration::from_millis(100);
 /// `buffered` mode: default of most records kept for a retry while the trail cannot
 /// be written.
 pub const RETRY_CAP: usize = 65_536;
+/// `buffered` mode: the writer's pause after each write (see `State::run`).
+pub const COALESCE: Duration = Duration::from_millis(10);
 const RETRY_EVERY: Duration = Duration::from_millis(250);
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// A rendered record on its way to the writer.
+/// A record on its way to the writer: stamped on the caller's thread, serialised
+/// on the writer's (the caller pays a move and a channel send, not the JSON).
 pub(crate) struct Pending {
-    pub(crate) tail: String,
+    pub(crate) time: Timestamp,
+    pub(crate) event: Event,
     pub(crate) ack: Option<SyncSender<AuditResult<()>>>,
 }
 
@@ -109,7 +113,6 @@ pub(crate) struct WriterHandle {
     thread: Mutex<Option<JoinHandle<()>>>,
     stopped: AtomicBool,
     pid: u32,
-    pub(crate) process_fields: String,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -135,7 +138,7 @@ impl WriterHandle {
             seal_every: cfg.seal_every,
             counters: Arc::clone(&counters),
             syslog,
-            process_fields: process_fields.clone(),
+            process_fields,
             since_seal: 0,
             last_seal: Instant::now(),
             unsynced_since: None,
@@ -155,7 +158,6 @@ impl WriterHandle {
             thread: Mutex::new(Some(thread)),
             stopped: AtomicBool::new(false),
             pid: std::process::id(),
-            process_fields,
             counters,
         })
     }
@@ -255,8 +257,15 @@ impl State {
                     return;
                 }
             }
+            let wrote = !batch.is_empty();
             self.write(std::mem::take(&mut batch), false);
             self.periodic();
+            if wrote && replies.is_empty() && stop.is_none() && self.mode == Mode::Buffered {
+                // Let the next records accumulate: a sender finds the writer not
+                // waiting and queues without a wake-up (a futex call per record
+                // otherwise). Flushes and shutdowns wait at most this long more.
+                std::thread::sleep(COALESCE);
+            }
             if !replies.is_empty() {
                 let answer = self.sync();
                 for r in replies {
@@ -309,7 +318,11 @@ impl State {
             });
             tails.push(render_tail(Timestamp::now(), &self.process_fields, &gap));
         }
-        tails.extend(records.iter().map(|p| p.tail.clone()));
+        tails.extend(
+            records
+                .iter()
+                .map(|p| render_tail(p.time, &self.process_fields, &p.event)),
+        );
         let sealer = if seal_due { self.sealer.clone() } else { None };
         match self.trail.append(&tails, sealer.as_deref()) {
             Ok(done) => {

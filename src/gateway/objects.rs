@@ -28,7 +28,7 @@ struct Entry {
 /// The facts cache.
 #[derive(Debug, Default)]
 pub(super) struct FactsCache {
-    map: RwLock<HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), Entry>>,
+    map: RwLock<HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), Entry, crate::fasthash::FastHash>>,
 }
 
 /// Why facts could not be read: the backend's code.

@@ -30,7 +30,9 @@ use crate::audit::{
 use crate::backend::Backend;
 use crate::config::{Config, PolicyMode};
 use crate::error::{Error, Result};
+use crate::fasthash::FastHash;
 use crate::functions::FunctionId as F;
+use crate::policy::KeyFacts;
 
 /// What the front end knows about a data call's buffers: lengths, never contents.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -131,14 +133,23 @@ pub(super) struct Recorder {
     log: Arc<AuditLog>,
     ops: OpTracker,
     backend: Arc<Backend>,
-    /// Session → slot, for every session opened through this gateway (both modes).
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, CK_SLOT_ID>>,
+    /// Session → its slot and that token's serial, for every session opened
+    /// through this gateway (both modes).
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, (CK_SLOT_ID, Option<Arc<str>>), FastHash>>,
     /// Token serial numbers by slot, read once.
-    serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>>>,
+    serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>, FastHash>>,
     /// Transparent mode: key labels and ids, read once per handle (enforce mode
     /// uses the enforcer's cache, which its decisions fill anyway).
     facts: FactsCache,
+    /// Shared label and id strings per handle, with the facts they came from.
+    names: RwLock<HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), (Arc<KeyFacts>, KeyNames), FastHash>>,
 }
+
+type KeyNames = (Option<Arc<str>>, Option<Arc<[u8]>>);
+
+/// Bound of the name cache (cleared when reached: handles of destroyed objects
+/// would otherwise accumulate).
+const NAMES_MAX: usize = 4096;
 
 fn sha256_of(path: &std::path::Path) -> Option<String> {
     use sha2::Digest as _;
@@ -204,9 +215,10 @@ impl Recorder {
             log: Arc::new(log),
             ops: OpTracker::new(),
             backend: Arc::clone(backend),
-            sessions: RwLock::new(HashMap::new()),
-            serials: RwLock::new(HashMap::new()),
+            sessions: RwLock::new(HashMap::default()),
+            serials: RwLock::new(HashMap::default()),
             facts: FactsCache::default(),
+            names: RwLock::new(HashMap::default()),
         })
     }
 
@@ -254,7 +266,7 @@ impl Recorder {
     }
 
     fn slot_of(&self, session: CK_SESSION_HANDLE) -> Option<CK_SLOT_ID> {
-        self.sessions.read().get(&session).copied()
+        self.sessions.read().get(&session).map(|(slot, _)| *slot)
     }
 
     fn serial(&self, slot: CK_SLOT_ID) -> Option<Arc<str>> {
@@ -294,11 +306,30 @@ impl Recorder {
             let view = e.lifecycle.view_for_search(&self.backend, slot)?;
             view.lookup(&facts).map(|m| m.version.version)
         });
-        Some(KeyRef {
-            label: facts.label.clone(),
-            id: facts.id.clone(),
-            version,
-        })
+        let (label, id) = self.names(slot, object, &facts);
+        Some(KeyRef { label, id, version })
+    }
+
+    /// The shared label and id strings of a key, made once per facts entry (a
+    /// record then costs two reference counts, not two allocations freed on the
+    /// writer's thread). An entry is reused only while the facts cache still holds
+    /// the same facts for the handle.
+    fn names(&self, slot: CK_SLOT_ID, object: CK_OBJECT_HANDLE, facts: &Arc<KeyFacts>) -> KeyNames {
+        if let Some((f, names)) = self.names.read().get(&(slot, object)) {
+            if Arc::ptr_eq(f, facts) {
+                return names.clone();
+            }
+        }
+        let names: KeyNames = (
+            facts.label.as_deref().map(Arc::from),
+            facts.id.as_deref().map(Arc::from),
+        );
+        let mut map = self.names.write();
+        if map.len() >= NAMES_MAX {
+            map.clear();
+        }
+        map.insert((slot, object), (Arc::clone(facts), names.clone()));
+        names
     }
 
     /// The record's context: slot, token, session, identity and role, key.
@@ -310,16 +341,18 @@ impl Recorder {
         read_key: bool,
     ) -> OpEvent {
         let mut ev = OpEvent::from_call(call, rv);
-        let slot = call
-            .slot
-            .or_else(|| call.session.and_then(|s| self.slot_of(s)));
-        if let Some(slot) = slot {
+        let located = match (call.slot, call.session) {
+            (Some(slot), _) => Some((slot, self.serial(slot))),
+            (None, Some(session)) => self.sessions.read().get(&session).cloned(),
+            (None, None) => None,
+        };
+        if let Some((slot, serial)) = located {
             // CK_ULONG is u64 here but 32 bits wide on other targets.
             #[allow(clippy::useless_conversion)]
             {
                 ev.slot = Some(u64::from(slot));
             }
-            ev.token = self.serial(slot).map(|s| s.to_string());
+            ev.token = serial;
             if let (Some(session), Some(object)) = (call.session, call.object) {
                 if let Some(k) = self.key(enforcer, slot, session, object, read_key) {
                     ev = ev.with_key(k);
@@ -498,7 +531,7 @@ impl Recorder {
         let transparent = enforcer.is_none();
         match (call.function, call.session, call.slot) {
             (F::C_CloseSession, Some(session), _) => {
-                let slot = self.sessions.write().remove(&session);
+                let slot = self.sessions.write().remove(&session).map(|(slot, _)| slot);
                 if let (true, Some(slot)) = (transparent, slot) {
                     // Session objects die with their session (§6.7).
                     self.facts.forget_session_objects(slot);
@@ -507,7 +540,7 @@ impl Recorder {
                 self.ops.close_session(u64::from(session), call.function)
             }
             (F::C_CloseAllSessions, _, Some(slot)) => {
-                self.sessions.write().retain(|_, s| *s != slot);
+                self.sessions.write().retain(|_, (s, _)| *s != slot);
                 if transparent {
                     self.facts.forget_slot(slot);
                 }
@@ -538,7 +571,8 @@ impl Recorder {
 
     /// A session the backend just opened.
     pub(super) fn opened(&self, slot: CK_SLOT_ID, session: CK_SESSION_HANDLE) {
-        self.sessions.write().insert(session, slot);
+        let serial = self.serial(slot);
+        self.sessions.write().insert(session, (slot, serial));
     }
 }
 
