@@ -16,7 +16,7 @@ fn event(i: u64) -> OpEvent {
     e.slot = Some(0);
     e.session = Some(i % 8);
     e.key_label = Some("bench-key".into());
-    e.key_id = Some(vec![1, 2, 3, 4]);
+    e.key_id = Some(vec![1, 2, 3, 4].into());
     e.bytes_in = 32;
     e.bytes_out = 64;
     e.duration_us = 180;

@@ -40,7 +40,7 @@ pub use ecdsa::{
     ec_key_id, seal_digest, unwrap_ec_point, EcdsaVerifier, SealPubFile, ECDSA_ALG, SEAL_PUB_FILE,
 };
 pub use error::{AuditError, AuditResult};
-pub use ops::{OpKind, OpTracker};
+pub use ops::{Ended, OpKind, OpTracker};
 pub use query::{
     cef_line, export, header, read_records, text_line, write_record, Filter, Format, Found,
 };

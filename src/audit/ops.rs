@@ -105,6 +105,37 @@ impl InFlight {
     }
 }
 
+/// The operations one data call ended: none, one, or two (a dual-function
+/// update). Inline, not a `Vec`: this is built on every data call.
+#[derive(Debug, Default)]
+pub struct Ended([Option<OpEvent>; 2]);
+
+impl Ended {
+    /// No operation ended.
+    pub fn is_empty(&self) -> bool {
+        self.0[0].is_none()
+    }
+
+    /// How many ended.
+    pub fn len(&self) -> usize {
+        self.0.iter().filter(|e| e.is_some()).count()
+    }
+
+    fn push(&mut self, e: OpEvent) {
+        if let Some(slot) = self.0.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(e);
+        }
+    }
+}
+
+impl IntoIterator for Ended {
+    type Item = OpEvent;
+    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<OpEvent>, 2>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().flatten()
+    }
+}
+
 /// The operations under way, by session.
 #[derive(Debug, Default)]
 pub struct OpTracker {
@@ -152,15 +183,15 @@ impl OpTracker {
         bytes_in: u64,
         bytes_out: u64,
         size_query: bool,
-    ) -> Vec<OpEvent> {
+    ) -> Ended {
         let Some((phase, feeds)) = data_call(function) else {
-            return Vec::new();
+            return Ended::default();
         };
         let again = rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && size_query);
         let consumed = !again && (rv == CKR_OK || rv == CKR_SIGNATURE_INVALID);
         let ends = !again && (phase == Phase::Last || rv != CKR_OK);
         let mut ops = self.ops.lock();
-        let mut done = Vec::new();
+        let mut done = Ended::default();
         for &(kind, counts_input) in feeds {
             let key = (session, kind);
             let Some(op) = ops.get_mut(&key) else {

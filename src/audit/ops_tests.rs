@@ -26,7 +26,10 @@ fn single_part_sign_is_one_record_after_a_size_query() {
     assert!(t
         .data(5, FunctionId::C_Sign, CKR_BUFFER_TOO_SMALL, 32, 0, false)
         .is_empty());
-    let done = t.data(5, FunctionId::C_Sign, CKR_OK, 32, 64, false);
+    let done: Vec<OpEvent> = t
+        .data(5, FunctionId::C_Sign, CKR_OK, 32, 64, false)
+        .into_iter()
+        .collect();
     assert_eq!(done.len(), 1);
     let e = &done[0];
     assert_eq!(e.function, FunctionId::C_Sign);
@@ -54,7 +57,10 @@ fn multi_part_operations_add_up_and_end_at_final() {
             .data(5, FunctionId::C_EncryptUpdate, CKR_OK, 1024, 1024, false)
             .is_empty());
     }
-    let done = t.data(5, FunctionId::C_EncryptFinal, CKR_OK, 0, 16, false);
+    let done: Vec<OpEvent> = t
+        .data(5, FunctionId::C_EncryptFinal, CKR_OK, 0, 16, false)
+        .into_iter()
+        .collect();
     assert_eq!((done[0].bytes_in, done[0].bytes_out), (3072, 3088));
     assert_eq!(done[0].function, FunctionId::C_EncryptFinal);
 }
@@ -68,14 +74,17 @@ fn a_failing_update_ends_the_operation_with_its_code() {
         template(FunctionId::C_DecryptInit),
         Instant::now(),
     );
-    let done = t.data(
-        5,
-        FunctionId::C_DecryptUpdate,
-        CKR_ENCRYPTED_DATA_INVALID,
-        10,
-        0,
-        false,
-    );
+    let done: Vec<OpEvent> = t
+        .data(
+            5,
+            FunctionId::C_DecryptUpdate,
+            CKR_ENCRYPTED_DATA_INVALID,
+            10,
+            0,
+            false,
+        )
+        .into_iter()
+        .collect();
     assert_eq!(done[0].rv, Rv(CKR_ENCRYPTED_DATA_INVALID));
     assert_eq!(t.in_flight(), 0);
 }
@@ -89,7 +98,10 @@ fn a_bad_signature_is_recorded_with_its_bytes() {
         template(FunctionId::C_VerifyInit),
         Instant::now(),
     );
-    let done = t.data(5, FunctionId::C_Verify, CKR_SIGNATURE_INVALID, 96, 0, false);
+    let done: Vec<OpEvent> = t
+        .data(5, FunctionId::C_Verify, CKR_SIGNATURE_INVALID, 96, 0, false)
+        .into_iter()
+        .collect();
     assert_eq!(
         (done[0].rv, done[0].bytes_in),
         (Rv(CKR_SIGNATURE_INVALID), 96)
@@ -114,9 +126,15 @@ fn dual_updates_feed_both_operations() {
     assert!(t
         .data(5, FunctionId::C_DecryptVerifyUpdate, CKR_OK, 48, 32, false)
         .is_empty());
-    let v = t.data(5, FunctionId::C_VerifyFinal, CKR_OK, 64, 0, false);
+    let v: Vec<OpEvent> = t
+        .data(5, FunctionId::C_VerifyFinal, CKR_OK, 64, 0, false)
+        .into_iter()
+        .collect();
     assert_eq!((v[0].bytes_in, v[0].bytes_out), (32 + 64, 0));
-    let d = t.data(5, FunctionId::C_DecryptFinal, CKR_OK, 0, 0, false);
+    let d: Vec<OpEvent> = t
+        .data(5, FunctionId::C_DecryptFinal, CKR_OK, 0, 0, false)
+        .into_iter()
+        .collect();
     assert_eq!((d[0].bytes_in, d[0].bytes_out), (48, 32));
 }
 

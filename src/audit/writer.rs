@@ -49,6 +49,9 @@ pub(crate) struct Pending {
     pub(crate) ack: Option<SyncSender<AuditResult<()>>>,
 }
 
+// A record is moved into the channel's preallocated slot; boxing it would allocate
+// on the caller's thread and free on the writer's, per record.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Msg {
     Record(Pending),
     Flush(SyncSender<AuditResult<()>>),
@@ -257,7 +260,9 @@ impl State {
                     return;
                 }
             }
-            let wrote = !batch.is_empty();
+            // Pause only when the queue was drained: a full batch means more are
+            // waiting.
+            let wrote = !batch.is_empty() && batch.len() < MAX_BATCH;
             self.write(std::mem::take(&mut batch), false);
             self.periodic();
             if wrote && replies.is_empty() && stop.is_none() && self.mode == Mode::Buffered {

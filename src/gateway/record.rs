@@ -135,17 +135,23 @@ pub(super) struct Recorder {
     backend: Arc<Backend>,
     /// Session → its slot and that token's serial, for every session opened
     /// through this gateway (both modes).
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, (CK_SLOT_ID, Option<Arc<str>>), FastHash>>,
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, SessionPlace, FastHash>>,
     /// Token serial numbers by slot, read once.
     serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>, FastHash>>,
     /// Transparent mode: key labels and ids, read once per handle (enforce mode
     /// uses the enforcer's cache, which its decisions fill anyway).
     facts: FactsCache,
     /// Shared label and id strings per handle, with the facts they came from.
-    names: RwLock<HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), (Arc<KeyFacts>, KeyNames), FastHash>>,
+    names: RwLock<HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), NamedFacts, FastHash>>,
 }
 
-type KeyNames = (Option<Arc<str>>, Option<Arc<[u8]>>);
+/// The facts a key's shared names were made from, and the names.
+type NamedFacts = (Arc<KeyFacts>, KeyNames);
+
+/// A session's slot and that token's serial.
+type SessionPlace = (CK_SLOT_ID, Option<Arc<str>>);
+
+type KeyNames = (Option<Arc<str>>, Option<Arc<[u8]>>, Option<u32>);
 
 /// Bound of the name cache (cleared when reached: handles of destroyed objects
 /// would otherwise accumulate).
@@ -300,29 +306,37 @@ impl Recorder {
             None if read => cache.get(&self.backend, slot, session, object).ok()?,
             None => return None,
         };
-        // The managed version (enforce mode: the lifecycle index in memory; in
-        // transparent mode the store is not read per call).
-        let version = enforcer.and_then(|e| {
-            let view = e.lifecycle.view_for_search(&self.backend, slot)?;
-            view.lookup(&facts).map(|m| m.version.version)
-        });
-        let (label, id) = self.names(slot, object, &facts);
+        let (label, id, version) = self.names(enforcer, slot, object, &facts);
         Some(KeyRef { label, id, version })
     }
 
-    /// The shared label and id strings of a key, made once per facts entry (a
-    /// record then costs two reference counts, not two allocations freed on the
-    /// writer's thread). An entry is reused only while the facts cache still holds
-    /// the same facts for the handle.
-    fn names(&self, slot: CK_SLOT_ID, object: CK_OBJECT_HANDLE, facts: &Arc<KeyFacts>) -> KeyNames {
+    /// The shared label and id strings of a key and its managed version (enforce
+    /// mode: from the lifecycle index in memory; transparent mode does not read
+    /// the store per call), made once per facts entry: a record then costs
+    /// reference counts, not allocations freed on the writer's thread. An entry is
+    /// reused only while the facts cache holds the same facts for the handle, so
+    /// an edited or re-created object is named afresh; a version is that of the
+    /// handle's first recorded use (a `CKA_ID` names one version for good).
+    fn names(
+        &self,
+        enforcer: Option<&Enforcer>,
+        slot: CK_SLOT_ID,
+        object: CK_OBJECT_HANDLE,
+        facts: &Arc<KeyFacts>,
+    ) -> KeyNames {
         if let Some((f, names)) = self.names.read().get(&(slot, object)) {
             if Arc::ptr_eq(f, facts) {
                 return names.clone();
             }
         }
+        let version = enforcer.and_then(|e| {
+            let view = e.lifecycle.view_for_search(&self.backend, slot)?;
+            view.lookup(facts).map(|m| m.version.version)
+        });
         let names: KeyNames = (
             facts.label.as_deref().map(Arc::from),
             facts.id.as_deref().map(Arc::from),
+            version,
         );
         let mut map = self.names.write();
         if map.len() >= NAMES_MAX {
