@@ -195,7 +195,7 @@ mod tests {
         let mut full = OpEvent::new(FunctionId::C_SignFinal, 0x8000_0001)
             .with_key(KeyRef {
                 label: Some("app \"quoted\" \\ \n\t\u{1}\u{7f} é 🔑".into()),
-                id: Some(vec![0x00, 0xab, 0xff]),
+                id: Some(vec![0x00, 0xab, 0xff].into()),
                 version: Some(u32::MAX),
             })
             .with_identity("alice", Some("sign\u{0}er".into()))
