@@ -37,6 +37,34 @@ fn wait_for(path: &Path, what: &str) {
     }
 }
 
+/// Waits until `n` children have written their ready file; a child that exits
+/// first (or a 20 s deadline) fails the test with every child's output.
+fn wait_ready(sync: &Path, n: usize, children: &mut Vec<std::process::Child>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(sync).unwrap().count() < n {
+        let died = children
+            .iter_mut()
+            .any(|c| matches!(c.try_wait(), Ok(Some(_))));
+        if died || Instant::now() > deadline {
+            let outs: Vec<String> = children
+                .drain(..)
+                .map(|mut c| {
+                    let _ = c.kill();
+                    let o = c.wait_with_output().unwrap();
+                    let (out, err) = (o.stdout, o.stderr);
+                    format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out),
+                        String::from_utf8_lossy(&err)
+                    )
+                })
+                .collect();
+            panic!("children not ready:\n{}", outs.join("\n---\n"));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// One racing process: ready, wait for "go", sign with the key found by label
 /// (the first use after the due date), then search by label again and sign.
 #[test]
@@ -75,8 +103,12 @@ fn two_processes_racing_a_due_key_make_one_new_version() {
     let sync = lc.env.path().join("sync");
     std::fs::create_dir(&sync).unwrap();
     let later = keywarden::store::now() + 100 * 86_400;
-    let children: Vec<_> = (0..2)
-        .map(|_| {
+    // The children set up one after the other: SoftHSM answers a token read with
+    // CKR_GENERAL_ERROR while another process writes the token (its C_Login
+    // rewrites the token flags), and only the race after "go" is under test.
+    let mut children: Vec<std::process::Child> = Vec::new();
+    for n in 1..=2 {
+        children.push(
             lc.env
                 .command(std::env::current_exe().unwrap())
                 .args(["racing_child", "--exact", "--nocapture"])
@@ -85,13 +117,9 @@ fn two_processes_racing_a_due_key_make_one_new_version() {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
-                .unwrap()
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_dir(&sync).unwrap().count() < 2 {
-        assert!(Instant::now() < deadline, "children not ready");
-        std::thread::sleep(Duration::from_millis(2));
+                .unwrap(),
+        );
+        wait_ready(&sync, n, &mut children);
     }
     std::fs::write(sync.join("go"), b"").unwrap();
     let results: Vec<String> = children
