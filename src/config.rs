@@ -54,6 +54,11 @@ pub struct BackendConfig {
 pub struct PolicyConfig {
     /// What the module enforces.
     pub mode: PolicyMode,
+    /// `clock_override = true` lets `KEYWARDEN_NOW=<unix seconds>` shift the clock
+    /// of policy time windows and key lifecycle dates (tests and what-if drills).
+    /// Off by default: otherwise anyone who can set an application's environment
+    /// could move expired keys back into their cryptoperiod.
+    pub clock_override: bool,
 }
 
 /// What the module enforces.
@@ -78,6 +83,8 @@ struct RawPolicyConfig {
     profile: Option<Profile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    clock_override: bool,
 }
 
 impl TryFrom<RawPolicyConfig> for PolicyConfig {
@@ -106,7 +113,10 @@ impl TryFrom<RawPolicyConfig> for PolicyConfig {
             }
             (None, None, None) => return Err("policy.mode is missing (\"transparent\" or \"enforce\")".into()),
         };
-        Ok(PolicyConfig { mode })
+        Ok(PolicyConfig {
+            mode,
+            clock_override: raw.clock_override,
+        })
     }
 }
 
@@ -120,6 +130,7 @@ impl From<PolicyConfig> for RawPolicyConfig {
             mode: Some(mode.into()),
             profile: None,
             file,
+            clock_override: p.clock_override,
         }
     }
 }

@@ -394,6 +394,7 @@ label = ["app-warn", "ca-*"]
 originator = "30d"
 "#,
     );
+    k.env.clock_override(true);
     for l in ["app-due", "app-warn", "ca-root"] {
         k.ok(&["adopt", l]);
     }

@@ -313,6 +313,7 @@ when_due = "deactivate"
 "#,
     );
     lc.ok(&["rotate", LABEL]);
+    lc.env.clock_override(true);
     let now = keywarden::store::now();
     let sig_v1 = |s: &cryptoki::session::Session| sign(s, one(by_id(s, ID1, PRIVATE)));
     let at = |offset_days: i64, f: &dyn Fn(&cryptoki::session::Session)| {
@@ -361,6 +362,12 @@ when_due = "deactivate"
             verify(s, one(by_id(s, &v2_id, PUBLIC)), &v2_sig),
             Err(RvError::KeyFunctionNotPermitted)
         );
+    });
+    // Without `[policy] clock_override = true` the variable is ignored: an
+    // application's environment cannot move the clock (here: past the period).
+    lc.env.clock_override(false);
+    at(100, &|s| {
+        sign(s, one(by_label(s, LABEL, PRIVATE))).unwrap();
     });
 }
 

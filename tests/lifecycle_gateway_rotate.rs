@@ -98,6 +98,7 @@ fn two_processes_racing_a_due_key_make_one_new_version() {
         return;
     }
     let lc = Lc::new(&policy("", PERIOD));
+    lc.env.clock_override(true);
     lc.direct(|s| generate(s, LABEL, Some(ID1)));
     lc.ok(&["adopt", LABEL]);
     let sync = lc.env.path().join("sync");

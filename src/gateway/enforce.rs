@@ -40,7 +40,7 @@ impl Enforcer {
     /// Opens the policy file (an unusable file fails `C_Initialize`) and observes
     /// the process once.
     pub fn open(file: &std::path::Path, config: &crate::config::Config) -> Result<Enforcer> {
-        let clock = super::lifecycle::clock_from_env()?;
+        let clock = super::lifecycle::clock_from_env(config.policy.clock_override)?;
         let policy = PolicyHandle::open(file, Arc::clone(&clock)).map_err(|e| {
             Error::Config(format!(
                 "policy.mode = \"enforce\": {}",

@@ -66,6 +66,21 @@ impl TestEnv {
         file
     }
 
+    /// Sets `[policy] clock_override` (enforce mode), which lets `KEYWARDEN_NOW`
+    /// shift the clock of the module and the `keys` CLI.
+    pub fn clock_override(&self, on: bool) {
+        let conf = std::fs::read_to_string(&self.keywarden_conf).expect("read config");
+        let mut conf = conf.replace("clock_override = true\n", "");
+        if on {
+            assert!(conf.contains("mode = \"enforce\"\n"), "{conf}");
+            conf = conf.replace(
+                "mode = \"enforce\"\n",
+                "mode = \"enforce\"\nclock_override = true\n",
+            );
+        }
+        std::fs::write(&self.keywarden_conf, conf).expect("write config");
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -220,10 +220,15 @@ pub(super) fn run(
         PolicyMode::Transparent => None,
         PolicyMode::Enforce { file } => Some(Policy::load(file, Arc::new(SystemClock))?),
     };
+    // KEYWARDEN_NOW only with `[policy] clock_override = true`, as in the module.
     let now = match std::env::var(NOW_ENV) {
-        Ok(t) => t
+        Ok(t) if config.policy.clock_override => t
             .parse()
             .map_err(|_| Error::Config(format!("{NOW_ENV}={t:?} is not Unix seconds")))?,
+        Ok(_) => {
+            eprintln!("keywarden: {NOW_ENV} is ignored: the configuration has no [policy] clock_override = true");
+            store::now()
+        }
         Err(_) => store::now(),
     };
     let cx = Ctx {
