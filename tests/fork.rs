@@ -106,3 +106,59 @@ fn pkcs11_tool_test_fork_passes() {
         show(&out)
     );
 }
+
+/// The audit trail across a fork: the child's `C_Initialize` opens its own writer,
+/// its records carry its pid, the parent's records continue after, and the one
+/// chain verifies (docs/audit.md, "What the module records": Fork).
+#[test]
+fn a_forked_child_writes_its_own_records_into_the_one_chain() {
+    let env = common::TestEnv::new();
+    let client = support::harness("fork_client", env.path());
+    let out = env
+        .command(&client)
+        .arg(common::keywarden_module())
+        .arg(common::TOKEN_LABEL)
+        .arg(common::USER_PIN)
+        .output()
+        .expect("run fork_client");
+    assert!(out.status.success(), "{}", show(&out));
+
+    let mut records = Vec::new();
+    for f in keywarden::audit::list_files(&env.path().join("audit")).unwrap() {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            records.push(serde_json::from_str::<serde_json::Value>(line).unwrap());
+        }
+    }
+    let signs = |pid: u64| {
+        records
+            .iter()
+            .filter(|r| r["pid"] == pid && r["function"] == "C_Sign" && r["rv"] == "CKR_OK")
+            .count()
+    };
+    let starts: Vec<u64> = records
+        .iter()
+        .filter(|r| r["kind"] == "module" && r["what"] == "start")
+        .map(|r| r["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(starts.len(), 2, "parent and child each start: {starts:?}");
+    let (parent, child) = (starts[0], starts[1]);
+    assert_ne!(parent, child);
+    assert_eq!(signs(parent), 3, "before, while and after the child runs");
+    assert_eq!(signs(child), 1);
+    for pid in [parent, child] {
+        let stops = records
+            .iter()
+            .filter(|r| r["pid"] == pid && r["what"] == "stop")
+            .count();
+        assert_eq!(stops, 1, "pid {pid} stops once");
+    }
+    // The child wrote none of the parent's records (no duplicate of its first sign).
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let verify = env
+        .command(common::keywarden_bin())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", show(&verify));
+}
