@@ -12,7 +12,7 @@ use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use serde_json::Value;
 
-const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+use common::P256;
 
 /// Switches the test configuration's trail to `required` mode.
 fn required_mode(env: &common::TestEnv) {
@@ -496,22 +496,7 @@ fn required_mode_refuses_operations_while_the_trail_is_full_and_resumes() {
     let Some((_guard, fs)) = audit_support::Tmpfs::mount("256k") else {
         panic!("this test needs to mount a tmpfs (run as root, as CI does)");
     };
-    let (env, p11, slot) = common::keywarden_token();
-    let s = p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
-        .unwrap();
-    s.generate_key_pair(
-        &Mechanism::EccKeyPairGen,
-        &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
-        &[
-            Attribute::Token(true),
-            Attribute::Sign(true),
-            Attribute::Label(b"k".to_vec()),
-        ],
-    )
-    .unwrap();
-    drop(s);
-    p11.finalize().unwrap();
+    let env = common::token_with_signing_key("k");
     // The trail moves to the small file system, in required mode.
     required_mode(&env);
     let dir = fs.0.join("audit");
@@ -522,7 +507,7 @@ fn required_mode_refuses_operations_while_the_trail_is_full_and_resumes() {
     std::fs::write(&env.keywarden_conf, conf).unwrap();
 
     let p11 = common::load(&common::keywarden_module());
-    let s = p11.open_rw_session(slot).unwrap();
+    let s = p11.open_rw_session(common::test_slot(&p11)).unwrap();
     s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
     let key = find(&s, ObjectClass::PRIVATE_KEY, "k");

@@ -17,7 +17,7 @@ use gateway_support::{code, unhex};
 
 const MSG: &[u8] = b"Keywarden forwards this message to the token unchanged";
 /// DER OID of P-256 (CKA_EC_PARAMS).
-const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+use common::P256;
 /// DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1).
 const SHA256_DIGEST_INFO: &str = "3031300d060960864801650304020105000420";
 

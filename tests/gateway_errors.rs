@@ -14,7 +14,7 @@ use pkcs11_sys::*;
 const BAD: CK_ULONG = 0xdead_beef;
 const SHA256_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 /// DER OID of P-256 (CKA_EC_PARAMS).
-const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+use common::P256;
 
 /// What one run saw: (step, outcome) in order.
 #[derive(Default)]

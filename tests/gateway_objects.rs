@@ -16,7 +16,7 @@ use cryptoki::types::AuthPin;
 use gateway_support::{attr, attr_ulong, code, name, unhex, Raw};
 use pkcs11_sys::*;
 
-const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+use common::P256;
 
 fn login(s: &Session) {
     s.login(UserType::User, Some(&AuthPin::new(common::USER_PIN.into())))

@@ -17,7 +17,7 @@ use cryptoki::slot::Slot;
 use gateway_support::code;
 
 /// DER OID of P-256 (RFC 5480).
-const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+use common::P256;
 
 const POLICY: &str = r#"
 version = 1

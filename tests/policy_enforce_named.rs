@@ -13,8 +13,6 @@ use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use gateway_support::code;
 
-const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-
 const POLICY: &str = r#"
 version = 1
 [settings]
@@ -61,27 +59,13 @@ fn setup(
     cryptoki::context::Pkcs11,
     cryptoki::slot::Slot,
 ) {
-    let (env, p11, slot) = common::keywarden_token();
-    let s = p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
-        .unwrap();
-    s.generate_key_pair(
-        &Mechanism::EccKeyPairGen,
-        &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
-        &[
-            Attribute::Token(true),
-            Attribute::Sign(true),
-            Attribute::Label(b"k".to_vec()),
-        ],
-    )
-    .unwrap();
-    drop(s);
-    p11.finalize().unwrap();
+    let env = common::token_with_signing_key("k");
     users_add(&env, "alice", "alice-secret-1");
     users_add(&env, "bob", "bob-secret-12");
     with_pin_file(&env, pin_mode);
     env.enforce(POLICY);
     let p11 = common::load(&common::keywarden_module());
+    let slot = common::test_slot(&p11);
     (env, p11, slot)
 }
 

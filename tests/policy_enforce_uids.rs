@@ -15,7 +15,6 @@ use cryptoki::session::UserType;
 const SIGNER_UID: u32 = 4242;
 const OTHER_UID: u32 = 4343;
 const CHILD_ENV: &str = "KEYWARDEN_TEST_UID_CHILD";
-const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 fn policy() -> String {
     format!(
@@ -103,23 +102,7 @@ fn sign_is_allowed_for_one_uid_and_refused_for_another() {
         eprintln!("skipped: switching uids needs root (CI runs the suite as root)");
         return;
     }
-    let (env, p11, slot) = common::keywarden_token();
-    let s = p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
-        .unwrap();
-    s.generate_key_pair(
-        &Mechanism::EccKeyPairGen,
-        &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
-        &[
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sign(true),
-            Attribute::Label(b"k".to_vec()),
-        ],
-    )
-    .unwrap();
-    drop(s);
-    p11.finalize().unwrap();
+    let env = common::token_with_signing_key("k");
     env.enforce(&policy());
     // Enforce mode opens the metadata store read-write in every process: create it
     // now so that `open_up` makes it (and so the WAL files SQLite derives from its

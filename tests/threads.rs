@@ -29,7 +29,7 @@ use cryptoki::types::AuthPin;
 const THREADS: usize = 8;
 const SIGNATURES_PER_THREAD: usize = 50;
 /// DER of the OID of NIST P-256.
-const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+use common::P256;
 
 fn logged_in(p11: &Pkcs11, slot: Slot) -> Session {
     let session = p11.open_rw_session(slot).expect("open session");

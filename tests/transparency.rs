@@ -26,7 +26,7 @@ use cryptoki::session::{Session, UserType};
 use gateway_support::{attr, hex, name, Raw};
 use pkcs11_sys::*;
 
-const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+use common::P256;
 const MSG: &[u8] = b"the same message on both paths";
 const IV: [u8; 16] = [9; 16];
 

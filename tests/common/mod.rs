@@ -144,6 +144,35 @@ pub fn pin(p: &str) -> cryptoki::types::AuthPin {
     cryptoki::types::AuthPin::new(p.into())
 }
 
+/// DER of the P-256 curve's OID, for `CKA_EC_PARAMS`.
+pub const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// A fresh token holding one P-256 token key pair whose private key (labelled
+/// `label`) may sign, made through Keywarden (still transparent), which is then
+/// finalised: the test goes on to change the configuration.
+pub fn token_with_signing_key(label: &str) -> TestEnv {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    let (env, p11, slot) = keywarden_token();
+    let s = p11.open_rw_session(slot).expect("session");
+    s.login(cryptoki::session::UserType::User, Some(&pin(USER_PIN)))
+        .expect("login");
+    s.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[Attribute::Token(true), Attribute::EcParams(P256.to_vec())],
+        &[
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sign(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ],
+    )
+    .expect("generate");
+    drop(s);
+    p11.finalize().expect("C_Finalize");
+    env
+}
+
 /// A fresh token, Keywarden loaded and initialised over it, and the token's slot.
 pub fn keywarden_token() -> (TestEnv, cryptoki::context::Pkcs11, cryptoki::slot::Slot) {
     let env = TestEnv::new();
