@@ -137,16 +137,9 @@ pub(super) fn rfc3339_micros(out: &mut Vec<u8>, t: SystemTime) {
         return out.extend_from_slice(FIRST);
     };
     let secs = since.as_secs();
-    let (days, of_day) = (secs / 86_400, secs % 86_400);
-    // Civil from days (H. Hinnant), for days since 1970-01-01 ≥ 0.
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let of_day = secs % 86_400;
+    let (year, month, day) = crate::store::civil_date(i64::try_from(secs).unwrap_or(i64::MAX));
+    let (year, month, day) = (year.unsigned_abs(), u64::from(month), u64::from(day));
     if year > 9999 {
         return out.extend_from_slice(LAST);
     }

@@ -133,17 +133,8 @@ pub fn main() -> ExitCode {
 /// `2026-05-01 12:00:00Z` for a Unix time (UTC; civil-from-days, proleptic Gregorian),
 /// so tables need no date library.
 pub(crate) fn format_utc(t: crate::store::UnixTime) -> String {
-    let days = t.div_euclid(86_400);
+    let (year, month, day) = crate::store::civil_date(t);
     let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
         secs / 3600,
