@@ -120,11 +120,20 @@ pub(super) const fn kind(f: F) -> Kind {
 }
 
 /// What is known before the forward of a recorded call.
+// Lives on the caller's stack for one call; boxing the large variant would
+// allocate on every recorded call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub(super) struct Pending {
-    started: Instant,
-    /// The record so far (context, key, mechanism); `None` for data calls.
-    event: Option<OpEvent>,
+pub(super) enum Pending {
+    /// A data call: its operation's record and clock began at the `*Init`, so
+    /// nothing (not even a clock read) is taken here.
+    Data,
+    /// Any other recorded call: when it began, and the record so far (context,
+    /// key, mechanism); `None` for a login, whose identity is the one after it.
+    Call {
+        started: Instant,
+        event: Option<OpEvent>,
+    },
 }
 
 /// The audit side of one running gateway.
@@ -410,16 +419,16 @@ impl Recorder {
         call: &Call,
         mechanism: Option<&MechanismSummary>,
     ) -> Option<Pending> {
-        let k = kind(call.function);
-        if k == Kind::Quiet {
-            return None;
+        match kind(call.function) {
+            Kind::Quiet => return None,
+            Kind::Data => return Some(Pending::Data),
+            Kind::Call | Kind::Init => {}
         }
         let started = Instant::now();
-        let event = match k {
+        let event = match call.function {
             // A login's identity is the one after the call.
-            Kind::Data | Kind::Quiet => None,
-            Kind::Call if matches!(call.function, F::C_Login | F::C_LoginUser) => None,
-            Kind::Call | Kind::Init => {
+            F::C_Login | F::C_LoginUser => None,
+            _ => {
                 let mut ev = self.context(enforcer, call, CKR_OK, true);
                 if let Some(m) = mechanism {
                     ev = ev.with_mechanism(m);
@@ -427,7 +436,7 @@ impl Recorder {
                 Some(ev)
             }
         };
-        Some(Pending { started, event })
+        Some(Pending::Call { started, event })
     }
 
     /// After the forward: records what the call ended, and follows sessions. A
@@ -468,9 +477,9 @@ impl Recorder {
         rv: CK_RV,
     ) -> Result<()> {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
-        match kind(call.function) {
-            Kind::Quiet => Ok(()),
-            Kind::Data => {
+        let (started, event) = match pending {
+            Pending::Call { started, event } => (started, event),
+            Pending::Data => {
                 // The signature a verification checks is not data.
                 let in_len = if call.function == F::C_VerifyFinal {
                     0
@@ -486,28 +495,26 @@ impl Recorder {
                     io.out_len,
                     io.size_query,
                 );
-                ops.into_iter().try_for_each(|op| self.append(op))
+                return ops.into_iter().try_for_each(|op| self.append(op));
             }
+        };
+        match kind(call.function) {
             Kind::Init => {
-                let mut ev = pending
-                    .event
-                    .unwrap_or_else(|| OpEvent::from_call(call, rv));
+                let mut ev = event.unwrap_or_else(|| OpEvent::from_call(call, rv));
                 let op_kind = OpKind::from_init(call.function);
                 match op_kind {
                     Some(op_kind) if rv == CKR_OK => {
                         #[allow(clippy::useless_conversion)]
-                        let stale =
-                            self.ops
-                                .begin(u64::from(session), op_kind, ev, pending.started);
+                        let stale = self.ops.begin(u64::from(session), op_kind, ev, started);
                         stale.map_or(Ok(()), |op| self.append(op))
                     }
                     _ => {
                         ev.rv = crate::audit::Rv(rv);
-                        self.append(ev.with_duration(pending.started.elapsed()))
+                        self.append(ev.with_duration(started.elapsed()))
                     }
                 }
             }
-            Kind::Call => self.record_call(enforcer, call, pending, io, rv),
+            _ => self.record_call(enforcer, call, started, event, io, rv),
         }
     }
 
@@ -515,7 +522,8 @@ impl Recorder {
         &self,
         enforcer: Option<&Enforcer>,
         call: &Call,
-        pending: Pending,
+        started: Instant,
+        event: Option<OpEvent>,
         io: Io,
         rv: CK_RV,
     ) -> Result<()> {
@@ -524,14 +532,14 @@ impl Recorder {
         if io.size_query && rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL {
             return Ok(());
         }
-        let mut ev = match pending.event {
+        let mut ev = match event {
             Some(ev) => ev,
             None => self.context(enforcer, call, rv, false),
         };
         ev.rv = crate::audit::Rv(rv);
         ev.bytes_in = io.in_len;
         ev.bytes_out = io.out_len;
-        let ev = ev.with_duration(pending.started.elapsed());
+        let ev = ev.with_duration(started.elapsed());
         let mut ended = Vec::new();
         if rv == CKR_OK {
             ended = self.follow(enforcer, call, &io);
