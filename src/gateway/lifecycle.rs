@@ -32,13 +32,6 @@ use crate::store::{
 /// How often the usage counters are written to the store (and at `C_Finalize`).
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
-/// `KEYWARDEN_NOW=<unix seconds>`: with `[policy] clock_override = true` in the
-/// configuration, the module's clock reads this time at `C_Initialize` and runs on
-/// from it (tests of expiry and due dates; the CLI honours the same pair). Without
-/// the setting the variable is ignored with a warning: the application's
-/// environment must not be able to move a key back into its cryptoperiod.
-pub(super) const NOW_ENV: &str = "KEYWARDEN_NOW";
-
 /// A lifecycle refusal with the built-in rule it is reported under.
 #[derive(Debug, Clone)]
 pub(super) struct LcRefusal {
@@ -77,18 +70,14 @@ impl Clock for ShiftedClock {
 
 /// The clock of enforce mode (policy time windows and lifecycle dates).
 pub(super) fn clock_from_env(override_allowed: bool) -> Result<Arc<dyn Clock>> {
-    match std::env::var(NOW_ENV) {
-        Err(_) => Ok(Arc::new(crate::policy::SystemClock)),
-        Ok(_) if !override_allowed => {
-            log::warn!("{NOW_ENV} is set but ignored: the configuration has no [policy] clock_override = true");
-            Ok(Arc::new(crate::policy::SystemClock))
-        }
-        Ok(v) => {
-            let at: i64 = v.trim().parse().map_err(|_| {
-                Error::Config(format!("{NOW_ENV}={v:?} is not a number of seconds"))
-            })?;
+    match crate::policy::injected_now(override_allowed).map_err(Error::Config)? {
+        None => Ok(Arc::new(crate::policy::SystemClock)),
+        Some(at) => {
             let offset = at.saturating_sub(crate::policy::SystemClock.unix_seconds());
-            log::warn!("{NOW_ENV} is set: the module's clock is shifted by {offset} s");
+            log::warn!(
+                "{}: the module's clock is shifted by {offset} s",
+                crate::policy::NOW_ENV
+            );
             Ok(Arc::new(ShiftedClock { offset }))
         }
     }

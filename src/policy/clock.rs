@@ -14,6 +14,30 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// `KEYWARDEN_NOW=<unix seconds>`: a "now" for tests and what-if drills, for the
+/// module and the `keys` CLI alike, honoured only with `[policy] clock_override =
+/// true` (docs/lifecycle.md, "Clock").
+pub const NOW_ENV: &str = "KEYWARDEN_NOW";
+
+/// The time `KEYWARDEN_NOW` names when `allowed`; `None` when it is unset, or set
+/// but not allowed — then ignored with a warning: an application's environment
+/// must not be able to move an expired key back into its cryptoperiod.
+pub fn injected_now(allowed: bool) -> Result<Option<i64>, String> {
+    let Ok(v) = std::env::var(NOW_ENV) else {
+        return Ok(None);
+    };
+    if !allowed {
+        log::warn!(
+            "{NOW_ENV} is set but ignored: the configuration has no [policy] clock_override = true"
+        );
+        return Ok(None);
+    }
+    v.trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("{NOW_ENV}={v:?} is not a number of Unix seconds"))
+}
+
 /// A source of time.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Seconds since the Unix epoch, UTC.

@@ -33,7 +33,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use clock::{Clock, LocalTime, ManualClock, SystemClock};
+pub use clock::{injected_now, Clock, LocalTime, ManualClock, SystemClock, NOW_ENV};
 pub use compile::Policy;
 pub use create_decide::{CreateDecision, Creation, CreationKind};
 pub use creation::DEFAULT_KEY_TYPES;

@@ -30,10 +30,6 @@ pub(crate) use token::{read_pin, TokenArgs};
 /// Exit status of a rotation that lost a race (another process rotated first).
 const EXIT_LOST_RACE: u8 = 3;
 
-/// Environment variable overriding "now" (Unix seconds) for the CLI: what-if runs
-/// of `keys list --due` and tests of cryptoperiods without waiting.
-pub const NOW_ENV: &str = "KEYWARDEN_NOW";
-
 /// The `keys` subcommands.
 #[derive(Debug, Subcommand)]
 pub(super) enum KeysCommand {
@@ -220,17 +216,9 @@ pub(super) fn run(
         PolicyMode::Transparent => None,
         PolicyMode::Enforce { file } => Some(Policy::load(file, Arc::new(SystemClock))?),
     };
-    // KEYWARDEN_NOW only with `[policy] clock_override = true`, as in the module.
-    let now = match std::env::var(NOW_ENV) {
-        Ok(t) if config.policy.clock_override => t
-            .parse()
-            .map_err(|_| Error::Config(format!("{NOW_ENV}={t:?} is not Unix seconds")))?,
-        Ok(_) => {
-            eprintln!("keywarden: {NOW_ENV} is ignored: the configuration has no [policy] clock_override = true");
-            store::now()
-        }
-        Err(_) => store::now(),
-    };
+    let now = crate::policy::injected_now(config.policy.clock_override)
+        .map_err(Error::Config)?
+        .unwrap_or_else(store::now);
     let cx = Ctx {
         config,
         store,
