@@ -59,7 +59,7 @@ impl fmt::Debug for MechanismView<'_> {
 /// What Keywarden knows about a mechanism's parameter. Lengths are as the
 /// application declared them (`CK_ULONG`), except where the parameter is itself the
 /// bytes (`Iv`, `Other`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MechParams {
     /// `CK_GCM_PARAMS` (AES-GCM; mechanisms "AES GCM and CCM Mechanism parameters",
     /// v3.0 §2.13.5), either layout, see [`GcmLayout`].
@@ -132,7 +132,7 @@ pub enum MechParams {
 }
 
 /// A decoded mechanism: what policy decides on and audit records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MechanismSummary {
     /// `CKM_*` type.
     pub mechanism: CK_MECHANISM_TYPE,

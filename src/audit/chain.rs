@@ -48,13 +48,19 @@ impl std::fmt::Debug for Digest {
 
 /// Lower-case hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    // Only ASCII digits were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the lower-case hex of `bytes` to `out`.
+pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
     }
-    s
 }
 
 /// Parses hex (either case); `None` for odd lengths or other characters.
@@ -92,21 +98,17 @@ pub fn next_link(tip: Option<Tip>) -> (u64, Digest) {
 }
 
 /// Appends `{"seq":N,"prev":"…",` + `tail` + `\n` to `out` and returns the new tip.
-/// `tail` is the rest of the JSON object, closing brace included.
-pub fn push_line(out: &mut Vec<u8>, tip: Option<Tip>, tail: &str) -> Tip {
+/// `tail` is the rest of the JSON object, closing brace included. Runs once per
+/// record on the writer thread: no allocation, no `core::fmt`.
+pub fn push_line(out: &mut Vec<u8>, tip: Option<Tip>, tail: &[u8]) -> Tip {
     let (seq, prev) = next_link(tip);
     let start = out.len();
     out.extend_from_slice(b"{\"seq\":");
-    // Written in place (no temporary strings): this runs once per record.
-    let _ = std::io::Write::write_fmt(out, format_args!("{seq}"));
+    super::render::number(out, seq);
     out.extend_from_slice(b",\"prev\":\"");
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in prev.0 {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 15)]);
-    }
+    push_hex(out, &prev.0);
     out.extend_from_slice(b"\",");
-    out.extend_from_slice(tail.as_bytes());
+    out.extend_from_slice(tail);
     let hash = Digest::of_line(&out[start..]);
     out.push(b'\n');
     Tip { seq, hash }
@@ -198,8 +200,8 @@ mod tests {
     #[test]
     fn lines_link_to_their_predecessor() {
         let mut out = Vec::new();
-        let a = push_line(&mut out, None, "\"x\":1}");
-        let b = push_line(&mut out, Some(a), "\"x\":2}");
+        let a = push_line(&mut out, None, b"\"x\":1}");
+        let b = push_line(&mut out, Some(a), b"\"x\":2}");
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(

@@ -39,7 +39,7 @@ fn a_record_line_has_a_stable_field_order() {
         &Event::Op(sign_event()),
     );
     let mut line = Vec::new();
-    chain::push_line(&mut line, None, &tail);
+    chain::push_line(&mut line, None, tail.as_bytes());
     let expected = concat!(
         r#"{"seq":0,"prev":"0000000000000000000000000000000000000000000000000000000000000000","#,
         r#""time":"2025-01-31T12:00:00.123456Z","host":"hsm-gw-1","pid":4242,"uid":1000,"user":"app","exe":"/usr/bin/openssl","#,

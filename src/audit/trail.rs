@@ -94,6 +94,46 @@ pub struct Appended {
     pub seal_error: Option<AuditError>,
 }
 
+/// The rendered tails of one batch (see `record::render_tail`), back to back in
+/// one buffer the writer reuses from batch to batch.
+#[derive(Debug, Default)]
+pub struct Tails {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Tails {
+    /// Empties it, keeping the memory.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+    }
+
+    /// Adds one tail, written by `render` at the end of the buffer.
+    pub fn push_with(&mut self, render: impl FnOnce(&mut Vec<u8>)) {
+        render(&mut self.buf);
+        self.ends.push(self.buf.len());
+    }
+
+    /// How many tails.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Their total length.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Each tail, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| &self.buf[a..b])
+    }
+}
+
 /// One process's handle on the trail.
 pub struct Trail {
     opts: TrailOptions,
@@ -181,7 +221,7 @@ impl Trail {
 
     /// Appends one line per tail (see `record::render_tail`), then a seal over the
     /// new head when `seal` is given, as one write under the trail lock.
-    pub fn append(&mut self, tails: &[String], seal: Option<&dyn Sealer>) -> AuditResult<Appended> {
+    pub fn append(&mut self, tails: &Tails, seal: Option<&dyn Sealer>) -> AuditResult<Appended> {
         lock(&self.head, FlockOperation::LockExclusive)?;
         let result = self.append_locked(tails, seal);
         // Closing the descriptor would release the lock too; failing to unlock
@@ -194,19 +234,19 @@ impl Trail {
         render_tail(Timestamp::now(), &self.process_fields, event)
     }
 
-    fn append_locked(
-        &mut self,
-        tails: &[String],
-        seal: Option<&dyn Sealer>,
-    ) -> AuditResult<Appended> {
+    fn append_locked(&mut self, tails: &Tails, seal: Option<&dyn Sealer>) -> AuditResult<Appended> {
         let repair = self.sync_head()?;
         let start_tip = self.tip;
-        let mut out = Vec::with_capacity(tails.iter().map(|t| t.len() + 100).sum());
+        let mut out = Vec::with_capacity(tails.bytes() + tails.len() * 100);
         let mut tip = self.tip;
         if let Some(r) = repair {
-            tip = Some(push_line(&mut out, tip, &self.tail_for(&Event::Repair(r))));
+            tip = Some(push_line(
+                &mut out,
+                tip,
+                self.tail_for(&Event::Repair(r)).as_bytes(),
+            ));
         }
-        for t in tails {
+        for t in tails.iter() {
             tip = Some(push_line(&mut out, tip, t));
         }
         let mut seal_error = None;
@@ -220,7 +260,7 @@ impl Trail {
                         key_id: s.key_id,
                         sig: super::chain::to_hex(&s.sig),
                     });
-                    tip = Some(push_line(&mut out, tip, &self.tail_for(&event)));
+                    tip = Some(push_line(&mut out, tip, self.tail_for(&event).as_bytes()));
                 }
                 Err(e) => seal_error = Some(e),
             }

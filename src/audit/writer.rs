@@ -23,10 +23,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::error::{AuditError, AuditResult};
-use super::record::{render_tail, Event, GapEvent, Timestamp};
+use super::record::{Event, GapEvent, Timestamp};
+use super::render::Renderer;
 use super::seal::Sealer;
 use super::syslog::SyslogSink;
-use super::trail::Trail;
+use super::trail::{Tails, Trail};
 use super::{AuditConfig, Mode};
 
 /// Most messages taken into one append.
@@ -142,6 +143,8 @@ impl WriterHandle {
             counters: Arc::clone(&counters),
             syslog,
             process_fields,
+            renderer: Renderer::default(),
+            tails: Tails::default(),
             since_seal: 0,
             last_seal: Instant::now(),
             unsynced_since: None,
@@ -220,6 +223,9 @@ struct State {
     counters: Arc<Counters>,
     syslog: Option<SyslogSink>,
     process_fields: String,
+    /// Rendering state and the batch's rendered tails, kept from batch to batch.
+    renderer: Renderer,
+    tails: Tails,
     since_seal: u64,
     last_seal: Instant,
     unsynced_since: Option<Instant>,
@@ -310,7 +316,9 @@ impl State {
         if records.is_empty() && !(force_seal && self.since_seal > 0) {
             return;
         }
-        let mut tails: Vec<String> = Vec::with_capacity(records.len() + 1);
+        let mut tails = std::mem::take(&mut self.tails);
+        tails.clear();
+        let (renderer, fields) = (&mut self.renderer, self.process_fields.as_str());
         if self.lost > 0 {
             let gap = Event::Gap(GapEvent {
                 lost: self.lost,
@@ -321,15 +329,15 @@ impl State {
                     .map(ToString::to_string)
                     .unwrap_or_default(),
             });
-            tails.push(render_tail(Timestamp::now(), &self.process_fields, &gap));
+            tails.push_with(|out| renderer.tail_into(out, Timestamp::now().0, fields, &gap));
         }
-        tails.extend(
-            records
-                .iter()
-                .map(|p| render_tail(p.time, &self.process_fields, &p.event)),
-        );
+        for p in &records {
+            tails.push_with(|out| renderer.tail_into(out, p.time.0, fields, &p.event));
+        }
         let sealer = if seal_due { self.sealer.clone() } else { None };
-        match self.trail.append(&tails, sealer.as_deref()) {
+        let appended = self.trail.append(&tails, sealer.as_deref());
+        self.tails = tails;
+        match appended {
             Ok(done) => {
                 let lines = done.lines.iter().filter(|b| **b == b'\n').count() as u64;
                 self.counters.written.fetch_add(lines, Ordering::Relaxed);
