@@ -22,6 +22,7 @@ pub mod audit;
 pub mod backend;
 pub mod call;
 pub mod cli;
+pub mod coarse_clock;
 pub mod config;
 pub mod error;
 pub mod fasthash;

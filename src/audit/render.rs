@@ -28,10 +28,15 @@ use crate::fasthash::FastHash;
 /// handful; parameters such as AAD lengths can vary more).
 const MECHANISMS_MAX: usize = 1024;
 
+/// The first second `rfc3339_micros` does not write (year 10000).
+const LAST_SECOND: u64 = 253_402_300_800;
+
 /// The writer's rendering state: the mechanism texts seen so far, as JSON strings.
 #[derive(Default)]
 pub(super) struct Renderer {
     mechanisms: HashMap<MechanismSummary, Box<[u8]>, FastHash>,
+    /// `YYYY-MM-DDTHH:MM:SS` of the last second rendered, and that second.
+    second: Option<(u64, [u8; 19])>,
 }
 
 impl Renderer {
@@ -44,7 +49,7 @@ impl Renderer {
         event: &Event,
     ) {
         out.extend_from_slice(b"\"time\":\"");
-        rfc3339_micros(out, time);
+        self.time(out, time);
         out.extend_from_slice(b"\",");
         out.extend_from_slice(process_fields.as_bytes());
         out.push(b',');
@@ -58,6 +63,35 @@ impl Renderer {
         // The event is a JSON object: its fields continue the line, its `{` goes.
         if out.get(at) == Some(&b'{') {
             out.remove(at);
+        }
+    }
+
+    /// [`rfc3339_micros`], the date and time of day reused within one second.
+    fn time(&mut self, out: &mut Vec<u8>, t: SystemTime) {
+        let since = t.duration_since(UNIX_EPOCH).ok();
+        match (since, self.second) {
+            (Some(d), Some((s, prefix))) if d.as_secs() == s => {
+                out.extend_from_slice(&prefix);
+                out.push(b'.');
+                let mut micros = [b'0'; 6];
+                let mut v = d.subsec_micros();
+                for slot in micros.iter_mut().rev() {
+                    *slot = b'0' + (v % 10) as u8;
+                    v /= 10;
+                }
+                out.extend_from_slice(&micros);
+                out.push(b'Z');
+            }
+            _ => {
+                let start = out.len();
+                rfc3339_micros(out, t);
+                // Only an in-range time has its own second (the bounds are fixed text).
+                let in_range = since.is_some_and(|d| d.as_secs() < LAST_SECOND);
+                if let (true, Some(d), Some(prefix)) = (in_range, since, out.get(start..start + 19))
+                {
+                    self.second = prefix.try_into().ok().map(|p| (d.as_secs(), p));
+                }
+            }
         }
     }
 
@@ -194,10 +228,14 @@ pub(super) fn rfc3339_micros(out: &mut Vec<u8>, t: SystemTime) {
     if year > 9999 {
         return out.extend_from_slice(LAST);
     }
-    let digits = |out: &mut Vec<u8>, v: u64, n: u32| {
-        for i in (0..n).rev() {
-            out.push(b'0' + (v / 10u64.pow(i) % 10) as u8);
+    // Right to left, dividing by the constant 10 (a multiply), not by 10^i.
+    let digits = |out: &mut Vec<u8>, mut v: u64, n: usize| {
+        let mut d = [b'0'; 6];
+        for slot in d[..n].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
         }
+        out.extend_from_slice(&d[..n]);
     };
     digits(out, year, 4);
     out.push(b'-');
@@ -311,12 +349,18 @@ mod tests {
             Duration::new(1_777_636_800, 123_456_789),
             Duration::new(253_402_300_799, 999_999_000),
         ]);
+        // Several instants within one second, for the renderer's cached second.
+        samples.extend((0..5).map(|i| Duration::new(1_777_636_801, i * 200_000_123)));
+        let mut reused = Renderer::default();
         for d in samples {
             let at = UNIX_EPOCH + d;
             let mut out = Vec::new();
             rfc3339_micros(&mut out, at);
             let want = humantime::format_rfc3339_micros(at).to_string();
             assert_eq!(String::from_utf8(out).unwrap(), want, "{d:?}");
+            let mut out = Vec::new();
+            reused.time(&mut out, at);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{d:?}, reused");
         }
         for (at, want) in [
             (
@@ -331,6 +375,12 @@ mod tests {
             let mut out = Vec::new();
             rfc3339_micros(&mut out, at);
             assert_eq!(String::from_utf8(out).unwrap(), want);
+            // Twice: a bound is fixed text, never a cached second.
+            for _ in 0..2 {
+                let mut out = Vec::new();
+                reused.time(&mut out, at);
+                assert_eq!(String::from_utf8(out).unwrap(), want);
+            }
         }
     }
 }

@@ -11,8 +11,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `KEYWARDEN_NOW=<unix seconds>`: a "now" for tests and what-if drills, for the
 /// module and the `keys` CLI alike, honoured only with `[policy] clock_override =
@@ -59,10 +58,9 @@ impl Clock for SystemClock {
         }
     }
 
+    /// Read on every policy load (the reload check): the coarse clock.
     fn monotonic_millis(&self) -> u64 {
-        static ORIGIN: OnceLock<Instant> = OnceLock::new();
-        let origin = *ORIGIN.get_or_init(Instant::now);
-        u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+        crate::coarse_clock::monotonic_nanos() / 1_000_000
     }
 }
 

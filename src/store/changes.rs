@@ -18,7 +18,7 @@ use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often [`ChangeWatcher::check`] looks at the stamp by default.
 pub const DEFAULT_POLL: Duration = Duration::from_millis(200);
@@ -70,7 +70,8 @@ pub struct ChangeWatcher {
     path: PathBuf,
     poll_ns: u64,
     resync_ns: u64,
-    origin: Instant,
+    /// `coarse_clock::monotonic_nanos` when it was made.
+    origin: u64,
     next_poll: AtomicU64,
     last_signal: AtomicU64,
     signature: AtomicU64,
@@ -89,7 +90,7 @@ impl ChangeWatcher {
             path: stamp,
             poll_ns: nanos(poll),
             resync_ns: nanos(resync),
-            origin: Instant::now(),
+            origin: crate::coarse_clock::monotonic_nanos(),
             next_poll: AtomicU64::new(nanos(poll)),
             last_signal: AtomicU64::new(0),
             signature: AtomicU64::new(signature),
@@ -100,7 +101,7 @@ impl ChangeWatcher {
     /// resync is due). At most one thread gets `true` per poll; the others carry on
     /// with the cache they have.
     pub fn check(&self) -> bool {
-        let now = nanos(self.origin.elapsed());
+        let now = crate::coarse_clock::monotonic_nanos().saturating_sub(self.origin);
         let due = self.next_poll.load(Ordering::Acquire);
         if now < due {
             return false;
@@ -138,6 +139,7 @@ impl ChangeWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn wait_for(w: &ChangeWatcher, limit: Duration) -> Option<Duration> {
         let start = Instant::now();
