@@ -134,6 +134,9 @@ impl Tails {
     }
 }
 
+/// Largest append buffer kept between appends.
+const KEEP_OUT: usize = 16 << 20;
+
 /// One process's handle on the trail.
 pub struct Trail {
     opts: TrailOptions,
@@ -142,6 +145,11 @@ pub struct Trail {
     tip: Option<Tip>,
     last_head: Vec<u8>,
     process_fields: String,
+    /// The lines of the last append, given back by [`Trail::recycle`]: a batch's
+    /// buffer is reused rather than mapped, faulted in and unmapped every pass
+    /// (a large `malloc` is an `mmap`; its `munmap` interrupts the process's other
+    /// threads to flush their TLBs).
+    out: Vec<u8>,
 }
 
 fn open_append(path: &Path) -> AuditResult<File> {
@@ -216,6 +224,7 @@ impl Trail {
             tip: None,
             last_head: Vec::new(),
             process_fields,
+            out: Vec::new(),
         })
     }
 
@@ -237,7 +246,9 @@ impl Trail {
     fn append_locked(&mut self, tails: &Tails, seal: Option<&dyn Sealer>) -> AuditResult<Appended> {
         let repair = self.sync_head()?;
         let start_tip = self.tip;
-        let mut out = Vec::with_capacity(tails.bytes() + tails.len() * 100);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        out.reserve(tails.bytes() + tails.len() * 100);
         let mut tip = self.tip;
         if let Some(r) = repair {
             tip = Some(push_line(
@@ -303,6 +314,14 @@ impl Trail {
             lines: out,
             seal_error,
         })
+    }
+
+    /// Takes back an [`Appended::lines`] buffer for the next append (kept up to
+    /// [`KEEP_OUT`] bytes).
+    pub fn recycle(&mut self, lines: Vec<u8>) {
+        if lines.capacity() <= KEEP_OUT {
+            self.out = lines;
+        }
     }
 
     /// `fdatasync`s the current file (`buffered` mode's periodic flush). No lock:

@@ -269,7 +269,7 @@ impl State {
             // Pause only when the queue was drained: a full batch means more are
             // waiting.
             let wrote = !batch.is_empty() && batch.len() < MAX_BATCH;
-            self.write(std::mem::take(&mut batch), false);
+            self.write(&mut batch, false);
             self.periodic();
             if wrote && replies.is_empty() && stop.is_none() && self.mode == Mode::Buffered {
                 // Let the next records accumulate: a sender finds the writer not
@@ -305,10 +305,16 @@ impl State {
         next
     }
 
-    /// Appends `batch` (after any records waiting for a retry), sealing when due.
-    fn write(&mut self, batch: Vec<Pending>, force_seal: bool) {
-        let mut records: Vec<Pending> = self.retry.drain(..).collect();
-        records.extend(batch);
+    /// Appends `batch` (after any records waiting for a retry), sealing when due,
+    /// and leaves `batch` empty with its memory kept: the run loop reuses it, so a
+    /// batch is not regrown (and its records moved again) every pass.
+    fn write(&mut self, batch: &mut Vec<Pending>, force_seal: bool) {
+        if !self.retry.is_empty() {
+            let mut all: Vec<Pending> = self.retry.drain(..).collect();
+            all.append(batch);
+            *batch = all;
+        }
+        let records = batch;
         let seal_due = self.since_seal + records.len() as u64 >= self.seal_every_records
             || (self.since_seal + records.len() as u64 > 0
                 && self.last_seal.elapsed() >= self.seal_every)
@@ -331,7 +337,7 @@ impl State {
             });
             tails.push_with(|out| renderer.tail_into(out, Timestamp::now().0, fields, &gap));
         }
-        for p in &records {
+        for p in records.iter() {
             tails.push_with(|out| renderer.tail_into(out, p.time.0, fields, &p.event));
         }
         let sealer = if seal_due { self.sealer.clone() } else { None };
@@ -367,18 +373,19 @@ impl State {
                 if self.mode == Mode::Buffered {
                     self.unsynced_since.get_or_insert_with(Instant::now);
                 }
-                for p in records {
+                for p in records.drain(..) {
                     if let Some(ack) = p.ack {
                         let _ = ack.send(Ok(()));
                     }
                 }
                 self.forward(&done.lines);
+                self.trail.recycle(done.lines);
             }
-            Err(e) => self.failed(records, &e),
+            Err(e) => self.failed(records.drain(..), &e),
         }
     }
 
-    fn failed(&mut self, records: Vec<Pending>, e: &AuditError) {
+    fn failed(&mut self, records: impl ExactSizeIterator<Item = Pending>, e: &AuditError) {
         self.counters.note_error(e);
         self.failures += 1;
         self.last_failure = Some(e.clone());
@@ -418,13 +425,13 @@ impl State {
     /// Timer work: a due seal, the buffered-mode sync, a retry.
     fn periodic(&mut self) {
         if !self.retry.is_empty() {
-            self.write(Vec::new(), false);
+            self.write(&mut Vec::new(), false);
         }
         if self.sealer.is_some()
             && self.since_seal > 0
             && self.last_seal.elapsed() >= self.seal_every
         {
-            self.write(Vec::new(), true);
+            self.write(&mut Vec::new(), true);
         }
         if self
             .unsynced_since
@@ -437,7 +444,7 @@ impl State {
     /// Makes everything written so far durable; fails while records wait for a retry.
     fn sync(&mut self) -> AuditResult<()> {
         if !self.retry.is_empty() {
-            self.write(Vec::new(), false);
+            self.write(&mut Vec::new(), false);
         }
         if self.unsynced_since.take().is_some() {
             if let Err(e) = self.trail.sync() {
@@ -454,7 +461,7 @@ impl State {
 
     fn finish(&mut self) -> AuditResult<()> {
         if self.sealer.is_some() && self.since_seal > 0 {
-            self.write(Vec::new(), true);
+            self.write(&mut Vec::new(), true);
         }
         self.sync()
     }
