@@ -109,6 +109,34 @@ fn sign_demo_reports_a_missing_token() {
 fn sign_demo_is_clean_under_valgrind_memcheck() {
     let env = common::TestEnv::new();
     let exe = support::cc(&[source()], &env.path().join("sign_demo"), &[]);
+    memcheck(&env, &exe);
+}
+
+/// The same with a policy in force: enforce mode starts the policy handle, the
+/// store and its change watcher, and the lifecycle checks on every key use.
+#[test]
+fn sign_demo_is_clean_under_valgrind_memcheck_in_enforce_mode() {
+    let env = common::TestEnv::new();
+    let exe = support::cc(&[source()], &env.path().join("sign_demo"), &[]);
+    // The key pair first, without a policy (its creation is not what is tested).
+    let module = common::keywarden_module();
+    run(&env, &exe, &[module.as_os_str()]);
+    env.enforce(ALLOW_ALL);
+    memcheck(&env, &exe);
+}
+
+const ALLOW_ALL: &str = r#"
+version = 1
+[settings]
+default_classification = "Low"
+unmanaged_keys = "allow"
+[[rule]]
+id = "everything"
+roles = ["*"]
+ops = ["*"]
+"#;
+
+fn memcheck(env: &common::TestEnv, exe: &std::path::Path) {
     let module = common::keywarden_module();
     let out = env
         .command("valgrind")
@@ -119,7 +147,7 @@ fn sign_demo_is_clean_under_valgrind_memcheck() {
             "--track-origins=no",
             "--quiet",
         ])
-        .arg(&exe)
+        .arg(exe)
         .arg(common::TOKEN_LABEL)
         .arg(common::USER_PIN)
         .arg(&module)
