@@ -73,13 +73,7 @@ impl Renderer {
             (Some(d), Some((s, prefix))) if d.as_secs() == s => {
                 out.extend_from_slice(&prefix);
                 out.push(b'.');
-                let mut micros = [b'0'; 6];
-                let mut v = d.subsec_micros();
-                for slot in micros.iter_mut().rev() {
-                    *slot = b'0' + (v % 10) as u8;
-                    v /= 10;
-                }
-                out.extend_from_slice(&micros);
+                digits(out, u64::from(d.subsec_micros()), 6);
                 out.push(b'Z');
             }
             _ => {
@@ -211,6 +205,18 @@ fn opt_number(out: &mut Vec<u8>, n: Option<u64>) {
     }
 }
 
+/// The last `n` (≤ 6) decimal digits of `v`, zero-padded. Right to left, dividing
+/// by the constant 10 (a multiply), not by 10^i.
+fn digits(out: &mut Vec<u8>, mut v: u64, n: usize) {
+    let mut d = [b'0'; 6];
+    let n = n.min(d.len());
+    for slot in d[..n].iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&d[..n]);
+}
+
 /// `2025-01-31T12:00:00.123456Z`, exactly as `humantime::format_rfc3339_micros`
 /// writes it. Outside the years 1970–9999 (which `humantime` refuses with a
 /// formatting error, a panic in `format!`), the nearest bound: a clock that far
@@ -228,15 +234,6 @@ pub(super) fn rfc3339_micros(out: &mut Vec<u8>, t: SystemTime) {
     if year > 9999 {
         return out.extend_from_slice(LAST);
     }
-    // Right to left, dividing by the constant 10 (a multiply), not by 10^i.
-    let digits = |out: &mut Vec<u8>, mut v: u64, n: usize| {
-        let mut d = [b'0'; 6];
-        for slot in d[..n].iter_mut().rev() {
-            *slot = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        out.extend_from_slice(&d[..n]);
-    };
     digits(out, year, 4);
     out.push(b'-');
     digits(out, month, 2);
