@@ -535,6 +535,25 @@ fn required_mode_refuses_operations_while_the_trail_is_full_and_resumes() {
     p11.finalize().unwrap();
     let r = keywarden::audit::verify(&dir, None, None, None).unwrap();
     assert!(r.is_intact() && r.truncated_tail.is_none(), "{r}");
+
+    // C_Finalize's own stop record is held to the same rule: on a full disk it
+    // fails with the disk-full code (the module is finalised all the same).
+    let p11 = common::load(&common::keywarden_module());
+    let filler = audit_support::fill(&fs.0);
+    // The trail file's last page may still take a record or two: sign until the
+    // trail is full for certain.
+    let slot = common::test_slot(&p11);
+    let full = (0..50).any(|_| match p11.open_ro_session(slot) {
+        Ok(_) => false,
+        Err(e) => code(Err::<(), _>(e)) == cryptoki::error::RvError::DeviceMemory,
+    });
+    assert!(full, "the trail never filled up");
+    assert_eq!(code(p11.finalize()), cryptoki::error::RvError::DeviceMemory);
+    std::fs::remove_file(filler).unwrap();
+    let p11 = common::load(&common::keywarden_module());
+    p11.finalize().unwrap();
+    let r = keywarden::audit::verify(&dir, None, None, None).unwrap();
+    assert!(r.is_intact() && r.truncated_tail.is_none(), "{r}");
 }
 
 /// The `CK_RV` of a failed cryptoki call.

@@ -91,14 +91,28 @@ impl Gateway {
     /// and syncs the trail, then finalises the backend if this gateway initialised
     /// it (enforce mode: after writing the pending usage counters). Not left to
     /// `Drop`: the front end keeps a retired gateway for a while.
+    ///
+    /// In `required` audit mode a stop (or ended-operation) record that could not
+    /// be written fails `C_Finalize` with the audit error's code, like any other
+    /// call whose record is lost; the module is finalised all the same. In
+    /// `buffered` mode it is logged and counted, as every buffered write failure is.
+    /// A failed final seal loses no record: it is logged, counted, and shows in
+    /// `audit verify` as an unsealed tail.
     pub fn stop(&self) -> Result<()> {
         if let Some(e) = &self.enforcer {
             e.lifecycle.stop();
         }
-        if let Err(e) = self.audit.stop() {
+        let audited = self.audit.stop();
+        if let Err(e) = &audited {
             log::error!("audit trail at C_Finalize: {e}");
         }
-        self.backend.finalize()
+        self.backend.finalize()?;
+        match audited {
+            Err(e) if self.audit.log().mode() == crate::audit::Mode::Required => {
+                Err(Error::Audit(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Writes the audit records still queued (`buffered` mode; process exit).
