@@ -33,11 +33,13 @@ impl Filter {
             (_, _, None) => false,
             (from, to, Some(t)) => from.is_none_or(|f| t >= f) && to.is_none_or(|u| t < u),
         };
+        // A key's records: those that used it, and the one that created it.
         let key_ok = self.key.as_deref().is_none_or(|k| {
-            r.key_label.as_deref() == Some(k)
-                || r.key_id
-                    .as_deref()
-                    .is_some_and(|id| id.eq_ignore_ascii_case(k))
+            let names = |label: &Option<String>, id: &Option<String>| {
+                label.as_deref() == Some(k)
+                    || id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(k))
+            };
+            names(&r.key_label, &r.key_id) || names(&r.new_key_label, &r.new_key_id)
         });
         let user_ok = self.user.as_deref().is_none_or(|u| {
             r.user.as_deref() == Some(u)
@@ -340,6 +342,12 @@ pub fn text_line(r: &RecordView) -> String {
                 .or_else(|| r.key_id.clone())
                 .map(|k| format!(" key={k}"))
                 .unwrap_or_default();
+            let created = r
+                .new_key_label
+                .as_ref()
+                .or(r.new_key_id.as_ref())
+                .map(|k| format!(" new={k}"))
+                .unwrap_or_default();
             let mech = r
                 .mechanism
                 .as_ref()
@@ -356,7 +364,7 @@ pub fn text_line(r: &RecordView) -> String {
                 .map(|x| format!(" rule={x}"))
                 .unwrap_or_default();
             format!(
-                "{} {decision}{rule} {}{key}{mech} in={} out={} {}us",
+                "{} {decision}{rule} {}{key}{created}{mech} in={} out={} {}us",
                 o(&r.function),
                 o(&r.rv),
                 r.bytes_in.unwrap_or(0),

@@ -125,3 +125,30 @@ fn text_lines_summarise() {
     let line = text_line(&view(OP));
     assert_eq!(line, "2025-01-31T12:00:00.000001Z #7 alice@h pid 9 C_Sign DENIED rule=r1 CKR_FUNCTION_FAILED key==cmd|x CKM_ECDSA in=32 out=0 12us");
 }
+
+#[test]
+fn a_key_is_found_by_the_record_that_created_it() {
+    let r = view(
+        r#"{"kind":"op","function":"C_UnwrapKey","key_label":"kek","key_id":"01","rv":"CKR_OK","new_key_label":"app","new_key_id":"4B57"}"#,
+    );
+    for k in ["app", "4b57", "kek", "01"] {
+        assert!(
+            Filter {
+                key: Some(k.into()),
+                ..Filter::default()
+            }
+            .matches(&r),
+            "{k}"
+        );
+    }
+    assert!(!Filter {
+        key: Some("other".into()),
+        ..Filter::default()
+    }
+    .matches(&r));
+    assert!(
+        text_line(&r).contains(" key=kek new=app "),
+        "{}",
+        text_line(&r)
+    );
+}

@@ -212,6 +212,18 @@ pub struct OpEvent {
     pub bytes_out: u64,
     /// From the start of the `*Init` (or the call) to the end of its last call.
     pub duration_us: u64,
+    /// The key a successful creating call made (`C_GenerateKey`, the private key
+    /// of `C_GenerateKeyPair`, `C_CreateObject`, `C_CopyObject`, `C_UnwrapKey`,
+    /// `C_DeriveKey`): its label. Written only when known — absent, not `null`, in
+    /// every other record, so the hot path's records keep their size.
+    #[serde(serialize_with = "shared_str", skip_serializing_if = "Option::is_none")]
+    pub new_key_label: Option<std::sync::Arc<str>>,
+    /// The new key's `CKA_ID`, hex (when it has one).
+    #[serde(serialize_with = "hex_shared", skip_serializing_if = "Option::is_none")]
+    pub new_key_id: Option<std::sync::Arc<[u8]>>,
+    /// The new key's managed version (enforce mode, when the call registered it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_key_version: Option<u32>,
 }
 
 impl OpEvent {
@@ -234,6 +246,9 @@ impl OpEvent {
             bytes_in: 0,
             bytes_out: 0,
             duration_us: 0,
+            new_key_label: None,
+            new_key_id: None,
+            new_key_version: None,
         }
     }
 
@@ -266,6 +281,14 @@ impl OpEvent {
         self.key_label = key.label;
         self.key_id = key.id;
         self.key_version = key.version;
+        self
+    }
+
+    /// Names the key the call created.
+    pub fn with_new_key(mut self, key: KeyRef) -> OpEvent {
+        self.new_key_label = key.label;
+        self.new_key_id = key.id;
+        self.new_key_version = key.version;
         self
     }
 
@@ -478,6 +501,9 @@ pub struct RecordView {
     pub bytes_in: Option<u64>,
     pub bytes_out: Option<u64>,
     pub duration_us: Option<u64>,
+    pub new_key_label: Option<String>,
+    pub new_key_id: Option<String>,
+    pub new_key_version: Option<u32>,
     pub action: Option<String>,
     pub actor: Option<String>,
     pub target: Option<String>,

@@ -162,6 +162,20 @@ fn op_fields(out: &mut Vec<u8>, e: &OpEvent, r: &mut Renderer) {
     number(out, e.bytes_out);
     out.extend_from_slice(b",\"duration_us\":");
     number(out, e.duration_us);
+    // Only in the records of creating calls (`skip_serializing_if`).
+    if let Some(label) = e.new_key_label.as_deref() {
+        out.extend_from_slice(b",\"new_key_label\":");
+        string(out, label);
+    }
+    if let Some(id) = &e.new_key_id {
+        out.extend_from_slice(b",\"new_key_id\":\"");
+        super::chain::push_hex(out, id);
+        out.push(b'"');
+    }
+    if let Some(v) = e.new_key_version {
+        out.extend_from_slice(b",\"new_key_version\":");
+        number(out, u64::from(v));
+    }
     out.push(b'}');
 }
 
@@ -289,7 +303,17 @@ mod tests {
         let mut odd = bare.clone();
         odd.rv = Rv(pkcs11_sys::CKR_VENDOR_DEFINED + 7);
         odd.decision = Decision::Deny;
-        for e in [&bare, &full, &odd] {
+        let created = full.clone().with_new_key(KeyRef {
+            label: Some("new \"k\"\n".into()),
+            id: Some(vec![0x4b, 0x57].into()),
+            version: Some(1),
+        });
+        let id_only = bare.clone().with_new_key(KeyRef {
+            label: None,
+            id: Some(vec![0x01].into()),
+            version: None,
+        });
+        for e in [&bare, &full, &odd, &created, &id_only] {
             assert_eq!(by_hand(e), by_serde(e));
         }
         for f in FunctionId::ALL {
