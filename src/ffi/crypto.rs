@@ -207,7 +207,10 @@ pub(super) unsafe fn C_GenerateKey(
     let call = Call::session(F::C_GenerateKey, hSession).with_mechanism(mechanism.mechanism);
     with_gateway(|gw| {
         if !gw.enforcing() {
-            return gw.call(call, |b| b.generate_key(hSession, mechanism, template, key));
+            return gw.create_plain(call, |b| {
+                let rv = b.generate_key(hSession, mechanism, template, key);
+                (rv, [Some(*key), None])
+            });
         }
         // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
         let t = unsafe { template_from_raw(pTemplate, ulCount) }?;
@@ -263,15 +266,16 @@ pub(super) unsafe fn C_GenerateKeyPair(
     let call = Call::session(F::C_GenerateKeyPair, hSession).with_mechanism(mechanism.mechanism);
     with_gateway(|gw| {
         if !gw.enforcing() {
-            return gw.call(call, |b| {
-                b.generate_key_pair(
+            return gw.create_plain(call, |b| {
+                let rv = b.generate_key_pair(
                     hSession,
                     mechanism,
                     public,
                     private,
                     public_key,
                     private_key,
-                )
+                );
+                (rv, [Some(*public_key), Some(*private_key)])
             });
         }
         // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
@@ -363,8 +367,9 @@ pub(super) unsafe fn C_UnwrapKey(
         .with_mechanism(mechanism.mechanism);
     with_gateway(|gw| {
         if !gw.enforcing() {
-            return gw.call(call, |b| {
-                b.unwrap_key(hSession, mechanism, hUnwrappingKey, wrapped, template, key)
+            return gw.create_plain(call, |b| {
+                let rv = b.unwrap_key(hSession, mechanism, hUnwrappingKey, wrapped, template, key);
+                (rv, [Some(*key), None])
             });
         }
         // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
@@ -412,8 +417,9 @@ pub(super) unsafe fn C_DeriveKey(
         .with_mechanism(mechanism.mechanism);
     with_gateway(|gw| {
         if !gw.enforcing() {
-            return gw.call(call, |b| {
-                b.derive_key(hSession, mechanism, hBaseKey, template, key)
+            return gw.create_plain(call, |b| {
+                let rv = b.derive_key(hSession, mechanism, hBaseKey, template, key);
+                (rv, [Some(*key), None])
             });
         }
         // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.

@@ -28,7 +28,10 @@ pub(super) unsafe fn C_CreateObject(
     let call = Call::session(F::C_CreateObject, hSession);
     with_gateway(|gw| {
         if !gw.enforcing() {
-            return gw.call(call, |b| b.create_object(hSession, template, object));
+            return gw.create_plain(call, |b| {
+                let rv = b.create_object(hSession, template, object);
+                (rv, [Some(*object), None])
+            });
         }
         // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
         let t = unsafe { template_from_raw(pTemplate, ulCount) }?;
@@ -64,7 +67,10 @@ pub(super) unsafe fn C_CopyObject(
     let call = Call::session(F::C_CopyObject, hSession).on(hObject);
     with_gateway(|gw| {
         if !gw.enforcing() {
-            return gw.call(call, |b| b.copy_object(hSession, hObject, template, new));
+            return gw.create_plain(call, |b| {
+                let rv = b.copy_object(hSession, hObject, template, new);
+                (rv, [Some(*new), None])
+            });
         }
         // SAFETY: caller's contract: each attribute's pValue has ulValueLen bytes.
         let t = unsafe { template_from_raw(pTemplate, ulCount) }?;

@@ -88,7 +88,43 @@ impl Gateway {
         args: &CreateArgs<'_, '_>,
         forward: impl FnOnce(&Backend, &Additions<'_>) -> (CK_RV, NewObjects),
     ) -> Result<()> {
-        self.recorded(&call, || self.create_unrecorded(call, args, forward))
+        self.recorded_create(&call, || self.create_unrecorded(call, args, forward))
+    }
+
+    /// A creation in transparent mode (the front end decodes no template there):
+    /// forward, and the record names the new object.
+    pub fn create_plain(
+        &self,
+        call: Call,
+        forward: impl FnOnce(&Backend) -> (CK_RV, NewObjects),
+    ) -> Result<()> {
+        self.recorded_create(&call, || {
+            self.decide(&call)?;
+            let (rv, created) = forward(&self.backend);
+            check_rv(rv)?;
+            Ok(created)
+        })
+    }
+
+    /// [`Gateway::recorded`] for a creating call: after a success the pending
+    /// record is given the new object's label, `CKA_ID` and version (docs/audit.md).
+    fn recorded_create(
+        &self,
+        call: &Call,
+        body: impl FnOnce() -> Result<NewObjects>,
+    ) -> Result<()> {
+        let mut pending = self.audit.before(self.enforcer.as_ref(), call, None);
+        let result = body().map(|created| {
+            self.audit
+                .name_created(self.enforcer.as_ref(), call, pending.as_mut(), &created);
+        });
+        self.audit.after(
+            self.enforcer.as_ref(),
+            call,
+            pending,
+            super::Io::default(),
+            result,
+        )
     }
 
     fn create_unrecorded(
@@ -96,10 +132,12 @@ impl Gateway {
         call: Call,
         args: &CreateArgs<'_, '_>,
         forward: impl FnOnce(&Backend, &Additions<'_>) -> (CK_RV, NewObjects),
-    ) -> Result<()> {
+    ) -> Result<NewObjects> {
         self.decide(&call)?;
         let Some(e) = &self.enforcer else {
-            return check_rv(forward(&self.backend, &Additions::default()).0);
+            let (rv, created) = forward(&self.backend, &Additions::default());
+            check_rv(rv)?;
+            return Ok(created);
         };
         let p = e.policy();
         let op = args.kind.access_op();
@@ -175,7 +213,7 @@ impl Gateway {
         if let Some(r) = registration {
             e.register(&self.backend, &call, slot, &created, r, &cd, &p)?;
         }
-        Ok(())
+        Ok(created)
     }
 
     /// `C_SetAttributeValue` in enforce mode: `decide_set_attributes` on the

@@ -246,6 +246,11 @@ impl Recorder {
         self.log.append(event).map_err(Error::Audit)
     }
 
+    /// A lifecycle change the module made (`lifecycle_audit.rs`).
+    pub(super) fn lifecycle(&self, event: crate::audit::LifecycleEvent) -> Result<()> {
+        self.append(event)
+    }
+
     /// `C_Finalize`: operations still under way end with `CKR_SESSION_CLOSED`, a
     /// stop record, then the writer seals, syncs and stops (before the backend is
     /// finalised: a token sealer needs it).
@@ -588,6 +593,43 @@ impl Recorder {
                 Vec::new()
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// A creating call succeeded: its pending record names the new object (a key
+    /// pair's private key), read after the call through the facts cache (one
+    /// `C_GetAttributeValue` of non-secret attributes, no lock held over it), with
+    /// its managed version in enforce mode (a registration is in the index by now).
+    pub(super) fn name_created(
+        &self,
+        enforcer: Option<&Enforcer>,
+        call: &Call,
+        pending: Option<&mut Pending>,
+        created: &super::NewObjects,
+    ) {
+        let Some(Pending::Call {
+            event: Some(ev), ..
+        }) = pending
+        else {
+            return;
+        };
+        let Some(object) = created[1].or(created[0]) else {
+            return;
+        };
+        let (Some(session), Some(slot)) =
+            (call.session, call.session.and_then(|s| self.slot_of(s)))
+        else {
+            return;
+        };
+        if enforcer.is_none() {
+            // A handle may be reused once its object is gone: never name a new
+            // object after facts cached for an old one.
+            self.facts.forget(slot, object);
+        }
+        if let Some(k) = self.key(enforcer, slot, session, object, true) {
+            ev.new_key_label = k.label;
+            ev.new_key_id = k.id;
+            ev.new_key_version = k.version;
         }
     }
 
