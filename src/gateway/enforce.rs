@@ -33,7 +33,7 @@ pub struct Enforcer {
     /// States, rotation and usage of managed keys (docs/lifecycle.md).
     pub(super) lifecycle: Lifecycle,
     /// The audit trail, which records every refusal (set by `Gateway::start`).
-    audit: Option<Arc<super::record::Recorder>>,
+    pub(super) audit: Option<Arc<super::record::Recorder>>,
 }
 
 impl Enforcer {

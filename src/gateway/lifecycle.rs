@@ -20,6 +20,7 @@ use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use pkcs11_sys::*;
 
+use super::lifecycle_audit;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Due, LifecycleIndex};
@@ -568,7 +569,7 @@ impl super::Enforcer {
             Ok(Some(u)) if op.uses_key_value() => {
                 self.lifecycle.record_use(u.version.id, now);
                 if u.due_rotate {
-                    self.auto_rotate(backend, call, slot, &view.serial, u.key, u.version, now);
+                    self.auto_rotate(backend, call, slot, &view.serial, u.key, u.version, now)?;
                 }
                 Ok(())
             }
@@ -584,7 +585,9 @@ impl super::Enforcer {
     /// goes on with the version it named (it was active when decided); searches
     /// without `CKA_ID` find the new version from then on. A failure (e.g. no user
     /// login to create private objects with) is logged, and retried after
-    /// `ROTATE_RETRY`; the key stays in use meanwhile, as with `warn`.
+    /// `ROTATE_RETRY`; the key stays in use meanwhile, as with `warn`. Both the
+    /// rotation and a failed attempt are audit records (`lifecycle_audit.rs`); an
+    /// error here is only one of those records not written in `required` mode.
     #[allow(clippy::too_many_arguments)]
     fn auto_rotate(
         &self,
@@ -595,9 +598,9 @@ impl super::Enforcer {
         key: &ManagedKey,
         version: &KeyVersion,
         now: UnixTime,
-    ) {
+    ) -> Result<()> {
         if !self.lifecycle.may_try_rotation(version.id) {
-            return;
+            return Ok(());
         }
         let attempt = || -> std::result::Result<crate::lifecycle::RotateOutcome, String> {
             let _lock = crate::lifecycle::RotationLock::acquire(&self.lifecycle.dir)
@@ -625,7 +628,9 @@ impl super::Enforcer {
                 other => other.to_string(),
             })
         };
-        match attempt() {
+        let result = attempt();
+        self.lifecycle.reload();
+        match result {
             Ok(o) => {
                 log::info!(
                     "{}: key {:?} rotated automatically: version {} active, version {} deactivated",
@@ -634,23 +639,67 @@ impl super::Enforcer {
                     o.current.version,
                     version.version
                 );
-                if let Some(w) = o.warning {
+                if let Some(w) = &o.warning {
                     log::warn!("{w}");
                 }
                 self.lifecycle.rotation_done(version.id);
+                self.record_rotation(call, key, version, &o)
             }
             Err(e) if e == LOST_RACE => {
+                // The process that won records it.
                 log::debug!("key {:?}: another process rotated it first", key.label);
                 self.lifecycle.rotation_done(version.id);
+                Ok(())
             }
-            Err(e) => log::warn!(
-                "{}: key {:?} is due for rotation but could not be rotated (retried in {} s): {e}",
-                call.function.name(),
-                key.label,
-                ROTATE_RETRY.as_secs()
-            ),
+            Err(e) => {
+                log::warn!(
+                    "{}: key {:?} is due for rotation but could not be rotated (retried in {} s): {e}",
+                    call.function.name(),
+                    key.label,
+                    ROTATE_RETRY.as_secs()
+                );
+                let mut ev = lifecycle_audit::event(
+                    "rotate",
+                    &key.label,
+                    &version.cka_id,
+                    Some(version.version),
+                );
+                ev.outcome = crate::audit::Outcome::Error;
+                ev.detail = Some(format!("automatic: {e}"));
+                self.record_lifecycle(call, ev)
+            }
         }
-        self.lifecycle.reload();
+    }
+
+    /// The records of an automatic rotation, as `keywarden keys rotate` writes
+    /// them: the new version active, the one it replaces deactivated.
+    fn record_rotation(
+        &self,
+        call: &super::Call,
+        key: &ManagedKey,
+        version: &KeyVersion,
+        o: &crate::lifecycle::RotateOutcome,
+    ) -> Result<()> {
+        let new = &o.current;
+        let mut ev = lifecycle_audit::states(
+            lifecycle_audit::event("rotate", &key.label, &new.cka_id, Some(new.version)),
+            None,
+            new.state,
+        );
+        ev.detail = Some(format!(
+            "automatic ({}): replaces version {}: originator-usage period ended (when_due = \"rotate\")",
+            call.function.name(),
+            version.version
+        ));
+        self.record_lifecycle(call, ev)?;
+        let old = o.previous.as_ref().unwrap_or(version);
+        let mut ev = lifecycle_audit::states(
+            lifecycle_audit::event("deactivate", &key.label, &old.cka_id, Some(old.version)),
+            Some(KeyState::Active),
+            KeyState::Deactivated,
+        );
+        ev.detail = Some(format!("automatic: replaced by version {}", new.version));
+        self.record_lifecycle(call, ev)
     }
 }
 

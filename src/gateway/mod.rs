@@ -13,6 +13,7 @@ mod create;
 mod enforce;
 mod find;
 mod lifecycle;
+mod lifecycle_audit;
 mod named;
 mod objects;
 mod record;

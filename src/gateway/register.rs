@@ -18,7 +18,9 @@ use pkcs11_sys::*;
 
 use super::create::{CreateArgs, NewObjects};
 use super::lifecycle::LcRefusal;
+use super::lifecycle_audit;
 use super::{Call, Enforcer};
+use crate::audit::Outcome;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::lifecycle::RotationLock;
@@ -206,6 +208,11 @@ impl Enforcer {
                 let _ = backend.destroy_object(session, *h);
                 self.facts.forget(slot, *h);
             }
+            let mut ev = lifecycle_audit::event("register", &r.label, &r.id, None);
+            ev.outcome = Outcome::Error;
+            ev.detail = Some("the new key could not be registered; it was destroyed".into());
+            // The call fails either way.
+            let _ = self.record_lifecycle(call, ev);
             return Err(e);
         }
         log::info!(
@@ -216,6 +223,15 @@ impl Enforcer {
         );
         // Seen by this process at once (others within a poll interval).
         self.lifecycle.reload();
-        Ok(())
+        let mut ev = lifecycle_audit::states(
+            lifecycle_audit::event("register", &r.label, &r.id, Some(1)),
+            None,
+            KeyState::Active,
+        );
+        ev.detail = Some(format!(
+            "generated through the module ({})",
+            call.function.name()
+        ));
+        self.record_lifecycle(call, ev)
     }
 }
