@@ -65,7 +65,7 @@ impl Serialize for Timestamp {
 pub enum Event {
     /// A slot operation: a call, or a whole multi-part operation at its end.
     Op(OpEvent),
-    /// A key lifecycle change made by the CLI.
+    /// A key lifecycle change made by the CLI or by the module (registration, rotation).
     Lifecycle(LifecycleEvent),
     /// Another administrative change made by the CLI: named identities, `init`.
     Admin(AdminEvent),
@@ -323,12 +323,14 @@ pub enum Outcome {
     Error,
 }
 
-/// A key lifecycle change made by the CLI (`kind: "lifecycle"`).
+/// A key lifecycle change made by the CLI, or by the module itself (auto-registration,
+/// automatic rotation) (`kind: "lifecycle"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LifecycleEvent {
-    /// `create`, `activate`, `rotate`, `retire`, `destroy`, …
+    /// `adopt`, `register`, `rotate`, `deactivate`, `destroy`, …
     pub action: String,
-    /// Who ran the CLI (named identity, else the OS user).
+    /// Who made the change: the CLI's user, or the calling session's named
+    /// identity (else the OS user) for the module's own changes.
     pub actor: Option<String>,
     /// Key label.
     pub key_label: Option<String>,
