@@ -155,6 +155,10 @@ const CSV_COLUMNS: &[&str] = &[
     "what",
     "outcome",
     "detail",
+    // Appended (later columns keep their positions): the key a creating call made.
+    "new_key_label",
+    "new_key_id",
+    "new_key_version",
 ];
 
 fn columns(r: &RecordView) -> Vec<String> {
@@ -193,6 +197,9 @@ fn columns(r: &RecordView) -> Vec<String> {
         o(&r.what),
         o(&r.outcome),
         o(&r.detail),
+        o(&r.new_key_label),
+        o(&r.new_key_id),
+        n(r.new_key_version.map(u64::from)),
     ]
 }
 
@@ -285,6 +292,16 @@ pub fn cef_line(r: &RecordView) -> String {
             r.token.as_ref().map(|_| "tokenSerial".to_owned()),
         ),
         ("cs4", text(&r.token)),
+        (
+            "cs5Label",
+            r.new_key_label.as_ref().map(|_| "newKeyLabel".to_owned()),
+        ),
+        ("cs5", text(&r.new_key_label)),
+        (
+            "cs6Label",
+            r.new_key_id.as_ref().map(|_| "newKeyId".to_owned()),
+        ),
+        ("cs6", text(&r.new_key_id)),
         ("cn1Label", r.bytes_in.map(|_| "bytesIn".to_owned())),
         ("cn1", num(r.bytes_in)),
         ("cn2Label", r.bytes_out.map(|_| "bytesOut".to_owned())),

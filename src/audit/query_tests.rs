@@ -151,4 +151,25 @@ fn a_key_is_found_by_the_record_that_created_it() {
         "{}",
         text_line(&r)
     );
+    // CSV: appended columns; CEF: cs5/cs6.
+    let found = Found {
+        file: "f".into(),
+        line: 1,
+        text: String::new(),
+        view: r.clone(),
+    };
+    let mut csv = Vec::new();
+    write_record(&mut csv, Format::Csv, &found).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.trim_end().ends_with(",app,4B57,"), "{csv}");
+    assert_eq!(
+        csv.trim_end().split(',').count(),
+        CSV_COLUMNS.len(),
+        "{csv}"
+    );
+    let cef = cef_line(&r);
+    assert!(
+        cef.contains("cs5Label=newKeyLabel cs5=app cs6Label=newKeyId cs6=4B57"),
+        "{cef}"
+    );
 }
