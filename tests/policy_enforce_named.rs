@@ -123,3 +123,52 @@ fn a_pin_file_others_can_read_is_refused() {
     s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
 }
+
+/// A key registered by the module names the identity that generated it: as the
+/// lifecycle record's actor and as the call record's identity (docs/audit.md).
+#[test]
+fn a_registration_is_recorded_with_the_named_identity_as_actor() {
+    let env = common::TestEnv::new();
+    users_add(&env, "alice", "alice-secret-1");
+    with_pin_file(&env, 0o600);
+    env.enforce(&POLICY.replace("ops = [\"sign\"]", "ops = [\"*\"]"));
+    let p11 = common::load(&common::keywarden_module());
+    let s = p11.open_rw_session(common::test_slot(&p11)).unwrap();
+    s.login(UserType::User, Some(&common::pin("alice:alice-secret-1")))
+        .unwrap();
+    s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::Token(true),
+            Attribute::ValueLen(32.into()),
+            Attribute::Encrypt(true),
+            Attribute::Label(b"alice-aes".to_vec()),
+        ],
+    )
+    .unwrap();
+    drop(s);
+    p11.finalize().unwrap();
+
+    let mut records = Vec::new();
+    for f in keywarden::audit::list_files(&env.path().join("audit")).unwrap() {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            records.push(serde_json::from_str::<serde_json::Value>(line).unwrap());
+        }
+    }
+    let reg: Vec<_> = records
+        .iter()
+        .filter(|r| r["kind"] == "lifecycle" && r["action"] == "register")
+        .collect();
+    assert_eq!(reg.len(), 1, "{records:?}");
+    assert_eq!(reg[0]["actor"], "alice", "{}", reg[0]);
+    assert_eq!(reg[0]["key_label"], "alice-aes", "{}", reg[0]);
+    let generated: Vec<_> = records
+        .iter()
+        .filter(|r| r["function"] == "C_GenerateKey")
+        .collect();
+    assert_eq!(generated.len(), 1, "{records:?}");
+    assert_eq!(generated[0]["identity"], "alice");
+    assert_eq!(generated[0]["new_key_label"], "alice-aes");
+    assert_eq!(generated[0]["new_key_id"], reg[0]["key_id"]);
+    assert_eq!(generated[0]["new_key_version"], 1);
+}
