@@ -4,6 +4,7 @@
 //! (docs/audit.md, "What the module records"). Through the cdylib on SoftHSM, in
 //! transparent and enforce mode; `audit search --key` finds a key's creation, and
 //! `audit verify` accepts the trail.
+mod audit_support;
 mod common;
 mod lifecycle_support;
 
@@ -322,4 +323,63 @@ fn an_automatic_rotation_is_recorded_with_the_caller_as_actor() {
     let pos = |r: &Value| records.iter().position(|x| x == r).unwrap();
     assert!(pos(deactivate) < pos(signed));
     keywarden(&lc.env, &["audit", "verify"]);
+}
+
+/// `required` mode, the trail on a full file system: a registration whose record
+/// cannot be written fails the call (`CKR_DEVICE_MEMORY`); the key stays registered
+/// (the change is made, as with the CLI), and once there is room the module goes on
+/// and the trail verifies.
+#[test]
+fn required_mode_fails_a_registration_whose_record_cannot_be_written() {
+    let Some((_guard, fs)) = audit_support::Tmpfs::mount("256k") else {
+        panic!("this test needs to mount a tmpfs (run as root, as CI does)");
+    };
+    let lc = Lc::new(&policy("", ""));
+    let dir = fs.0.join("audit");
+    let conf = std::fs::read_to_string(&lc.env.keywarden_conf).unwrap();
+    let old = format!("\"{}\"", lc.env.path().join("audit").display());
+    assert!(conf.contains(&old), "{conf}");
+    let conf = conf
+        .replacen(&old, &format!("\"{}\"", dir.display()), 1)
+        .replacen("# mode = \"buffered\"", "mode = \"required\"", 1);
+    assert!(conf.contains("mode = \"required\""), "{conf}");
+    std::fs::write(&lc.env.keywarden_conf, conf).unwrap();
+
+    let p11 = common::load(&common::keywarden_module());
+    let s = user_session(&p11);
+    let filler = audit_support::fill(&fs.0);
+    // The trail's last page may still hold a few records: generate registered keys
+    // until one's records no longer fit.
+    let mut failed = None;
+    for n in 0..200 {
+        let label = format!("app-full-{n}");
+        let public = [
+            Attribute::Token(true),
+            Attribute::Label(label.clone().into()),
+            Attribute::EcParams(P256.to_vec()),
+        ];
+        let private = [
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Label(label.clone().into()),
+            Attribute::Sign(true),
+        ];
+        match s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private) {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(rv(e), cryptoki::error::RvError::DeviceMemory);
+                failed = Some(label);
+                break;
+            }
+        }
+    }
+    let label = failed.expect("the trail never filled up");
+    std::fs::remove_file(filler).unwrap();
+    // Registered all the same: it is managed and signs.
+    assert_eq!(lc.versions(&label).len(), 1);
+    sign(&s, one(by_label(&s, &label, ObjectClass::PRIVATE_KEY))).unwrap();
+    drop(s);
+    p11.finalize().unwrap();
+    let r = keywarden::audit::verify(&dir, None, None, None).unwrap();
+    assert!(r.is_intact() && r.truncated_tail.is_none(), "{r}");
 }
