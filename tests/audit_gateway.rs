@@ -133,17 +133,7 @@ fn check(row: &str, got: &[Value], want: &[Expect]) {
 }
 
 fn audit_verify(env: &common::TestEnv) {
-    let out = env
-        .command(common::keywarden_bin())
-        .args(["audit", "verify"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "audit verify: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.cli(&["audit", "verify"]);
 }
 
 fn find(s: &Session, class: ObjectClass, label: &str) -> ObjectHandle {

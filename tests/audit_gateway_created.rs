@@ -40,18 +40,7 @@ fn op<'a>(records: &'a [Value], function: &str) -> &'a Value {
 }
 
 fn keywarden(env: &common::TestEnv, args: &[&str]) -> String {
-    let out = env
-        .command(common::keywarden_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "keywarden {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    env.cli(args)
 }
 
 /// `audit search --key` as parsed records.

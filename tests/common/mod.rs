@@ -92,6 +92,19 @@ impl TestEnv {
             .env("KEYWARDEN_CONF", &self.keywarden_conf);
         c
     }
+
+    /// Runs `keywarden ARGS` in this environment; panics with its output unless it
+    /// succeeds, else returns its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.command(keywarden_bin()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "keywarden {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
 }
 
 /// The repository root.
