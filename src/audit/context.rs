@@ -27,6 +27,11 @@ impl ProcessInfo {
         ProcessInfo::from(&ProcessFacts::observe())
     }
 
+    /// The user as a record's `actor` names it: the user name, else `uid N`.
+    pub fn actor_name(self) -> String {
+        self.user.unwrap_or_else(|| format!("uid {}", self.uid))
+    }
+
     /// `"host":…,"pid":…,"uid":…,"user":…,"exe":…` without braces, to splice into
     /// every line.
     pub(crate) fn json_fields(&self) -> String {

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::abi::{mechanism_name, rv_name, MechanismSummary};
 use crate::call::Call;
 use crate::functions::FunctionId;
+use crate::store::KeyState;
 
 /// A record's time: UTC, microseconds (`2025-01-31T12:00:00.123456Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -347,6 +348,41 @@ pub struct LifecycleEvent {
     pub outcome: Outcome,
     /// Why it failed (an error message, which never holds secrets).
     pub detail: Option<String>,
+}
+
+impl LifecycleEvent {
+    /// `action` on the key labelled `label`, by default successful.
+    pub fn new(action: &str, label: Option<&str>) -> LifecycleEvent {
+        LifecycleEvent {
+            action: action.to_owned(),
+            actor: None,
+            key_label: label.map(str::to_owned),
+            key_id: None,
+            key_version: None,
+            from_state: None,
+            to_state: None,
+            outcome: Outcome::Ok,
+            detail: None,
+        }
+    }
+
+    /// Names the key's `CKA_ID` and, when known, its version.
+    pub fn of_key(self, id: &[u8], version: Option<u32>) -> LifecycleEvent {
+        LifecycleEvent {
+            key_id: Some(id.to_vec()),
+            key_version: version,
+            ..self
+        }
+    }
+
+    /// A change of state from `from` to `to`.
+    pub fn states(self, from: Option<KeyState>, to: KeyState) -> LifecycleEvent {
+        LifecycleEvent {
+            from_state: from.map(|s| s.to_string()),
+            to_state: Some(to.to_string()),
+            ..self
+        }
+    }
 }
 
 /// An administrative change made by the CLI other than a key's lifecycle

@@ -48,10 +48,9 @@ impl CliAudit {
             None => audit::sealer_from_section(&config.audit).map_err(unusable)?,
         };
         let log = AuditLog::open(settings, sealer).map_err(unusable)?;
-        let me = ProcessInfo::current();
         Ok(CliAudit {
             log,
-            actor: Some(me.user.unwrap_or_else(|| format!("uid {}", me.uid))),
+            actor: Some(ProcessInfo::current().actor_name()),
             mode: config.audit.mode,
             failed: RefCell::new(None),
         })
@@ -121,20 +120,5 @@ impl CliAudit {
                 )))
             }
         }
-    }
-}
-
-/// A lifecycle record: `action` on a key, by default successful.
-pub(crate) fn lifecycle_event(action: &str, label: Option<&str>) -> LifecycleEvent {
-    LifecycleEvent {
-        action: action.to_owned(),
-        actor: None,
-        key_label: label.map(str::to_owned),
-        key_id: None,
-        key_version: None,
-        from_state: None,
-        to_state: None,
-        outcome: Outcome::Ok,
-        detail: None,
     }
 }

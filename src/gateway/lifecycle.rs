@@ -20,7 +20,7 @@ use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use pkcs11_sys::*;
 
-use super::lifecycle_audit;
+use crate::audit::LifecycleEvent;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Due, LifecycleIndex};
@@ -658,12 +658,8 @@ impl super::Enforcer {
                     key.label,
                     ROTATE_RETRY.as_secs()
                 );
-                let mut ev = lifecycle_audit::event(
-                    "rotate",
-                    &key.label,
-                    &version.cka_id,
-                    Some(version.version),
-                );
+                let mut ev = LifecycleEvent::new("rotate", Some(&key.label))
+                    .of_key(&version.cka_id, Some(version.version));
                 ev.outcome = crate::audit::Outcome::Error;
                 ev.detail = Some(format!("automatic: {e}"));
                 self.record_lifecycle(call, ev)
@@ -681,11 +677,9 @@ impl super::Enforcer {
         o: &crate::lifecycle::RotateOutcome,
     ) -> Result<()> {
         let new = &o.current;
-        let mut ev = lifecycle_audit::states(
-            lifecycle_audit::event("rotate", &key.label, &new.cka_id, Some(new.version)),
-            None,
-            new.state,
-        );
+        let mut ev = LifecycleEvent::new("rotate", Some(&key.label))
+            .of_key(&new.cka_id, Some(new.version))
+            .states(None, new.state);
         ev.detail = Some(format!(
             "automatic ({}): replaces version {}: originator-usage period ended (when_due = \"rotate\")",
             call.function.name(),
@@ -693,11 +687,9 @@ impl super::Enforcer {
         ));
         self.record_lifecycle(call, ev)?;
         let old = o.previous.as_ref().unwrap_or(version);
-        let mut ev = lifecycle_audit::states(
-            lifecycle_audit::event("deactivate", &key.label, &old.cka_id, Some(old.version)),
-            Some(KeyState::Active),
-            KeyState::Deactivated,
-        );
+        let mut ev = LifecycleEvent::new("deactivate", Some(&key.label))
+            .of_key(&old.cka_id, Some(old.version))
+            .states(Some(KeyState::Active), KeyState::Deactivated);
         ev.detail = Some(format!("automatic: replaced by version {}", new.version));
         self.record_lifecycle(call, ev)
     }

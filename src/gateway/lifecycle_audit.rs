@@ -9,35 +9,8 @@
 use pkcs11_sys::CK_INVALID_HANDLE;
 
 use super::{Call, Enforcer};
-use crate::audit::{LifecycleEvent, Outcome, ProcessInfo};
+use crate::audit::{LifecycleEvent, ProcessInfo};
 use crate::error::Result;
-use crate::store::KeyState;
-
-/// A lifecycle record of `action` on version `version` (`CKA_ID` `id`) of `label`.
-pub(super) fn event(action: &str, label: &str, id: &[u8], version: Option<u32>) -> LifecycleEvent {
-    LifecycleEvent {
-        action: action.to_owned(),
-        actor: None,
-        key_label: Some(label.to_owned()),
-        key_id: Some(id.to_vec()),
-        key_version: version,
-        from_state: None,
-        to_state: None,
-        outcome: Outcome::Ok,
-        detail: None,
-    }
-}
-
-/// A change from `from` to `to`.
-pub(super) fn states(
-    mut ev: LifecycleEvent,
-    from: Option<KeyState>,
-    to: KeyState,
-) -> LifecycleEvent {
-    ev.from_state = from.map(|s| s.to_string());
-    ev.to_state = Some(to.to_string());
-    ev
-}
 
 impl Enforcer {
     /// Who made the change: the named identity of the calling session, else the
@@ -48,10 +21,7 @@ impl Enforcer {
             .sessions
             .subject(&self.policy(), session)
             .and_then(|(_, s)| s.principal().identity.as_ref().map(|i| i.name.clone()));
-        named.or_else(|| {
-            let me = ProcessInfo::current();
-            Some(me.user.unwrap_or_else(|| format!("uid {}", me.uid)))
-        })
+        named.or_else(|| Some(ProcessInfo::current().actor_name()))
     }
 
     /// Appends a lifecycle record made by `call`, with its actor.

@@ -18,9 +18,8 @@ use pkcs11_sys::*;
 
 use super::create::{CreateArgs, NewObjects};
 use super::lifecycle::LcRefusal;
-use super::lifecycle_audit;
 use super::{Call, Enforcer};
-use crate::audit::Outcome;
+use crate::audit::{LifecycleEvent, Outcome};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::lifecycle::RotationLock;
@@ -208,7 +207,7 @@ impl Enforcer {
                 let _ = backend.destroy_object(session, *h);
                 self.facts.forget(slot, *h);
             }
-            let mut ev = lifecycle_audit::event("register", &r.label, &r.id, None);
+            let mut ev = LifecycleEvent::new("register", Some(&r.label)).of_key(&r.id, None);
             ev.outcome = Outcome::Error;
             ev.detail = Some("the new key could not be registered; it was destroyed".into());
             // The call fails either way.
@@ -223,11 +222,9 @@ impl Enforcer {
         );
         // Seen by this process at once (others within a poll interval).
         self.lifecycle.reload();
-        let mut ev = lifecycle_audit::states(
-            lifecycle_audit::event("register", &r.label, &r.id, Some(1)),
-            None,
-            KeyState::Active,
-        );
+        let mut ev = LifecycleEvent::new("register", Some(&r.label))
+            .of_key(&r.id, Some(1))
+            .states(None, KeyState::Active);
         ev.detail = Some(format!(
             "generated through the module ({})",
             call.function.name()

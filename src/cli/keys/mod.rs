@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use super::admin_audit::{lifecycle_event, CliAudit};
+use super::admin_audit::CliAudit;
 use crate::audit::{LifecycleEvent, Outcome};
 use crate::config::{Config, PolicyMode};
 use crate::error::{Error, Result};
@@ -233,7 +233,7 @@ pub(super) fn run(
     let au = CliAudit::open(&cx.config)?;
     let result = change(&cx, &au, command);
     if let Err(e) = &result {
-        let mut ev = lifecycle_event(action, label.as_deref());
+        let mut ev = LifecycleEvent::new(action, label.as_deref());
         ev.outcome = Outcome::Error;
         ev.detail = Some(e.to_string());
         au.lifecycle(ev);
@@ -309,7 +309,7 @@ fn rotate_err(e: RotateError) -> Error {
 fn report_orphans(au: Option<&CliAudit>, orphans: &[lifecycle::Orphan]) {
     for o in orphans {
         if let (Some(au), true) = (au, o.removed) {
-            let mut ev = lifecycle_event("reconcile", Some(&o.label));
+            let mut ev = LifecycleEvent::new("reconcile", Some(&o.label));
             ev.key_id = Some(o.cka_id.clone());
             ev.to_state = Some("removed".into());
             ev.detail = Some(format!(
@@ -373,7 +373,7 @@ fn rotate_one(
         }
         Err(e @ RotateError::LostRace { .. }) => {
             eprintln!("keywarden: {e}");
-            let mut ev = lifecycle_event("rotate", Some(label));
+            let mut ev = LifecycleEvent::new("rotate", Some(label));
             ev.outcome = Outcome::Error;
             ev.detail = Some(e.to_string());
             au.lifecycle(ev);
@@ -421,11 +421,7 @@ fn print_rotation(au: &CliAudit, label: &str, out: &lifecycle::RotateOutcome, re
 
 /// A lifecycle record naming one version of a key.
 fn version_event(action: &str, label: &str, v: &KeyVersion) -> LifecycleEvent {
-    LifecycleEvent {
-        key_id: Some(v.cka_id.clone()),
-        key_version: Some(v.version),
-        ..lifecycle_event(action, Some(label))
-    }
+    LifecycleEvent::new(action, Some(label)).of_key(&v.cka_id, Some(v.version))
 }
 
 fn rotate_due(cx: &Ctx, au: &CliAudit, reason: Option<&str>) -> Result<ExitCode> {
