@@ -140,11 +140,7 @@ fn op_fields(out: &mut Vec<u8>, e: &OpEvent, r: &mut Renderer) {
     opt_string(out, e.key_label.as_deref());
     out.extend_from_slice(b",\"key_id\":");
     match &e.key_id {
-        Some(id) => {
-            out.push(b'"');
-            super::chain::push_hex(out, id);
-            out.push(b'"');
-        }
+        Some(id) => hex_string(out, id),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"key_version\":");
@@ -168,9 +164,8 @@ fn op_fields(out: &mut Vec<u8>, e: &OpEvent, r: &mut Renderer) {
         string(out, label);
     }
     if let Some(id) = &e.new_key_id {
-        out.extend_from_slice(b",\"new_key_id\":\"");
-        super::chain::push_hex(out, id);
-        out.push(b'"');
+        out.extend_from_slice(b",\"new_key_id\":");
+        hex_string(out, id);
     }
     if let Some(v) = e.new_key_version {
         out.extend_from_slice(b",\"new_key_version\":");
@@ -188,6 +183,13 @@ fn string(out: &mut Vec<u8>, s: &str) {
     }
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// Bytes as a JSON string of lower-case hex.
+fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    super::chain::push_hex(out, bytes);
     out.push(b'"');
 }
 
