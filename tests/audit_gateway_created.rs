@@ -256,18 +256,9 @@ fn enforce_mode_names_the_registered_version_and_records_the_registration() {
     keywarden(&lc.env, &["audit", "verify"]);
 }
 
-const PERIOD: &str = r#"
-[[cryptoperiod]]
-name = "auto"
-label = "app-*"
-originator = "90d"
-recipient = "2y"
-when_due = "rotate"
-"#;
-
 #[test]
 fn an_automatic_rotation_is_recorded_with_the_caller_as_actor() {
-    let lc = Lc::new(&policy("", PERIOD));
+    let lc = Lc::new(&policy("", ROTATE_WHEN_DUE));
     lc.env.clock_override(true);
     lc.direct(|s| generate(s, "app-auto", Some(&[0xe1])));
     lc.ok(&["adopt", "app-auto"]);

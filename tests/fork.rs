@@ -22,17 +22,21 @@ fn show(out: &Output) -> String {
     )
 }
 
-#[test]
-fn forked_child_must_reinitialise_and_then_works_parent_unaffected() {
-    let env = common::TestEnv::new();
+/// Builds and runs tests/c/fork_client.c through Keywarden on this test's token.
+fn run_fork_client(env: &common::TestEnv) -> Output {
     let client = support::harness("fork_client", env.path());
-    let out = env
-        .command(&client)
+    env.command(&client)
         .arg(common::keywarden_module())
         .arg(common::TOKEN_LABEL)
         .arg(common::USER_PIN)
         .output()
-        .expect("run fork_client");
+        .expect("run fork_client")
+}
+
+#[test]
+fn forked_child_must_reinitialise_and_then_works_parent_unaffected() {
+    let env = common::TestEnv::new();
+    let out = run_fork_client(&env);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", show(&out));
     // Every step printed its line: a client that exited early cannot pass.
@@ -113,14 +117,7 @@ fn pkcs11_tool_test_fork_passes() {
 #[test]
 fn a_forked_child_writes_its_own_records_into_the_one_chain() {
     let env = common::TestEnv::new();
-    let client = support::harness("fork_client", env.path());
-    let out = env
-        .command(&client)
-        .arg(common::keywarden_module())
-        .arg(common::TOKEN_LABEL)
-        .arg(common::USER_PIN)
-        .output()
-        .expect("run fork_client");
+    let out = run_fork_client(&env);
     assert!(out.status.success(), "{}", show(&out));
 
     let mut records = Vec::new();

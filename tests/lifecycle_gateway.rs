@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cryptoki::error::RvError;
-use cryptoki::object::{AttributeType, ObjectClass};
+use cryptoki::object::{AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
 use lifecycle_support::*;
 
 const LABEL: &str = "app-sign";
@@ -243,16 +244,7 @@ fn a_suspended_key_is_refused_and_a_resumed_one_signs() {
     let s = user_session(&p11);
     let key = one(by_label(&s, LABEL, PRIVATE));
     sign(&s, key).unwrap();
-    let until = |want_ok: bool| {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let r = sign(&s, key);
-            if r.is_ok() == want_ok {
-                return r;
-            }
-            assert!(Instant::now() < deadline, "state change not seen: {r:?}");
-        }
-    };
+    let until = |want_ok: bool| sign_until(&s, key, want_ok);
     lc.ok(&["suspend", "--reason", "audit", LABEL]);
     assert_eq!(until(false), Err(RvError::KeyFunctionNotPermitted));
     // Suspended: verification too (SP 800-57: no use at all).
@@ -401,17 +393,7 @@ fn an_unreadable_store_refuses_key_use_until_it_is_back() {
     let db = rusqlite::Connection::open(lc.env.path().join("store/keywarden.db")).unwrap();
     db.execute_batch("ALTER TABLE meta RENAME TO meta_away")
         .unwrap();
-    let until = |want_ok: bool| {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let r = sign(&s, key);
-            if r.is_ok() == want_ok {
-                return r;
-            }
-            assert!(Instant::now() < deadline, "not seen within 3 s: {r:?}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
+    let until = |want_ok: bool| sign_until(&s, key, want_ok);
     // Fail closed: refused, not allowed on the stale index.
     assert_eq!(until(false), Err(RvError::GeneralError));
     db.execute_batch("ALTER TABLE meta_away RENAME TO meta")
@@ -419,4 +401,18 @@ fn an_unreadable_store_refuses_key_use_until_it_is_back() {
     assert!(until(true).is_ok());
     drop(s);
     p11.finalize().unwrap();
+}
+
+/// Signs with `key` until the result is a success (`want_ok`) or a failure; panics
+/// after 3 s (a state change must be seen within the watcher's poll interval).
+fn sign_until(s: &Session, key: ObjectHandle, want_ok: bool) -> Result<Vec<u8>, RvError> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let r = sign(s, key);
+        if r.is_ok() == want_ok {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "not seen within 3 s: {r:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -16,14 +16,6 @@ use lifecycle_support::*;
 const LABEL: &str = "app-auto";
 const ID1: &[u8] = &[0xe1];
 const CHILD_ENV: &str = "KEYWARDEN_TEST_ROTATE_CHILD";
-const PERIOD: &str = r#"
-[[cryptoperiod]]
-name = "auto"
-label = "app-*"
-originator = "90d"
-recipient = "2y"
-when_due = "rotate"
-"#;
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -97,7 +89,7 @@ fn two_processes_racing_a_due_key_make_one_new_version() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let lc = Lc::new(&policy("", PERIOD));
+    let lc = Lc::new(&policy("", ROTATE_WHEN_DUE));
     lc.env.clock_override(true);
     lc.direct(|s| generate(s, LABEL, Some(ID1)));
     lc.ok(&["adopt", LABEL]);

@@ -15,6 +15,17 @@ use serde_json::Value;
 
 use crate::common::{self, pin, TestEnv, USER_PIN};
 
+/// A cryptoperiod rotating `app-*` keys automatically at their first use after 90
+/// days (`when_due = "rotate"`).
+pub const ROTATE_WHEN_DUE: &str = r#"
+[[cryptoperiod]]
+name = "auto"
+label = "app-*"
+originator = "90d"
+recipient = "2y"
+when_due = "rotate"
+"#;
+
 /// DER OID of P-256 (RFC 5480).
 pub const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
