@@ -99,9 +99,12 @@ impl Gateway {
         forward: impl FnOnce(&Backend) -> (CK_RV, NewObjects),
     ) -> Result<()> {
         self.recorded_create(&call, || {
-            self.decide(&call)?;
-            let (rv, created) = forward(&self.backend);
-            check_rv(rv)?;
+            let mut created = [None, None];
+            self.forward(&call, |b| {
+                let (rv, new) = forward(b);
+                created = new;
+                rv
+            })?;
             Ok(created)
         })
     }
