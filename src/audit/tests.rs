@@ -55,18 +55,7 @@ fn a_record_line_has_a_stable_field_order() {
 fn every_event_kind_serialises_with_its_kind_first() {
     let events: Vec<Event> = vec![
         sign_event().denied("r").into(),
-        LifecycleEvent {
-            action: "rotate".into(),
-            actor: None,
-            key_label: None,
-            key_id: None,
-            key_version: None,
-            from_state: None,
-            to_state: None,
-            outcome: Outcome::Ok,
-            detail: None,
-        }
-        .into(),
+        LifecycleEvent::new("rotate", None).into(),
         ReloadEvent {
             what: ReloadWhat::Policy,
             path: "/p".into(),
