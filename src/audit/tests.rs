@@ -153,3 +153,43 @@ fn buffered_records_are_written_without_a_flush_and_sealed_on_time() {
     assert_eq!((r.records, r.seals_verified), (2, 1), "{r}");
     drop(log);
 }
+
+/// The `keywarden-audit` threads of this process and their nice values
+/// (`/proc/self/task/TID/stat`, field 19).
+fn writer_threads() -> Vec<(String, i32)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let dir = task.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() != "keywarden-audit" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // The command name is parenthesised and may hold spaces: count after it.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice: i32 = after.split(' ').nth(16).unwrap().parse().unwrap();
+        found.push((task.file_name().to_string_lossy().into_owned(), nice));
+    }
+    found
+}
+
+#[test]
+fn a_buffered_writer_runs_at_the_lowest_priority_and_a_required_one_at_the_default() {
+    for (mode, expected) in [(Mode::Buffered, WRITER_NICE), (Mode::Required, 0)] {
+        let before: Vec<String> = writer_threads().into_iter().map(|(t, _)| t).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = AuditConfig::new(dir.path());
+        config.mode = mode;
+        let log = AuditLog::open(config, None).unwrap();
+        // The flush is answered by the writer: its priority is set by then.
+        log.append(sign_event()).unwrap();
+        log.flush().unwrap();
+        let ours: Vec<i32> = writer_threads()
+            .into_iter()
+            .filter(|(t, _)| !before.contains(t))
+            .map(|(_, nice)| nice)
+            .collect();
+        assert_eq!(ours, vec![expected], "{mode:?}");
+        log.shutdown().unwrap();
+    }
+}
