@@ -1,5 +1,6 @@
-//! The clock of the per-call "is a check due?" tests (policy reload, store change
-//! watcher): `CLOCK_MONOTONIC_COARSE`, the kernel's last tick read from the vDSO
+//! The clocks of the per-call tests: "is a check due?" (policy reload, store change
+//! watcher) on `CLOCK_MONOTONIC_COARSE`, and the policy's and lifecycle's wall-clock
+//! seconds on `CLOCK_REALTIME_COARSE`: the kernel's last tick read from the vDSO
 //! page without `rdtsc`. Its resolution is one tick (1–4 ms), ample for checks due
 //! every 100 ms or more; `Instant::now` cost ~25 ns a read on this KVM guest and was
 //! read several times per forwarded call (benches/README.md).
@@ -13,6 +14,14 @@ pub fn monotonic_nanos() -> u64 {
     let secs = u64::try_from(t.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+/// Seconds since the Unix epoch (negative before it), at tick resolution: a
+/// second boundary is seen up to one tick late, which time windows and
+/// cryptoperiods (whole seconds and minutes) do not notice.
+#[inline]
+pub fn unix_seconds() -> i64 {
+    clock_gettime(ClockId::RealtimeCoarse).tv_sec
 }
 
 #[cfg(test)]
@@ -33,5 +42,21 @@ mod tests {
         // take a tick or two.
         let moved = last - first;
         assert!((20_000_000..200_000_000).contains(&moved), "{moved}");
+    }
+
+    #[test]
+    fn its_seconds_are_the_system_clock_s() {
+        let fine = |()| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        };
+        let (before, coarse, after) = (fine(()), unix_seconds(), fine(()));
+        // One tick late at most: a second boundary may fall between the reads.
+        assert!(
+            (before - 1..=after).contains(&coarse),
+            "{before} {coarse} {after}"
+        );
     }
 }

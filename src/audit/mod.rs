@@ -46,8 +46,8 @@ pub use query::{
 };
 pub use record::{
     AdminEvent, Decision, Event, GapEvent, KeyRef, LifecycleEvent, Mechanism, ModuleEvent,
-    ModuleWhat, OpEvent, Outcome, RecordView, ReloadEvent, ReloadWhat, RepairEvent, Rv, SealEvent,
-    Timestamp,
+    ModuleWhat, NewKey, OpEvent, Outcome, RecordView, ReloadEvent, ReloadWhat, RepairEvent, Rv,
+    SealEvent, Timestamp,
 };
 pub use seal::{HmacSealer, Seal, SealKeys, Sealer, HMAC_ALG};
 pub use syslog::{format_5424, SyslogTarget};

@@ -190,30 +190,36 @@ impl OpTracker {
         let again = rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && size_query);
         let consumed = !again && (rv == CKR_OK || rv == CKR_SIGNATURE_INVALID);
         let ends = !again && (phase == Phase::Last || rv != CKR_OK);
+        // A dual-function update feeds a cipher (which has the call's input and
+        // output) and a digest/sign/verify (which has one of them as its input and
+        // no output); a single operation has both.
+        let add = |event: &mut OpEvent, kind: OpKind, counts_input: bool| {
+            let (i, o) = if feeds.len() == 2 && !counts_input {
+                (bytes_out, 0)
+            } else if feeds.len() == 2 && kind != OpKind::Encrypt && kind != OpKind::Decrypt {
+                (bytes_in, 0)
+            } else {
+                (bytes_in, bytes_out)
+            };
+            event.bytes_in = event.bytes_in.saturating_add(i);
+            event.bytes_out = event.bytes_out.saturating_add(o);
+        };
         let mut ops = self.ops.lock();
         let mut done = Ended::default();
         for &(kind, counts_input) in feeds {
             let key = (session, kind);
-            let Some(op) = ops.get_mut(&key) else {
-                continue;
-            };
-            if consumed {
-                // A dual-function update feeds a cipher (which has the call's input
-                // and output) and a digest/sign/verify (which has one of them as its
-                // input and no output); a single operation has both.
-                let (i, o) = if feeds.len() == 2 && !counts_input {
-                    (bytes_out, 0)
-                } else if feeds.len() == 2 && kind != OpKind::Encrypt && kind != OpKind::Decrypt {
-                    (bytes_in, 0)
-                } else {
-                    (bytes_in, bytes_out)
-                };
-                op.event.bytes_in = op.event.bytes_in.saturating_add(i);
-                op.event.bytes_out = op.event.bytes_out.saturating_add(o);
-            }
             if ends {
-                if let Some(op) = ops.remove(&key) {
-                    done.push(op.finish(function, rv));
+                // One lookup: the ending call takes the operation out at once.
+                let Some(mut op) = ops.remove(&key) else {
+                    continue;
+                };
+                if consumed {
+                    add(&mut op.event, kind, counts_input);
+                }
+                done.push(op.finish(function, rv));
+            } else if consumed {
+                if let Some(op) = ops.get_mut(&key) {
+                    add(&mut op.event, kind, counts_input);
                 }
             }
         }

@@ -174,6 +174,28 @@ fn hex_shared<S: Serializer>(v: &Option<std::sync::Arc<[u8]>>, s: S) -> Result<S
     }
 }
 
+/// The key a creating call made (see [`OpEvent::new_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewKey {
+    /// Its label.
+    #[serde(
+        rename = "new_key_label",
+        serialize_with = "shared_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub label: Option<std::sync::Arc<str>>,
+    /// Its `CKA_ID`, hex.
+    #[serde(
+        rename = "new_key_id",
+        serialize_with = "hex_shared",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub id: Option<std::sync::Arc<[u8]>>,
+    /// Its managed version (enforce mode, when the call registered it).
+    #[serde(rename = "new_key_version", skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
 /// One slot operation (`kind: "op"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OpEvent {
@@ -181,9 +203,11 @@ pub struct OpEvent {
     #[serde(serialize_with = "function_name")]
     pub function: FunctionId,
     /// The named identity that made the call, when identities are in use.
-    pub identity: Option<String>,
+    #[serde(serialize_with = "shared_str")]
+    pub identity: Option<std::sync::Arc<str>>,
     /// That identity's role.
-    pub role: Option<String>,
+    #[serde(serialize_with = "shared_str")]
+    pub role: Option<std::sync::Arc<str>>,
     /// Slot ID.
     pub slot: Option<u64>,
     /// Token serial number (shared: the same for every record of a slot).
@@ -204,7 +228,8 @@ pub struct OpEvent {
     /// Allowed or refused by Keywarden.
     pub decision: Decision,
     /// The rule that decided, when the policy names one.
-    pub rule: Option<String>,
+    #[serde(serialize_with = "shared_str")]
+    pub rule: Option<std::sync::Arc<str>>,
     /// The result the application got.
     pub rv: Rv,
     /// Input bytes over the whole operation.
@@ -215,16 +240,12 @@ pub struct OpEvent {
     pub duration_us: u64,
     /// The key a successful creating call made (`C_GenerateKey`, the private key
     /// of `C_GenerateKeyPair`, `C_CreateObject`, `C_CopyObject`, `C_UnwrapKey`,
-    /// `C_DeriveKey`): its label. Written only when known — absent, not `null`, in
-    /// every other record, so the hot path's records keep their size.
-    #[serde(serialize_with = "shared_str", skip_serializing_if = "Option::is_none")]
-    pub new_key_label: Option<std::sync::Arc<str>>,
-    /// The new key's `CKA_ID`, hex (when it has one).
-    #[serde(serialize_with = "hex_shared", skip_serializing_if = "Option::is_none")]
-    pub new_key_id: Option<std::sync::Arc<[u8]>>,
-    /// The new key's managed version (enforce mode, when the call registered it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new_key_version: Option<u32>,
+    /// `C_DeriveKey`): `new_key_label`, `new_key_id`, `new_key_version`, each
+    /// written only when known — absent, not `null`, in every other record. Boxed:
+    /// it is rare, and every record is moved several times on the caller's thread
+    /// and through the writer's queue.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub new_key: Option<Box<NewKey>>,
 }
 
 impl OpEvent {
@@ -247,9 +268,7 @@ impl OpEvent {
             bytes_in: 0,
             bytes_out: 0,
             duration_us: 0,
-            new_key_label: None,
-            new_key_id: None,
-            new_key_version: None,
+            new_key: None,
         }
     }
 
@@ -287,21 +306,32 @@ impl OpEvent {
 
     /// Names the key the call created.
     pub fn with_new_key(mut self, key: KeyRef) -> OpEvent {
-        self.new_key_label = key.label;
-        self.new_key_id = key.id;
-        self.new_key_version = key.version;
+        self.set_new_key(key);
         self
     }
 
+    /// Names the key the call created, in place.
+    pub fn set_new_key(&mut self, key: KeyRef) {
+        self.new_key = Some(Box::new(NewKey {
+            label: key.label,
+            id: key.id,
+            version: key.version,
+        }));
+    }
+
     /// Names the caller.
-    pub fn with_identity(mut self, name: impl Into<String>, role: Option<String>) -> OpEvent {
+    pub fn with_identity(
+        mut self,
+        name: impl Into<std::sync::Arc<str>>,
+        role: Option<std::sync::Arc<str>>,
+    ) -> OpEvent {
         self.identity = Some(name.into());
         self.role = role;
         self
     }
 
     /// Records a refusal by `rule`.
-    pub fn denied(mut self, rule: impl Into<String>) -> OpEvent {
+    pub fn denied(mut self, rule: impl Into<std::sync::Arc<str>>) -> OpEvent {
         self.decision = Decision::Deny;
         self.rule = Some(rule.into());
         self

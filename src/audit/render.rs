@@ -159,17 +159,19 @@ fn op_fields(out: &mut Vec<u8>, e: &OpEvent, r: &mut Renderer) {
     out.extend_from_slice(b",\"duration_us\":");
     number(out, e.duration_us);
     // Only in the records of creating calls (`skip_serializing_if`).
-    if let Some(label) = e.new_key_label.as_deref() {
-        out.extend_from_slice(b",\"new_key_label\":");
-        string(out, label);
-    }
-    if let Some(id) = &e.new_key_id {
-        out.extend_from_slice(b",\"new_key_id\":");
-        hex_string(out, id);
-    }
-    if let Some(v) = e.new_key_version {
-        out.extend_from_slice(b",\"new_key_version\":");
-        number(out, u64::from(v));
+    if let Some(new_key) = &e.new_key {
+        if let Some(label) = new_key.label.as_deref() {
+            out.extend_from_slice(b",\"new_key_label\":");
+            string(out, label);
+        }
+        if let Some(id) = &new_key.id {
+            out.extend_from_slice(b",\"new_key_id\":");
+            hex_string(out, id);
+        }
+        if let Some(v) = new_key.version {
+            out.extend_from_slice(b",\"new_key_version\":");
+            number(out, u64::from(v));
+        }
     }
     out.push(b'}');
 }

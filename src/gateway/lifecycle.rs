@@ -23,6 +23,7 @@ use pkcs11_sys::*;
 use crate::audit::LifecycleEvent;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::fasthash::FastHash;
 use crate::lifecycle::{Due, LifecycleIndex};
 use crate::policy::{Clock, KeyFacts, Op, Policy, UnmanagedKeys, WhenDue};
 use crate::store::{
@@ -99,9 +100,9 @@ pub(super) struct Lifecycle {
     index: ArcSwap<LifecycleIndex>,
     /// The last re-read failed: refuse until one succeeds.
     stale: AtomicBool,
-    serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>>>,
+    serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>, FastHash>>,
     /// Sessions whose current search has no `CKA_ID` (superseded versions hidden).
-    label_searches: Mutex<HashSet<CK_SESSION_HANDLE, SessionHash>>,
+    label_searches: Mutex<HashSet<CK_SESSION_HANDLE, FastHash>>,
     usage: Arc<UsageAccumulator>,
     flusher: Mutex<Option<Flusher>>,
     pub(super) clock: Arc<dyn Clock>,
@@ -146,7 +147,7 @@ impl Lifecycle {
             watcher,
             index: ArcSwap::from_pointee(index),
             stale: AtomicBool::new(false),
-            serials: RwLock::new(HashMap::new()),
+            serials: RwLock::new(HashMap::default()),
             label_searches: Mutex::new(HashSet::default()),
             usage,
             flusher: Mutex::new(flusher),
@@ -321,36 +322,6 @@ impl Drop for Lifecycle {
     /// (A forked child never drops the parent's state, see `ffi::boundary`.)
     fn drop(&mut self) {
         self.stop_flusher();
-    }
-}
-
-/// Session handles are small integers chosen by the token, not by an adversary:
-/// a multiplicative hash instead of SipHash for the per-search set.
-#[derive(Default, Clone, Copy)]
-pub(super) struct SessionHash;
-
-/// The hasher of [`SessionHash`].
-#[derive(Default)]
-pub(super) struct SessionHasher(u64);
-
-impl std::hash::BuildHasher for SessionHash {
-    type Hasher = SessionHasher;
-    fn build_hasher(&self) -> SessionHasher {
-        SessionHasher(0)
-    }
-}
-
-impl std::hash::Hasher for SessionHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 

@@ -393,7 +393,7 @@ impl Recorder {
                 if let Some(id) = &subject.principal().identity {
                     let roles = subject.role_names(&p);
                     let role = (!roles.is_empty()).then(|| roles.join(","));
-                    ev = ev.with_identity(id.name.clone(), role);
+                    ev = ev.with_identity(id.name.as_str(), role.map(Into::into));
                 }
             }
         }
@@ -627,9 +627,7 @@ impl Recorder {
             self.facts.forget(slot, object);
         }
         if let Some(k) = self.key(enforcer, slot, session, object, true) {
-            ev.new_key_label = k.label;
-            ev.new_key_id = k.id;
-            ev.new_key_version = k.version;
+            ev.set_new_key(k);
         }
     }
 

@@ -11,7 +11,6 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `KEYWARDEN_NOW=<unix seconds>`: a "now" for tests and what-if drills, for the
 /// module and the `keys` CLI alike, honoured only with `[policy] clock_override =
@@ -50,12 +49,10 @@ pub trait Clock: Send + Sync + fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Read on every key-using decision (time windows, cryptoperiods): the coarse
+    /// clock, whole seconds.
     fn unix_seconds(&self) -> i64 {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            // A clock set before 1970: negative, still ordered.
-            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-        }
+        crate::coarse_clock::unix_seconds()
     }
 
     /// Read on every policy load (the reload check): the coarse clock.
