@@ -13,6 +13,7 @@
 //! Byte counts are added for calls that consumed their input (`CKR_OK`, and the
 //! verdict `CKR_SIGNATURE_INVALID` of a verification).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -98,10 +99,17 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn finish(mut self, function: FunctionId, rv: CK_RV) -> OpEvent {
+    /// The record of the ended operation, completed in place (it is moved once,
+    /// out of the tracker's map and into [`Ended`]).
+    fn finish(&mut self, function: FunctionId, rv: CK_RV) {
         self.event.function = function;
         self.event.rv = Rv(rv);
-        self.event.with_duration(self.started.elapsed())
+        self.event.set_duration(self.started.elapsed());
+    }
+
+    fn finished(mut self, function: FunctionId, rv: CK_RV) -> OpEvent {
+        self.finish(function, rv);
+        self.event
     }
 }
 
@@ -121,10 +129,15 @@ impl Ended {
         self.0.iter().filter(|e| e.is_some()).count()
     }
 
-    fn push(&mut self, e: OpEvent) {
-        if let Some(slot) = self.0.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(e);
+    /// Hands each ended operation's record to `f`, in order, stopping at the
+    /// first error (taken out of place: no move of the whole array).
+    pub fn try_each<E>(mut self, mut f: impl FnMut(OpEvent) -> Result<(), E>) -> Result<(), E> {
+        for slot in &mut self.0 {
+            if let Some(e) = slot.take() {
+                f(e)?;
+            }
         }
+        Ok(())
     }
 }
 
@@ -168,7 +181,7 @@ impl OpTracker {
         );
         previous.map(|p| {
             let f = p.event.function;
-            p.finish(f, CKR_SESSION_CLOSED)
+            p.finished(f, CKR_SESSION_CLOSED)
         })
     }
 
@@ -206,20 +219,22 @@ impl OpTracker {
         };
         let mut ops = self.ops.lock();
         let mut done = Ended::default();
+        let mut n = 0;
         for &(kind, counts_input) in feeds {
-            let key = (session, kind);
+            // One lookup; an ended record is completed in the map and moved once.
+            let Entry::Occupied(mut entry) = ops.entry((session, kind)) else {
+                continue;
+            };
+            let op = entry.get_mut();
+            if consumed {
+                add(&mut op.event, kind, counts_input);
+            }
             if ends {
-                // One lookup: the ending call takes the operation out at once.
-                let Some(mut op) = ops.remove(&key) else {
-                    continue;
-                };
-                if consumed {
-                    add(&mut op.event, kind, counts_input);
-                }
-                done.push(op.finish(function, rv));
-            } else if consumed {
-                if let Some(op) = ops.get_mut(&key) {
-                    add(&mut op.event, kind, counts_input);
+                op.finish(function, rv);
+                // At most two feeds: `n` is 0 or 1.
+                if let Some(slot) = done.0.get_mut(n) {
+                    *slot = Some(entry.remove().event);
+                    n += 1;
                 }
             }
         }
@@ -238,7 +253,7 @@ impl OpTracker {
         self.ops
             .lock()
             .remove(&(session, kind))
-            .map(|op| op.finish(function, rv))
+            .map(|op| op.finished(function, rv))
     }
 
     /// `C_CloseSession`: its operations end with `CKR_SESSION_CLOSED`.
@@ -265,7 +280,7 @@ impl OpTracker {
             .collect();
         keys.into_iter()
             .filter_map(|k| ops.remove(&k))
-            .map(|op| op.finish(function, CKR_SESSION_CLOSED))
+            .map(|op| op.finished(function, CKR_SESSION_CLOSED))
             .collect()
     }
 

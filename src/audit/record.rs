@@ -286,8 +286,13 @@ impl OpEvent {
 
     /// Sets the mechanism from its decoded summary (types and lengths only).
     pub fn with_mechanism(mut self, m: &MechanismSummary) -> OpEvent {
-        self.mechanism = Some(Mechanism::Summary(*m));
+        self.set_mechanism(m);
         self
+    }
+
+    /// Sets the mechanism in place (the hot path: no move of the record).
+    pub fn set_mechanism(&mut self, m: &MechanismSummary) {
+        self.mechanism = Some(Mechanism::Summary(*m));
     }
 
     /// Sets the mechanism from its type alone.
@@ -298,10 +303,15 @@ impl OpEvent {
 
     /// Names the key.
     pub fn with_key(mut self, key: KeyRef) -> OpEvent {
+        self.set_key(key);
+        self
+    }
+
+    /// Names the key in place.
+    pub fn set_key(&mut self, key: KeyRef) {
         self.key_label = key.label;
         self.key_id = key.id;
         self.key_version = key.version;
-        self
     }
 
     /// Names the key the call created.
@@ -339,8 +349,13 @@ impl OpEvent {
 
     /// Sets the operation's duration.
     pub fn with_duration(mut self, d: Duration) -> OpEvent {
-        self.duration_us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.set_duration(d);
         self
+    }
+
+    /// Sets the duration in place.
+    pub fn set_duration(&mut self, d: Duration) {
+        self.duration_us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     }
 }
 

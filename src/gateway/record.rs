@@ -383,11 +383,14 @@ impl Recorder {
             ev.token = serial;
             if let (Some(session), Some(object)) = (call.session, call.object) {
                 if let Some(k) = self.key(enforcer, slot, session, object, read_key) {
-                    ev = ev.with_key(k);
+                    ev.set_key(k);
                 }
             }
         }
-        if let (Some(e), Some(session)) = (enforcer, call.session) {
+        // Only a named login gives a subject an identity (a flag read, not a
+        // session look-up, until the first one).
+        let named = enforcer.filter(|e| e.sessions.any_named_login());
+        if let (Some(e), Some(session)) = (named, call.session) {
             let p = e.policy();
             if let Some((_, subject)) = e.sessions.subject(&p, session) {
                 if let Some(id) = &subject.principal().identity {
@@ -436,7 +439,7 @@ impl Recorder {
             _ => {
                 let mut ev = self.context(enforcer, call, CKR_OK, true);
                 if let Some(m) = mechanism {
-                    ev = ev.with_mechanism(m);
+                    ev.set_mechanism(m);
                 }
                 Some(ev)
             }
@@ -500,7 +503,7 @@ impl Recorder {
                     io.out_len,
                     io.size_query,
                 );
-                return ops.into_iter().try_for_each(|op| self.append(op));
+                return ops.try_each(|op| self.append(op));
             }
         };
         match kind(call.function) {

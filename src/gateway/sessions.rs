@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -100,6 +101,9 @@ impl Tables {
 pub(super) struct Sessions {
     process: ProcessFacts,
     tables: RwLock<Tables>,
+    /// Set at the first login with a named identity, never cleared: until then no
+    /// subject has an identity, and the audit record's context need not look one up.
+    named_logins: AtomicBool,
 }
 
 impl Sessions {
@@ -107,6 +111,7 @@ impl Sessions {
         Sessions {
             process,
             tables: RwLock::new(Tables::default()),
+            named_logins: AtomicBool::new(false),
         }
     }
 
@@ -198,6 +203,9 @@ impl Sessions {
         login: Login,
         identity: Option<NamedIdentity>,
     ) {
+        if identity.is_some() {
+            self.named_logins.store(true, Ordering::Release);
+        }
         let subject = self.resolve(policy, login, identity.clone());
         let mut t = self.tables.write();
         let Some(slot) = t.sessions.get(&session).copied() else {
@@ -208,6 +216,11 @@ impl Sessions {
             s.identity = identity;
             s.subject = subject;
         }
+    }
+
+    /// Whether any login so far named an identity (see `named_logins`).
+    pub(super) fn any_named_login(&self) -> bool {
+        self.named_logins.load(Ordering::Acquire)
     }
 
     /// The subject of a session, resolved under `policy`'s generation: a subject
