@@ -149,16 +149,38 @@ impl IntoIterator for Ended {
     }
 }
 
+/// Shards of the tracker: threads working on different sessions take different
+/// locks, on different cache lines (one lock for all made two signing threads hand
+/// its line back and forth twice per operation).
+const SHARDS: usize = 16;
+
+type Ops = HashMap<(u64, OpKind), InFlight, crate::fasthash::FastHash>;
+
+/// One shard's lock, alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(parking_lot::Mutex<Ops>);
+
 /// The operations under way, by session.
 #[derive(Debug, Default)]
 pub struct OpTracker {
-    ops: parking_lot::Mutex<HashMap<(u64, OpKind), InFlight, crate::fasthash::FastHash>>,
+    shards: [Shard; SHARDS],
 }
 
 impl OpTracker {
     /// No operations.
     pub fn new() -> OpTracker {
         OpTracker::default()
+    }
+
+    /// The shard of `session`'s operations (handles are small integers the token
+    /// hands out: their low bits spread them).
+    fn ops(&self, session: u64) -> parking_lot::MutexGuard<'_, Ops> {
+        // The remainder is below SHARDS: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (session % SHARDS as u64) as usize;
+        // In bounds: `i` is a remainder of SHARDS.
+        self.shards[i].0.lock()
     }
 
     /// After a `*Init` returned `CKR_OK`: remembers the operation. `template` is its
@@ -172,7 +194,7 @@ impl OpTracker {
         template: OpEvent,
         started: Instant,
     ) -> Option<OpEvent> {
-        let previous = self.ops.lock().insert(
+        let previous = self.ops(session).insert(
             (session, kind),
             InFlight {
                 started,
@@ -217,7 +239,7 @@ impl OpTracker {
             event.bytes_in = event.bytes_in.saturating_add(i);
             event.bytes_out = event.bytes_out.saturating_add(o);
         };
-        let mut ops = self.ops.lock();
+        let mut ops = self.ops(session);
         let mut done = Ended::default();
         let mut n = 0;
         for &(kind, counts_input) in feeds {
@@ -250,8 +272,7 @@ impl OpTracker {
         function: FunctionId,
         rv: CK_RV,
     ) -> Option<OpEvent> {
-        self.ops
-            .lock()
+        self.ops(session)
             .remove(&(session, kind))
             .map(|op| op.finished(function, rv))
     }
@@ -272,21 +293,26 @@ impl OpTracker {
         pick: impl Fn(u64, &InFlight) -> bool,
         function: FunctionId,
     ) -> Vec<OpEvent> {
-        let mut ops = self.ops.lock();
-        let keys: Vec<(u64, OpKind)> = ops
-            .iter()
-            .filter(|((s, _), op)| pick(*s, op))
-            .map(|(k, _)| *k)
-            .collect();
-        keys.into_iter()
-            .filter_map(|k| ops.remove(&k))
-            .map(|op| op.finished(function, CKR_SESSION_CLOSED))
-            .collect()
+        let mut ended = Vec::new();
+        for shard in &self.shards {
+            let mut ops = shard.0.lock();
+            let keys: Vec<(u64, OpKind)> = ops
+                .iter()
+                .filter(|((s, _), op)| pick(*s, op))
+                .map(|(k, _)| *k)
+                .collect();
+            ended.extend(
+                keys.into_iter()
+                    .filter_map(|k| ops.remove(&k))
+                    .map(|op| op.finished(function, CKR_SESSION_CLOSED)),
+            );
+        }
+        ended
     }
 
     /// How many operations are under way.
     pub fn in_flight(&self) -> usize {
-        self.ops.lock().len()
+        self.shards.iter().map(|s| s.0.lock().len()).sum()
     }
 }
 
