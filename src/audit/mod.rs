@@ -54,7 +54,7 @@ pub use syslog::{format_5424, SyslogTarget};
 pub use token_seal::{TokenSealer, SEAL_KEY_ID, SEAL_KEY_LABEL};
 pub use trail::{file_name, list_files, HEAD_FILE};
 pub use verify::{verify, Location, Problem, Report};
-pub use writer::{Stats, MAX_BATCH, RETRY_CAP, SYNC_EVERY, WRITER_NICE};
+pub use writer::{Stats, MAX_BATCH, RETRY_CAP, SYNC_EVERY};
 
 use writer::{Msg, Pending, WriterHandle};
 

@@ -14,8 +14,6 @@
 //!   records in memory (up to `retry_capacity`, default [`RETRY_CAP`]) and retries; records beyond that are
 //!   dropped and counted, and a `gap` record says how many once writing works again.
 //!   Every failure increments a counter and is logged (at most every 10 s).
-//!   The `buffered` writer runs at the lowest priority ([`WRITER_NICE`]): it fills
-//!   the time the application's threads leave instead of preempting them.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -157,15 +155,9 @@ impl WriterHandle {
             last_failure: None,
             next_error_log: Instant::now(),
         };
-        let background = cfg.mode == Mode::Buffered;
         let thread = std::thread::Builder::new()
             .name("keywarden-audit".into())
-            .spawn(move || {
-                if background {
-                    lower_priority();
-                }
-                state.run(&rx)
-            })
+            .spawn(move || state.run(&rx))
             .map_err(|e| AuditError::Io(format!("cannot start the audit writer: {e}")))?;
         Ok(WriterHandle {
             tx,
@@ -219,23 +211,6 @@ impl Drop for WriterHandle {
         if let Err(e) = self.shutdown() {
             log::error!("audit: shutdown: {e}");
         }
-    }
-}
-
-/// `buffered` mode: the writer's nice value (the lowest priority). Nobody waits for
-/// it, so it runs in the time the application's threads leave: at the default
-/// priority its wake-ups preempt them, a signing thread holding the token's lock
-/// included. Under full CPU load it still gets a share (nice 19 is not
-/// `SCHED_IDLE`), and a full queue blocks the callers, which frees the CPU for it.
-pub const WRITER_NICE: i32 = 19;
-
-/// Lowers the calling thread's priority to [`WRITER_NICE`] (on Linux the nice value
-/// is per thread: `setpriority(PRIO_PROCESS, tid)`). Raising the nice value needs no
-/// privilege; if it fails anyway the writer runs at the default priority.
-fn lower_priority() {
-    let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), WRITER_NICE) {
-        log::debug!("audit: writer priority left at the default: {e}");
     }
 }
 
