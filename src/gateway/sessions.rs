@@ -16,11 +16,10 @@
 //! without a named identity depends only on the process facts and the policy, so
 //! it is resolved once per policy generation and shared (`Tables::plain`): an open
 //! is then a map insert and an `Arc` clone, not a resolution (~3 000 instructions
-//! and a dozen allocations). The maps hash handles with a multiplicative hash, not
-//! SipHash: handles are small integers the token assigns.
+//! and a dozen allocations). The maps hash handles with `FastHash`, not SipHash:
+//! handles are small integers the token assigns.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -39,30 +38,7 @@ struct SlotState {
     subject: Arc<Subject>,
 }
 
-/// Hashes a `CK_ULONG` handle: one multiply (Fibonacci hashing) with the high half
-/// folded down, since the map takes its bucket from the low bits and its tag from
-/// the high ones. Not flood-resistant, and need not be: the keys are handles and
-/// slot IDs the token hands out, in the caller's own process.
-#[derive(Debug, Default, Clone, Copy)]
-struct HandleHasher(u64);
-
-impl Hasher for HandleHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 29)
-    }
-}
-
-type HandleMap<V> = HashMap<CK_ULONG, V, BuildHasherDefault<HandleHasher>>;
+type HandleMap<V> = HashMap<CK_ULONG, V, crate::fasthash::FastHash>;
 
 #[derive(Debug, Default)]
 struct Tables {
@@ -318,7 +294,7 @@ mod tests {
     #[test]
     fn handles_hash_apart() {
         use std::hash::BuildHasher;
-        let b = BuildHasherDefault::<HandleHasher>::default();
+        let b = crate::fasthash::FastHash::default();
         let low: std::collections::HashSet<u64> =
             (0..4096u64).map(|h| b.hash_one(h) & 0xfff).collect();
         // Sequential handles spread over the low bits the map indexes by (like a
