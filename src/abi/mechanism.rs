@@ -288,7 +288,7 @@ impl<'a> Fields<'a> {
             .checked_add(N)
             .and_then(|end| self.0.get(offset..end))
             .and_then(|b| <[u8; N]>::try_from(b).ok())
-            .ok_or(param_invalid("parameter field outside the parameter"))
+            .ok_or_else(|| param_invalid("parameter field outside the parameter"))
     }
 
     fn ulong(&self, offset: usize) -> Result<CK_ULONG> {
@@ -329,7 +329,7 @@ fn iv_len_for(mechanism: CK_MECHANISM_TYPE) -> Option<usize> {
 
 fn gcm(param: &[u8]) -> Result<MechParams> {
     let layout = GcmLayout::from_len(param.len())
-        .ok_or(param_invalid("CK_GCM_PARAMS of neither known size"))?;
+        .ok_or_else(|| param_invalid("CK_GCM_PARAMS of neither known size"))?;
     let [p_iv, iv_len, p_aad, aad_len, tag_bits] = layout.offsets();
     let f = Fields(param);
     Ok(MechParams::Gcm {

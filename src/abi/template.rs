@@ -180,9 +180,9 @@ enum Typed {
 fn decode(attr: Attr<'_>) -> Result<Typed> {
     let bytes = attr.bytes();
     match kind(attr.ty) {
-        Kind::Ulong => ulong_from(bytes).map(Typed::Ulong).ok_or(value_invalid(
-            "CK_ULONG attribute whose length is not sizeof(CK_ULONG)",
-        )),
+        Kind::Ulong => ulong_from(bytes).map(Typed::Ulong).ok_or_else(|| {
+            value_invalid("CK_ULONG attribute whose length is not sizeof(CK_ULONG)")
+        }),
         Kind::Bool => match bytes {
             [b] if *b == CK_FALSE => Ok(Typed::Bool(false)),
             [b] if *b == CK_TRUE => Ok(Typed::Bool(true)),
