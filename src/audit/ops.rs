@@ -277,35 +277,26 @@ impl OpTracker {
             .map(|op| op.finished(function, rv))
     }
 
-    /// `C_CloseSession`: its operations end with `CKR_SESSION_CLOSED`.
+    /// `C_CloseSession`: its operations end with `CKR_SESSION_CLOSED` (they are all
+    /// in the session's shard).
     pub fn close_session(&self, session: u64, function: FunctionId) -> Vec<OpEvent> {
-        self.remove_where(|s, _| s == session, function)
+        let mut ended = Vec::new();
+        take_where(
+            &mut self.ops(session),
+            |s, _| s == session,
+            function,
+            &mut ended,
+        );
+        ended
     }
 
     /// `C_CloseAllSessions(slot)`, or `C_Finalize` with `None`: every operation of
     /// that slot (or all) ends with `CKR_SESSION_CLOSED`.
     pub fn close_slot(&self, slot: Option<u64>, function: FunctionId) -> Vec<OpEvent> {
-        self.remove_where(|_, op| slot.is_none() || op.event.slot == slot, function)
-    }
-
-    fn remove_where(
-        &self,
-        pick: impl Fn(u64, &InFlight) -> bool,
-        function: FunctionId,
-    ) -> Vec<OpEvent> {
         let mut ended = Vec::new();
         for shard in &self.shards {
-            let mut ops = shard.0.lock();
-            let keys: Vec<(u64, OpKind)> = ops
-                .iter()
-                .filter(|((s, _), op)| pick(*s, op))
-                .map(|(k, _)| *k)
-                .collect();
-            ended.extend(
-                keys.into_iter()
-                    .filter_map(|k| ops.remove(&k))
-                    .map(|op| op.finished(function, CKR_SESSION_CLOSED)),
-            );
+            let pick = |_, op: &InFlight| slot.is_none() || op.event.slot == slot;
+            take_where(&mut shard.0.lock(), pick, function, &mut ended);
         }
         ended
     }
@@ -314,6 +305,26 @@ impl OpTracker {
     pub fn in_flight(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().len()).sum()
     }
+}
+
+/// Takes the operations `pick` selects out of one shard, ended with
+/// `CKR_SESSION_CLOSED`, into `ended`.
+fn take_where(
+    ops: &mut Ops,
+    pick: impl Fn(u64, &InFlight) -> bool,
+    function: FunctionId,
+    ended: &mut Vec<OpEvent>,
+) {
+    let keys: Vec<(u64, OpKind)> = ops
+        .iter()
+        .filter(|((s, _), op)| pick(*s, op))
+        .map(|(k, _)| *k)
+        .collect();
+    ended.extend(
+        keys.into_iter()
+            .filter_map(|k| ops.remove(&k))
+            .map(|op| op.finished(function, CKR_SESSION_CLOSED)),
+    );
 }
 
 #[cfg(test)]

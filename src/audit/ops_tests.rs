@@ -202,3 +202,28 @@ fn a_missed_end_is_returned_at_the_next_init_and_untracked_calls_are_ignored() {
     );
     assert_eq!(OpKind::from_init(FunctionId::C_Sign), None);
 }
+
+#[test]
+fn sessions_sharing_a_shard_or_not_are_closed_apart_and_by_slot_across_shards() {
+    let t = OpTracker::new();
+    // 3 and 19 share a shard (16 of them); 4 has its own.
+    for session in [3, 19, 4] {
+        let mut op = template(FunctionId::C_SignInit);
+        op.slot = Some(1);
+        op.session = Some(session);
+        t.begin(session, OpKind::Sign, op, Instant::now());
+    }
+    let closed = t.close_session(3, FunctionId::C_CloseSession);
+    assert_eq!(
+        closed.iter().map(|e| e.session).collect::<Vec<_>>(),
+        [Some(3)]
+    );
+    let mut rest: Vec<_> = t
+        .close_slot(Some(1), FunctionId::C_CloseAllSessions)
+        .into_iter()
+        .map(|e| e.session)
+        .collect();
+    rest.sort();
+    assert_eq!(rest, [Some(4), Some(19)]);
+    assert_eq!(t.in_flight(), 0);
+}
