@@ -262,7 +262,7 @@ pub fn cef_line(r: &RecordView) -> String {
             "allow".to_owned()
         }
     });
-    let fields: Vec<(&str, Option<String>)> = vec![
+    let mut fields: Vec<(&str, Option<String>)> = vec![
         ("rt", rt),
         ("externalId", num(r.seq)),
         ("dvchost", text(&r.host)),
@@ -275,40 +275,23 @@ pub fn cef_line(r: &RecordView) -> String {
         ("act", decision.or_else(|| text(&r.action))),
         ("reason", text(&r.rule).or_else(|| text(&r.detail))),
         ("outcome", text(&r.rv).or_else(|| text(&r.outcome))),
-        (
-            "cs1Label",
-            r.mechanism.as_ref().map(|_| "mechanism".to_owned()),
-        ),
-        ("cs1", text(&r.mechanism)),
-        (
-            "cs2Label",
-            r.key_label.as_ref().map(|_| "keyLabel".to_owned()),
-        ),
-        ("cs2", text(&r.key_label)),
-        ("cs3Label", r.key_id.as_ref().map(|_| "keyId".to_owned())),
-        ("cs3", text(&r.key_id)),
-        (
-            "cs4Label",
-            r.token.as_ref().map(|_| "tokenSerial".to_owned()),
-        ),
-        ("cs4", text(&r.token)),
-        (
-            "cs5Label",
-            r.new_key_label.as_ref().map(|_| "newKeyLabel".to_owned()),
-        ),
-        ("cs5", text(&r.new_key_label)),
-        (
-            "cs6Label",
-            r.new_key_id.as_ref().map(|_| "newKeyId".to_owned()),
-        ),
-        ("cs6", text(&r.new_key_id)),
-        ("cn1Label", r.bytes_in.map(|_| "bytesIn".to_owned())),
-        ("cn1", num(r.bytes_in)),
-        ("cn2Label", r.bytes_out.map(|_| "bytesOut".to_owned())),
-        ("cn2", num(r.bytes_out)),
-        ("cn3Label", r.duration_us.map(|_| "durationUs".to_owned())),
-        ("cn3", num(r.duration_us)),
     ];
+    // CEF's custom fields, each with a label naming it, both only when it has a value.
+    let custom = [
+        ("cs1Label", "cs1", "mechanism", text(&r.mechanism)),
+        ("cs2Label", "cs2", "keyLabel", text(&r.key_label)),
+        ("cs3Label", "cs3", "keyId", text(&r.key_id)),
+        ("cs4Label", "cs4", "tokenSerial", text(&r.token)),
+        ("cs5Label", "cs5", "newKeyLabel", text(&r.new_key_label)),
+        ("cs6Label", "cs6", "newKeyId", text(&r.new_key_id)),
+        ("cn1Label", "cn1", "bytesIn", num(r.bytes_in)),
+        ("cn2Label", "cn2", "bytesOut", num(r.bytes_out)),
+        ("cn3Label", "cn3", "durationUs", num(r.duration_us)),
+    ];
+    for (label_key, key, label, value) in custom {
+        fields.push((label_key, value.as_ref().map(|_| label.to_owned())));
+        fields.push((key, value));
+    }
     let ext: Vec<String> = fields
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| format!("{k}={}", cef_value(&v))))
