@@ -47,14 +47,7 @@ impl Keys {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "keywarden keys {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::success_stdout(self.run(args), &format!("keywarden keys {args:?}"))
     }
 
     fn json(&self, args: &[&str]) -> Value {

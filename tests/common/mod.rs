@@ -97,14 +97,20 @@ impl TestEnv {
     /// succeeds, else returns its standard output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = self.command(keywarden_bin()).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "keywarden {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        success_stdout(out, &format!("keywarden {args:?}"))
     }
+}
+
+/// The standard output of a command that must have succeeded; panics with `what`
+/// and both outputs otherwise.
+pub fn success_stdout(out: std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The repository root.
