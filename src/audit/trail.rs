@@ -89,6 +89,9 @@ struct Current {
 pub struct Appended {
     /// The lines written, newline-terminated (for forwarding).
     pub lines: Vec<u8>,
+    /// How many lines `lines` holds (counted as they were chained: scanning
+    /// `lines` for newlines was a sixth of the writer's time).
+    pub count: u64,
     /// The sealer's error, if a seal was asked for and failed (the records are
     /// written all the same).
     pub seal_error: Option<AuditError>,
@@ -250,7 +253,9 @@ impl Trail {
         out.clear();
         out.reserve(tails.bytes() + tails.len() * 100);
         let mut tip = self.tip;
+        let mut count = 0u64;
         if let Some(r) = repair {
+            count += 1;
             tip = Some(push_line(
                 &mut out,
                 tip,
@@ -258,6 +263,7 @@ impl Trail {
             ));
         }
         for t in tails.iter() {
+            count += 1;
             tip = Some(push_line(&mut out, tip, t));
         }
         let mut seal_error = None;
@@ -271,6 +277,7 @@ impl Trail {
                         key_id: s.key_id,
                         sig: super::chain::to_hex(&s.sig),
                     });
+                    count += 1;
                     tip = Some(push_line(&mut out, tip, self.tail_for(&event).as_bytes()));
                 }
                 Err(e) => seal_error = Some(e),
@@ -279,6 +286,7 @@ impl Trail {
         if out.is_empty() {
             return Ok(Appended {
                 lines: out,
+                count,
                 seal_error,
             });
         }
@@ -312,6 +320,7 @@ impl Trail {
         self.write_head();
         Ok(Appended {
             lines: out,
+            count,
             seal_error,
         })
     }

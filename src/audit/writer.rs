@@ -345,8 +345,9 @@ impl State {
         self.tails = tails;
         match appended {
             Ok(done) => {
-                let lines = done.lines.iter().filter(|b| **b == b'\n').count() as u64;
-                self.counters.written.fetch_add(lines, Ordering::Relaxed);
+                self.counters
+                    .written
+                    .fetch_add(done.count, Ordering::Relaxed);
                 if self.failures > 0 || self.lost > 0 {
                     log::warn!(
                         "audit: writing again after {} failed attempts; {} records were lost",
