@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use pkcs11_sys::*;
 
+use super::decision_memo::{Basis, DecisionMemo, Kept};
 use super::lifecycle::{LcRefusal, Lifecycle};
 use super::objects::{FactsCache, FactsError};
 use super::sessions::Sessions;
@@ -17,6 +18,21 @@ use crate::error::{Error, Result};
 use crate::functions::FunctionId as F;
 use crate::identity::ProcessFacts;
 use crate::policy::{Decision, KeyFacts, Login, Op, Policy, PolicyHandle, Request, Subject};
+
+/// The functions whose allowed decisions a session keeps: the `*Init`s of keyed
+/// operations, which applications repeat with the same key (the rarer key uses,
+/// destroy, copy, wrap, unwrap, derive, are decided afresh every time).
+const fn keeps_decision(f: F) -> bool {
+    matches!(
+        f,
+        F::C_SignInit
+            | F::C_SignRecoverInit
+            | F::C_VerifyInit
+            | F::C_VerifyRecoverInit
+            | F::C_EncryptInit
+            | F::C_DecryptInit
+    )
+}
 
 /// The policy, the session table and the facts cache of one running module.
 #[derive(Debug)]
@@ -34,6 +50,8 @@ pub struct Enforcer {
     pub(super) lifecycle: Lifecycle,
     /// The audit trail, which records every refusal (set by `Gateway::start`).
     pub(super) audit: Option<Arc<super::record::Recorder>>,
+    /// Each session's last allowed key-use decision.
+    pub(super) memo: DecisionMemo,
 }
 
 impl Enforcer {
@@ -56,6 +74,7 @@ impl Enforcer {
             facts: FactsCache::default(),
             lifecycle: Lifecycle::open(&config.store, clock)?,
             audit: None,
+            memo: DecisionMemo::default(),
         })
     }
 
@@ -208,18 +227,49 @@ impl Enforcer {
             .lifecycle
             .view(backend, slot)
             .map_err(|r| self.refuse_lifecycle(call, Some(op), r))?;
+        // A `*Init` repeating the session's last one on an unchanged basis: its
+        // kept decision (decision_memo.rs).
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        let basis = Basis {
+            policy: &p,
+            subject: &subject,
+            facts: &facts,
+            index: &view.index,
+            serial: &view.serial,
+            object: o,
+            op,
+            mechanism: call.mechanism,
+            second: self.lifecycle.now(),
+        };
+        let memoised = keeps_decision(call.function);
+        if memoised {
+            if let Some(counts) = self.memo.reuse(session, &basis) {
+                if let Some(version) = counts {
+                    self.lifecycle.record_use(version, basis.second);
+                }
+                return Ok(());
+            }
+        }
         let managed = view.lookup(&facts);
-        let facts = super::lifecycle::View::enrich(facts, managed.as_ref());
+        let enriched = super::lifecycle::View::enrich(Arc::clone(&facts), managed.as_ref());
         let d = p.decide(&Request {
             subject: &subject,
             op,
-            key: Some(&facts),
+            key: Some(&enriched),
             mechanism: call.mechanism,
         });
         if !d.allow {
             return Err(self.refuse(call, Some(op), &d));
         }
-        self.lifecycle_check(backend, call, op, slot, &view, managed, &facts, &p)
+        let kept = self.lifecycle_check(backend, call, op, slot, &view, managed, &enriched, &p)?;
+        // Kept only when decided within one second of the clock (the policy read
+        // it too).
+        if let (true, Kept::May { counts }) = (memoised, kept) {
+            if self.lifecycle.now() == basis.second {
+                self.memo.keep(session, &basis, counts);
+            }
+        }
+        Ok(())
     }
 
     /// An administrative operation on a slot (`C_InitToken`): the slot's login.
@@ -321,6 +371,7 @@ impl Enforcer {
                 if let Some(slot) = call.slot {
                     self.facts.forget_slot(slot);
                     self.lifecycle.forget_slot(slot);
+                    self.memo.forget_all();
                 }
             }
             _ => {}

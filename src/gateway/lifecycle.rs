@@ -20,6 +20,7 @@ use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use pkcs11_sys::*;
 
+use super::decision_memo::Kept;
 use crate::audit::LifecycleEvent;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -522,7 +523,8 @@ fn unmanaged(
 impl super::Enforcer {
     /// The lifecycle half of a key-use decision (after policy allowed it): the
     /// state check, automatic rotation of a version past due, and a permitted use
-    /// of a managed version counted.
+    /// of a managed version counted. Says whether the decision may be kept (not
+    /// while a rotation is due: each use must try it).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn lifecycle_check(
         &self,
@@ -534,17 +536,20 @@ impl super::Enforcer {
         managed: Option<Managed<'_>>,
         facts: &KeyFacts,
         policy: &Policy,
-    ) -> Result<()> {
+    ) -> Result<Kept> {
         let now = self.lifecycle.now();
         match check(managed, facts, op, now, policy) {
             Ok(Some(u)) if op.uses_key_value() => {
                 self.lifecycle.record_use(u.version.id, now);
                 if u.due_rotate {
                     self.auto_rotate(backend, call, slot, &view.serial, u.key, u.version, now)?;
+                    return Ok(Kept::Not);
                 }
-                Ok(())
+                Ok(Kept::May {
+                    counts: Some(u.version.id),
+                })
             }
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Kept::May { counts: None }),
             Err(r) => Err(self.refuse_lifecycle(call, Some(op), r)),
         }
     }

@@ -10,6 +10,7 @@
 //! cost of a call is the descriptor plus one closure call.
 
 mod create;
+mod decision_memo;
 mod enforce;
 mod find;
 mod lifecycle;
@@ -304,6 +305,7 @@ impl Gateway {
         match (call.function, call.session, call.slot) {
             (FunctionId::C_CloseSession, Some(session), _) => {
                 e.lifecycle.session_closed(session);
+                e.memo.forget_session(session);
                 match e.sessions.closed(session) {
                     Some((slot, true)) => e.facts.forget_slot(slot),
                     Some((slot, false)) => e.facts.forget_session_objects(slot),
@@ -312,6 +314,7 @@ impl Gateway {
             }
             (FunctionId::C_CloseAllSessions, _, Some(slot)) => {
                 e.sessions.closed_all(slot);
+                e.memo.forget_all();
                 e.facts.forget_slot(slot);
             }
             (FunctionId::C_Logout, Some(session), _) => {
