@@ -11,8 +11,9 @@
 //! - the lifecycle index and the token serial (a store change swaps the index),
 //! - the operation and the mechanism type (docs/policy.md: rules name mechanism
 //!   types, never parameters),
-//! - and the clock's whole second (time windows, cryptoperiods and grant expiries
-//!   are whole seconds on the module's one clock).
+//! - and the clock's whole second (the time conditions of rules and grants and the
+//!   cryptoperiods read whole seconds of the module's one clock; `exe`, `host` and
+//!   `login` conditions are part of the subject).
 //!
 //! An entry is reused only when every one of these is the same object or value;
 //! anything else is decided afresh. The policy and lifecycle change checks still run
