@@ -19,19 +19,12 @@ use crate::functions::FunctionId as F;
 use crate::identity::ProcessFacts;
 use crate::policy::{Decision, KeyFacts, Login, Op, Policy, PolicyHandle, Request, Subject};
 
-/// The functions whose allowed decisions a session keeps: the `*Init`s of keyed
-/// operations, which applications repeat with the same key (the rarer key uses,
-/// destroy, copy, wrap, unwrap, derive, are decided afresh every time).
-const fn keeps_decision(f: F) -> bool {
-    matches!(
-        f,
-        F::C_SignInit
-            | F::C_SignRecoverInit
-            | F::C_VerifyInit
-            | F::C_VerifyRecoverInit
-            | F::C_EncryptInit
-            | F::C_DecryptInit
-    )
+/// The functions whose allowed decisions a session keeps: the `*Init`s (the
+/// recording kind that starts an operation), which applications repeat with the
+/// same key. The rarer key uses (destroy, copy, wrap, unwrap, derive, digest-key)
+/// are decided afresh every time.
+fn keeps_decision(f: F) -> bool {
+    super::record::kind(f) == super::record::Kind::Init
 }
 
 /// The policy, the session table and the facts cache of one running module.
