@@ -153,3 +153,23 @@ fn buffered_records_are_written_without_a_flush_and_sealed_on_time() {
     assert_eq!((r.records, r.seals_verified), (2, 1), "{r}");
     drop(log);
 }
+
+#[test]
+fn written_counts_every_line_chained_including_seals_on_a_continued_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let sealer: std::sync::Arc<dyn Sealer> =
+        std::sync::Arc::new(HmacSealer::new(vec![1; 32]).unwrap());
+    let first = AuditLog::open(AuditConfig::new(dir.path()), Some(sealer.clone())).unwrap();
+    first.append(sign_event()).unwrap();
+    first.shutdown().unwrap();
+    assert_eq!(first.stats().written, 2, "a record and the final seal");
+    // A second writer continues the chain: its count starts from its own first line.
+    let second = AuditLog::open(AuditConfig::new(dir.path()), Some(sealer.clone())).unwrap();
+    for _ in 0..3 {
+        second.append(sign_event()).unwrap();
+    }
+    second.shutdown().unwrap();
+    assert_eq!(second.stats().written, 4, "three records and the final seal");
+    let r = verify(dir.path(), None, None, Some(&*sealer)).unwrap();
+    assert_eq!(r.records, 6, "{r}");
+}

@@ -89,7 +89,7 @@ struct Current {
 pub struct Appended {
     /// The lines written, newline-terminated (for forwarding).
     pub lines: Vec<u8>,
-    /// How many lines `lines` holds (counted as they were chained: scanning
+    /// How many lines `lines` holds (from the chain's sequence numbers: scanning
     /// `lines` for newlines was a sixth of the writer's time).
     pub count: u64,
     /// The sealer's error, if a seal was asked for and failed (the records are
@@ -253,9 +253,7 @@ impl Trail {
         out.clear();
         out.reserve(tails.bytes() + tails.len() * 100);
         let mut tip = self.tip;
-        let mut count = 0u64;
         if let Some(r) = repair {
-            count += 1;
             tip = Some(push_line(
                 &mut out,
                 tip,
@@ -263,7 +261,6 @@ impl Trail {
             ));
         }
         for t in tails.iter() {
-            count += 1;
             tip = Some(push_line(&mut out, tip, t));
         }
         let mut seal_error = None;
@@ -277,12 +274,14 @@ impl Trail {
                         key_id: s.key_id,
                         sig: super::chain::to_hex(&s.sig),
                     });
-                    count += 1;
                     tip = Some(push_line(&mut out, tip, self.tail_for(&event).as_bytes()));
                 }
                 Err(e) => seal_error = Some(e),
             }
         }
+        // Lines chained = sequence numbers used since the batch's first.
+        let next_seq = super::chain::next_link(start_tip).0;
+        let count = tip.map_or(0, |t| (t.seq + 1).saturating_sub(next_seq));
         if out.is_empty() {
             return Ok(Appended {
                 lines: out,
@@ -290,7 +289,6 @@ impl Trail {
                 seal_error,
             });
         }
-        let next_seq = super::chain::next_link(start_tip).0;
         self.rotate_if_needed(next_seq, out.len() as u64)?;
         let cur = self
             .cur
