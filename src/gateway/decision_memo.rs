@@ -83,16 +83,7 @@ impl Entry {
     }
 }
 
-/// Shards by session, as the operation tracker: two threads on two sessions take
-/// two locks on two cache lines.
-const SHARDS: usize = 16;
-
-type Entries = HashMap<CK_SESSION_HANDLE, Entry, FastHash>;
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Shard(Mutex<Entries>);
-
+// The basis's policy and subject are left out: a debug line names the decision.
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entry")
@@ -102,6 +93,16 @@ impl std::fmt::Debug for Entry {
             .finish_non_exhaustive()
     }
 }
+
+/// Shards by session, as the operation tracker: two threads on two sessions take
+/// two locks on two cache lines.
+const SHARDS: usize = 16;
+
+type Entries = HashMap<CK_SESSION_HANDLE, Entry, FastHash>;
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<Entries>);
 
 /// One kept decision per session.
 #[derive(Debug, Default)]
