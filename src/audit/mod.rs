@@ -54,7 +54,7 @@ pub use syslog::{format_5424, SyslogTarget};
 pub use token_seal::{TokenSealer, SEAL_KEY_ID, SEAL_KEY_LABEL};
 pub use trail::{file_name, list_files, HEAD_FILE};
 pub use verify::{verify, Location, Problem, Report};
-pub use writer::{Stats, MAX_BATCH, RETRY_CAP, SYNC_EVERY};
+pub use writer::{Stats, COALESCE, MAX_BATCH, RETRY_CAP, SYNC_EVERY};
 
 use writer::{Msg, Pending, WriterHandle};
 
@@ -78,6 +78,9 @@ pub struct AuditConfig {
     /// `buffered` mode: records kept for a retry while the trail cannot be written;
     /// beyond this they are dropped, counted, and reported by a `gap` record.
     pub retry_capacity: usize,
+    /// `buffered` mode: the writer's pause after each write (default [`COALESCE`]),
+    /// ended early by a full queue, a flush or a shutdown.
+    pub pause: Duration,
 }
 
 impl AuditConfig {
@@ -92,6 +95,7 @@ impl AuditConfig {
             syslog: None,
             queue_capacity: 8192,
             retry_capacity: RETRY_CAP,
+            pause: COALESCE,
         }
     }
 

@@ -212,14 +212,24 @@ impl Trail {
     pub fn open(opts: TrailOptions, process_fields: String) -> AuditResult<Trail> {
         std::fs::create_dir_all(&opts.dir).map_err(|e| AuditError::io(opts.dir.display(), &e))?;
         let head_path = opts.dir.join(HEAD_FILE);
-        let head = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .mode(0o660)
-            .open(&head_path)
-            .map_err(|e| AuditError::io(head_path.display(), &e))?;
+        let open_head = |flags| {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .mode(0o660)
+                .custom_flags(flags)
+                .open(&head_path)
+        };
+        // Every append reads the head just after the last one rewrote it, so with
+        // `relatime` each read would also dirty the inode for its access time.
+        // `O_NOATIME` is refused (EPERM) on a file another user owns: then without.
+        let head = match open_head(libc::O_NOATIME) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => open_head(0),
+            other => other,
+        }
+        .map_err(|e| AuditError::io(head_path.display(), &e))?;
         Ok(Trail {
             opts,
             head,

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,8 +37,9 @@ pub const SYNC_EVERY: Duration = Duration::from_millis(100);
 /// `buffered` mode: default of most records kept for a retry while the trail cannot
 /// be written.
 pub const RETRY_CAP: usize = 65_536;
-/// `buffered` mode: the writer's pause after each write (see `State::run`).
-pub const COALESCE: Duration = Duration::from_millis(10);
+/// `buffered` mode: the writer's pause after each write (see `State::run`). A full
+/// queue or a flush ends it early.
+pub const COALESCE: Duration = Duration::from_millis(40);
 const RETRY_EVERY: Duration = Duration::from_millis(250);
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -114,6 +115,9 @@ impl Counters {
 /// The running writer of one process.
 pub(crate) struct WriterHandle {
     tx: SyncSender<Msg>,
+    /// The writer thread, to end its pause (`unpark`) when the queue is full or a
+    /// caller waits for it.
+    waker: std::thread::Thread,
     thread: Mutex<Option<JoinHandle<()>>>,
     stopped: AtomicBool,
     pid: u32,
@@ -150,6 +154,7 @@ impl WriterHandle {
             unsynced_since: None,
             retry: VecDeque::new(),
             retry_cap: cfg.retry_capacity,
+            pause: cfg.pause,
             lost: 0,
             failures: 0,
             last_failure: None,
@@ -161,6 +166,7 @@ impl WriterHandle {
             .map_err(|e| AuditError::Io(format!("cannot start the audit writer: {e}")))?;
         Ok(WriterHandle {
             tx,
+            waker: thread.thread().clone(),
             thread: Mutex::new(Some(thread)),
             stopped: AtomicBool::new(false),
             pid: std::process::id(),
@@ -168,17 +174,27 @@ impl WriterHandle {
         })
     }
 
+    /// Queues `msg`. A full queue ends the writer's pause before this waits for room:
+    /// otherwise callers would stall for the rest of it.
     pub(crate) fn send(&self, msg: Msg) -> AuditResult<()> {
-        self.tx.send(msg).map_err(|_| AuditError::WriterGone)
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(msg)) => {
+                self.waker.unpark();
+                self.tx.send(msg).map_err(|_| AuditError::WriterGone)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(AuditError::WriterGone),
+        }
     }
 
-    /// Sends `make(reply)` and waits for the writer's answer.
+    /// Sends `make(reply)`, ends the writer's pause, and waits for its answer.
     pub(crate) fn request(
         &self,
         make: impl FnOnce(SyncSender<AuditResult<()>>) -> Msg,
     ) -> AuditResult<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.send(make(tx))?;
+        self.waker.unpark();
         rx.recv().map_err(|_| AuditError::WriterGone)?
     }
 
@@ -231,6 +247,7 @@ struct State {
     unsynced_since: Option<Instant>,
     retry: VecDeque<Pending>,
     retry_cap: usize,
+    pause: Duration,
     lost: u64,
     failures: u64,
     last_failure: Option<AuditError>,
@@ -274,8 +291,16 @@ impl State {
             if wrote && replies.is_empty() && stop.is_none() && self.mode == Mode::Buffered {
                 // Let the next records accumulate: a sender finds the writer not
                 // waiting and queues without a wake-up (a futex call per record
-                // otherwise). Flushes and shutdowns wait at most this long more.
-                std::thread::sleep(COALESCE);
+                // otherwise), and the writer's fixed cost per pass (wake-up, lock,
+                // head, `write`) is shared by more records. A full queue, a flush
+                // or a shutdown unparks it; an early or spurious return just starts
+                // the next pass sooner.
+                std::thread::park_timeout(
+                    self.pause.min(
+                        self.next_deadline()
+                            .saturating_duration_since(Instant::now()),
+                    ),
+                );
             }
             if !replies.is_empty() {
                 let answer = self.sync();
