@@ -9,8 +9,9 @@
 //! - `required`: the trail `fdatasync`s each batch and every caller waits for its own
 //!   acknowledgement, which carries the write error if there was one (group commit:
 //!   one `fsync` answers every thread waiting in that batch).
-//! - `buffered`: callers do not wait; the file is `fdatasync`ed at most
-//!   [`SYNC_EVERY`] after a write, and at `flush`/shutdown. A failed write keeps the
+//! - `buffered`: callers do not wait; the writer pauses up to [`COALESCE`] between
+//!   passes, and the file is `fdatasync`ed at most [`SYNC_EVERY`] after its oldest
+//!   unsynced record was made, and at `flush`/shutdown. A failed write keeps the
 //!   records in memory (up to `retry_capacity`, default [`RETRY_CAP`]) and retries; records beyond that are
 //!   dropped and counted, and a `gap` record says how many once writing works again.
 //!   Every failure increments a counter and is logged (at most every 10 s).
@@ -396,8 +397,8 @@ impl State {
                     }
                     self.last_seal = Instant::now();
                 }
-                if self.mode == Mode::Buffered {
-                    self.unsynced_since.get_or_insert_with(Instant::now);
+                if self.mode == Mode::Buffered && self.unsynced_since.is_none() {
+                    self.unsynced_since = Some(queued_since(records.first()));
                 }
                 for p in records.drain(..) {
                     if let Some(ack) = p.ack {
@@ -490,5 +491,46 @@ impl State {
             self.write(&mut Vec::new(), true);
         }
         self.sync()
+    }
+}
+
+/// When the oldest of a batch's records was queued, as an `Instant`: the sync
+/// deadline runs from there, so a record is on disk within [`SYNC_EVERY`] of being
+/// queued, not of being written (up to a pause later). Its wall-clock stamp is the
+/// only age a record carries; a clock stepped back counts as now (the deadline runs
+/// from the write), one stepped forward only brings the sync sooner.
+fn queued_since(oldest: Option<&Pending>) -> Instant {
+    let now = Instant::now();
+    let age = oldest
+        .and_then(|p| std::time::SystemTime::now().duration_since(p.time.0).ok())
+        .unwrap_or_default();
+    now.checked_sub(age).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::{queued_since, Pending};
+    use crate::audit::record::{OpEvent, Timestamp};
+    use crate::functions::FunctionId;
+
+    fn made_at(time: SystemTime) -> Pending {
+        Pending {
+            time: Timestamp(time),
+            event: OpEvent::new(FunctionId::C_Sign, pkcs11_sys::CKR_OK).into(),
+            ack: None,
+        }
+    }
+
+    #[test]
+    fn the_sync_deadline_runs_from_when_the_oldest_record_was_made() {
+        let ten_s_ago = made_at(SystemTime::now() - Duration::from_secs(10));
+        assert!(queued_since(Some(&ten_s_ago)) <= Instant::now() - Duration::from_secs(9));
+        // A clock stepped back (a record from the future) and no record: from now.
+        let before = Instant::now();
+        let future = made_at(SystemTime::now() + Duration::from_secs(3600));
+        assert!(queued_since(Some(&future)) >= before);
+        assert!(queued_since(None) >= before);
     }
 }
