@@ -10,8 +10,9 @@
 //!   acknowledgement, which carries the write error if there was one (group commit:
 //!   one `fsync` answers every thread waiting in that batch).
 //! - `buffered`: callers do not wait; the writer pauses up to [`COALESCE`] between
-//!   passes (less when the queue would be half full sooner), and the file is `fdatasync`ed at most [`SYNC_EVERY`] after its oldest
-//!   unsynced record was made, and at `flush`/shutdown. A failed write keeps the
+//!   passes (less when the queue would be half full sooner), and the file is
+//!   `fdatasync`ed at most [`SYNC_EVERY`] after its oldest unsynced record was made,
+//!   and at `flush`/shutdown. A failed write keeps the
 //!   records in memory (up to `retry_capacity`, default [`RETRY_CAP`]) and retries; records beyond that are
 //!   dropped and counted, and a `gap` record says how many once writing works again.
 //!   Every failure increments a counter and is logged (at most every 10 s).
@@ -190,7 +191,9 @@ impl WriterHandle {
         }
     }
 
-    /// Sends `make(reply)`, ends the writer's pause, and waits for its answer.
+    /// Sends `make(reply)`, ends the writer's pause (a flush or a shutdown would
+    /// otherwise wait for the rest of it, up to the sync deadline), and waits for
+    /// the writer's answer.
     pub(crate) fn request(
         &self,
         make: impl FnOnce(SyncSender<AuditResult<()>>) -> Msg,
@@ -507,21 +510,25 @@ impl State {
     }
 }
 
+/// Fewest records a pass must take for their rate to shorten the pause: one or two
+/// records over a short time say nothing about the load.
+const RATE_SAMPLE: u32 = 64;
+
 /// The pause after a pass that took `arrived` records queued over `over`: `limit`,
 /// or less when at that rate the queue would be half full sooner. Callers that find
 /// the queue full wait for the writer, so at high rates a fixed pause would leave the
-/// writer idle while they wait.
+/// writer idle while they wait (they end it, but only once the queue is full).
 fn pause_for(limit: Duration, capacity: usize, arrived: usize, over: Duration) -> Duration {
-    let Ok(arrived @ 1..) = u32::try_from(arrived) else {
+    let Ok(arrived @ RATE_SAMPLE..) = u32::try_from(arrived) else {
         return limit;
     };
     let half = u32::try_from(capacity / 2).unwrap_or(u32::MAX).max(1);
     limit.min(over.saturating_mul(half) / arrived)
 }
 
-/// When the oldest of a batch's records was queued, as an `Instant`: the sync
+/// When the oldest of a batch's records was made, as an `Instant`: the sync
 /// deadline runs from there, so a record is on disk within [`SYNC_EVERY`] of being
-/// queued, not of being written (up to a pause later). Its wall-clock stamp is the
+/// made, not of being written (up to a pause later). Its wall-clock stamp is the
 /// only age a record carries; a clock stepped back counts as now (the deadline runs
 /// from the write), one stepped forward only brings the sync sooner.
 fn queued_since(oldest: Option<&Pending>) -> Instant {
@@ -557,9 +564,10 @@ mod tests {
         // 440 000 records/s: half the queue in ~9.3 ms.
         assert_eq!(pause_for(limit, 8192, 4096, ms(9)), ms(9));
         assert_eq!(pause_for(limit, 8192, 4096, ms(100)), limit);
-        // Nothing arrived: the limit. A one-slot queue: as long as a record took.
+        // Too few records to tell a rate: the limit.
         assert_eq!(pause_for(limit, 8192, 0, ms(1)), limit);
-        assert_eq!(pause_for(limit, 1, 1, ms(1)), ms(1));
+        assert_eq!(pause_for(limit, 8192, 63, Duration::from_micros(1)), limit);
+        assert_eq!(pause_for(limit, 2, 64, ms(64)), ms(1));
     }
 
     #[test]
