@@ -202,18 +202,10 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-pub(super) fn number(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+/// `n` in decimal, as serde_json writes it (which uses `itoa` too: two digits per
+/// step from a table).
+pub(super) fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn opt_number(out: &mut Vec<u8>, n: Option<u64>) {
