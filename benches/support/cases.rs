@@ -91,16 +91,17 @@ impl Case {
     /// `buffered` audit trail, the audit issue's (its four cases); none in `required`
     /// mode, whose cost is reported, not bounded.
     pub(super) fn target(self) -> Option<f64> {
+        if super::setup::audit_mode() != "buffered" {
+            return None;
+        }
         let profile = std::env::var_os("KEYWARDEN_BENCH_PROFILE").is_some();
-        let required = std::env::var("KEYWARDEN_BENCH_AUDIT").is_ok_and(|m| m == "required");
-        match (profile, required, self) {
-            (_, true, _) => None,
-            (true, false, Case::EcdsaSign | Case::EcdsaSign2Threads) => Some(0.95),
-            (true, false, Case::AesGcm1k | Case::FindByLabel) => Some(0.90),
-            (true, false, _) => None,
-            (false, false, Case::OpenCloseSession) => Some(0.80),
-            (false, false, c) if MAIN_CASES.contains(&c) => Some(0.97),
-            (false, false, _) => None,
+        match (profile, self) {
+            (true, Case::EcdsaSign | Case::EcdsaSign2Threads) => Some(0.95),
+            (true, Case::AesGcm1k | Case::FindByLabel) => Some(0.90),
+            (true, _) => None,
+            (false, Case::OpenCloseSession) => Some(0.80),
+            (false, c) if MAIN_CASES.contains(&c) => Some(0.97),
+            (false, _) => None,
         }
     }
 }

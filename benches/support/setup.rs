@@ -358,8 +358,7 @@ impl Setup {
         }
         // The audit trail is always on (buffered, the default of `keywarden init`);
         // KEYWARDEN_BENCH_AUDIT=required measures required mode instead.
-        let audit_mode =
-            std::env::var("KEYWARDEN_BENCH_AUDIT").unwrap_or_else(|_| "buffered".into());
+        let audit_mode = audit_mode();
         if audit_mode != "buffered" {
             let conf_path = dir.path().join("keywarden.toml");
             let conf = std::fs::read_to_string(&conf_path).expect("read keywarden.toml");
@@ -448,4 +447,10 @@ pub(super) fn token_serial(fl: &CK_FUNCTION_LIST, slot: CK_SLOT_ID) -> String {
     String::from_utf8_lossy(&info.serialNumber)
         .trim_matches(|c: char| c == ' ' || c == '\0')
         .to_owned()
+}
+
+/// `KEYWARDEN_BENCH_AUDIT`: the trail's mode in the measured configuration
+/// (default `buffered`, `keywarden init`'s).
+pub(super) fn audit_mode() -> String {
+    std::env::var("KEYWARDEN_BENCH_AUDIT").unwrap_or_else(|_| "buffered".into())
 }
