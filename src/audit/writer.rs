@@ -139,7 +139,8 @@ impl WriterHandle {
             None => None,
         };
         let counters = Arc::new(Counters::default());
-        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_capacity.max(1));
+        let queue_capacity = cfg.queue_capacity.max(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel(queue_capacity);
         let mut state = State {
             trail,
             mode: cfg.mode,
@@ -157,7 +158,7 @@ impl WriterHandle {
             retry: VecDeque::new(),
             retry_cap: cfg.retry_capacity,
             pause: cfg.pause,
-            queue_capacity: cfg.queue_capacity.max(1),
+            queue_capacity,
             last_drain: Instant::now(),
             lost: 0,
             failures: 0,
@@ -292,14 +293,7 @@ impl State {
                     return;
                 }
             }
-            let drained_at = Instant::now();
-            let pause = pause_for(
-                self.pause,
-                self.queue_capacity,
-                batch.len(),
-                drained_at.saturating_duration_since(self.last_drain),
-            );
-            self.last_drain = drained_at;
+            let pause = self.pause_after(batch.len());
             // Pause only when the queue was drained: a full batch means more are
             // waiting.
             let wrote = !batch.is_empty() && batch.len() < MAX_BATCH;
@@ -330,6 +324,14 @@ impl State {
                 return;
             }
         }
+    }
+
+    /// The pause after a pass that took `arrived` records (see [`pause_for`]); the
+    /// rate runs from the previous pass's drain.
+    fn pause_after(&mut self, arrived: usize) -> Duration {
+        let now = Instant::now();
+        let over = now.saturating_duration_since(std::mem::replace(&mut self.last_drain, now));
+        pause_for(self.pause, self.queue_capacity, arrived, over)
     }
 
     fn next_deadline(&self) -> Instant {
