@@ -19,6 +19,10 @@ pub struct ProcessInfo {
     pub user: Option<String>,
     /// The executable's path.
     pub exe: Option<String>,
+    /// The process is in a nested user namespace: uid, user and exe above are what
+    /// it chose to map (`identity::ProcessFacts::namespaced`). Written only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub userns: bool,
 }
 
 impl ProcessInfo {
@@ -52,6 +56,7 @@ impl From<&ProcessFacts> for ProcessInfo {
             uid: facts.uid,
             user: facts.user.clone(),
             exe: facts.exe.as_ref().map(|p| p.display().to_string()),
+            userns: facts.namespaced,
         }
     }
 }
@@ -68,12 +73,19 @@ mod tests {
             uid: 2,
             user: None,
             exe: Some("/bin/a".into()),
+            userns: false,
         };
         let line = format!("{{{}}}", info.json_fields());
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["host"], "h\"x");
         assert_eq!(v["user"], serde_json::Value::Null);
         assert!(line.starts_with("{\"host\""));
+        assert!(!line.contains("userns"));
+        let nested = ProcessInfo {
+            userns: true,
+            ..info
+        };
+        assert!(nested.json_fields().ends_with(",\"userns\":true"));
     }
 
     #[test]

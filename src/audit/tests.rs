@@ -34,6 +34,7 @@ fn a_record_line_has_a_stable_field_order() {
             uid: 1000,
             user: Some("app".into()),
             exe: Some("/usr/bin/openssl".into()),
+            userns: false,
         }
         .json_fields(),
         &Event::Op(sign_event()),

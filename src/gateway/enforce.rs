@@ -58,12 +58,19 @@ impl Enforcer {
                 e.to_string().replace('\n', " ")
             ))
         })?;
+        let process = ProcessFacts::observe();
+        if process.namespaced {
+            log::warn!(
+                "this process runs in a nested user namespace: its uid, groups, executable \
+                 and host are its own choice there, and the policy matches none of them"
+            );
+        }
         Ok(Enforcer {
             policy,
             store: config.store.clone(),
             pin_file: config.backend.pin_file.clone(),
             so_pin_file: config.backend.so_pin_file.clone(),
-            sessions: Sessions::new(ProcessFacts::observe()),
+            sessions: Sessions::new(process),
             facts: FactsCache::default(),
             lifecycle: Lifecycle::open(&config.store, clock)?,
             audit: None,

@@ -1,6 +1,12 @@
 //! Who is calling: the facts about the calling process that the module can observe
-//! itself (issue 3's principals are built from these plus the PKCS#11 login state
+//! itself (the policy's principals are built from these plus the PKCS#11 login state
 //! and an optional named identity).
+//!
+//! Inside a user namespace other than the initial one, the uid, gid and groups the
+//! kernel reports are whatever the process mapped (`unshare --user --map-group=GID`
+//! needs no privilege), and with the mount and UTS namespaces that come with it the
+//! executable path and host name are too. [`ProcessFacts::namespaced`] says so, and
+//! the policy then takes none of those facts (`policy::bridge`).
 //!
 //! They are read once, when the module is initialised: a process's uid, groups,
 //! executable and host do not change under a running application in practice, and
@@ -31,6 +37,9 @@ pub struct ProcessFacts {
     pub exe: Option<PathBuf>,
     /// The host name.
     pub host: String,
+    /// The process is not in the initial user namespace (or that could not be
+    /// established): uid, groups, executable and host are the process's own choice.
+    pub namespaced: bool,
 }
 
 impl ProcessFacts {
@@ -58,8 +67,29 @@ impl ProcessFacts {
                 .ok()
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_default(),
+            namespaced: !in_initial_user_namespace(),
         }
     }
+}
+
+/// Whether this process is in the initial user namespace: there, and only there,
+/// `/proc/self/uid_map` and `gid_map` are the identity over the whole 32-bit range
+/// (user_namespaces(7)). A nested namespace can map at most that range too, but
+/// only onto ids of its parent, so an unreadable map or any other content counts
+/// as nested (fail closed).
+fn in_initial_user_namespace() -> bool {
+    ["/proc/self/uid_map", "/proc/self/gid_map"]
+        .iter()
+        .all(|path| std::fs::read_to_string(path).is_ok_and(|map| is_identity_map(&map)))
+}
+
+/// `map` is the one line `0 0 4294967295`.
+fn is_identity_map(map: &str) -> bool {
+    let mut lines = map.lines().filter(|l| !l.trim().is_empty());
+    let first: Vec<&str> = lines
+        .next()
+        .map_or(Vec::new(), |l| l.split_whitespace().collect());
+    lines.next().is_none() && first == ["0", "0", "4294967295"]
 }
 
 fn user_name(uid: Uid) -> Option<String> {
@@ -71,6 +101,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_the_full_identity_map_is_the_initial_namespace() {
+        assert!(is_identity_map("         0          0 4294967295\n"));
+        assert!(!is_identity_map("         0          0          1\n"));
+        assert!(!is_identity_map("      4244          0          1\n"));
+        assert!(!is_identity_map("0 0 4294967295\n1 1 1\n"));
+        assert!(!is_identity_map(""));
+    }
+
+    #[test]
     fn observes_this_process() {
         let facts = ProcessFacts::observe();
         assert_eq!(facts.pid, std::process::id());
@@ -79,6 +118,9 @@ mod tests {
         let exe = facts.exe.expect("exe");
         assert_eq!(exe, std::env::current_exe().unwrap());
         assert!(!facts.host.is_empty());
+        // The suite runs in the initial user namespace; a nested one is tested by
+        // tests/policy_enforce_userns.rs.
+        assert!(!facts.namespaced);
         if facts.uid == 0 {
             assert_eq!(facts.user.as_deref(), Some("root"));
         }

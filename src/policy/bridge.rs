@@ -42,11 +42,22 @@ impl From<&Identity> for NamedIdentity {
 impl Principal {
     /// The principal of a session: the process facts observed at `C_Initialize`,
     /// the session's login state, and the named identity it logged in with.
+    ///
+    /// A process in a nested user namespace chose its own uid, groups, executable
+    /// and host ([`ProcessFacts::namespaced`]): the principal then has none of them,
+    /// so only `"*"`, login-state and named-identity matchers can apply to it.
     pub fn from_process(
         facts: &ProcessFacts,
         login: Login,
         identity: Option<NamedIdentity>,
     ) -> Principal {
+        if facts.namespaced {
+            return Principal {
+                login,
+                identity,
+                ..Principal::default()
+            };
+        }
         Principal {
             uid: Some(facts.uid),
             user: facts.user.clone(),
@@ -83,5 +94,23 @@ mod tests {
         assert!(p.gids.contains(&facts.gid));
         assert!(p.exe.is_some());
         assert_eq!(p.login, Login::User);
+    }
+
+    #[test]
+    fn a_namespaced_process_has_no_forgeable_facts() {
+        let facts = ProcessFacts {
+            namespaced: true,
+            ..ProcessFacts::observe()
+        };
+        let id = NamedIdentity {
+            name: "alice".into(),
+            roles: vec!["signers".into()],
+        };
+        let p = Principal::from_process(&facts, Login::User, Some(id.clone()));
+        assert_eq!(p.uid, None);
+        assert_eq!(p.user, None);
+        assert!(p.gids.is_empty() && p.groups.is_empty());
+        assert_eq!((p.exe, p.host), (None, None));
+        assert_eq!((p.login, p.identity), (Login::User, Some(id)));
     }
 }
