@@ -18,6 +18,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/softhsm-config/need-rust.sh"
 work=${1:-${TMPDIR:-/tmp}/keywarden-demo}
 profile=${CARGO_PROFILE:-debug}
 label=demo
