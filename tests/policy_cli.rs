@@ -330,3 +330,70 @@ fn init_baseline_writes_an_enforcing_config_and_its_policy() {
     let conf = std::fs::read_to_string(dir.path().join("keywarden.toml")).unwrap();
     assert!(conf.contains("mode = \"transparent\""), "{conf}");
 }
+
+#[test]
+fn explain_gives_one_verdict_and_tells_refusal_from_bad_input_by_exit_code() {
+    let baseline = concat!(env!("CARGO_MANIFEST_DIR"), "/src/policy/baseline.toml");
+    let base = ["policy", "explain", "--policy", baseline];
+    let run = |extra: &[&str]| keywarden(&[&base[..], extra].concat());
+
+    // The rules allow generating keys, the size rule refuses RSA-1024: one DENY,
+    // naming the size rule, exit 1.
+    let out = run(&["--op", "generate", "--key-type", "RSA", "--bits", "1024"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(stdout.matches("decision:").count(), 1, "{stdout}");
+    assert!(stdout.contains("decision: DENY"), "{stdout}");
+    assert!(stdout.contains("rule:     creation.key-size"), "{stdout}");
+    assert!(!stdout.contains("ALLOW"), "{stdout}");
+
+    // The same as JSON.
+    let out = run(&[
+        "--op",
+        "generate",
+        "--key-type",
+        "RSA",
+        "--bits",
+        "1024",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["rule"], "creation.key-size");
+    assert_eq!(v["code"], "CKR_TEMPLATE_INCONSISTENT");
+
+    // RSA-2048: allowed, exit 0.
+    let out = run(&[
+        "--op",
+        "generate",
+        "--key-type",
+        "RSA",
+        "--bits",
+        "2048",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "allow");
+
+    // A misspelt operation is bad input (exit 2), with a suggestion; so is an
+    // unknown mechanism, without the "configuration:" prefix.
+    let out = run(&["--op", "sgin"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("'sign'"), "{stderr}");
+    let out = run(&["--op", "sign", "--mech", "CKM_NOPE"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown mechanism") && !stderr.contains("configuration:"),
+        "{stderr}"
+    );
+    // --help lists the operations.
+    let (help, _) = text(&keywarden(&["policy", "explain", "--help"]));
+    assert!(
+        help.contains("read-sensitive-attribute") && help.contains("so-login"),
+        "{help}"
+    );
+}

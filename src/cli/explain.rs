@@ -69,8 +69,8 @@ pub(super) struct ExplainArgs {
     /// Curve (creation operations), e.g. P-256.
     #[arg(long)]
     curve: Option<String>,
-    /// Operation, e.g. sign.
-    #[arg(long)]
+    /// Operation (docs/policy.md "Operations and refusal codes"; `import` is `create`).
+    #[arg(long, value_parser = operations())]
     op: String,
     /// Mechanism, e.g. CKM_ECDSA.
     #[arg(long)]
@@ -78,6 +78,22 @@ pub(super) struct ExplainArgs {
     /// Decide at this time (RFC 3339) instead of now.
     #[arg(long)]
     at: Option<String>,
+    /// Print the decision as one JSON object (fields: docs/policy.md "CLI").
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit codes, as `grep` and `diff` use them: the request is allowed, refused, or
+/// could not be decided (bad input; clap's own usage errors exit 2 too).
+const EXIT_DENY: u8 = 1;
+const EXIT_INPUT: u8 = 2;
+
+/// The operation names `--op` takes: clap lists them in `--help` and answers an
+/// unknown one with "did you mean".
+fn operations() -> clap::builder::PossibleValuesParser {
+    let mut names: Vec<&'static str> = Op::ALL.iter().map(|op| op.name()).collect();
+    names.push("import");
+    clap::builder::PossibleValuesParser::new(names)
 }
 
 fn bad(msg: String) -> Error {
@@ -107,7 +123,110 @@ fn default_class(op: Op) -> CK_OBJECT_CLASS {
     }
 }
 
+/// Decides and prints; any failure to decide is an input error (exit 2), never
+/// confused with a refusal (exit 1).
 pub(super) fn run(a: &ExplainArgs) -> Result<ExitCode> {
+    match explain(a) {
+        Ok(e) => {
+            if a.json {
+                println!("{}", e.json());
+            } else {
+                e.print();
+            }
+            Ok(ExitCode::from(if e.allowed { 0 } else { EXIT_DENY }))
+        }
+        Err(e) => {
+            eprintln!(
+                "keywarden: policy explain: {}",
+                e.to_string().trim_start_matches("configuration: ")
+            );
+            Ok(ExitCode::from(EXIT_INPUT))
+        }
+    }
+}
+
+/// One explained decision, ready to print as text or JSON.
+struct Explained {
+    allowed: bool,
+    rule: String,
+    /// The policy file, line and description of `rule`, when it is a file rule.
+    rule_at: Option<(PathBuf, usize, Option<String>)>,
+    reason: String,
+    rv: CK_RV,
+    caller: String,
+    login: Login,
+    roles: Vec<String>,
+    key: Option<String>,
+    /// Whether `C_FindObjects` shows the key (use operations only).
+    visible: Option<bool>,
+    time: String,
+    mechanism: Option<CK_MECHANISM_TYPE>,
+}
+
+impl Explained {
+    fn print(&self) {
+        println!("decision: {}", if self.allowed { "ALLOW" } else { "DENY" });
+        match &self.rule_at {
+            Some((file, line, desc)) => println!(
+                "rule:     {} ({}:{line}{})",
+                self.rule,
+                file.display(),
+                desc.as_ref().map_or(String::new(), |d| format!(": {d}"))
+            ),
+            None => println!("rule:     {}", self.rule),
+        }
+        println!("reason:   {}", self.reason);
+        println!("code:     {}", crate::abi::rv_name(self.rv));
+        println!(
+            "caller:   {}login {}; roles: {}",
+            self.caller,
+            self.login.name(),
+            if self.roles.is_empty() {
+                "none".into()
+            } else {
+                self.roles.join(", ")
+            }
+        );
+        if let Some(k) = &self.key {
+            println!("key:      {k}");
+        }
+        if let Some(seen) = self.visible {
+            println!(
+                "visible:  {} (C_FindObjects)",
+                if seen { "yes" } else { "no" }
+            );
+        }
+        println!(
+            "time:     {} (policy local time){}",
+            self.time,
+            self.mechanism.map_or(String::new(), |m| format!(
+                "; mechanism {}",
+                mechanism_name(m)
+            ))
+        );
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "decision": if self.allowed { "allow" } else { "deny" },
+            "rule": self.rule,
+            "rule_file": self.rule_at.as_ref().map(|(f, _, _)| f.display().to_string()),
+            "rule_line": self.rule_at.as_ref().map(|(_, l, _)| l),
+            "rule_description": self.rule_at.as_ref().and_then(|(_, _, d)| d.clone()),
+            "reason": self.reason,
+            "code": crate::abi::rv_name(self.rv),
+            "caller": self.caller.trim_end_matches(", "),
+            "login": self.login.name(),
+            "roles": self.roles,
+            "key": self.key,
+            "visible": self.visible,
+            "time": self.time,
+            "mechanism": self.mechanism.map(|m| mechanism_name(m).into_owned()),
+        })
+    }
+}
+
+fn explain(a: &ExplainArgs) -> Result<Explained> {
     let file = policy_file(&a.source)?;
     let op = Op::from_name(&a.op).ok_or_else(|| bad(format!("unknown operation {:?}", a.op)))?;
     let clock: Arc<dyn Clock> = match &a.at {
@@ -160,65 +279,45 @@ pub(super) fn run(a: &ExplainArgs) -> Result<ExitCode> {
         key: key.as_ref(),
         mechanism,
     });
-    println!("decision: {}", if d.allow { "ALLOW" } else { "DENY" });
-    let rule = d.rule.to_string();
-    match policy.describe(&rule) {
-        Some((line, desc)) => println!(
-            "rule:     {rule} ({}:{line}{})",
-            file.display(),
-            desc.map_or(String::new(), |d| format!(": {d}"))
-        ),
-        None => println!("rule:     {rule}"),
-    }
-    println!("reason:   {}", d.reason);
-    println!("code:     {}", crate::abi::rv_name(d.rv));
-    let roles = subject.role_names(&policy);
-    println!(
-        "caller:   {}login {}; roles: {}",
-        describe_principal(&principal),
-        login.name(),
-        if roles.is_empty() {
-            "none".into()
-        } else {
-            roles.join(", ")
-        }
-    );
-    let mut allowed = d.allow;
+    let mut d = d;
+    let mut visible = None;
     if let Some(k) = &key {
-        println!("key:      {}", describe_key(&policy, k));
         if !op.is_creation() {
-            let seen = policy.may_see(&subject, k);
-            println!(
-                "visible:  {} (C_FindObjects)",
-                if seen { "yes" } else { "no" }
-            );
-        } else if k.bits.is_some() || k.curve.is_some() {
-            let size = policy.check_new_key(k);
-            println!(
-                "size:     {} ({}: {})",
-                if size.allow { "ok" } else { "REFUSED" },
-                size.rule,
-                size.reason
-            );
-            allowed &= size.allow;
+            visible = Some(policy.may_see(&subject, k));
+        } else if d.allow && (k.bits.is_some() || k.curve.is_some()) {
+            // The new key's type and size are part of the one decision: a creation
+            // the rules allow is still refused when its size is.
+            d = policy.check_new_key(k);
         }
     }
+    let rule = d.rule.to_string();
+    let rule_at = policy
+        .describe(&rule)
+        .map(|(line, desc)| (file.clone(), line, desc.map(str::to_owned)));
     let now = policy.local_now();
     let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    println!(
-        "time:     {} {:02}:{:02} (policy local time){}",
-        days.get(usize::from(now.weekday)).unwrap_or(&"?"),
-        now.minute / 60,
-        now.minute % 60,
-        mechanism.map_or(String::new(), |m| format!(
-            "; mechanism {}",
-            mechanism_name(m)
-        ))
-    );
-    Ok(if allowed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(Explained {
+        allowed: d.allow,
+        rule,
+        rule_at,
+        reason: d.reason.into_owned(),
+        rv: d.rv,
+        caller: describe_principal(&principal),
+        login,
+        roles: subject
+            .role_names(&policy)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        key: key.as_ref().map(|k| describe_key(&policy, k)),
+        visible,
+        time: format!(
+            "{} {:02}:{:02}",
+            days.get(usize::from(now.weekday)).unwrap_or(&"?"),
+            now.minute / 60,
+            now.minute % 60
+        ),
+        mechanism,
     })
 }
 
