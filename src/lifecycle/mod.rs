@@ -1,4 +1,4 @@
-//! The lifecycle engine (issue 4): what each SP 800-57 state permits, when a version
+//! The lifecycle engine: what each SP 800-57 state permits, when a version
 //! is due under its cryptoperiod, and rotation orchestrated between a token and the
 //! store. Pure over typed inputs and an explicit `now`; the token is behind
 //! [`TokenOps`], so everything here runs in unit tests without one.

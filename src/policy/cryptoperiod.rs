@@ -1,4 +1,4 @@
-//! `[[cryptoperiod]]` (issue 4): the originator- and recipient-usage periods of keys
+//! `[[cryptoperiod]]`: the originator- and recipient-usage periods of keys
 //! selected by type, label or `CKA_ID`, and what to do when the originator-usage
 //! period ends. The lifecycle engine (`crate::lifecycle`) interprets them; here they
 //! are only parsed, checked and looked up.

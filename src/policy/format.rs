@@ -96,7 +96,7 @@ pub struct RawSettings {
     /// Object classes every caller may see in searches.
     pub always_visible: Option<Vec<String>>,
     /// Keys on the token the metadata store does not manage: `"allow"`,
-    /// `"processing"` or `"deny"` (issue 4).
+    /// `"processing"` or `"deny"` (docs/policy.md).
     pub unmanaged_keys: Option<String>,
 }
 

@@ -1,4 +1,4 @@
-//! The policy engine (issue 3): who may do what with which key. Pure Rust over
+//! The policy engine: who may do what with which key. Pure Rust over
 //! typed facts, testable without a token; the gateway calls it (docs/policy.md,
 //! "Enforcement points").
 //!

@@ -12,7 +12,7 @@
 //! once per resync interval even when the file did not change, which bounds how late a
 //! change is seen if a writer died between its commit and the stamp (or the stamp
 //! could not be written). With the defaults (poll 200 ms, resync 1 s) a change is seen
-//! within about 0.2 s, and within about 1 s in that rare case — issue 4 asks for 1 s.
+//! within about 0.2 s, and within about 1 s in that rare case (the bound is 1 s).
 
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
