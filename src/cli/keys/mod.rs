@@ -1,5 +1,5 @@
-//! `keywarden keys`: managed keys, their versions and lifecycle (
-//! docs/lifecycle.md). State changes go through the store, so every process with
+//! `keywarden keys`: managed keys, their versions and lifecycle
+//! (docs/lifecycle.md). State changes go through the store, so every process with
 //! the module loaded sees them through its change watcher; the token is touched
 //! (with `cryptoki`, see `token`) only for what lives on it: generating, dating and
 //! destroying objects, and finding keys to adopt.
