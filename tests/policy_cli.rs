@@ -120,6 +120,10 @@ fn check_reports_warnings_and_strict_fails_on_them() {
     assert!(stdout.contains("2 warning(s)"), "{stdout}");
     let out = keywarden(&["policy", "check", "--strict", &file]);
     assert!(!out.status.success());
+    let out = keywarden(&["policy", "check", "--json", &file]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(2), "{v}");
+    assert!(v["warnings"][0]["line"].as_u64().is_some(), "{v}");
 }
 
 #[test]
@@ -305,6 +309,24 @@ fn init_baseline_writes_an_enforcing_config_and_its_policy() {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("CKR_ACTION_PROHIBITED"), "{stdout}{stderr}");
+    // check does too, and says so in JSON.
+    let out = Command::new(env!("CARGO_BIN_EXE_keywarden"))
+        .args(["policy", "check", "--json"])
+        .env("KEYWARDEN_CONF", dir.path().join("keywarden.toml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(
+        v["file"],
+        dir.path().join("policy.toml").display().to_string()
+    );
+    assert!(
+        v["rules"].as_u64().unwrap() > 0 && v["warnings"].is_array(),
+        "{v}"
+    );
     // Not again without --force; transparent still writes `mode = "transparent"`.
     let again = keywarden(&[
         "init",

@@ -100,7 +100,8 @@ fn bad(msg: String) -> Error {
     Error::Config(msg)
 }
 
-fn policy_file(src: &PolicySource) -> Result<PathBuf> {
+/// The policy file `src` names, else the one the configuration enforces.
+pub(super) fn policy_file(src: &PolicySource) -> Result<PathBuf> {
     if let Some(p) = &src.policy {
         return Ok(p.clone());
     }

@@ -16,14 +16,21 @@ pub(super) enum PolicyCommand {
     /// every operation on High keys, and unused names. Exit 1 when the file is
     /// invalid, or (with --strict) when there are warnings.
     Check {
-        /// The policy file.
-        file: PathBuf,
+        /// The policy file (default: the `policy.file` of the configuration).
+        file: Option<PathBuf>,
+        /// Configuration file naming the policy when FILE is not given (default:
+        /// $KEYWARDEN_CONF, else /etc/keywarden/keywarden.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Treat warnings as failures.
         #[arg(long)]
         strict: bool,
+        /// Print the result as one JSON object (fields: docs/policy.md "CLI").
+        #[arg(long)]
+        json: bool,
     },
     /// Print the decision on one request and the rule that made it. Exit 0 when
-    /// allowed, 1 when refused.
+    /// allowed, 1 when refused, 2 when the request cannot be decided.
     Explain(Box<super::explain::ExplainArgs>),
 }
 
@@ -40,36 +47,76 @@ pub(super) struct PolicySource {
 
 pub(super) fn run(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
-        PolicyCommand::Check { file, strict } => check(&file, strict),
+        PolicyCommand::Check {
+            file,
+            config,
+            strict,
+            json,
+        } => {
+            let file = match file {
+                Some(f) => f,
+                None => super::explain::policy_file(&PolicySource {
+                    policy: None,
+                    config,
+                })?,
+            };
+            check(&file, strict, json)
+        }
         PolicyCommand::Explain(args) => super::explain::run(&args),
     }
 }
 
-fn check(file: &Path, strict: bool) -> Result<ExitCode> {
+fn check(file: &Path, strict: bool, json: bool) -> Result<ExitCode> {
     let policy = match Policy::load(file, Arc::new(SystemClock)) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            if json {
+                let v = serde_json::json!({
+                    "file": file.display().to_string(),
+                    "valid": false,
+                    "error": e.to_string(),
+                    "warnings": [],
+                });
+                println!("{v}");
+            } else {
+                eprintln!("error: {e}");
+            }
             return Ok(ExitCode::FAILURE);
         }
     };
     let (rules, grants, roles) = policy.counts();
-    println!(
-        "{}: valid ({rules} rules, {grants} grants, {roles} roles)",
-        file.display()
-    );
     let findings = policy.lint();
-    for f in &findings {
+    if json {
+        let warnings: Vec<serde_json::Value> = findings
+            .iter()
+            .map(|f| serde_json::json!({"line": f.line, "kind": f.kind.name(), "message": f.message}))
+            .collect();
+        let v = serde_json::json!({
+            "file": file.display().to_string(),
+            "valid": true,
+            "rules": rules,
+            "grants": grants,
+            "roles": roles,
+            "warnings": warnings,
+        });
+        println!("{v}");
+    } else {
         println!(
-            "{}:{}: warning [{}]: {}",
-            file.display(),
-            f.line,
-            f.kind.name(),
-            f.message
+            "{}: valid ({rules} rules, {grants} grants, {roles} roles)",
+            file.display()
         );
-    }
-    if !findings.is_empty() {
-        println!("{} warning(s)", findings.len());
+        for f in &findings {
+            println!(
+                "{}:{}: warning [{}]: {}",
+                file.display(),
+                f.line,
+                f.kind.name(),
+                f.message
+            );
+        }
+        if !findings.is_empty() {
+            println!("{} warning(s)", findings.len());
+        }
     }
     Ok(if strict && !findings.is_empty() {
         ExitCode::FAILURE
