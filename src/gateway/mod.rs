@@ -74,11 +74,17 @@ impl Gateway {
             e.attach_audit(&audit);
         }
         log::info!(
-            "keywarden {} started over {} ({:?}, policy {:?})",
+            "keywarden {} started over {} ({}), policy {}",
             crate::VERSION,
             config.backend.module.display(),
-            init_outcome,
-            config.policy.mode
+            match init_outcome {
+                InitOutcome::Initialized => "initialised by keywarden",
+                InitOutcome::AlreadyInitialized => "already initialised by the application",
+            },
+            match &config.policy.mode {
+                PolicyMode::Transparent => "transparent".to_owned(),
+                PolicyMode::Enforce { file } => format!("enforced from {}", file.display()),
+            }
         );
         Ok(Gateway {
             config,
