@@ -356,6 +356,17 @@ fn unmanaged_keys_are_listed_until_adopted() {
         .unwrap()
         .is_empty());
     assert_eq!(k.json(&["list"]).as_array().unwrap().len(), 2);
+
+    // A label longer than the column's default width keeps its row aligned.
+    let long = "a-label-much-longer-than-twenty-five-characters";
+    k.token(|s| generate(s, long, &[0xd1]));
+    k.ok(&["adopt", long]);
+    let table = k.ok(&["list"]);
+    let mut lines = table.lines();
+    let at = lines.next().unwrap().find("STATE").unwrap();
+    for row in lines {
+        assert_eq!(row.find("active"), Some(at), "{table}");
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ use super::{current, hex, Ctx};
 use crate::cli::format_utc;
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Due};
+use crate::policy::Level;
 use crate::store::{KeyState, KeyVersion, ManagedKey, Store};
 
 fn time(t: Option<i64>) -> String {
@@ -89,8 +90,16 @@ pub(super) fn list(
         );
         return Ok(ExitCode::SUCCESS);
     }
+    // The label column is as wide as the longest label, so long labels do not
+    // push the rest of their row out of line.
+    let w = rows
+        .iter()
+        .map(|(k, ..)| k.label.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(24);
     println!(
-        "{:<24} {:>4} {:<14} {:<10} {:<8} {:<20} {:<22} {:<10} CLASS",
+        "{:<w$} {:>4} {:<14} {:<10} {:<8} {:<20} {:<22} {:<10} CLASS",
         "LABEL", "VER", "STATE", "TYPE", "SIZE", "ACTIVATED", "NEXT ROTATION", "OWNER"
     );
     for (k, v, _, next, is_due, _) in &rows {
@@ -100,7 +109,7 @@ pub(super) fn list(
             (None, _) => "-".into(),
         };
         println!(
-            "{:<24} {:>4} {:<14} {:<10} {:<8} {:<20} {:<22} {:<10} {}",
+            "{:<w$} {:>4} {:<14} {:<10} {:<8} {:<20} {:<22} {:<10} {}",
             k.label,
             v.version,
             v.state.as_str(),
@@ -109,7 +118,8 @@ pub(super) fn list(
             time(v.activated_at),
             next,
             k.owner.as_deref().unwrap_or("-"),
-            k.classification.map_or("-", |c| c.as_str())
+            // As the policy file spells levels ("Medium-High"), not the store's key.
+            k.classification.map_or("-", |c| Level::from(c).name())
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -158,7 +168,7 @@ pub(super) fn show(cx: &Ctx, label: &str, json_out: bool) -> Result<ExitCode> {
     println!("  owner:          {}", key.owner.as_deref().unwrap_or("-"));
     println!(
         "  classification: {}",
-        key.classification.map_or("-", |c| c.as_str())
+        key.classification.map_or("-", |c| Level::from(c).name())
     );
     match period {
         Some(p) => println!(
