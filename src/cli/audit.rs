@@ -105,7 +105,7 @@ pub(super) enum AuditCommand {
     },
     /// Export a period for a SIEM or a spreadsheet.
     Export {
-        /// jsonl (lines as written, chain intact), csv or cef.
+        /// jsonl (lines as written, chain intact), csv, cef, or text (one readable line per record).
         #[arg(long, value_enum)]
         format: Format,
         #[command(flatten)]
