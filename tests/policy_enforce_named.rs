@@ -71,7 +71,7 @@ fn setup(
 
 #[test]
 fn a_named_identity_logs_in_and_is_told_apart() {
-    let (_env, p11, slot) = setup(0o600);
+    let (env, p11, slot) = setup(0o600);
     let s = p11.open_rw_session(slot).unwrap();
     let private = [Attribute::Class(ObjectClass::PRIVATE_KEY)];
 
@@ -109,6 +109,25 @@ fn a_named_identity_logs_in_and_is_told_apart() {
         code(s.sign(&Mechanism::Ecdsa, key, &[3u8; 32])),
         RvError::KeyFunctionNotPermitted
     );
+    drop(s);
+    p11.finalize().unwrap();
+
+    // The refused logins are recorded with the name they tried, never the secret.
+    let mut trail = String::new();
+    for f in keywarden::audit::list_files(&env.path().join("audit")).unwrap() {
+        trail += &std::fs::read_to_string(f).unwrap();
+    }
+    let refused: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["function"] == "C_Login" && r["rv"] == "CKR_PIN_INCORRECT")
+        .collect();
+    let tried: Vec<&str> = refused
+        .iter()
+        .filter_map(|r| r["identity"].as_str())
+        .collect();
+    assert_eq!(tried, ["alice", "carol"], "{refused:?}");
+    assert!(!trail.contains("wrong-secret") && !trail.contains("whatever-1"));
 }
 
 #[test]

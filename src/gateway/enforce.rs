@@ -94,6 +94,18 @@ impl Enforcer {
     /// audit trail, and turns it into the error the application sees (in
     /// `required` mode a refusal whose record cannot be written is `Error::Audit`).
     pub(super) fn refuse(&self, call: &Call, op: Option<Op>, d: &Decision) -> Error {
+        self.refuse_naming(call, op, d, None)
+    }
+
+    /// [`Enforcer::refuse`], with the identity a refused named login tried (it has
+    /// no session identity yet, and the auditor needs the name that was tried).
+    pub(super) fn refuse_naming(
+        &self,
+        call: &Call,
+        op: Option<Op>,
+        d: &Decision,
+        tried: Option<&str>,
+    ) -> Error {
         log::info!(
             "{}: refused by policy rule {} ({}): {}; session {:?}, object {:?}, mechanism {:?}",
             call.function.name(),
@@ -106,7 +118,7 @@ impl Enforcer {
         );
         let rule = d.rule.to_string();
         if let Some(audit) = &self.audit {
-            if let Err(e) = audit.refused(self, call, d.rv, &rule) {
+            if let Err(e) = audit.refused(self, call, d.rv, &rule, tried) {
                 return e;
             }
         }

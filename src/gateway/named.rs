@@ -36,7 +36,7 @@ impl Enforcer {
                     reason: format!("named login {name:?}: unknown name or wrong secret").into(),
                     rv: CKR_PIN_INCORRECT,
                 };
-                Err(self.refuse(call, None, &d))
+                Err(self.refuse_naming(call, None, &d, Some(name)))
             }
         }
     }

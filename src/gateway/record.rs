@@ -404,7 +404,7 @@ impl Recorder {
     }
 
     /// A refusal (from `Enforcer::refuse`, the one refusal path): recorded at once
-    /// with its rule. Key facts come from the cache only (the refusal may be about
+    /// with its rule, and for a refused named login the identity it tried. Key facts come from the cache only (the refusal may be about
     /// an object whose facts cannot be read).
     pub(super) fn refused(
         &self,
@@ -412,8 +412,12 @@ impl Recorder {
         call: &Call,
         rv: CK_RV,
         rule: &str,
+        tried: Option<&str>,
     ) -> Result<()> {
-        let ev = self.context(Some(enforcer), call, rv, false).denied(rule);
+        let mut ev = self.context(Some(enforcer), call, rv, false).denied(rule);
+        if let Some(name) = tried {
+            ev = ev.with_identity(name, None);
+        }
         self.append(ev)
     }
 
