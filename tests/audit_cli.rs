@@ -9,7 +9,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use audit_support::*;
-use keywarden::audit::{AuditLog, Mode};
+use keywarden::audit::{AuditLog, Mode, OpEvent};
+use keywarden::functions::FunctionId;
 
 fn kw(args: &[&str]) -> Output {
     Command::new(keywarden_bin())
@@ -107,6 +108,80 @@ fn search_filters_by_key_user_and_refusal() {
     assert_eq!(future, "");
     let bad = kw(&["audit", "--dir", d, "search", "--from", "yesterday"]);
     assert!(!bad.status.success());
+}
+
+#[test]
+fn failed_calls_json_lines_and_key_versions_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(config(dir.path(), Mode::Required), None).unwrap();
+    let mut signed = op(0);
+    signed.key_id = Some(vec![0x01, 0xab].into());
+    signed.key_version = Some(3);
+    log.append(signed).unwrap();
+    // The token's own refusal (a wrong PIN) and a size query, which is no failure.
+    log.append(OpEvent::new(
+        FunctionId::C_Login,
+        pkcs11_sys::CKR_PIN_INCORRECT,
+    ))
+    .unwrap();
+    log.append(OpEvent::new(
+        FunctionId::C_Sign,
+        pkcs11_sys::CKR_BUFFER_TOO_SMALL,
+    ))
+    .unwrap();
+    log.append(op(1).denied("no-night-signing")).unwrap();
+    log.shutdown().unwrap();
+    let d = dir.path().to_str().unwrap();
+
+    let all = text(&kw(&["audit", "--dir", d, "search"]));
+    assert!(
+        all.lines().next().unwrap().contains("key=k1 v3 id=01ab"),
+        "{all}"
+    );
+    let failed = text(&kw(&["audit", "--dir", d, "search", "--failed"]));
+    assert_eq!(failed.lines().count(), 2, "{failed}");
+    assert!(
+        failed.contains("CKR_PIN_INCORRECT") && failed.contains("DENIED"),
+        "{failed}"
+    );
+    let denied = text(&kw(&["audit", "--dir", d, "search", "--denied"]));
+    assert_eq!(denied.lines().count(), 1, "{denied}");
+    for cmd in [&["search"][..], &["tail", "-n", "10"][..]] {
+        let out = kw(&[&["audit", "--dir", d][..], cmd, &["--json"]].concat());
+        assert!(out.status.success());
+        let lines: Vec<serde_json::Value> = text(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4, "{cmd:?}");
+        assert_eq!(lines[1]["rv"], "CKR_PIN_INCORRECT");
+    }
+}
+
+#[test]
+fn a_corrupt_line_is_reported_and_fails_search_and_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let file = files(dir.path()).remove(0);
+    let mut l = lines(&file);
+    l[2] = "{not a record".into();
+    write_lines(&file, &l);
+    let d = dir.path().to_str().unwrap();
+    for cmd in [
+        &["search"][..],
+        &["tail"][..],
+        &["export", "--format", "csv"][..],
+    ] {
+        let out = kw(&[&["audit", "--dir", d][..], cmd].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {stderr}");
+        assert!(
+            stderr.contains("1 line(s) of the trail are not records") && stderr.contains(":3"),
+            "{cmd:?}: {stderr}"
+        );
+        // The records around it are still shown.
+        assert!(!text(&out).is_empty(), "{cmd:?}");
+    }
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub use ecdsa::{
 pub use error::{AuditError, AuditResult};
 pub use ops::{Ended, OpKind, OpTracker};
 pub use query::{
-    cef_line, export, header, read_records, text_line, write_record, Filter, Format, Found,
+    cef_line, export, header, read_records, text_line, write_record, Filter, Format, Found, Skipped,
 };
 pub use record::{
     AdminEvent, Decision, Event, GapEvent, KeyRef, LifecycleEvent, Mechanism, ModuleEvent,

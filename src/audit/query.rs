@@ -22,6 +22,10 @@ pub struct Filter {
     pub user: Option<String>,
     /// Only refusals.
     pub denied: bool,
+    /// Only refusals and failures: operations the token answered with an error
+    /// (`CKR_PIN_INCORRECT`, ...) and changes whose outcome was not success. A size
+    /// query's `CKR_BUFFER_TOO_SMALL` is the §5.2 protocol, not a failure.
+    pub failed: bool,
 }
 
 impl Filter {
@@ -46,7 +50,52 @@ impl Filter {
                 || r.identity.as_deref() == Some(u)
                 || r.uid.is_some_and(|id| id.to_string() == u)
         });
-        in_range && key_ok && user_ok && (!self.denied || r.decision == Some(Decision::Deny))
+        let denied = r.decision == Some(Decision::Deny);
+        in_range
+            && key_ok
+            && user_ok
+            && (!self.denied || denied)
+            && (!self.failed || denied || is_failure(r))
+    }
+}
+
+/// An operation the token refused, or a change that did not succeed.
+fn is_failure(r: &RecordView) -> bool {
+    let rv_failed =
+        r.rv.as_deref()
+            .is_some_and(|rv| rv != "CKR_OK" && rv != "CKR_BUFFER_TOO_SMALL");
+    let outcome_failed = r.outcome.as_deref() == Some("error");
+    rv_failed || outcome_failed
+}
+
+/// Complete lines that are not records: readers skip them and say how many, and
+/// `verify` names each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// How many.
+    pub count: u64,
+    /// The first one's file and 1-based line.
+    pub first: Option<(PathBuf, usize)>,
+}
+
+impl Skipped {
+    /// Counts one more at `file:line`.
+    pub fn add(&mut self, file: &Path, line: usize) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some((file.to_path_buf(), line));
+        }
+    }
+
+    /// The warning a reader prints, or `None` when nothing was skipped.
+    pub fn warning(&self) -> Option<String> {
+        let (file, line) = self.first.as_ref()?;
+        Some(format!(
+            "{} line(s) of the trail are not records and were skipped, the first at {}:{line} \
+             (keywarden audit verify names each)",
+            self.count,
+            file.display()
+        ))
     }
 }
 
@@ -66,12 +115,14 @@ pub struct Found {
 /// Calls `each` for every record matching `filter`, in chain order, until it returns
 /// false. Files whose successor starts more than a minute before `from` are skipped
 /// unread (the minute covers clock differences between writing processes). A torn
-/// last line and lines that are not records are skipped (`verify` reports them).
+/// last line (a record being written) is left for the next read; complete lines that
+/// are not records are skipped and counted in the answer (`verify` reports them).
 pub fn read_records(
     dir: &Path,
     filter: &Filter,
     mut each: impl FnMut(Found) -> bool,
-) -> AuditResult<()> {
+) -> AuditResult<Skipped> {
+    let mut skipped = Skipped::default();
     let files = list_files(dir)?;
     for (i, path) in files.iter().enumerate() {
         if let (Some(from), Some(next)) = (filter.from, files.get(i + 1)) {
@@ -86,6 +137,7 @@ pub fn read_records(
                 break;
             };
             let Ok(view) = serde_json::from_slice::<RecordView>(line) else {
+                skipped.add(path, n + 1);
                 continue;
             };
             if filter.matches(&view) {
@@ -96,12 +148,12 @@ pub fn read_records(
                     view,
                 };
                 if !each(found) {
-                    return Ok(());
+                    return Ok(skipped);
                 }
             }
         }
     }
-    Ok(())
+    Ok(skipped)
 }
 
 fn first_time(path: &Path) -> Option<Timestamp> {
@@ -325,6 +377,30 @@ fn change_subject(r: &RecordView) -> String {
     out
 }
 
+/// A key in a text line: `{prefix}LABEL v3 id=01ab`, each part only when known.
+fn key_text(
+    prefix: &str,
+    label: &Option<String>,
+    id: &Option<String>,
+    version: Option<u32>,
+) -> String {
+    let mut out = String::new();
+    if let Some(l) = label {
+        out.push_str(&format!("{prefix}{l}"));
+    }
+    if let Some(v) = version {
+        out.push_str(&format!(" v{v}"));
+    }
+    if let Some(id) = id {
+        out.push_str(&if out.is_empty() {
+            format!("{prefix}{id}")
+        } else {
+            format!(" id={id}")
+        });
+    }
+    out
+}
+
 /// One readable line.
 pub fn text_line(r: &RecordView) -> String {
     let who = match (&r.identity, &r.user, r.uid) {
@@ -336,18 +412,8 @@ pub fn text_line(r: &RecordView) -> String {
     let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let what = match r.kind.as_deref() {
         Some("op") => {
-            let key = r
-                .key_label
-                .clone()
-                .or_else(|| r.key_id.clone())
-                .map(|k| format!(" key={k}"))
-                .unwrap_or_default();
-            let created = r
-                .new_key_label
-                .as_ref()
-                .or(r.new_key_id.as_ref())
-                .map(|k| format!(" new={k}"))
-                .unwrap_or_default();
+            let key = key_text(" key=", &r.key_label, &r.key_id, r.key_version);
+            let created = key_text(" new=", &r.new_key_label, &r.new_key_id, r.new_key_version);
             let mech = r
                 .mechanism
                 .as_ref()
@@ -417,18 +483,19 @@ pub fn header(out: &mut dyn Write, format: Format) -> std::io::Result<()> {
     }
 }
 
-/// Writes every record matching `filter` in `format`; returns how many.
+/// Writes every record matching `filter` in `format`; returns how many, and the
+/// lines that were not records.
 pub fn export(
     dir: &Path,
     filter: &Filter,
     format: Format,
     out: &mut dyn Write,
-) -> AuditResult<u64> {
+) -> AuditResult<(u64, Skipped)> {
     let io = |e: std::io::Error| AuditError::io("output", &e);
     header(out, format).map_err(io)?;
     let mut count = 0;
     let mut failed = None;
-    read_records(dir, filter, |found| {
+    let skipped = read_records(dir, filter, |found| {
         match write_record(out, format, &found) {
             Ok(()) => {
                 count += 1;
@@ -442,7 +509,7 @@ pub fn export(
     })?;
     match failed {
         Some(e) => Err(io(e)),
-        None => Ok(count),
+        None => Ok((count, skipped)),
     }
 }
 

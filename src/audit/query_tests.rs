@@ -123,7 +123,7 @@ fn cef_escapes_and_carries_the_fields() {
 #[test]
 fn text_lines_summarise() {
     let line = text_line(&view(OP));
-    assert_eq!(line, "2025-01-31T12:00:00.000001Z #7 alice@h pid 9 C_Sign DENIED rule=r1 CKR_FUNCTION_FAILED key==cmd|x CKM_ECDSA in=32 out=0 12us");
+    assert_eq!(line, "2025-01-31T12:00:00.000001Z #7 alice@h pid 9 C_Sign DENIED rule=r1 CKR_FUNCTION_FAILED key==cmd|x v2 id=0a0b CKM_ECDSA in=32 out=0 12us");
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn a_key_is_found_by_the_record_that_created_it() {
     }
     .matches(&r));
     assert!(
-        text_line(&r).contains(" key=kek new=app "),
+        text_line(&r).contains(" key=kek id=01 new=app id=4B57 "),
         "{}",
         text_line(&r)
     );

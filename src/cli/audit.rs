@@ -36,9 +36,13 @@ pub(super) struct Select {
     /// Only records of this OS user (name or uid) or named identity.
     #[arg(long)]
     user: Option<String>,
-    /// Only refusals.
+    /// Only refusals by the policy or the lifecycle.
     #[arg(long)]
     denied: bool,
+    /// Refusals and failures: also operations the token answered with an error
+    /// (CKR_PIN_INCORRECT, ...) and changes that failed.
+    #[arg(long)]
+    failed: bool,
 }
 
 /// A time range `[from, to)`.
@@ -92,6 +96,9 @@ pub(super) enum AuditCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// JSON Lines: the records as written (the same as --format jsonl).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Print the records matching the filters.
     Search {
@@ -102,6 +109,9 @@ pub(super) enum AuditCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// JSON Lines: the records as written (the same as --format jsonl).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Export a period for a SIEM or a spreadsheet.
     Export {
@@ -150,6 +160,28 @@ fn filter(range: Option<&Range>, select: &Select) -> Filter {
         key: select.key.clone(),
         user: select.user.clone(),
         denied: select.denied,
+        failed: select.failed,
+    }
+}
+
+/// The format asked for: `--json` is JSON Lines, the records as written.
+fn format_of(format: Format, json: bool) -> Format {
+    if json {
+        Format::Jsonl
+    } else {
+        format
+    }
+}
+
+/// Lines that are not records were skipped: warn, and fail the command (exit 1),
+/// so a script never takes a damaged trail's answer for a whole one.
+pub(super) fn skipped_exit(skipped: &audit::Skipped) -> ExitCode {
+    match skipped.warning() {
+        Some(w) => {
+            eprintln!("keywarden: warning: {w}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
     }
 }
 
@@ -212,11 +244,13 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
             range,
             select,
             format,
+            json,
         } => {
             let out = std::io::stdout();
             let mut out = BufWriter::new(out.lock());
-            write_all(&dir, &filter(Some(range), select), *format, &mut out)?;
-            Ok(ExitCode::SUCCESS)
+            let format = format_of(*format, *json);
+            let skipped = write_all(&dir, &filter(Some(range), select), format, &mut out)?;
+            Ok(skipped_exit(&skipped))
         }
         AuditCommand::Export {
             format,
@@ -243,17 +277,18 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
                     n
                 }
             };
-            eprintln!("exported {count} records");
-            Ok(ExitCode::SUCCESS)
+            eprintln!("exported {} records", count.0);
+            Ok(skipped_exit(&count.1))
         }
         AuditCommand::Tail {
             follow,
             lines,
             select,
             format,
+            json,
         } => {
-            super::audit_follow::tail(&dir, &filter(None, select), *lines, *follow, *format)?;
-            Ok(ExitCode::SUCCESS)
+            let format = format_of(*format, *json);
+            super::audit_follow::tail(&dir, &filter(None, select), *lines, *follow, format)
         }
     }
 }
@@ -295,25 +330,32 @@ fn seal_keys(
 }
 
 /// A reader that went away (`| head`) ends the output quietly.
-fn quiet_pipe(r: audit::AuditResult<u64>) -> Result<u64> {
+fn quiet_pipe(r: audit::AuditResult<(u64, audit::Skipped)>) -> Result<(u64, audit::Skipped)> {
     match r {
-        Err(audit::AuditError::Io(msg)) if msg.starts_with("output:") => Ok(0),
+        Err(audit::AuditError::Io(msg)) if msg.starts_with("output:") => {
+            Ok((0, Default::default()))
+        }
         other => other.map_err(audit_err),
     }
 }
 
-fn write_all(dir: &Path, f: &Filter, format: Format, out: &mut dyn Write) -> Result<()> {
+fn write_all(
+    dir: &Path,
+    f: &Filter,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<audit::Skipped> {
     if audit::header(out, format).is_err() {
-        return Ok(());
+        return Ok(Default::default());
     }
     let mut ok = true;
-    audit::read_records(dir, f, |found: Found| {
+    let skipped = audit::read_records(dir, f, |found: Found| {
         ok = audit::write_record(out, format, &found).is_ok();
         ok
     })
     .map_err(audit_err)?;
     let _ = out.flush();
-    Ok(())
+    Ok(skipped)
 }
 
 /// Set by SIGINT/SIGTERM; the follow loop checks it between polls.

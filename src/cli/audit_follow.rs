@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use crate::audit::{self, Filter, Format, Found, RecordView};
 use crate::error::{Error, Result};
@@ -21,7 +22,7 @@ pub(super) fn tail(
     last: usize,
     follow: bool,
     format: Format,
-) -> Result<()> {
+) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     // Install the handler before reading, so an early Ctrl-C is not lost.
@@ -47,7 +48,7 @@ pub(super) fn tail(
         },
     };
     let mut recent = VecDeque::with_capacity(last.min(10_000));
-    audit::read_records(dir, filter, |found| {
+    let mut skipped = audit::read_records(dir, filter, |found| {
         let before_cursor =
             found.file < cursor.path || (found.file == cursor.path && found.line <= cursor.line);
         if last > 0 && before_cursor {
@@ -59,27 +60,37 @@ pub(super) fn tail(
         before_cursor || cursor.path.as_os_str().is_empty()
     })
     .map_err(Error::Audit)?;
+    // Lines that are not records are reported now, and again when following ends.
+    let warned = super::audit::skipped_exit(&skipped);
+    let done = |skipped: &audit::Skipped| {
+        if skipped.count == 0 {
+            warned
+        } else {
+            super::audit::skipped_exit(skipped)
+        }
+    };
     if audit::header(&mut out, format).is_err() {
-        return Ok(());
+        return Ok(warned);
     }
     for found in &recent {
         if audit::write_record(&mut out, format, found).is_err() {
-            return Ok(());
+            return Ok(warned);
         }
     }
     if out.flush().is_err() {
-        return Ok(());
+        return Ok(warned);
     }
-    let Some(stop) = stop else { return Ok(()) };
+    let Some(stop) = stop else { return Ok(warned) };
+    skipped = audit::Skipped::default();
 
     while !stopped(&stop) {
-        let mut progressed = cursor.read_new(|found| {
+        let mut progressed = cursor.read_new(&mut skipped, |found| {
             filter
                 .matches(&found.view)
                 .then(|| audit::write_record(&mut out, format, &found))
         })?;
         if out.flush().is_err() {
-            return Ok(());
+            return Ok(done(&skipped));
         }
         if !progressed {
             // Nothing new here: move on if a newer file has started.
@@ -98,7 +109,7 @@ pub(super) fn tail(
             std::thread::sleep(POLL);
         }
     }
-    Ok(())
+    Ok(done(&skipped))
 }
 
 fn len(p: &Path) -> u64 {
@@ -126,6 +137,7 @@ impl Cursor {
     /// Emits the complete lines written since the last call; true if any bytes came.
     fn read_new(
         &mut self,
+        skipped: &mut audit::Skipped,
         mut emit: impl FnMut(Found) -> Option<std::io::Result<()>>,
     ) -> Result<bool> {
         if self.path.as_os_str().is_empty() || len(&self.path) <= self.offset {
@@ -147,6 +159,14 @@ impl Cursor {
         for line in ready.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             self.line += 1;
             let Ok(view) = serde_json::from_slice::<RecordView>(line) else {
+                if skipped.count == 0 {
+                    eprintln!(
+                        "keywarden: warning: {}:{} is not a record (skipped)",
+                        self.path.display(),
+                        self.line
+                    );
+                }
+                skipped.add(&self.path, self.line);
                 continue;
             };
             let found = Found {
