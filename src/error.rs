@@ -66,6 +66,11 @@ pub enum Error {
         /// The rule (or built-in check) that decided.
         rule: String,
     },
+    /// A request of the admin CLI that names something that is not there or
+    /// cannot be used as asked (an unknown token or key, a key without `CKA_ID`, an
+    /// empty PIN, a PIN the token refused); the message says which and what to do.
+    #[error("{0}")]
+    Request(String),
     /// An internal invariant broke (a caught panic, a poisoned state).
     #[error("internal error: {0}")]
     Internal(String),
@@ -79,7 +84,7 @@ impl Error {
     pub fn rv(&self) -> CK_RV {
         match self {
             Error::Backend(rv) => *rv,
-            Error::ArgumentsBad(_) => CKR_ARGUMENTS_BAD,
+            Error::ArgumentsBad(_) | Error::Request(_) => CKR_ARGUMENTS_BAD,
             Error::Invalid(rv, _) => *rv,
             Error::Refused { rv, .. } => *rv,
             Error::CantLock => CKR_CANT_LOCK,

@@ -691,3 +691,35 @@ fn an_unwritable_trail_stops_a_change_before_it_is_made() {
     // Read-only commands do not need the trail; the key is still active.
     assert_eq!(k.json(&["list"])[0]["state"], "active");
 }
+
+#[test]
+fn errors_name_their_cause_without_a_configuration_prefix() {
+    let k = adopted();
+    let wrong = k.env.path().join("wrong-pin");
+    std::fs::write(&wrong, "999999\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = k
+        .env
+        .command(common::keywarden_bin())
+        .args(["keys", "list", "--unmanaged", "--pin-file"])
+        .arg(&wrong)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("CKR_PIN_INCORRECT: the user PIN was refused by token"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let out = k.run(&["list", "--unmanaged", "--token", "nosuch"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no token labelled \"nosuch\"") && !stderr.contains("configuration:"),
+        "{stderr}"
+    );
+}

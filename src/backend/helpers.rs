@@ -144,7 +144,9 @@ impl Backend {
         }
         match found.as_slice() {
             [slot] => Ok(*slot),
-            [] => Err(Error::Config(format!("no token labelled {label:?}"))),
+            [] => Err(Error::Request(format!(
+                "no token labelled {label:?} (keywarden doctor lists the tokens)"
+            ))),
             _ => Err(Error::Config(format!(
                 "{} tokens are labelled {label:?}",
                 found.len()

@@ -78,7 +78,12 @@ pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, Pa
     }
     let slot = match slots.as_slice() {
         [s] => *s,
-        [] => return Err(Error::Config(format!("no token labelled {:?}", req.token))),
+        [] => {
+            return Err(Error::Request(format!(
+                "no token labelled {:?} (keywarden doctor lists the tokens)",
+                req.token
+            )))
+        }
         _ => {
             return Err(Error::Config(format!(
                 "several tokens are labelled {:?}",

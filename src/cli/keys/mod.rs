@@ -663,8 +663,9 @@ fn adopt(cx: &Ctx, au: &CliAudit, label: &str, id: Option<&str>) -> Result<ExitC
     let cka_id = match ids.as_slice() {
         [one] if !one.is_empty() => one.clone(),
         [_] => {
-            return Err(Error::Config(format!(
-                "the key {label:?} has no CKA_ID; set one first"
+            return Err(Error::Request(format!(
+                "the key {label:?} has no CKA_ID, which Keywarden needs to tell its versions apart; \
+                 give it one first (e.g. pkcs11-tool --set-id, or p11tool --set-id) or adopt it with --id"
             )))
         }
         [] => {

@@ -9,6 +9,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
@@ -104,18 +105,24 @@ impl CryptokiToken {
                 (None, None) => info.token_initialized(),
             };
             if wanted {
-                chosen.push((slot, info.serial_number().trim().to_owned()));
+                chosen.push((
+                    slot,
+                    info.serial_number().trim().to_owned(),
+                    info.label().trim().to_owned(),
+                ));
             }
         }
-        let (slot, serial) = match chosen.len() {
+        let (slot, serial, label) = match chosen.len() {
             1 => chosen.remove(0),
             0 => {
-                return Err(Error::Config(
-                    "no such token (see --token / --serial)".into(),
-                ))
+                return Err(Error::Request(match (&args.token, &args.serial) {
+                    (Some(l), _) => format!("no token labelled {l:?} (keywarden doctor lists the tokens)"),
+                    (None, Some(s)) => format!("no token with serial {s:?} (keywarden doctor lists the tokens)"),
+                    (None, None) => "no initialised token: initialise one (softhsm2-util --init-token, or the HSM's tool)".into(),
+                }))
             }
             _ => {
-                return Err(Error::Config(
+                return Err(Error::Request(
                     "several tokens match: choose one with --token LABEL or --serial S".into(),
                 ))
             }
@@ -124,7 +131,21 @@ impl CryptokiToken {
         let session = p11.open_rw_session(slot).map_err(fail("C_OpenSession"))?;
         session
             .login(UserType::User, Some(&AuthPin::new(pin.as_str().into())))
-            .map_err(fail("C_Login"))?;
+            .map_err(|e| match e {
+                cryptoki::error::Error::Pkcs11(rv, _) => Error::Request(match rv {
+                    RvError::PinIncorrect => {
+                        format!("CKR_PIN_INCORRECT: the user PIN was refused by token {label:?}")
+                    }
+                    RvError::PinLenRange => format!(
+                        "CKR_PIN_LEN_RANGE: the user PIN has a length token {label:?} never accepts"
+                    ),
+                    RvError::PinLocked => format!(
+                        "CKR_PIN_LOCKED: the user PIN of token {label:?} is locked (the SO must reset it)"
+                    ),
+                    other => format!("C_Login on token {label:?} failed: {other}"),
+                }),
+                other => Error::Load(format!("C_Login: {other}")),
+            })?;
         Ok(CryptokiToken { session, serial })
     }
 
@@ -471,7 +492,10 @@ pub(crate) fn read_pin(file: Option<&Path>) -> Result<Zeroizing<String>> {
     }
     let pin = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
     if pin.is_empty() {
-        return Err(Error::Config("empty user PIN".into()));
+        return Err(Error::Request(
+            "empty user PIN (give it with --pin-file, backend.pin_file, or on standard input)"
+                .into(),
+        ));
     }
     Ok(pin)
 }
