@@ -153,6 +153,9 @@ policy_step CKR_TEMPLATE_INCONSISTENT "An AES key that is not sensitive (pkcs11-
   "${p11[@]}" --keygen --key-type AES:32 --label demo-aes
 policy_step ALLOWED "The same AES key, sensitive:" \
   "${p11[@]}" --keygen --key-type AES:32 --label demo-aes --sensitive
+say "    (the key was made; pkcs11-tool then tries to print its value, which the token never"
+say "    reveals for a sensitive key (CKR_ATTRIBUTE_SENSITIVE): Keywarden refuses and records"
+say "    that read as read-sensitive-attribute, and pkcs11-tool prints its warning)"
 policy_step CKR_TEMPLATE_INCONSISTENT "A key labelled high-* is classified High, above the users' clearance:" \
   "${p11[@]}" --keypairgen --key-type EC:prime256v1 --label high-payments
 say ""
