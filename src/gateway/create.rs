@@ -168,8 +168,8 @@ impl Gateway {
         // label gets a CKA_ID if it has none, and generation and registration run
         // under the rotation lock, so `reconcile` never takes it for an orphan.
         let registration = e.registration_plan(&self.backend, &call, args, slot)?;
-        let _lock = match &registration {
-            Some(r) => Some(e.registration_lock(&call, op, r)?),
+        let mut hold = match &registration {
+            Some(r) => Some(e.registration_lock(&self.backend, &call, op, slot, r)?),
             None => None,
         };
         let add = Additions {
@@ -215,6 +215,9 @@ impl Gateway {
         }
         if let Some(r) = registration {
             e.register(&self.backend, &call, slot, &created, r, &cd, &p)?;
+        }
+        if let Some(h) = &mut hold {
+            h.committed();
         }
         Ok(created)
     }
