@@ -21,6 +21,7 @@ mod record;
 mod register;
 mod sessions;
 mod token_ops;
+mod versions;
 
 use std::sync::Arc;
 
