@@ -21,7 +21,8 @@
 //!   `CKR_ACTION_PROHIBITED` for copies and edits.
 //!
 //! Certificates and data objects may carry a managed key's `CKA_ID` (that is how a
-//! certificate names its key); they hold no key material.
+//! certificate names its key); they hold no key material. No key may be made or
+//! edited to carry the audit seal key's `CKA_ID` or `CKA_LABEL` (`seal_key.rs`).
 
 use pkcs11_sys::*;
 
@@ -35,6 +36,9 @@ use crate::policy::{CreationKind, KeyFacts, Op};
 
 /// The built-in rule these refusals are reported under.
 const RULE: &str = "lifecycle.version";
+
+/// Why a key may not take the audit seal key's `CKA_ID` or `CKA_LABEL`.
+const RESERVED: &str = "the CKA_ID and CKA_LABEL of the audit seal key are reserved for it";
 
 /// Whether an object of this class holds key material (an unknown class counts:
 /// fail closed).
@@ -75,6 +79,19 @@ impl Enforcer {
                 .flatten()
         };
         let refuse = |rv, why: String| Err(self.refuse_lifecycle(call, Some(op), refusal(rv, why)));
+        let copy = args.kind == CreationKind::Copy;
+        for t in std::iter::once(args.template).chain(args.public_template) {
+            if (copy || is_key(t.class())) && super::seal_key::is_reserved(t.id(), t.label()) {
+                return refuse(
+                    if copy {
+                        CKR_ACTION_PROHIBITED
+                    } else {
+                        CKR_TEMPLATE_INCONSISTENT
+                    },
+                    RESERVED.into(),
+                );
+            }
+        }
         if let (CreationKind::Copy, Some(src)) = (args.kind, source) {
             if !is_key(src.class) {
                 return Ok(());
@@ -139,6 +156,10 @@ impl Enforcer {
         let op = Op::SetAttribute;
         if !is_key(facts.class) || !(template.contains(CKA_ID) || template.contains(CKA_LABEL)) {
             return Ok(());
+        }
+        if super::seal_key::is_reserved(template.id(), template.label()) {
+            let r = refusal(CKR_ACTION_PROHIBITED, RESERVED.into());
+            return Err(self.refuse_lifecycle(call, Some(op), r));
         }
         let view = self
             .lifecycle
