@@ -305,3 +305,19 @@ fn a_lost_seal_key_fails_c_initialize_with_one_line_and_rotate_keeps_old_seals_v
     let again = init_seal_key(&env, &pin, &["--rotate"]);
     assert!(!again.status.success(), "{}", text(&again));
 }
+
+#[test]
+fn the_seal_key_cannot_be_adopted_into_the_lifecycle_of_application_keys() {
+    let env = TestEnv::new();
+    let pin = seal_with_token(&env);
+    let out = init_seal_key(&env, &pin, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let adopt = env
+        .command(common::keywarden_bin())
+        .args(["keys", "adopt", SEAL_KEY_LABEL, "--pin-file"])
+        .arg(&pin)
+        .output()
+        .unwrap();
+    assert!(!adopt.status.success(), "{}", text(&adopt));
+    assert!(text(&adopt).contains("audit seal key"), "{}", text(&adopt));
+}

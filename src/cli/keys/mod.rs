@@ -624,6 +624,16 @@ fn adopt(cx: &Ctx, au: &CliAudit, label: &str, id: Option<&str>) -> Result<ExitC
             ids.push(o.id);
         }
     }
+    // The audit seal key is Keywarden's own (docs/audit.md): no lifecycle of keys.
+    if label == crate::audit::SEAL_KEY_LABEL
+        || ids
+            .iter()
+            .any(|i| i.as_slice() == crate::audit::SEAL_KEY_ID)
+    {
+        return Err(Error::Config(format!(
+            "{label:?} is the audit seal key: it is not adopted as an application key"
+        )));
+    }
     let cka_id = match ids.as_slice() {
         [one] if !one.is_empty() => one.clone(),
         [_] => {
