@@ -215,11 +215,8 @@ impl Gateway {
                 }
             }
         }
-        if let Some(r) = registration {
-            e.register(&self.backend, &call, slot, &created, r, &cd, &p)?;
-        }
-        if let Some(h) = &mut hold {
-            h.committed();
+        if let (Some(r), Some(h)) = (registration, hold.as_mut()) {
+            e.register(&self.backend, &call, slot, &created, r, h, &cd, &p)?;
         }
         Ok(created)
     }

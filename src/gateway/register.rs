@@ -100,8 +100,8 @@ impl Enforcer {
                 )
             })?,
         };
-        // An application-chosen CKA_ID a live version already holds: the new
-        // objects join no version of ours (the store keeps CKA_IDs unique).
+        // An application-chosen CKA_ID a live version already holds was refused
+        // before (versions.rs); should one get here, it is not registered.
         if private_id.or(public_id).is_some() {
             let view = self
                 .lifecycle
@@ -127,7 +127,7 @@ impl Enforcer {
 
     /// The rotation lock, held across generation and registration, and the intent
     /// of a drawn `CKA_ID` written under it (cleared when the hold is dropped
-    /// without [`RegistrationHold::committed`]: the generation failed, or the
+    /// without [`RegistrationHold::keep`]: the generation failed, or the
     /// registration did and destroyed the objects).
     pub(super) fn registration_lock(
         &self,
@@ -183,6 +183,7 @@ impl Enforcer {
         slot: CK_SLOT_ID,
         created: &NewObjects,
         r: Registration,
+        hold: &mut RegistrationHold<'_>,
         cd: &CreateDecision,
         policy: &Policy,
     ) -> Result<()> {
@@ -240,9 +241,14 @@ impl Enforcer {
                 })
             });
         if let Err(e) = recorded {
+            let mut all_gone = true;
             for h in created.iter().flatten() {
-                let _ = backend.destroy_object(session, *h);
+                all_gone &= backend.destroy_object(session, *h) == CKR_OK;
                 self.facts.forget(slot, *h);
+            }
+            if !all_gone {
+                // What is left is `keys reconcile`'s to remove, by this intent.
+                hold.keep();
             }
             let mut ev = LifecycleEvent::new("register", Some(&r.label)).of_key(&r.id, None);
             ev.outcome = Outcome::Error;
@@ -251,6 +257,8 @@ impl Enforcer {
             let _ = self.record_lifecycle(call, ev);
             return Err(e);
         }
+        // `add_version` cleared the intent with the registration.
+        hold.keep();
         log::info!(
             "{}: key {:?} registered as version 1 (CKA_ID {})",
             call.function.name(),
@@ -278,8 +286,9 @@ pub(super) struct RegistrationHold<'a> {
 }
 
 impl RegistrationHold<'_> {
-    /// The key was registered: `add_version` cleared the intent with it.
-    pub(super) fn committed(&mut self) {
+    /// The intent is not to be cleared on drop: the registration cleared it, or
+    /// objects it names are still on the token.
+    pub(super) fn keep(&mut self) {
         self.intent = None;
     }
 }
