@@ -206,14 +206,21 @@ fn the_private_seal_key_is_refused_to_logged_in_callers_and_no_key_can_impersona
             return;
         }
         // No key may take its CKA_ID or its label (a second "seal key").
-        let imported = s.create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(true),
-            Attribute::Id(SEAL_KEY_ID.to_vec()),
-            Attribute::Value(vec![3u8; 32]),
-        ]);
-        assert_eq!(rv(imported), RvError::TemplateInconsistent);
+        let aes = |id: &[u8]| {
+            vec![
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(true),
+                Attribute::Id(id.to_vec()),
+                Attribute::Value(vec![3u8; 32]),
+            ]
+        };
+        assert_eq!(
+            rv(s.create_object(&aes(SEAL_KEY_ID))),
+            RvError::TemplateInconsistent
+        );
+        // With another CKA_ID the same import passes: the ID was the reason.
+        s.create_object(&aes(b"not-the-seal-key")).unwrap();
         let labelled = |class| {
             vec![
                 Attribute::Token(true),

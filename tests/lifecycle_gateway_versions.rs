@@ -106,17 +106,38 @@ fn a_new_or_edited_key_cannot_forge_a_version_by_taking_a_managed_cka_id() {
         );
         let generated = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private);
         assert_eq!(refused(generated), RvError::TemplateInconsistent);
+        let other_id = |t: &[Attribute]| -> Vec<Attribute> {
+            t.iter()
+                .map(|a| match a {
+                    Attribute::Id(_) => Attribute::Id(vec![0x98]),
+                    other => other.clone(),
+                })
+                .collect()
+        };
+        s.generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &other_id(&public),
+            &other_id(&private),
+        )
+        .unwrap();
         // An imported secret key with the managed CKA_ID.
-        let imported = s.create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(true),
-            Attribute::Id(ID1.to_vec()),
-            Attribute::Label(LABEL.into()),
-            Attribute::Value(vec![9u8; 32]),
-            Attribute::Encrypt(true),
-        ]);
-        assert_eq!(refused(imported), RvError::TemplateInconsistent);
+        let aes = |id: &[u8]| {
+            vec![
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(true),
+                Attribute::Id(id.to_vec()),
+                Attribute::Label(LABEL.into()),
+                Attribute::Value(vec![9u8; 32]),
+                Attribute::Encrypt(true),
+            ]
+        };
+        assert_eq!(
+            refused(s.create_object(&aes(ID1))),
+            RvError::TemplateInconsistent
+        );
+        // The same import with an unused CKA_ID is allowed: the ID was the reason.
+        s.create_object(&aes(&[0x99])).unwrap();
         // Another (unmanaged) key edited or copied to take the managed CKA_ID.
         let spare = one(by_id(s, &[0x55], PRIVATE));
         let edit = s.update_attributes(spare, &[Attribute::Id(ID1.to_vec())]);
