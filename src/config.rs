@@ -197,6 +197,11 @@ pub struct AuditSection {
     /// init-seal-key`): the module seals the chain head with that key. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal_token: Option<String>,
+    /// File (absolute, mode 0600) with the user PIN of the `seal_token` token, which
+    /// the module logs in with to use the private seal key. Default:
+    /// `backend.pin_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_pin_file: Option<PathBuf>,
 }
 
 /// How an operation waits for its audit record.
@@ -276,6 +281,9 @@ impl Config {
         }
         if let Some(key) = &self.audit.seal_key_file {
             absolute("audit.seal_key_file", key)?;
+        }
+        if let Some(pin) = &self.audit.seal_pin_file {
+            absolute("audit.seal_pin_file", pin)?;
         }
         for (what, value) in [
             ("audit.rotate_mb", self.audit.rotate_mb),

@@ -34,6 +34,7 @@ pub mod gateway;
 pub mod identity;
 pub mod lifecycle;
 pub mod logging;
+pub mod pin_file;
 pub mod policy;
 pub mod store;
 

@@ -71,7 +71,7 @@ fn backend() -> Arc<Backend> {
 }
 
 #[test]
-fn init_seal_key_creates_a_key_usable_without_login_that_never_leaves_the_token() {
+fn init_seal_key_creates_a_private_key_that_cannot_be_changed_copied_or_destroyed() {
     let env = TestEnv::new();
     let out = init_seal_key(&env);
     assert!(out.status.success(), "{}", text(&out));
@@ -81,8 +81,6 @@ fn init_seal_key_creates_a_key_usable_without_login_that_never_leaves_the_token(
 
     let p11 = common::load(Path::new(SOFTHSM_MODULE));
     let slot = common::test_slot(&p11);
-    // A public session (no login) finds the private key: CKA_PRIVATE is false.
-    let s = p11.open_ro_session(slot).unwrap();
     let template = |class| {
         vec![
             Attribute::Class(class),
@@ -90,6 +88,19 @@ fn init_seal_key_creates_a_key_usable_without_login_that_never_leaves_the_token(
             Attribute::Id(SEAL_KEY_ID.to_vec()),
         ]
     };
+    // A public session does not even see the private half: CKA_PRIVATE.
+    let public_session = p11.open_ro_session(slot).unwrap();
+    assert!(public_session
+        .find_objects(&template(ObjectClass::PRIVATE_KEY))
+        .unwrap()
+        .is_empty());
+    drop(public_session);
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(
+        cryptoki::session::UserType::User,
+        Some(&common::pin(common::USER_PIN)),
+    )
+    .unwrap();
     let private = s.find_objects(&template(ObjectClass::PRIVATE_KEY)).unwrap();
     assert_eq!(private.len(), 1);
     let attrs = s
@@ -101,22 +112,45 @@ fn init_seal_key_creates_a_key_usable_without_login_that_never_leaves_the_token(
                 AttributeType::Extractable,
                 AttributeType::Sign,
                 AttributeType::Token,
+                AttributeType::Modifiable,
+                AttributeType::Copyable,
+                AttributeType::Destroyable,
             ],
         )
         .unwrap();
     let mut seen = 0;
     for a in attrs {
         match a {
-            Attribute::Private(v) => assert!(!v, "CKA_PRIVATE"),
+            Attribute::Private(v) => assert!(v, "CKA_PRIVATE"),
             Attribute::Sensitive(v) => assert!(v, "CKA_SENSITIVE"),
             Attribute::Extractable(v) => assert!(!v, "CKA_EXTRACTABLE"),
             Attribute::Sign(v) => assert!(v, "CKA_SIGN"),
             Attribute::Token(v) => assert!(v, "CKA_TOKEN"),
+            Attribute::Modifiable(v) => assert!(!v, "CKA_MODIFIABLE"),
+            Attribute::Copyable(v) => assert!(!v, "CKA_COPYABLE"),
+            Attribute::Destroyable(v) => assert!(!v, "CKA_DESTROYABLE"),
             other => panic!("{other:?}"),
         }
         seen += 1;
     }
-    assert_eq!(seen, 5);
+    assert_eq!(seen, 8);
+    // Even straight on the token, with the user logged in.
+    for h in [
+        private[0],
+        s.find_objects(&template(ObjectClass::PUBLIC_KEY)).unwrap()[0],
+    ] {
+        assert!(
+            s.destroy_object(h).is_err(),
+            "CKA_DESTROYABLE=FALSE honoured"
+        );
+        assert!(
+            s.copy_object(h, &[]).is_err(),
+            "CKA_COPYABLE=FALSE honoured"
+        );
+        assert!(s
+            .update_attributes(h, &[Attribute::Label(b"x".to_vec())])
+            .is_err());
+    }
     // The exported point is the token's.
     let public = s.find_objects(&template(ObjectClass::PUBLIC_KEY)).unwrap();
     assert_eq!(public.len(), 1);
@@ -160,6 +194,8 @@ fn init_with_audit_token_writes_seal_token_and_the_public_key() {
     assert!(out.status.success(), "{}", text(&out));
     let conf = keywarden::config::Config::load(&dir.join("keywarden.toml")).unwrap();
     assert_eq!(conf.audit.seal_token.as_deref(), Some(TOKEN_LABEL));
+    // The module logs in with it to use the private seal key.
+    assert_eq!(conf.audit.seal_pin_file.as_deref(), Some(pin.as_path()));
     EcdsaVerifier::from_file(&dir.join("audit").join(SEAL_PUB_FILE)).unwrap();
 }
 
@@ -167,27 +203,28 @@ fn init_with_audit_token_writes_seal_token_and_the_public_key() {
 fn token_sealer_needs_the_key_and_its_seals_verify_with_the_pub_file() {
     let env = TestEnv::new();
     let b = backend();
-    let missing = TokenSealer::new(Arc::clone(&b), TOKEN_LABEL).unwrap_err();
+    let pin = pin_file(&env);
+    let missing = TokenSealer::new(Arc::clone(&b), TOKEN_LABEL, Some(&pin)).unwrap_err();
     assert!(missing.to_string().contains("init-seal-key"), "{missing}");
-    assert!(TokenSealer::new(Arc::clone(&b), "no-such-token").is_err());
+    assert!(TokenSealer::new(Arc::clone(&b), "no-such-token", Some(&pin)).is_err());
 
     // What the gateway calls at C_Initialize: with seal_token set, a missing key
     // fails (closed), not a fall-back to no seals.
-    let mut section = keywarden::config::Config::load(&env.keywarden_conf)
-        .unwrap()
-        .audit;
-    assert!(keywarden::audit::sealer_for(&section, &b)
-        .unwrap()
-        .is_none());
-    section.seal_token = Some(TOKEN_LABEL.into());
-    assert!(keywarden::audit::sealer_for(&section, &b).is_err());
+    let mut config = keywarden::config::Config::load(&env.keywarden_conf).unwrap();
+    assert!(keywarden::audit::sealer_for(&config, &b).unwrap().is_none());
+    config.audit.seal_token = Some(TOKEN_LABEL.into());
+    assert!(keywarden::audit::sealer_for(&config, &b).is_err());
 
     let out = init_seal_key(&env);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(keywarden::audit::sealer_for(&section, &b)
-        .unwrap()
-        .is_some());
-    let sealer = TokenSealer::new(Arc::clone(&b), TOKEN_LABEL).unwrap();
+    // The key is private: without [backend] pin_file the module cannot log in.
+    let Err(no_pin) = keywarden::audit::sealer_for(&config, &b) else {
+        panic!("a private seal key without pin_file")
+    };
+    assert!(no_pin.to_string().contains("pin_file"), "{no_pin}");
+    config.backend.pin_file = Some(pin.clone());
+    assert!(keywarden::audit::sealer_for(&config, &b).unwrap().is_some());
+    let sealer = TokenSealer::new(Arc::clone(&b), TOKEN_LABEL, Some(&pin)).unwrap();
     let verifier = EcdsaVerifier::from_file(&audit_dir(&env).join(SEAL_PUB_FILE)).unwrap();
     assert_eq!(sealer.key_id(), verifier.key_id());
     for i in 0..3u8 {
@@ -208,7 +245,8 @@ fn sealed_trail(env: &TestEnv, n: u64) -> Arc<Backend> {
     let out = init_seal_key(env);
     assert!(out.status.success(), "{}", text(&out));
     let b = backend();
-    let sealer: Arc<dyn Sealer> = Arc::new(TokenSealer::new(Arc::clone(&b), TOKEN_LABEL).unwrap());
+    let sealer: Arc<dyn Sealer> =
+        Arc::new(TokenSealer::new(Arc::clone(&b), TOKEN_LABEL, Some(&pin_file(env))).unwrap());
     let mut c = audit_support::config(&audit_dir(env), Mode::Required);
     c.seal_every_records = 5;
     let log = AuditLog::open(c, Some(sealer)).unwrap();
@@ -337,7 +375,7 @@ fn sealing_leaves_other_sessions_of_the_backend_alone() {
     let env = TestEnv::new();
     assert!(init_seal_key(&env).status.success());
     let b = backend();
-    let sealer = TokenSealer::new(Arc::clone(&b), TOKEN_LABEL).unwrap();
+    let sealer = TokenSealer::new(Arc::clone(&b), TOKEN_LABEL, Some(&pin_file(&env))).unwrap();
     let slot = b.slot_by_token_label(TOKEN_LABEL).unwrap();
     let app = b.open_helper_session(slot).unwrap();
     let found_before = app.find_objects(&[]).unwrap();

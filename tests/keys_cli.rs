@@ -276,6 +276,97 @@ fn a_crash_between_generation_and_commit_keeps_the_old_version_active() {
     k.token(|s| assert_eq!(by_label(s, LABEL).len(), 4, "v1 and v2 only"));
 }
 
+/// A second configuration ("store B") on the same token as `k` ("store A"):
+/// `keywarden init` into its own directory, the same SoftHSM module and token.
+fn second_store(k: &Keys) -> PathBuf {
+    let dir = k.env.path().join("b");
+    k.env.cli(&[
+        "init",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--backend",
+        SOFTHSM_MODULE,
+    ]);
+    dir.join("keywarden.toml")
+}
+
+#[test]
+fn rotating_in_another_store_on_the_same_token_does_not_destroy_this_stores_keys() {
+    // Store A: a-key adopted and rotated, so its active version has a
+    // Keywarden-made CKA_ID that store B has never heard of.
+    let k = Keys::new();
+    k.token(|s| generate(s, "a-key", &[0xa1]));
+    k.ok(&["adopt", "a-key"]);
+    k.ok(&["rotate", "a-key"]);
+    let a = k.json(&["show", "a-key"])["versions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let a_active = unhex(a[1]["cka_id"].as_str().unwrap());
+    let a_point = k.token(|s| ec_point(s, &a_active));
+
+    // Store B, same token: b-key adopted and rotated, then reconciled.
+    let conf_b = second_store(&k);
+    let b = |args: &[&str]| {
+        let mut all = vec!["--config", conf_b.to_str().unwrap()];
+        all.extend_from_slice(args);
+        k.run(&all)
+    };
+    k.token(|s| generate(s, "b-key", &[0xb1]));
+    for args in [
+        &["adopt", "b-key"][..],
+        &["rotate", "b-key"],
+        &["reconcile", "--yes"],
+    ] {
+        let out = b(args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {said}");
+        assert!(!said.contains("orphaned"), "{args:?}: {said}");
+    }
+    let dry = b(&["reconcile", "--dry-run"]);
+    assert!(dry.status.success());
+    assert!(!String::from_utf8_lossy(&dry.stderr).contains("a-key"));
+
+    // A's active version is intact and still signs.
+    k.token(|s| {
+        assert_eq!(by_id(s, &a_active, ObjectClass::PRIVATE_KEY).len(), 1);
+        assert_eq!(ec_point(s, &a_active), a_point);
+        let key = by_id(s, &a_active, ObjectClass::PRIVATE_KEY)[0];
+        s.sign(&Mechanism::Ecdsa, key, &[7u8; 32]).unwrap();
+        assert_eq!(by_label(s, "a-key").len(), 4);
+        assert_eq!(by_label(s, "b-key").len(), 4);
+    });
+    // And A's own rotation still works and finds nothing to clean.
+    let out = k.run(&["rotate", "a-key"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("orphaned"));
+}
+
+#[test]
+fn reconcile_without_a_terminal_lists_and_asks_for_yes() {
+    let k = adopted();
+    let out = k
+        .cmd(&["rotate", LABEL])
+        .env("KEYWARDEN_FAULT", "rotate-after-generate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "killed by SIGABRT");
+    let listed = k.run(&["reconcile"]);
+    let said = String::from_utf8_lossy(&listed.stderr);
+    assert_eq!(listed.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("2 orphaned object(s)") && said.contains("--yes"),
+        "{said}"
+    );
+    assert!(!said.contains(": removed"), "{said}");
+    k.token(|s| assert_eq!(by_label(s, LABEL).len(), 4, "nothing removed"));
+    let done = k.run(&["reconcile", "--yes"]);
+    assert!(done.status.success());
+    assert!(String::from_utf8_lossy(&done.stderr).contains(": removed"));
+    k.token(|s| assert_eq!(by_label(s, LABEL).len(), 2, "only version 1"));
+    assert_eq!(versions(&k)[0]["state"], "active");
+}
+
 #[test]
 fn compromise_shows_in_list_and_destroy_leaves_a_tombstone() {
     let k = adopted();

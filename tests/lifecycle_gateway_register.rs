@@ -88,6 +88,15 @@ fn a_generated_key_is_registered_with_an_assigned_cka_id() {
     let aes_id = attr_bytes(&s, aes, AttributeType::Id);
     drop(s);
     p11.finalize().unwrap();
+    // Each registration's intent (docs/lifecycle.md, "Rotation") went with it:
+    // nothing is left for reconcile to remove.
+    let dry = lc.run(&["reconcile", "--dry-run"]);
+    assert!(dry.status.success());
+    assert!(
+        !String::from_utf8_lossy(&dry.stderr).contains("orphaned"),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
 
     let list = lc.json(&["list"]);
     let row = |label: &str| {

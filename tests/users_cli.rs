@@ -254,9 +254,10 @@ fn doctor_reports_the_store() {
     ok(env.run(&["users", "add", "alice"], "alice-secret-1\n"));
     let out = text(&env.run(&["doctor"], ""));
     assert!(
-        out.contains(
-            "schema v1 (this build: v1), integrity ok; 0 managed keys, 0 versions, 1 identities"
-        ),
+        out.contains(&format!(
+            "schema v{v} (this build: v{v}), integrity ok; 0 managed keys, 0 versions, 1 identities",
+            v = keywarden::store::SCHEMA_VERSION
+        )),
         "{out}"
     );
 

@@ -29,6 +29,10 @@ use super::seal::{Seal, Sealer, DOMAIN};
 pub const ECDSA_ALG: &str = "ecdsa-p256-sha256";
 /// The public key file's name in the audit directory.
 pub const SEAL_PUB_FILE: &str = "seal-key.pub";
+/// Start of the name of a retired seal key's public half in the audit directory,
+/// `seal-key-<key_id>.pub` (`audit init-seal-key --rotate` keeps the lost key's
+/// there; `audit verify` reads them all).
+pub const RETIRED_SEAL_PUB_PREFIX: &str = "seal-key-";
 
 /// The `key_id` of a P-256 public key: the first 16 bytes of SHA-256 of its SEC1
 /// uncompressed encoding, in hex. Public, and the same wherever it is computed.

@@ -37,7 +37,8 @@ pub use crate::config::AuditMode as Mode;
 pub use chain::{from_hex, to_hex, Digest, Tip, GENESIS};
 pub use context::ProcessInfo;
 pub use ecdsa::{
-    ec_key_id, seal_digest, unwrap_ec_point, EcdsaVerifier, SealPubFile, ECDSA_ALG, SEAL_PUB_FILE,
+    ec_key_id, seal_digest, unwrap_ec_point, EcdsaVerifier, SealPubFile, ECDSA_ALG,
+    RETIRED_SEAL_PUB_PREFIX, SEAL_PUB_FILE,
 };
 pub use error::{AuditError, AuditResult};
 pub use ops::{Ended, OpKind, OpTracker};
@@ -130,7 +131,9 @@ pub fn sealer_from_section(
     }
 }
 
-/// The sealer the module should use for this `[audit]` section, over the gateway's
+/// The sealer the module should use for the configuration's `[audit]` section (a
+/// private token key logs in with `audit.seal_pin_file`, else `backend.pin_file`),
+/// over the gateway's
 /// (initialised) backend: the token key when `seal_token` is set, else the software
 /// key when `seal_key_file` is set, else none (chain only).
 ///
@@ -139,13 +142,17 @@ pub fn sealer_from_section(
 /// administrator asked for token seals, and a trail that quietly stops getting
 /// them would only be noticed by an auditor much later.
 pub fn sealer_for(
-    s: &crate::config::AuditSection,
+    config: &crate::config::Config,
     backend: &Arc<crate::backend::Backend>,
 ) -> AuditResult<Option<Arc<dyn Sealer>>> {
+    let s = &config.audit;
     match &s.seal_token {
         Some(label) => Ok(Some(Arc::new(TokenSealer::new(
             Arc::clone(backend),
             label,
+            s.seal_pin_file
+                .as_deref()
+                .or(config.backend.pin_file.as_deref()),
         )?))),
         None => sealer_from_section(s),
     }

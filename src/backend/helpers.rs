@@ -320,6 +320,23 @@ impl HelperSession<'_> {
         }
     }
 
+    /// `C_Login(CKU_USER)` on this session's token: `Ok(true)` when it logged in,
+    /// `Ok(false)` when the application already was (its login is shared, §5.6).
+    /// Login state is per application per token: until [`HelperSession::logout`]
+    /// every session of the application on the token is logged in.
+    pub fn login_user(&self, pin: &[u8]) -> Result<bool> {
+        match self.backend.login(self.handle, CKU_USER, Some(pin)) {
+            CKR_OK => Ok(true),
+            CKR_USER_ALREADY_LOGGED_IN => Ok(false),
+            rv => Err(Error::Backend(rv)),
+        }
+    }
+
+    /// `C_Logout` (after a [`HelperSession::login_user`] that logged in).
+    pub fn logout(&self) -> Result<()> {
+        check_rv(self.backend.logout(self.handle))
+    }
+
     /// `C_SetAttributeValue` with owned values.
     pub fn set_attributes(&self, object: CK_OBJECT_HANDLE, attrs: &[FindAttr]) -> Result<()> {
         let (types, values): (Vec<_>, Vec<_>) = attrs.iter().map(FindAttr::split).unzip();

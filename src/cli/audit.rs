@@ -80,8 +80,12 @@ pub(super) enum AuditCommand {
         #[arg(long)]
         pin_file: Option<PathBuf>,
         /// The key is already on the token: write its public half again.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rotate")]
         export_existing: bool,
+        /// The key was lost (its private half is gone from the token): make a new
+        /// one; the old DIR/seal-key.pub is kept as DIR/seal-key-<key_id>.pub.
+        #[arg(long)]
+        rotate: bool,
     },
     /// Show the last records, and with -f follow new ones until interrupted.
     Tail {
@@ -219,6 +223,7 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
             token,
             pin_file,
             export_existing,
+            rotate,
         } => {
             let path = source.config.clone().unwrap_or_else(Config::path_from_env);
             let config = Config::load(&path)?;
@@ -229,6 +234,7 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
                     pin_file: pin_file.as_deref().or(config.backend.pin_file.as_deref()),
                     audit_dir: &dir,
                     export_existing: *export_existing,
+                    rotate: *rotate,
                 })?;
             println!(
                 "seal key on token {token:?}: {} key_id {}",
@@ -315,8 +321,15 @@ fn seal_keys(
         keys.push(Box::new(key));
     }
     let default_pub = dir.join(SEAL_PUB_FILE);
-    let public = public.or_else(|| default_pub.exists().then_some(default_pub));
-    if let Some(path) = public {
+    let publics = match public {
+        Some(p) => vec![p],
+        // The current key's, then those of keys `init-seal-key --rotate` retired.
+        None => std::iter::once(default_pub)
+            .filter(|p| p.exists())
+            .chain(retired_pubs(dir))
+            .collect(),
+    };
+    for path in publics {
         let key = EcdsaVerifier::from_file(&path).map_err(audit_err)?;
         described.push(format!(
             "{} key_id {} ({})",
@@ -327,6 +340,23 @@ fn seal_keys(
         keys.push(Box::new(key));
     }
     Ok((keys, described))
+}
+
+/// `DIR/seal-key-<key_id>.pub`, sorted (none when the directory cannot be read).
+fn retired_pubs(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(audit::RETIRED_SEAL_PUB_PREFIX) && n.ends_with(".pub")
+            })
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// A reader that went away (`| head`) ends the output quietly.

@@ -13,8 +13,8 @@ use cryptoki::types::AuthPin;
 
 use crate::abi::EcCurve;
 use crate::audit::{
-    seal_digest, unwrap_ec_point, EcdsaVerifier, SealPubFile, SEAL_KEY_ID, SEAL_KEY_LABEL,
-    SEAL_PUB_FILE,
+    seal_digest, unwrap_ec_point, EcdsaVerifier, SealPubFile,
+    RETIRED_SEAL_PUB_PREFIX as RETIRED_PREFIX, SEAL_KEY_ID, SEAL_KEY_LABEL, SEAL_PUB_FILE,
 };
 use crate::error::{Error, Result};
 
@@ -31,6 +31,9 @@ pub(super) struct SealKeyRequest<'a> {
     pub audit_dir: &'a Path,
     /// The key exists already: only write its public half again.
     pub export_existing: bool,
+    /// The key was lost: make a new one, keeping the old `seal-key.pub` as
+    /// `seal-key-<key_id>.pub` (what `audit verify` checks the old seals with).
+    pub rotate: bool,
 }
 
 fn fail(what: &str) -> impl Fn(cryptoki::error::Error) -> Error + '_ {
@@ -55,7 +58,7 @@ fn find(session: &Session, class: ObjectClass) -> Result<Vec<ObjectHandle>> {
 /// `seal-key.pub`. Returns the file's contents and its path.
 pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, PathBuf)> {
     let pub_path = req.audit_dir.join(SEAL_PUB_FILE);
-    if pub_path.exists() && !req.export_existing {
+    if pub_path.exists() && !req.export_existing && !req.rotate {
         return Err(Error::Config(format!(
             "{} exists: this trail already has a seal key (a new key would make the \
              seals made so far unverifiable with the new file; move it away first)",
@@ -97,6 +100,9 @@ pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, Pa
         .login(UserType::User, Some(&AuthPin::new(pin.as_str().into())))
         .map_err(fail("C_Login"))?;
     drop(pin);
+    if req.rotate {
+        replace_lost_key(&session, req, &pub_path)?;
+    }
     let existing = find(&session, ObjectClass::PRIVATE_KEY)?.len()
         + find(&session, ObjectClass::PUBLIC_KEY)?.len();
     let public = match (existing, req.export_existing) {
@@ -130,22 +136,70 @@ pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, Pa
     Ok((file, pub_path))
 }
 
+/// `--rotate`: only for a key whose private half is gone (a private half on the
+/// token is never replaced: it cannot be destroyed, and seals must keep one key).
+/// A public half left behind (a key of older builds was destroyable) is removed,
+/// and the old `seal-key.pub` is kept under its `key_id`.
+fn replace_lost_key(session: &Session, req: &SealKeyRequest<'_>, pub_path: &Path) -> Result<()> {
+    if !find(session, ObjectClass::PRIVATE_KEY)?.is_empty() {
+        return Err(Error::Config(format!(
+            "token {:?} still has the audit seal key: --rotate replaces a lost key only",
+            req.token
+        )));
+    }
+    for h in find(session, ObjectClass::PUBLIC_KEY)? {
+        session
+            .destroy_object(h)
+            .map_err(fail("C_DestroyObject (the lost key's public half)"))?;
+    }
+    if pub_path.exists() {
+        let old = EcdsaVerifier::from_file(pub_path).map_err(Error::Audit)?;
+        let kept = req
+            .audit_dir
+            .join(format!("{RETIRED_PREFIX}{}.pub", old.key_id()));
+        std::fs::rename(pub_path, &kept).map_err(|e| {
+            Error::Config(format!(
+                "cannot keep {} as {}: {e}",
+                pub_path.display(),
+                kept.display()
+            ))
+        })?;
+        eprintln!(
+            "keywarden: the lost key's public half is kept as {} (audit verify reads it)",
+            kept.display()
+        );
+    }
+    Ok(())
+}
+
 /// `C_GenerateKeyPair` with the attributes the design needs (see the module docs).
 fn generate(session: &Session) -> Result<ObjectHandle> {
+    // Neither half can be changed, copied or destroyed through PKCS#11 (v2.40
+    // §4.4): the key outlives any caller that reaches the token, and the gateway
+    // refuses the same to every caller of the module in any case.
+    let fixed = [
+        Attribute::Modifiable(false),
+        Attribute::Copyable(false),
+        Attribute::Destroyable(false),
+    ];
     let mut public = key_template(ObjectClass::PUBLIC_KEY);
     public.extend([
         Attribute::KeyType(KeyType::EC),
         Attribute::EcParams(EcCurve::P256.der_oid().to_vec()),
         Attribute::Token(true),
+        // Readable without a login: the module checks its seals with it.
         Attribute::Private(false),
         Attribute::Verify(true),
     ]);
+    public.extend(fixed.iter().cloned());
     let mut private = key_template(ObjectClass::PRIVATE_KEY);
+    private.extend(fixed.iter().cloned());
     private.extend([
         Attribute::KeyType(KeyType::EC),
         Attribute::Token(true),
-        // Usable from a public session: the module cannot log in on its own.
-        Attribute::Private(false),
+        // Invisible and unusable without the user PIN: the module logs in with
+        // `[backend] pin_file` to seal (audit::TokenSealer).
+        Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Sign(true),

@@ -47,7 +47,17 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
             Error::Config(format!("cannot create {}: {e}", dir.join(sub).display()))
         })?;
     }
-    let text = render(&backend, &dir, profile, args.audit_token);
+    let seal_pin = match (args.audit_token, args.pin_file) {
+        (Some(_), Some(f)) => Some(absolute(f)?),
+        _ => None,
+    };
+    let text = render(
+        &backend,
+        &dir,
+        profile,
+        args.audit_token,
+        seal_pin.as_deref(),
+    );
     // What we write must be what the module accepts.
     let config = Config::parse(&text)?;
     // The new trail records this init; opened before anything is written.
@@ -93,6 +103,7 @@ fn write_all(args: &InitArgs<'_>, dir: &Path, backend: &Path, text: &str) -> Res
                 pin_file: args.pin_file,
                 audit_dir: &dir.join("audit"),
                 export_existing: false,
+                rotate: false,
             })?;
         eprintln!(
             "audit seal key on token {token:?}: key_id {}; public key in {}",
@@ -111,10 +122,20 @@ fn quoted(p: &Path) -> String {
     toml::Value::String(p.display().to_string()).to_string()
 }
 
-fn render(backend: &Path, dir: &Path, profile: Profile, audit_token: Option<&str>) -> String {
+fn render(
+    backend: &Path,
+    dir: &Path,
+    profile: Profile,
+    audit_token: Option<&str>,
+    seal_pin: Option<&Path>,
+) -> String {
     let seal_token = match audit_token {
         Some(label) => format!("seal_token = {}", toml::Value::String(label.to_owned())),
         None => "# seal_token = \"audit-token\"".to_owned(),
+    };
+    let seal_pin = match seal_pin {
+        Some(f) => format!("seal_pin_file = {}", quoted(f)),
+        None => "# seal_pin_file = \"/etc/keywarden/audit-token.pin\"".to_owned(),
     };
     let policy = match profile {
         Profile::Transparent => {
@@ -182,6 +203,9 @@ dir = {audit}
 # init-seal-key --token LABEL`, which also writes its public half to
 # seal-key.pub in the audit directory): the module seals with that key.
 {seal_token}
+# The seal key is private: the module logs in to that token with the user PIN
+# in this file (absolute, mode 0600) to seal. Default: backend.pin_file.
+{seal_pin}
 "#,
         backend = quoted(backend),
         store = quoted(&dir.join("store")),
@@ -200,6 +224,7 @@ mod tests {
             Path::new("/tmp/k w\"d"),
             Profile::Transparent,
             None,
+            None,
         );
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.audit.seal_token, None);
@@ -211,7 +236,8 @@ mod tests {
             .replace("# seal_every", "seal_every")
             .replace("# syslog =", "syslog =")
             .replace("# seal_key_file =", "seal_key_file =")
-            .replace("# seal_token =", "seal_token =");
+            .replace("# seal_token =", "seal_token =")
+            .replace("# seal_pin_file =", "seal_pin_file =");
         assert_eq!(Config::parse(&all).unwrap().audit.rotate_mb, 64);
         assert_eq!(c.backend.module, PathBuf::from("/usr/lib/x.so"));
         assert_eq!(c.policy.mode, crate::config::PolicyMode::Transparent);
@@ -220,9 +246,14 @@ mod tests {
             Path::new("/etc/kw"),
             Profile::Baseline,
             Some("audit \"tok\""),
+            Some(Path::new("/etc/kw/audit.pin")),
         );
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.audit.seal_token.as_deref(), Some("audit \"tok\""));
+        assert_eq!(
+            c.audit.seal_pin_file.as_deref(),
+            Some(Path::new("/etc/kw/audit.pin"))
+        );
         assert_eq!(
             c.policy.mode,
             crate::config::PolicyMode::Enforce {

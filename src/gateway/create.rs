@@ -164,12 +164,14 @@ impl Gateway {
         if !cd.decision.allow {
             return Err(e.refuse(&call, Some(op), &cd.decision));
         }
+        // No object leaves a managed key's version, and none joins one (versions.rs).
+        e.keep_versions_on_create(&self.backend, &call, slot, args, source.as_deref())?;
         // Auto-registration (docs/lifecycle.md): a token key generated with a
         // label gets a CKA_ID if it has none, and generation and registration run
         // under the rotation lock, so `reconcile` never takes it for an orphan.
         let registration = e.registration_plan(&self.backend, &call, args, slot)?;
-        let _lock = match &registration {
-            Some(r) => Some(e.registration_lock(&call, op, r)?),
+        let mut hold = match &registration {
+            Some(r) => Some(e.registration_lock(&self.backend, &call, op, slot, r)?),
             None => None,
         };
         let add = Additions {
@@ -213,8 +215,8 @@ impl Gateway {
                 }
             }
         }
-        if let Some(r) = registration {
-            e.register(&self.backend, &call, slot, &created, r, &cd, &p)?;
+        if let (Some(r), Some(h)) = (registration, hold.as_mut()) {
+            e.register(&self.backend, &call, slot, &created, r, h, &cd, &p)?;
         }
         Ok(created)
     }
@@ -249,6 +251,7 @@ impl Gateway {
             if !d.allow {
                 return Err(e.refuse(&call, Some(op), &d));
             }
+            e.keep_versions_on_edit(&self.backend, &call, slot, &facts, template)?;
             let rv = forward(&self.backend);
             // Even a failed edit may have changed some attributes (§5.7 allows
             // partial application): forget the facts either way.

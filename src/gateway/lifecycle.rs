@@ -382,20 +382,29 @@ impl View {
         })
     }
 
-    /// The object's facts with the classification the store recorded for its key
-    /// (policy then classifies it at the higher of that and its keyset's level).
+    /// The object's facts with the classification and label the store recorded for
+    /// its key (policy then classifies it at the higher of that and its keyset's
+    /// level, and matches its rules and keysets on the key's name in the store, so
+    /// an object whose token label was changed outside the module is still decided
+    /// as the key it belongs to).
     pub(super) fn enrich(facts: Arc<KeyFacts>, managed: Option<&Managed<'_>>) -> Arc<KeyFacts> {
-        let recorded = managed
-            .and_then(|m| m.key.classification)
-            .map(crate::policy::Level::from);
-        match recorded {
-            Some(level) if facts.classification != Some(level) => {
-                let mut f = (*facts).clone();
-                f.classification = Some(level);
-                Arc::new(f)
-            }
-            _ => facts,
+        let Some(m) = managed else {
+            return facts;
+        };
+        let recorded = m.key.classification.map(crate::policy::Level::from);
+        let level_differs = recorded.is_some() && facts.classification != recorded;
+        let label_differs = facts.label.as_deref() != Some(m.key.label.as_str());
+        if !level_differs && !label_differs {
+            return facts;
         }
+        let mut f = (*facts).clone();
+        if level_differs {
+            f.classification = recorded;
+        }
+        if label_differs {
+            f.label = Some(m.key.label.clone());
+        }
+        Arc::new(f)
     }
 }
 

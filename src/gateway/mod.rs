@@ -19,8 +19,10 @@ mod named;
 mod objects;
 mod record;
 mod register;
+mod seal_key;
 mod sessions;
 mod token_ops;
+mod versions;
 
 use std::sync::Arc;
 
@@ -47,6 +49,8 @@ pub struct Gateway {
     enforcer: Option<Enforcer>,
     /// The audit trail: on in both policy modes (`[audit]` is required).
     audit: Arc<Recorder>,
+    /// With `[audit] seal_token`: the seal key's objects are refused to callers.
+    seal_guard: Option<seal_key::SealGuard>,
 }
 
 impl Gateway {
@@ -66,6 +70,14 @@ impl Gateway {
             Ok(r) => Arc::new(r),
             Err(e) => {
                 // C_Initialize fails: no C_Finalize will follow.
+                let _ = backend.finalize();
+                return Err(e);
+            }
+        };
+        // The sealer found the seal token: so does this (a failure is a bug there).
+        let seal_guard = match seal_key::SealGuard::start(&config, &backend) {
+            Ok(g) => g,
+            Err(e) => {
                 let _ = backend.finalize();
                 return Err(e);
             }
@@ -92,6 +104,7 @@ impl Gateway {
             init_outcome,
             enforcer,
             audit,
+            seal_guard,
         })
     }
 
@@ -249,6 +262,9 @@ impl Gateway {
     fn decide(&self, call: &Call) -> Result<()> {
         if call.function.class() == FnClass::Unclassified {
             return Err(Error::FunctionNotSupported);
+        }
+        if let Some(g) = &self.seal_guard {
+            g.check(&self.backend, &self.audit, self.enforcer.as_ref(), call)?;
         }
         match &self.enforcer {
             None => Ok(()),

@@ -6,9 +6,6 @@
 //! its roles to the slot's subject. A wrong name or secret is `CKR_PIN_INCORRECT`,
 //! as a wrong token PIN would be.
 
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
-
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
@@ -58,33 +55,10 @@ impl Enforcer {
             log::error!("{e}");
             return Err(e);
         };
-        let unusable = |why: String| {
-            let e = Error::Config(format!("backend.pin_file {}: {why}", path.display()));
+        crate::pin_file::read(path).map_err(|why| {
+            let e = Error::Config(format!("backend.{key} {}: {why}", path.display()));
             log::error!("{e}");
             e
-        };
-        let mut f = std::fs::File::open(path).map_err(|e| unusable(e.to_string()))?;
-        let mode = f
-            .metadata()
-            .map_err(|e| unusable(e.to_string()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(unusable(format!(
-                "mode {:o} lets others read it (use 0600)",
-                mode & 0o777
-            )));
-        }
-        let mut pin = Zeroizing::new(Vec::with_capacity(64));
-        f.read_to_end(&mut pin)
-            .map_err(|e| unusable(e.to_string()))?;
-        // A trailing newline (from `echo` or an editor) is not part of the PIN.
-        while pin.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            pin.pop();
-        }
-        if pin.is_empty() {
-            return Err(unusable("empty".into()));
-        }
-        Ok(pin)
+        })
     }
 }

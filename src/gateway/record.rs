@@ -209,7 +209,7 @@ impl Recorder {
     /// module's start and the configuration and policy it read. The token sealer
     /// needs the initialised backend.
     pub(super) fn open(config: &Config, backend: &Arc<Backend>) -> Result<Recorder> {
-        let sealer = crate::audit::sealer_for(&config.audit, backend)?;
+        let sealer = crate::audit::sealer_for(config, backend)?;
         let log = AuditLog::open(AuditConfig::from_section(&config.audit)?, sealer)?;
         let mut start = ModuleEvent::new(ModuleWhat::Start);
         start.backend = Some(config.backend.module.display().to_string());
@@ -285,7 +285,7 @@ impl Recorder {
         }
     }
 
-    fn slot_of(&self, session: CK_SESSION_HANDLE) -> Option<CK_SLOT_ID> {
+    pub(super) fn slot_of(&self, session: CK_SESSION_HANDLE) -> Option<CK_SLOT_ID> {
         self.sessions.read().get(&session).map(|(slot, _)| *slot)
     }
 

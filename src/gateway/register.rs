@@ -4,8 +4,11 @@
 //! `C_GenerateKey` and `C_GenerateKeyPair` of a token key with a label register it
 //! as version 1, active, of a new managed key: a `CKA_ID` (`lifecycle::new_cka_id`)
 //! is added to the template(s) that have none, and generation and registration run
-//! under [`RotationLock`] — a `"KW"` `CKA_ID` with no store record is an orphan to
-//! `keys reconcile`, so the record must exist before anyone can look. If the
+//! under [`RotationLock`]. A drawn `CKA_ID` is recorded as in flight
+//! (`Store::begin_pending`) before the generation and the intent is cleared with the
+//! registration, so a process that dies in between leaves objects `keys reconcile`
+//! knows to be ours (an application-chosen `CKA_ID` is not: its objects are never
+//! removed by Keywarden, and a crash there leaves an unmanaged key). If the
 //! registration fails the new objects are destroyed and the call fails
 //! (`CKR_GENERAL_ERROR`): a key that should be managed never exists unmanaged.
 //!
@@ -24,12 +27,14 @@ use crate::backend::Backend;
 use crate::error::Result;
 use crate::lifecycle::RotationLock;
 use crate::policy::{CreateDecision, CreationKind, Op, Policy};
-use crate::store::{KeyState, NewKey, NewVersion, Store};
+use crate::store::{KeyState, NewKey, NewVersion, PendingRotation, SqliteStore, Store};
 
 /// A registration decided before the generation.
 pub(super) struct Registration {
     label: String,
     id: Vec<u8>,
+    /// The `CKA_ID` was drawn here (not the application's): recorded as in flight.
+    drawn: bool,
     add_private: bool,
     add_public: bool,
     /// `CKA_START_DATE` of the new objects: the day of activation (UTC).
@@ -95,8 +100,8 @@ impl Enforcer {
                 )
             })?,
         };
-        // An application-chosen CKA_ID a live version already holds: the new
-        // objects join no version of ours (the store keeps CKA_IDs unique).
+        // An application-chosen CKA_ID a live version already holds was refused
+        // before (versions.rs); should one get here, it is not registered.
         if private_id.or(public_id).is_some() {
             let view = self
                 .lifecycle
@@ -112,6 +117,7 @@ impl Enforcer {
         }
         Ok(Some(Registration {
             label,
+            drawn: private_id.or(public_id).is_none(),
             add_private: private_id.is_none(),
             add_public: pair && public_id.is_none(),
             id,
@@ -119,20 +125,51 @@ impl Enforcer {
         }))
     }
 
-    /// The rotation lock, held across generation and registration.
+    /// The rotation lock, held across generation and registration, and the intent
+    /// of a drawn `CKA_ID` written under it (cleared when the hold is dropped
+    /// without [`RegistrationHold::keep`]: the generation failed, or the
+    /// registration did and destroyed the objects).
     pub(super) fn registration_lock(
         &self,
+        backend: &Backend,
         call: &Call,
         op: Op,
-        _r: &Registration,
-    ) -> Result<RotationLock> {
-        RotationLock::acquire(&self.lifecycle.dir).map_err(|e| {
+        slot: CK_SLOT_ID,
+        r: &Registration,
+    ) -> Result<RegistrationHold<'_>> {
+        let lock = RotationLock::acquire(&self.lifecycle.dir).map_err(|e| {
             self.refuse_lifecycle(
                 call,
                 Some(op),
                 LcRefusal::store(format!("the rotation lock could not be taken: {e}")),
             )
-        })
+        })?;
+        let mut hold = RegistrationHold {
+            _lock: lock,
+            store: self.lifecycle.store(),
+            intent: None,
+        };
+        if r.drawn {
+            let serial = self
+                .lifecycle
+                .serial(backend, slot)
+                .map_err(|e| self.refuse_lifecycle(call, Some(op), e))?;
+            let intent = PendingRotation {
+                token_serial: serial.to_string(),
+                cka_id: r.id.clone(),
+                label: r.label.clone(),
+                started_at: self.lifecycle.now(),
+            };
+            self.lifecycle.store().begin_pending(&intent).map_err(|e| {
+                self.refuse_lifecycle(
+                    call,
+                    Some(op),
+                    LcRefusal::store(format!("the new key could not be recorded: {e}")),
+                )
+            })?;
+            hold.intent = Some(intent);
+        }
+        Ok(hold)
     }
 
     /// Records the key just generated: a managed key (owner and classification
@@ -146,6 +183,7 @@ impl Enforcer {
         slot: CK_SLOT_ID,
         created: &NewObjects,
         r: Registration,
+        hold: &mut RegistrationHold<'_>,
         cd: &CreateDecision,
         policy: &Policy,
     ) -> Result<()> {
@@ -203,9 +241,14 @@ impl Enforcer {
                 })
             });
         if let Err(e) = recorded {
+            let mut all_gone = true;
             for h in created.iter().flatten() {
-                let _ = backend.destroy_object(session, *h);
+                all_gone &= backend.destroy_object(session, *h) == CKR_OK;
                 self.facts.forget(slot, *h);
+            }
+            if !all_gone {
+                // What is left is `keys reconcile`'s to remove, by this intent.
+                hold.keep();
             }
             let mut ev = LifecycleEvent::new("register", Some(&r.label)).of_key(&r.id, None);
             ev.outcome = Outcome::Error;
@@ -214,6 +257,8 @@ impl Enforcer {
             let _ = self.record_lifecycle(call, ev);
             return Err(e);
         }
+        // `add_version` cleared the intent with the registration.
+        hold.keep();
         log::info!(
             "{}: key {:?} registered as version 1 (CKA_ID {})",
             call.function.name(),
@@ -230,5 +275,32 @@ impl Enforcer {
             call.function.name()
         ));
         self.record_lifecycle(call, ev)
+    }
+}
+
+/// The rotation lock of one registration and its intent in the store.
+pub(super) struct RegistrationHold<'a> {
+    _lock: RotationLock,
+    store: &'a SqliteStore,
+    intent: Option<PendingRotation>,
+}
+
+impl RegistrationHold<'_> {
+    /// The intent is not to be cleared on drop: the registration cleared it, or
+    /// objects it names are still on the token.
+    pub(super) fn keep(&mut self) {
+        self.intent = None;
+    }
+}
+
+impl Drop for RegistrationHold<'_> {
+    /// Nothing of the intent's exists on the token (the generation failed, or the
+    /// failed registration destroyed it), so the intent goes, before the lock.
+    fn drop(&mut self) {
+        if let Some(p) = self.intent.take() {
+            if let Err(e) = self.store.clear_pending(&p.token_serial, &p.cka_id) {
+                log::warn!("a rotation intent stays for `keywarden keys reconcile`: {e}");
+            }
+        }
     }
 }

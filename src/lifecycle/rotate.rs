@@ -4,22 +4,28 @@
 //! on the token first (with a `CKA_ID` decided up front), then one store transaction
 //! (`Store::rotate`) makes them active and the previous version deactivated. A crash
 //! before the commit leaves the old version active and the new objects orphaned; a
-//! crash after it leaves the new version active. Orphans carry a recognisable
-//! `CKA_ID` ([`ROTATION_ID_MAGIC`]) and no store record, and [`reconcile`] removes
-//! them. Rotations and reconciliation on one store hold [`RotationLock`], so an
-//! in-flight rotation's objects are never mistaken for orphans.
+//! crash after it leaves the new version active.
+//!
+//! Before anything is generated the store records the intent (`Store::begin_pending`:
+//! token serial, new `CKA_ID`, label, time); the commit clears it in its own
+//! transaction. [`reconcile`] removes only the objects of intents that never
+//! committed — never objects recognised by the shape of their `CKA_ID`: several
+//! stores (configurations) may share one token, and each one's keys are unknown to
+//! the others. Rotations and reconciliation on one store hold [`RotationLock`], so
+//! an in-flight rotation's intent is never mistaken for a dead one.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
 use super::token::{TokenError, TokenOps};
-use crate::store::{KeyState, KeyVersion, ManagedKey, NewVersion, Store, StoreError, UnixTime};
+use crate::store::{
+    KeyState, KeyVersion, ManagedKey, NewVersion, PendingRotation, Store, StoreError, UnixTime,
+};
 
 /// First bytes of every `CKA_ID` Keywarden generates ("KW"), followed by 14 random
-/// bytes. Applications' own IDs may collide with the prefix by chance; that is why
-/// [`reconcile`] only runs under [`RotationLock`] and only removes objects that also
-/// have no store record — and reports what it removed.
+/// bytes. Only for people reading a token: applications' own IDs may have the same
+/// shape, and so may another store's keys, so nothing is ever decided by it.
 pub const ROTATION_ID_MAGIC: [u8; 2] = *b"KW";
 
 /// The lock file in the store directory serialising rotations and reconciliation.
@@ -164,9 +170,19 @@ pub fn rotate(
         })
         .ok_or_else(|| not("no version left on the token to model the next one on".into()))?;
     let shape = token.shape(&model.cka_id)?;
+    // The intent first: a crash from here to the commit leaves objects that
+    // `reconcile` knows to be ours.
+    store.begin_pending(&PendingRotation {
+        token_serial: token.serial(),
+        cka_id: new_id.to_vec(),
+        label: key.label.clone(),
+        started_at: now,
+    })?;
     if let Err(e) = token.generate(&shape, new_id, &key.label, now) {
         // A failed generation may still have left one half of a pair.
-        let _ = token.destroy(new_id);
+        if token.destroy(new_id).is_ok() {
+            let _ = store.clear_pending(&token.serial(), new_id);
+        }
         return Err(e.into());
     }
     hook();
@@ -181,8 +197,15 @@ pub fn rotate(
     let rotation = match committed {
         Ok(r) => r,
         Err(e) => {
-            // Nothing was committed: the objects we made belong to no version.
-            let destroyed = token.destroy(new_id).unwrap_or(0);
+            // Nothing was committed: the objects we made belong to no version. The
+            // intent stays if they could not be destroyed (reconcile's to finish).
+            let destroyed = match token.destroy(new_id) {
+                Ok(n) => {
+                    let _ = store.clear_pending(&token.serial(), new_id);
+                    n
+                }
+                Err(_) => 0,
+            };
             return Err(match e {
                 StoreError::Conflict(detail) => RotateError::LostRace {
                     label: key.label.clone(),
@@ -206,53 +229,74 @@ pub fn rotate(
     })
 }
 
-/// Token objects that belong to no live version: left by a rotation that died
-/// between generation and commit, or by a destroy that died half way.
+/// The objects of a rotation (or registration) that never committed: its intent
+/// in the store, and what is on the token under its `CKA_ID`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Orphan {
     /// Their `CKA_ID`.
     pub cka_id: Vec<u8>,
-    /// Their `CKA_LABEL`.
+    /// Their `CKA_LABEL` (as the intent recorded it).
     pub label: String,
-    /// How many objects.
+    /// When the interrupted rotation started.
+    pub started_at: UnixTime,
+    /// How many objects are on the token (0: it died before generating).
     pub objects: usize,
-    /// Whether they were destroyed (false for a dry run or a failure).
+    /// Whether they were destroyed and the intent cleared (false for a dry run or
+    /// a failure).
     pub removed: bool,
 }
 
-/// Finds (and unless `dry_run`, destroys) orphaned rotation objects: Keywarden-made
-/// `CKA_ID`s ([`is_rotation_id`]) with no live version on this token. The caller
-/// holds [`RotationLock`].
+/// Finds (and unless `dry_run`, destroys) the objects of rotations this store
+/// recorded as in flight on this token that never committed: each intent of
+/// `Store::pending`, matched on the token by `CKA_ID` and label. Nothing else is
+/// ever touched: an object whose intent this store did not write (another store's
+/// key on a shared token, an application's) is not an orphan here, whatever its
+/// `CKA_ID` looks like. An intent whose `CKA_ID` a live version holds is only
+/// cleared. The caller holds [`RotationLock`].
 pub fn reconcile(
     store: &dyn Store,
     token: &dyn TokenOps,
     dry_run: bool,
 ) -> Result<Vec<Orphan>, RotateError> {
     let serial = token.serial();
-    let mut groups: Vec<Orphan> = Vec::new();
-    for o in token.all_objects()? {
-        if !is_rotation_id(&o.id) {
-            continue;
-        }
-        match groups.iter_mut().find(|g| g.cka_id == o.id) {
-            Some(g) => g.objects += 1,
-            None => groups.push(Orphan {
-                cka_id: o.id,
-                label: o.label,
-                objects: 1,
-                removed: false,
-            }),
-        }
-    }
     let mut orphans = Vec::new();
-    for mut g in groups {
-        if store.version_by_cka_id(&serial, &g.cka_id)?.is_some() {
+    for p in store.pending(&serial)? {
+        if store.version_by_cka_id(&serial, &p.cka_id)?.is_some() {
+            if !dry_run {
+                store.clear_pending(&serial, &p.cka_id)?;
+            }
             continue;
         }
+        let objects = token
+            .find_by_id(&p.cka_id)?
+            .into_iter()
+            .filter(|o| o.label == p.label)
+            .count();
+        let mut o = Orphan {
+            cka_id: p.cka_id,
+            label: p.label,
+            started_at: p.started_at,
+            objects,
+            removed: false,
+        };
         if !dry_run {
-            g.removed = token.destroy(&g.cka_id).is_ok();
+            o.removed = destroy_labelled(token, &o.cka_id, &o.label).is_ok()
+                && store.clear_pending(&serial, &o.cka_id).is_ok();
         }
-        orphans.push(g);
+        orphans.push(o);
     }
     Ok(orphans)
+}
+
+/// Destroys the objects with `id` whose label is `label`. `TokenOps::destroy` takes
+/// every object of a `CKA_ID`; one carrying another label is not the rotation's,
+/// and its presence stops the removal.
+fn destroy_labelled(token: &dyn TokenOps, id: &[u8], label: &str) -> Result<usize, TokenError> {
+    let found = token.find_by_id(id)?;
+    if found.iter().any(|o| o.label != label) {
+        return Err(TokenError(
+            "objects with another label share the CKA_ID: left alone".into(),
+        ));
+    }
+    token.destroy(id)
 }

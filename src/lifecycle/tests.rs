@@ -339,9 +339,27 @@ fn reconcile_removes_only_unrecorded_rotation_objects() {
     let key = managed(&store, &token);
     let live = new_cka_id().unwrap();
     rotate(&store, &token, &key, None, &live, None, 1, &mut || {}).unwrap();
+    assert_eq!(
+        store.pending("fake-serial").unwrap(),
+        vec![],
+        "the commit cleared it"
+    );
+    // A rotation that died between generation and commit: its intent, its objects.
     let orphan = new_cka_id().unwrap();
+    store
+        .begin_pending(&crate::store::PendingRotation {
+            token_serial: token.serial(),
+            cka_id: orphan.clone(),
+            label: "app".into(),
+            started_at: 2,
+        })
+        .unwrap();
     token.pair(&orphan, "app");
     token.pair(b"\x77", "someone-elses");
+    // Keywarden-shaped, but no intent of this store: another store's key on the
+    // same token.
+    let another_stores = new_cka_id().unwrap();
+    token.pair(&another_stores, "app");
     let dry = reconcile(&store, &token, true).unwrap();
     assert_eq!(dry.len(), 1);
     assert!(!dry[0].removed);
@@ -352,9 +370,42 @@ fn reconcile_removes_only_unrecorded_rotation_objects() {
         (orphan.clone(), 2, true)
     );
     assert_eq!(token.count(&orphan), 0);
+    assert_eq!(store.pending("fake-serial").unwrap(), vec![]);
     assert_eq!(token.count(&live), 2);
     assert_eq!(token.count(b"\x77"), 2, "foreign IDs are never touched");
+    assert_eq!(token.count(&another_stores), 2, "nor unrecorded KW IDs");
     assert_eq!(token.count(b"\x01"), 2);
+    assert_eq!(reconcile(&store, &token, false).unwrap(), vec![]);
+}
+
+#[test]
+fn a_rotation_writes_its_intent_before_generating_and_commits_it_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let token = FakeToken::default();
+    let key = managed(&store, &token);
+    let id = new_cka_id().unwrap();
+    let mut seen = Vec::new();
+    rotate(&store, &token, &key, None, &id, None, 1, &mut || {
+        seen = store.pending("fake-serial").unwrap();
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 1, "the intent is written before the objects");
+    assert_eq!(
+        (seen[0].cka_id.clone(), seen[0].label.as_str()),
+        (id, "app")
+    );
+    // A live version's CKA_ID cannot be claimed by an intent.
+    let clash = store.begin_pending(&crate::store::PendingRotation {
+        token_serial: "fake-serial".into(),
+        cka_id: vec![1],
+        label: "app".into(),
+        started_at: 3,
+    });
+    assert!(
+        matches!(clash, Err(crate::store::StoreError::Conflict(_))),
+        "{clash:?}"
+    );
 }
 
 #[test]

@@ -126,6 +126,19 @@ pub trait Store: Send + Sync {
         at: UnixTime,
     ) -> StoreResult<Rotation>;
 
+    // --- rotations in flight ---
+
+    /// Records that objects with `p.cka_id` are about to be generated on
+    /// `p.token_serial` (before generating them). A [`StoreError::Conflict`] when a
+    /// live version or another intent already holds that `CKA_ID` there.
+    fn begin_pending(&self, p: &PendingRotation) -> StoreResult<()>;
+    /// The intents on one token, oldest first.
+    fn pending(&self, token_serial: &str) -> StoreResult<Vec<PendingRotation>>;
+    /// Removes an intent (its objects were destroyed, or never made); `false` if
+    /// there was none. [`Store::add_version`] and [`Store::rotate`] remove the
+    /// intent of the version they record in their own transaction.
+    fn clear_pending(&self, token_serial: &str, cka_id: &[u8]) -> StoreResult<bool>;
+
     // --- usage ---
 
     /// Adds batched counter increments in one transaction (additive, so concurrent

@@ -115,8 +115,25 @@ CREATE TRIGGER roles_del AFTER DELETE ON identity_roles
     BEGIN UPDATE meta SET change_seq = change_seq + 1; END;
 "#;
 
+/// Version 2: rotations and registrations in flight. A row is written before the
+/// token objects of a new version are generated and deleted in the transaction that
+/// records the version (or once its objects are gone again), so the objects of a
+/// rotation that died half way are known by their `CKA_ID` on their token — and
+/// objects the store never wrote an intent for (another store's keys on a shared
+/// token) are never taken for orphans. No trigger: no process caches these rows.
+const V2_PENDING_ROTATIONS: &str = r#"
+CREATE TABLE pending_rotations (
+    id           INTEGER PRIMARY KEY,
+    token_serial TEXT NOT NULL CHECK (length(token_serial) > 0),
+    cka_id       BLOB NOT NULL CHECK (typeof(cka_id) = 'blob' AND length(cka_id) > 0),
+    label        TEXT NOT NULL CHECK (length(label) > 0),
+    started_at   INTEGER NOT NULL,
+    UNIQUE (token_serial, cka_id)
+);
+"#;
+
 /// Every migration, in order. The schema version this build writes is its length.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2_PENDING_ROTATIONS];
 
 /// The newest schema version this build understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -177,6 +177,21 @@ pub struct NewVersion {
     pub curve: Option<String>,
 }
 
+/// A rotation (or registration) in flight: written before its token objects are
+/// generated, cleared with the commit of their version. What `lifecycle::reconcile`
+/// may remove if the commit never came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRotation {
+    /// Serial number of the token the objects are made on.
+    pub token_serial: String,
+    /// The new objects' `CKA_ID`.
+    pub cka_id: Vec<u8>,
+    /// Their `CKA_LABEL`.
+    pub label: String,
+    /// When the intent was written.
+    pub started_at: UnixTime,
+}
+
 /// Usage counters of one version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {

@@ -4,6 +4,7 @@
 //! (with `cryptoki`, see `token`) only for what lives on it: generating, dating and
 //! destroying objects, and finding keys to adopt.
 
+mod reconcile;
 mod token;
 mod view;
 
@@ -103,11 +104,14 @@ pub(super) enum KeysCommand {
         #[arg(long)]
         id: Option<String>,
     },
-    /// Find (and remove) token objects left by an interrupted rotation.
+    /// List (and remove) the token objects of this store's interrupted rotations.
     Reconcile {
         /// Only report.
         #[arg(long)]
         dry_run: bool,
+        /// Remove without asking (needed when stdin is not a terminal).
+        #[arg(long, conflicts_with = "dry_run")]
+        yes: bool,
     },
 }
 
@@ -140,7 +144,7 @@ impl KeysCommand {
         let (action, label) = match self {
             KeysCommand::List { .. }
             | KeysCommand::Show { .. }
-            | KeysCommand::Reconcile { dry_run: true } => return None,
+            | KeysCommand::Reconcile { dry_run: true, .. } => return None,
             KeysCommand::Rotate { label, .. } => ("rotate", label.as_deref()),
             KeysCommand::Suspend(a) => ("suspend", Some(a.label.as_str())),
             KeysCommand::Resume(a) => ("resume", Some(a.label.as_str())),
@@ -148,7 +152,7 @@ impl KeysCommand {
             KeysCommand::Compromise(a) => ("compromise", Some(a.label.as_str())),
             KeysCommand::Destroy { label, .. } => ("destroy", Some(label.as_str())),
             KeysCommand::Adopt { label, .. } => ("adopt", Some(label.as_str())),
-            KeysCommand::Reconcile { dry_run: false } => ("reconcile", None),
+            KeysCommand::Reconcile { dry_run: false, .. } => ("reconcile", None),
         };
         Some((action, label.map(str::to_owned)))
     }
@@ -255,13 +259,7 @@ fn read_only(cx: &Ctx, command: KeysCommand) -> Result<ExitCode> {
             view::list(cx, state, due, json)
         }
         KeysCommand::Show { label, json } => view::show(cx, &label, json),
-        KeysCommand::Reconcile { .. } => {
-            let token = cx.token()?;
-            let _lock = cx.lock()?;
-            let found = lifecycle::reconcile(&cx.store, &token, true).map_err(rotate_err)?;
-            report_orphans(None, &found);
-            Ok(ExitCode::SUCCESS)
-        }
+        KeysCommand::Reconcile { .. } => reconcile::run(cx, None, false),
         other => Err(Error::Internal(format!("{other:?} is not read-only"))),
     }
 }
@@ -287,13 +285,7 @@ fn change(cx: &Ctx, au: &CliAudit, command: KeysCommand) -> Result<ExitCode> {
             reason,
         } => destroy(cx, au, &label, version, yes, reason.as_deref()),
         KeysCommand::Adopt { label, id } => adopt(cx, au, &label, id.as_deref()),
-        KeysCommand::Reconcile { .. } => {
-            let token = cx.token()?;
-            let _lock = cx.lock()?;
-            let removed = lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?;
-            report_orphans(Some(au), &removed);
-            Ok(ExitCode::SUCCESS)
-        }
+        KeysCommand::Reconcile { yes, .. } => reconcile::run(cx, Some(au), yes),
         other => read_only(cx, other),
     }
 }
@@ -302,29 +294,6 @@ fn rotate_err(e: RotateError) -> Error {
     match e {
         RotateError::Store(s) => Error::Store(s),
         other => Error::Config(other.to_string()),
-    }
-}
-
-/// Prints what reconciliation found; `au` records what it removed.
-fn report_orphans(au: Option<&CliAudit>, orphans: &[lifecycle::Orphan]) {
-    for o in orphans {
-        if let (Some(au), true) = (au, o.removed) {
-            let mut ev = LifecycleEvent::new("reconcile", Some(&o.label));
-            ev.key_id = Some(o.cka_id.clone());
-            ev.to_state = Some("removed".into());
-            ev.detail = Some(format!(
-                "{} orphaned object(s) of an interrupted rotation removed",
-                o.objects
-            ));
-            au.lifecycle(ev);
-        }
-        eprintln!(
-            "keywarden: {} orphaned object(s) of an interrupted rotation ({:?}, CKA_ID {}){}",
-            o.objects,
-            o.label,
-            hex(&o.cka_id),
-            if o.removed { ": removed" } else { "" }
-        );
     }
 }
 
@@ -350,11 +319,9 @@ fn rotate_one(
     // process reading a token that another process is writing.
     let _lock = cx.lock()?;
     let token = cx.token()?;
-    // Leftovers of a rotation that crashed are cleaned before making new objects.
-    report_orphans(
-        Some(au),
-        &lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?,
-    );
+    // Leftovers of this store's rotations that crashed are cleaned before making
+    // new objects.
+    reconcile::before_rotation(cx, au, &token)?;
     let id = lifecycle::new_cka_id().map_err(|e| Error::Internal(format!("random CKA_ID: {e}")))?;
     let reason = reason.unwrap_or("rotated by keywarden keys rotate");
     match lifecycle::rotate(
@@ -428,10 +395,7 @@ fn rotate_due(cx: &Ctx, au: &CliAudit, reason: Option<&str>) -> Result<ExitCode>
     // Lock before opening the token: see rotate_one.
     let _lock = cx.lock()?;
     let token = cx.token()?;
-    report_orphans(
-        Some(au),
-        &lifecycle::reconcile(&cx.store, &token, false).map_err(rotate_err)?,
-    );
+    reconcile::before_rotation(cx, au, &token)?;
     let mut failed = false;
     for key in cx.store.list_keys()? {
         let versions = cx.store.versions(key.id)?;
@@ -659,6 +623,16 @@ fn adopt(cx: &Ctx, au: &CliAudit, label: &str, id: Option<&str>) -> Result<ExitC
         if want.as_ref().is_none_or(|w| *w == o.id) && !ids.contains(&o.id) {
             ids.push(o.id);
         }
+    }
+    // The audit seal key is Keywarden's own (docs/audit.md): no lifecycle of keys.
+    if label == crate::audit::SEAL_KEY_LABEL
+        || ids
+            .iter()
+            .any(|i| i.as_slice() == crate::audit::SEAL_KEY_ID)
+    {
+        return Err(Error::Config(format!(
+            "{label:?} is the audit seal key: it is not adopted as an application key"
+        )));
     }
     let cka_id = match ids.as_slice() {
         [one] if !one.is_empty() => one.clone(),

@@ -241,6 +241,9 @@ pub(super) fn add_version(
         activated
     ])?;
     let id = VersionId(conn.last_insert_rowid());
+    // The intent of the rotation or registration that made these objects is
+    // fulfilled in this same transaction (see `pending`).
+    super::pending::clear(conn, &new.token_serial, &new.cka_id)?;
     version(conn, id)?.ok_or_else(|| Fail::Store(StoreError::NotFound("inserted version".into())))
 }
 

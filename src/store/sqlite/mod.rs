@@ -14,6 +14,7 @@ mod errors;
 mod identities;
 mod keys;
 mod open;
+mod pending;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -28,8 +29,9 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{
-    changes, Identity, KeyId, KeyState, KeyVersion, ManagedKey, NewKey, NewVersion, PhcHash,
-    Rotation, Snapshot, Store, StoreError, StoreResult, UnixTime, UsageDelta, VersionId,
+    changes, Identity, KeyId, KeyState, KeyVersion, ManagedKey, NewKey, NewVersion,
+    PendingRotation, PhcHash, Rotation, Snapshot, Store, StoreError, StoreResult, UnixTime,
+    UsageDelta, VersionId,
 };
 use errors::{Ctx, Fail};
 
@@ -252,6 +254,18 @@ impl Store for SqliteStore {
         at: UnixTime,
     ) -> StoreResult<Rotation> {
         self.rotate_with(key, expected_active, new, reason, at, &mut |_| Ok(()))
+    }
+
+    fn begin_pending(&self, p: &PendingRotation) -> StoreResult<()> {
+        self.write(|tx| pending::begin(tx, p))
+    }
+
+    fn pending(&self, token_serial: &str) -> StoreResult<Vec<PendingRotation>> {
+        self.read(|tx| pending::list(tx, token_serial))
+    }
+
+    fn clear_pending(&self, token_serial: &str, cka_id: &[u8]) -> StoreResult<bool> {
+        self.write(|tx| pending::clear(tx, token_serial, cka_id))
     }
 
     fn add_usage(&self, deltas: &[UsageDelta]) -> StoreResult<()> {
