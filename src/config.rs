@@ -161,10 +161,31 @@ pub struct StoreConfig {
     /// before failing closed. Optional; 1 to 30000, default 2000.
     #[serde(default = "default_busy_timeout_ms")]
     pub busy_timeout_ms: u64,
+    /// The Unix group (name or gid) shared by the application user(s) and the
+    /// administrator: the directory is then `2770` and its files `0660` in that
+    /// group. Without it everything is owner-only (`0700`/`0600`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 fn default_busy_timeout_ms() -> u64 {
     DEFAULT_BUSY_TIMEOUT_MS
+}
+
+impl StoreConfig {
+    /// Who shares the store directory (`store.group`, resolved).
+    pub fn sharing(&self) -> Result<crate::fsguard::Sharing> {
+        crate::fsguard::Sharing::from_group(self.group.as_deref())
+            .map_err(|e| Error::Config(format!("store.group: {e}")))
+    }
+}
+
+impl AuditSection {
+    /// Who shares the trail directory and the seal key (`audit.group`, resolved).
+    pub fn sharing(&self) -> Result<crate::fsguard::Sharing> {
+        crate::fsguard::Sharing::from_group(self.group.as_deref())
+            .map_err(|e| Error::Config(format!("audit.group: {e}")))
+    }
 }
 
 /// `[audit]`: only `dir` is required, so files written before the audit engine
@@ -197,6 +218,9 @@ pub struct AuditSection {
     /// init-seal-key`): the module seals the chain head with that key. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal_token: Option<String>,
+    /// As `store.group`, for the trail directory and the software seal key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// How an operation waits for its audit record.
@@ -292,6 +316,11 @@ impl Config {
                 return Err(Error::Config(
                     "audit.seal_token must be a token label of 1 to 32 bytes".into(),
                 ));
+            }
+        }
+        for (what, group) in [("store.group", &self.store.group), ("audit.group", &self.audit.group)] {
+            if group.as_deref().is_some_and(|g| g.is_empty() || g.contains(char::is_whitespace)) {
+                return Err(Error::Config(format!("{what} must be a group name or gid")));
             }
         }
         if let Some(target) = &self.audit.syslog {

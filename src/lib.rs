@@ -26,6 +26,7 @@ pub mod coarse_clock;
 pub mod config;
 pub mod error;
 pub mod fasthash;
+pub mod fsguard;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod functions;
