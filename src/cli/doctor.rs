@@ -55,6 +55,9 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
     if config.store.dir.is_dir() && !check_store(&config, policy.as_ref()) {
         healthy = false;
     }
+    if !super::doctor_files::check(&config) {
+        healthy = false;
+    }
     let module = &config.backend.module;
     println!("backend:  {}", module.display());
     match crate::backend::inspect_module(module) {
@@ -80,15 +83,11 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 /// Opens the store (migrating it if it is older), checks its integrity and counts
-/// what it holds. A store not created yet is not a problem: the first use creates it,
-/// and a check should not.
+/// what it holds. A missing store is a problem: only `keywarden init` creates one,
+/// and a check must not.
 fn check_store(config: &Config, policy: Option<&crate::policy::Policy>) -> bool {
     use crate::store::{Store, DB_FILE, SCHEMA_VERSION};
     let db = config.store.dir.join(DB_FILE);
-    if !db.exists() {
-        println!("  {}: not created yet (created on first use)", db.display());
-        return true;
-    }
     let report = crate::store::open(&config.store).and_then(|s| {
         let version = s.schema_version()?;
         s.integrity_check()?;

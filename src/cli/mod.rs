@@ -7,6 +7,7 @@ mod audit;
 mod audit_follow;
 mod audit_seal;
 mod doctor;
+mod doctor_files;
 mod explain;
 mod init;
 mod keys;
