@@ -111,6 +111,8 @@ pub enum FileError {
         detail: String,
         /// `EACCES`/`EPERM`/`EROFS`.
         denied: bool,
+        /// The `errno` (0 when not from the kernel).
+        errno: i32,
     },
 }
 
@@ -120,6 +122,7 @@ impl FileError {
             path: path.to_path_buf(),
             detail: std::io::Error::from(e).to_string(),
             denied: matches!(e, Errno::ACCESS | Errno::PERM | Errno::ROFS),
+            errno: e.raw_os_error(),
         }
     }
 
@@ -292,6 +295,7 @@ impl GuardedDir {
                 path: parent.to_path_buf(),
                 detail: e.to_string(),
                 denied: e.kind() == std::io::ErrorKind::PermissionDenied,
+                errno: e.raw_os_error().unwrap_or(0),
             })?;
         }
         match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
@@ -419,6 +423,7 @@ impl GuardedDir {
                 path: self.join(&tmp),
                 detail: e.to_string(),
                 denied: false,
+                errno: e.raw_os_error().unwrap_or(0),
             })
             .and_then(|()| {
                 rustix::fs::renameat(&self.fd, tmp.as_str(), &self.fd, name)

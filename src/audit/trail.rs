@@ -161,8 +161,16 @@ pub struct Trail {
     out: Vec<u8>,
 }
 
+/// An unsafe file is a configuration problem (`CKR_GENERAL_ERROR` at
+/// `C_Initialize`); the operating system's refusals stay I/O errors.
 fn refused(e: FileError) -> AuditError {
-    AuditError::Io(e.to_string())
+    match e {
+        FileError::Unsafe { .. } => AuditError::Config(e.to_string()),
+        FileError::Io { path, errno, .. } if errno != 0 => {
+            AuditError::io(path.display(), &std::io::Error::from_raw_os_error(errno))
+        }
+        e => AuditError::Io(e.to_string()),
+    }
 }
 
 /// Opens (creating) a trail file of `dir` for appending; a link, a foreign owner
@@ -233,6 +241,13 @@ impl Trail {
             other => other,
         }
         .map_err(refused)?;
+        // The file the head names is checked now, before the caller changes
+        // anything: a link planted there fails the open, not a later append.
+        let mut buf = [0u8; HEAD_SIZE];
+        let n = read_all_at(&head, &mut buf, 0).map_err(|e| AuditError::io(HEAD_FILE, &e))?;
+        if let Some(info) = HeadInfo::decode(&buf[..n]).filter(|h| is_trail_file(&h.file)) {
+            dir.check(&info.file, Kind::Shared).map_err(refused)?;
+        }
         Ok(Trail {
             opts,
             dir,
