@@ -7,7 +7,6 @@
 //! as a wrong token PIN would be.
 
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
@@ -63,18 +62,13 @@ impl Enforcer {
             log::error!("{e}");
             e
         };
-        let mut f = std::fs::File::open(path).map_err(|e| unusable(e.to_string()))?;
-        let mode = f
-            .metadata()
-            .map_err(|e| unusable(e.to_string()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(unusable(format!(
-                "mode {:o} lets others read it (use 0600)",
-                mode & 0o777
-            )));
-        }
+        // Owner-only (0600), owned by this user or root, nobody else may write it.
+        let mut f = crate::fsguard::open_checked(
+            path,
+            crate::fsguard::Kind::Secret,
+            crate::fsguard::Sharing::default(),
+        )
+        .map_err(|e| unusable(e.to_string()))?;
         let mut pin = Zeroizing::new(Vec::with_capacity(64));
         f.read_to_end(&mut pin)
             .map_err(|e| unusable(e.to_string()))?;
