@@ -460,6 +460,23 @@ mod tests {
     }
 
     #[test]
+    fn sharing_groups_are_optional_and_resolved_at_use() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!((c.store.group.as_deref(), c.audit.group.as_deref()), (None, None));
+        assert_eq!(c.store.sharing().unwrap().gid, None);
+        let with = GOOD
+            .replace("[store]", "[store]\ngroup = \"4545\"")
+            .replace("[audit]", "[audit]\ngroup = \"root\"");
+        let c = Config::parse(&with).unwrap();
+        assert_eq!(c.store.sharing().unwrap().gid, Some(4545));
+        assert_eq!(c.audit.sharing().unwrap().gid, Some(0));
+        let unknown = GOOD.replace("[store]", "[store]\ngroup = \"no-such-group-kw\"");
+        let msg = Config::parse(&unknown).unwrap().store.sharing().unwrap_err().to_string();
+        assert!(msg.contains("store.group") && msg.contains("does not exist"), "{msg}");
+        assert!(Config::parse(&GOOD.replace("[store]", "[store]\ngroup = \"\"")).is_err());
+    }
+
+    #[test]
     fn errors_are_one_line_and_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k.toml");

@@ -263,3 +263,24 @@ fn a_deleted_store_is_refused_by_the_module_and_the_cli_not_recreated_empty() {
     }
     assert!(!store.join("keywarden.db").exists(), "never recreated");
 }
+
+/// `audit verify`, `search` and `tail` (often run as root) never read through a
+/// trail file an application replaced with a link.
+#[test]
+fn trail_readers_do_not_follow_a_planted_link() {
+    let env = TestEnv::new();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("secret");
+    std::fs::write(&target, "{\"seq\":0,\"SECRET-CONTENT\":1}\n").unwrap();
+    let audit = env.path().join("audit");
+    let day = keywarden::audit::list_files(&audit).unwrap().pop().unwrap();
+    std::fs::remove_file(&day).unwrap();
+    std::os::unix::fs::symlink(&target, &day).unwrap();
+    for args in [&["audit", "verify"][..], &["audit", "search"], &["audit", "tail"]] {
+        let out = run(&env, args, "");
+        let msg = text(&out);
+        assert!(!msg.contains("SECRET-CONTENT"), "{args:?}: {msg}");
+        assert!(!out.status.success(), "{args:?}: {msg}");
+        assert!(msg.contains("symbolic links"), "{args:?}: {msg}");
+    }
+}
