@@ -70,9 +70,21 @@ fn a_held_store_write_lock_does_not_keep_a_compromised_key_signing() {
     assert_eq!(refused, RvError::KeyFunctionNotPermitted);
     println!("refused {:?} after the command exited", cli_done.elapsed());
 
+    // `doctor` names what the store still has to be told.
+    let doctor = || {
+        let out = lc.env.command(common::keywarden_bin()).arg("doctor").output().unwrap();
+        text(&out)
+    };
+    let report = doctor();
+    assert!(
+        report.contains("keywarden.revoked names \"app-sign\" version 1 as compromised"),
+        "{report}"
+    );
+
     // Once the lock is released the command records it in the store too.
     holder.execute_batch("ROLLBACK").unwrap();
     lc.ok(&["compromise", "--reason", "key file leaked", LABEL]);
+    assert!(!doctor().contains("keywarden.revoked names"));
     assert_eq!(lc.versions(LABEL)[0]["state"], "compromised");
     assert_eq!(sign(&s, key), Err(RvError::KeyFunctionNotPermitted));
     drop(s);

@@ -105,13 +105,54 @@ fn check_store(config: &Config, policy: Option<&crate::policy::Policy>) -> bool 
                 snap.versions.len()
             );
             lifecycle_summary(&snap, policy);
-            true
+            pending_revocations(config, &snap)
         }
         Err(e) => {
             println!("  PROBLEM: {e}");
             false
         }
     }
+}
+
+/// Versions the revocation file names that the store does not have compromised
+/// (a `keys compromise` that found the store locked): enforced by the module, but
+/// to be written to the store.
+fn pending_revocations(config: &Config, snap: &crate::store::Snapshot) -> bool {
+    use crate::store::KeyState;
+    let sharing = match crate::store::OpenOptions::from_config(&config.store) {
+        Ok(o) => o.sharing,
+        Err(e) => {
+            println!("  PROBLEM: {e}");
+            return false;
+        }
+    };
+    let revoked = match crate::store::revoked(&config.store.dir, sharing) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("  PROBLEM: {e} (the module refuses every key use until it is fixed)");
+            return false;
+        }
+    };
+    let mut healthy = true;
+    for v in snap.versions.iter().filter(|v| revoked.contains(&v.id)) {
+        if !matches!(v.state, KeyState::Compromised | KeyState::Destroyed) {
+            let label = snap
+                .keys
+                .iter()
+                .find(|k| k.id == v.key_id)
+                .map_or("?", |k| k.label.as_str());
+            println!(
+                "  PROBLEM: {} names {label:?} version {} as compromised, the store has it {}: \
+                 enforced by the module; fix: keywarden keys compromise --version {} --reason R {label}",
+                crate::store::REVOKED_FILE,
+                v.version,
+                v.state,
+                v.version
+            );
+            healthy = false;
+        }
+    }
+    healthy
 }
 
 /// Keys by the state of their current version, and how many are due under the

@@ -35,7 +35,7 @@ fn holders(locks: &str, ino: u64, offset: u64) -> Vec<i64> {
 }
 
 /// "held by pid N (exe)" for the store database at `db`, or why it is unknown.
-pub(super) fn describe_holders(db: &Path) -> String {
+pub(crate) fn describe_holders(db: &Path) -> String {
     let shm = db.with_file_name(format!(
         "{}-shm",
         db.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()

@@ -4,6 +4,7 @@
 //! (with `cryptoki`, see `token`) only for what lives on it: generating, dating and
 //! destroying objects, and finding keys to adopt.
 
+mod compromise;
 mod token;
 mod view;
 
@@ -525,26 +526,12 @@ fn change_state(cx: &Ctx, au: &CliAudit, a: &StateArgs, to: KeyState) -> Result<
         None => current(&versions),
     }
     .ok_or_else(|| StoreError::NotFound(format!("a version of {:?} to make {to}", a.label)))?;
-    if to == KeyState::Compromised {
-        // The side file first: running modules enforce it without the store's
-        // write lock, which any process that may write the store can hold.
-        let sharing = store::OpenOptions::from_config(&cx.config.store)?.sharing;
-        store::revoke(&cx.config.store.dir, sharing, v, cx.now)?;
-    }
-    // Then the store: that is what running modules enforce, within a second.
-    let changed = match cx.store.set_state(v.id, to, Some(&a.reason), cx.now) {
-        Err(StoreError::Locked { path, timeout_ms }) if to == KeyState::Compromised => {
-            return Err(Error::Config(format!(
-                "store {} is locked ({}) for longer than {timeout_ms} ms: the compromise of                  {:?} version {} is enforced through {} (running modules refuse the version                  within 1 s), but the store still has it {}; run this command again once the                  lock is released",
-                path.display(),
-                super::locks::describe_holders(&path),
-                a.label,
-                v.version,
-                cx.config.store.dir.join(store::REVOKED_FILE).display(),
-                v.state
-            )))
-        }
-        other => other?,
+    // The store: that is what running modules enforce, within a second (a
+    // compromise also through the revocation file, whatever holds the store).
+    let changed = if to == KeyState::Compromised {
+        compromise::compromise(cx, v, &a.label, &a.reason)?
+    } else {
+        cx.store.set_state(v.id, to, Some(&a.reason), cx.now)?
     };
     let verb = match to {
         KeyState::Suspended => "suspend",
