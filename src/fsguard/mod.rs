@@ -148,6 +148,14 @@ pub enum How {
     CreateNew,
 }
 
+/// Clears the `O_NONBLOCK` every open here starts with: opening a FIFO planted in
+/// place of a file must fail the regular-file check, not block the caller.
+fn blocking(fd: OwnedFd, path: &Path) -> Result<OwnedFd, FileError> {
+    let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| FileError::io(path, e))?;
+    rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK).map_err(|e| FileError::io(path, e))?;
+    Ok(fd)
+}
+
 /// The checks for one `stat`: type, links, owner, mode bits.
 fn check_stat(
     path: &Path,
@@ -235,15 +243,15 @@ fn check_stat(
 /// file, seal key): opened following links (the administrator chose the path),
 /// then checked through its descriptor. Returns the open file.
 pub fn open_checked(path: &Path, kind: Kind, sharing: Sharing) -> Result<File, FileError> {
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| match e {
-            Errno::NOENT => FileError::Missing(path.to_path_buf()),
-            e => FileError::io(path, e),
-        })?;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| match e {
+        Errno::NOENT => FileError::Missing(path.to_path_buf()),
+        e => FileError::io(path, e),
+    })?;
     let st = rustix::fs::fstat(&fd).map_err(|e| FileError::io(path, e))?;
     // The owner of a configured secret must be this user or root.
     check_stat(path, &st, false, kind, sharing, None)?;
-    Ok(File::from(fd))
+    Ok(File::from(blocking(fd, path)?))
 }
 
 /// A directory opened without following links and checked, whose files are all
@@ -356,7 +364,7 @@ impl GuardedDir {
         extra: OFlags,
     ) -> Result<File, FileError> {
         let path = self.join(name);
-        let base = OFlags::NOFOLLOW | OFlags::CLOEXEC | extra;
+        let base = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | extra;
         let access = match how {
             How::Read => OFlags::RDONLY,
             How::ReadWrite | How::CreateNew => OFlags::RDWR,
@@ -393,7 +401,7 @@ impl GuardedDir {
         }
         let st = rustix::fs::fstat(&fd).map_err(|e| FileError::io(&path, e))?;
         check_stat(&path, &st, false, kind, self.sharing, Some(self.owner))?;
-        Ok(File::from(fd))
+        Ok(File::from(blocking(fd, &path)?))
     }
 
     /// Gives a file this process just created its group, owner and mode.
@@ -445,11 +453,14 @@ impl GuardedDir {
 /// component (`O_NOFOLLOW`): the readers of the trail (`audit verify`, `tail`,
 /// `search`), often run as root, never read through a link planted in it.
 pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(std::io::Error::other(format!("{} is not a regular file", path.display())));
+    }
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)?;
     Ok(File::from(fd))
 }
 

@@ -64,3 +64,16 @@ fn a_hard_link_is_refused() {
     let e = d.open_file("x", How::Append, Kind::Shared).unwrap_err();
     assert!(e.to_string().contains("hard links"), "{e}");
 }
+
+#[test]
+fn a_planted_fifo_is_refused_without_blocking() {
+    let t = tempfile::tempdir().unwrap();
+    let d = GuardedDir::create(&t.path().join("d"), Sharing::default()).unwrap();
+    rustix::fs::mkfifoat(d.fd(), "x", Mode::from_raw_mode(0o600)).unwrap();
+    for how in [How::Read, How::Append, How::ReadWrite] {
+        let e = d.open_file("x", how, Kind::Shared).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+    assert!(read_nofollow(&t.path().join("d/x")).is_err());
+    assert!(open_checked(&t.path().join("d/x"), Kind::Secret, Sharing::default()).is_err());
+}
