@@ -3,6 +3,7 @@
 //! by the module and the CLI with the fix, links planted in the directories never
 //! followed by root, and a deleted store refused rather than silently recreated.
 mod common;
+mod lifecycle_support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -283,4 +284,26 @@ fn trail_readers_do_not_follow_a_planted_link() {
         assert!(!out.status.success(), "{args:?}: {msg}");
         assert!(msg.contains("symbolic links"), "{args:?}: {msg}");
     }
+}
+
+/// `keys suspend` as root with `audit.head` replaced by a link: refused before the
+/// store changes, the link's target untouched.
+#[test]
+fn root_keys_suspend_refuses_a_planted_head_link_and_changes_nothing() {
+    use lifecycle_support::*;
+    let lc = Lc::new(&policy("", ""));
+    lc.direct(|s| generate(s, "app-sign", Some(&[0xa1])));
+    lc.ok(&["adopt", "app-sign"]);
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("root-owned");
+    std::fs::write(&target, "keep\n").unwrap();
+    let head = lc.env.path().join("audit/audit.head");
+    std::fs::remove_file(&head).unwrap();
+    std::os::unix::fs::symlink(&target, &head).unwrap();
+    let out = lc.run(&["suspend", "--reason", "drill", "app-sign"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert!(msg.contains("symbolic link") && msg.contains("nothing was changed"), "{msg}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+    assert_eq!(lc.versions("app-sign")[0]["state"], "active");
 }
