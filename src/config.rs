@@ -318,8 +318,14 @@ impl Config {
                 ));
             }
         }
-        for (what, group) in [("store.group", &self.store.group), ("audit.group", &self.audit.group)] {
-            if group.as_deref().is_some_and(|g| g.is_empty() || g.contains(char::is_whitespace)) {
+        for (what, group) in [
+            ("store.group", &self.store.group),
+            ("audit.group", &self.audit.group),
+        ] {
+            if group
+                .as_deref()
+                .is_some_and(|g| g.is_empty() || g.contains(char::is_whitespace))
+            {
                 return Err(Error::Config(format!("{what} must be a group name or gid")));
             }
         }
@@ -462,7 +468,10 @@ mod tests {
     #[test]
     fn sharing_groups_are_optional_and_resolved_at_use() {
         let c = Config::parse(GOOD).unwrap();
-        assert_eq!((c.store.group.as_deref(), c.audit.group.as_deref()), (None, None));
+        assert_eq!(
+            (c.store.group.as_deref(), c.audit.group.as_deref()),
+            (None, None)
+        );
         assert_eq!(c.store.sharing().unwrap().gid, None);
         let with = GOOD
             .replace("[store]", "[store]\ngroup = \"4545\"")
@@ -471,8 +480,16 @@ mod tests {
         assert_eq!(c.store.sharing().unwrap().gid, Some(4545));
         assert_eq!(c.audit.sharing().unwrap().gid, Some(0));
         let unknown = GOOD.replace("[store]", "[store]\ngroup = \"no-such-group-kw\"");
-        let msg = Config::parse(&unknown).unwrap().store.sharing().unwrap_err().to_string();
-        assert!(msg.contains("store.group") && msg.contains("does not exist"), "{msg}");
+        let msg = Config::parse(&unknown)
+            .unwrap()
+            .store
+            .sharing()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("store.group") && msg.contains("does not exist"),
+            "{msg}"
+        );
         assert!(Config::parse(&GOOD.replace("[store]", "[store]\ngroup = \"\"")).is_err());
     }
 

@@ -26,9 +26,9 @@ pub mod coarse_clock;
 pub mod config;
 pub mod error;
 pub mod fasthash;
-pub mod fsguard;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod fsguard;
 pub mod functions;
 mod functions_table;
 pub mod gateway;

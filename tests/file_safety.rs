@@ -199,7 +199,11 @@ fn root_cli_refuses_links_planted_in_the_audit_and_store_directories() {
     let refused = |what: &str| {
         let out = run(&env, &["users", "add", "alice"], "alice-secret-1\n");
         assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out));
-        assert!(text(&out).contains("symbolic link"), "{what}: {}", text(&out));
+        assert!(
+            text(&out).contains("symbolic link"),
+            "{what}: {}",
+            text(&out)
+        );
         untouched();
     };
     // The head (the lock, rewritten in place at every append).
@@ -253,7 +257,11 @@ fn a_deleted_store_is_refused_by_the_module_and_the_cli_not_recreated_empty() {
         let _ = std::fs::remove_file(store.join(f));
     }
     general_error(c_initialize());
-    for args in [&["keys", "list"][..], &["users", "list"], &["users", "add", "bob"]] {
+    for args in [
+        &["keys", "list"][..],
+        &["users", "list"],
+        &["users", "add", "bob"],
+    ] {
         let out = run(&env, args, "bob-secret-12\n");
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
         assert!(
@@ -277,7 +285,11 @@ fn trail_readers_do_not_follow_a_planted_link() {
     let day = keywarden::audit::list_files(&audit).unwrap().pop().unwrap();
     std::fs::remove_file(&day).unwrap();
     std::os::unix::fs::symlink(&target, &day).unwrap();
-    for args in [&["audit", "verify"][..], &["audit", "search"], &["audit", "tail"]] {
+    for args in [
+        &["audit", "verify"][..],
+        &["audit", "search"],
+        &["audit", "tail"],
+    ] {
         let out = run(&env, args, "");
         let msg = text(&out);
         assert!(!msg.contains("SECRET-CONTENT"), "{args:?}: {msg}");
@@ -303,7 +315,10 @@ fn root_keys_suspend_refuses_a_planted_head_link_and_changes_nothing() {
     let out = lc.run(&["suspend", "--reason", "drill", "app-sign"]);
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(1), "{msg}");
-    assert!(msg.contains("symbolic link") && msg.contains("nothing was changed"), "{msg}");
+    assert!(
+        msg.contains("symbolic link") && msg.contains("nothing was changed"),
+        "{msg}"
+    );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
     assert_eq!(lc.versions("app-sign")[0]["state"], "active");
 }

@@ -72,7 +72,12 @@ fn a_held_store_write_lock_does_not_keep_a_compromised_key_signing() {
 
     // `doctor` names what the store still has to be told.
     let doctor = || {
-        let out = lc.env.command(common::keywarden_bin()).arg("doctor").output().unwrap();
+        let out = lc
+            .env
+            .command(common::keywarden_bin())
+            .arg("doctor")
+            .output()
+            .unwrap();
         text(&out)
     };
     let report = doctor();

@@ -253,7 +253,10 @@ fn doctor_reports_the_store() {
     let o = env.run(&["doctor"], "");
     let out = text(&o);
     assert!(!o.status.success(), "{out}");
-    assert!(out.contains("PROBLEM") && out.contains("does not exist"), "{out}");
+    assert!(
+        out.contains("PROBLEM") && out.contains("does not exist"),
+        "{out}"
+    );
     assert!(!db.exists(), "doctor does not create the store");
     SqliteStore::create(&env.store_dir(), &OpenOptions::default()).unwrap();
 

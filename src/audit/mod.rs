@@ -132,7 +132,9 @@ pub fn sealer_from_section(
     match &s.seal_key_file {
         Some(path) => {
             let sharing = s.sharing().map_err(|e| AuditError::Config(e.to_string()))?;
-            Ok(Some(Arc::new(HmacSealer::from_file_checked(path, sharing)?)))
+            Ok(Some(Arc::new(HmacSealer::from_file_checked(
+                path, sharing,
+            )?)))
         }
         None => Ok(None),
     }

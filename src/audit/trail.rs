@@ -450,7 +450,11 @@ impl Trail {
         // Only a trail file's name, never a path: the head is a hint anyone who
         // can write the directory could have edited.
         if !is_trail_file(&head.file)
-            || self.dir.check(&head.file, Kind::Shared).map_err(refused)?.is_none()
+            || self
+                .dir
+                .check(&head.file, Kind::Shared)
+                .map_err(refused)?
+                .is_none()
         {
             return self.recover_full();
         }

@@ -45,9 +45,11 @@ pub(super) fn check(config: &Config) -> bool {
         ("seal-key.pub".into(), Kind::Shared),
     ];
     if let Ok(files) = crate::audit::list_files(&config.audit.dir) {
-        audit_files.extend(files.iter().filter_map(|p| {
-            Some((p.file_name()?.to_string_lossy().into_owned(), Kind::Shared))
-        }));
+        audit_files.extend(
+            files.iter().filter_map(|p| {
+                Some((p.file_name()?.to_string_lossy().into_owned(), Kind::Shared))
+            }),
+        );
     }
     report(
         "audit",
@@ -56,7 +58,10 @@ pub(super) fn check(config: &Config) -> bool {
     if let Some(key) = &config.audit.seal_key_file {
         report("seal key", check_secret(key, audit_sharing));
     }
-    for pin in [&config.backend.pin_file, &config.backend.so_pin_file].into_iter().flatten() {
+    for pin in [&config.backend.pin_file, &config.backend.so_pin_file]
+        .into_iter()
+        .flatten()
+    {
         report("PIN file", check_secret(pin, Sharing::default()));
     }
     healthy

@@ -23,7 +23,11 @@ fn holders(locks: &str, ino: u64, offset: u64) -> Vec<i64> {
         }
         let on_file = f[5].rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) == Some(ino);
         let start = f[6].parse::<u64>().ok();
-        let end = if f[7] == "EOF" { Some(u64::MAX) } else { f[7].parse::<u64>().ok() };
+        let end = if f[7] == "EOF" {
+            Some(u64::MAX)
+        } else {
+            f[7].parse::<u64>().ok()
+        };
         let covers = matches!((start, end), (Some(s), Some(e)) if s <= offset && offset <= e);
         if on_file && covers {
             if let Ok(pid) = f[4].parse::<i64>() {
@@ -38,7 +42,9 @@ fn holders(locks: &str, ino: u64, offset: u64) -> Vec<i64> {
 pub(crate) fn describe_holders(db: &Path) -> String {
     let shm = db.with_file_name(format!(
         "{}-shm",
-        db.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        db.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
     let (Ok(meta), Ok(locks)) = (
         std::fs::symlink_metadata(&shm),

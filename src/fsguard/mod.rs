@@ -171,7 +171,10 @@ fn check_stat(
         return Err(FileError::unsafe_(
             path,
             "is a symbolic link (refused: it would be followed)".into(),
-            format!("rm {shown}, then create the real {}", if dir { "directory" } else { "file" }),
+            format!(
+                "rm {shown}, then create the real {}",
+                if dir { "directory" } else { "file" }
+            ),
         ));
     }
     let expected = if dir {
@@ -182,14 +185,20 @@ fn check_stat(
     if file_type != expected {
         return Err(FileError::unsafe_(
             path,
-            format!("is not a {}", if dir { "directory" } else { "regular file" }),
+            format!(
+                "is not a {}",
+                if dir { "directory" } else { "regular file" }
+            ),
             format!("remove {shown}"),
         ));
     }
     if !dir && st.st_nlink > 1 {
         return Err(FileError::unsafe_(
             path,
-            format!("has {} hard links (it may be a link to a file elsewhere)", st.st_nlink),
+            format!(
+                "has {} hard links (it may be a link to a file elsewhere)",
+                st.st_nlink
+            ),
             format!("cp {shown} {shown}.copy && mv {shown}.copy {shown}"),
         ));
     }
@@ -200,7 +209,9 @@ fn check_stat(
     if !trusted_owner && !in_group {
         return Err(FileError::unsafe_(
             path,
-            format!("is owned by uid {uid}, neither this user ({me}), root nor the directory's owner"),
+            format!(
+                "is owned by uid {uid}, neither this user ({me}), root nor the directory's owner"
+            ),
             format!("chown {me} {shown}"),
         ));
     }
@@ -274,7 +285,8 @@ impl GuardedDir {
             // ELOOP: the last component is a link; ENOTDIR: not a directory.
             Err(Errno::LOOP | Errno::NOTDIR) => {
                 let st = rustix::fs::lstat(path).map_err(|e| FileError::io(path, e))?;
-                if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+                if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
+                {
                     check_stat(path, &st, true, Kind::Shared, sharing, None)?;
                 }
                 return Err(FileError::io(path, Errno::NOTDIR));
@@ -311,7 +323,8 @@ impl GuardedDir {
             Err(e) => return Err(FileError::io(path, e)),
         }
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| FileError::io(path, e))?;
+        let fd =
+            rustix::fs::open(path, flags, Mode::empty()).map_err(|e| FileError::io(path, e))?;
         if let Some(gid) = sharing.gid {
             rustix::fs::fchown(&fd, None, Some(rustix::fs::Gid::from_raw(gid)))
                 .map_err(|e| FileError::io(path, e))?;
@@ -341,9 +354,7 @@ impl GuardedDir {
     pub fn check(&self, name: &str, kind: Kind) -> Result<Option<()>, FileError> {
         let path = self.join(name);
         match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                check_stat(&path, &st, false, kind, self.sharing, Some(self.owner)).map(Some)
-            }
+            Ok(st) => check_stat(&path, &st, false, kind, self.sharing, Some(self.owner)).map(Some),
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(FileError::io(&path, e)),
         }
@@ -376,7 +387,12 @@ impl GuardedDir {
             rustix::fs::openat(&self.fd, name, base | access, Mode::empty())
         } else {
             // O_EXCL first, so a new file is known to be ours to set the mode of.
-            match rustix::fs::openat(&self.fd, name, base | access | OFlags::CREATE | OFlags::EXCL, mode) {
+            match rustix::fs::openat(
+                &self.fd,
+                name,
+                base | access | OFlags::CREATE | OFlags::EXCL,
+                mode,
+            ) {
                 Ok(fd) => {
                     created = true;
                     Ok(fd)
@@ -457,7 +473,10 @@ pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
     let fd = rustix::fs::open(path, flags, Mode::empty())?;
     let st = rustix::fs::fstat(&fd)?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(std::io::Error::other(format!("{} is not a regular file", path.display())));
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
     }
     let flags = rustix::fs::fcntl_getfl(&fd)?;
     rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)?;

@@ -44,13 +44,15 @@ fn writable_by_others_is_refused_with_the_fix() {
     let x = t.path().join("d/x");
     std::fs::set_permissions(&x, std::fs::Permissions::from_mode(0o666)).unwrap();
     let e = d.check("x", Kind::Shared).unwrap_err().to_string();
-    assert!(e.contains("writable by others") && e.contains("chmod o-w"), "{e}");
+    assert!(
+        e.contains("writable by others") && e.contains("chmod o-w"),
+        "{e}"
+    );
     std::fs::set_permissions(&x, std::fs::Permissions::from_mode(0o604)).unwrap();
     assert!(d.check("x", Kind::Shared).is_ok());
     let e = d.check("x", Kind::Private).unwrap_err().to_string();
     assert!(e.contains("chmod o-rwx"), "{e}");
-    std::fs::set_permissions(t.path().join("d"), std::fs::Permissions::from_mode(0o777))
-        .unwrap();
+    std::fs::set_permissions(t.path().join("d"), std::fs::Permissions::from_mode(0o777)).unwrap();
     let e = GuardedDir::open(&t.path().join("d"), Sharing::default()).unwrap_err();
     assert!(e.to_string().contains("writable by others"), "{e}");
 }

@@ -348,7 +348,9 @@ fn with_revoked(
         return snap;
     }
     for v in &mut snap.versions {
-        if revoked.contains(&v.id) && !matches!(v.state, KeyState::Compromised | KeyState::Destroyed) {
+        if revoked.contains(&v.id)
+            && !matches!(v.state, KeyState::Compromised | KeyState::Destroyed)
+        {
             v.state = KeyState::Compromised;
             v.compromised_at = Some(v.state_changed_at);
         }

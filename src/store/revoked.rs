@@ -55,8 +55,15 @@ pub fn revoke(dir: &Path, sharing: Sharing, v: &KeyVersion, at: UnixTime) -> Sto
     let line = format!(
         "compromise {} {} {} {at}\n",
         v.id.0,
-        if serial.is_empty() { "-" } else { serial.as_str() },
-        v.cka_id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        if serial.is_empty() {
+            "-"
+        } else {
+            serial.as_str()
+        },
+        v.cka_id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
     // One write of a short line under O_APPEND: concurrent appends do not mix.
     file.write_all(line.as_bytes())

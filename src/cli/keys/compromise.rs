@@ -9,7 +9,12 @@ use crate::store::{self, KeyState, KeyVersion, Store, StoreError};
 /// enforce without the store's write lock (any process that may write the store
 /// can hold that lock), then moves it in the store. A store locked beyond the busy
 /// timeout is an error naming the holder and saying the compromise is enforced.
-pub(super) fn compromise(cx: &Ctx, v: &KeyVersion, label: &str, reason: &str) -> Result<KeyVersion> {
+pub(super) fn compromise(
+    cx: &Ctx,
+    v: &KeyVersion,
+    label: &str,
+    reason: &str,
+) -> Result<KeyVersion> {
     let dir = &cx.config.store.dir;
     let revoked_file = dir.join(store::REVOKED_FILE);
     let sharing = store::OpenOptions::from_config(&cx.config.store)?.sharing;

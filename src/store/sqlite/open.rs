@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::errors::{Ctx, Fail};
-use crate::fsguard::{FileError, GuardedDir, How, Kind};
 use super::{OpenOptions, DB_FILE};
+use crate::fsguard::{FileError, GuardedDir, How, Kind};
 use crate::store::schema::{APPLICATION_ID, MIGRATIONS};
 use crate::store::{StoreError, StoreResult};
 
@@ -49,7 +49,11 @@ pub(super) fn open(
             .check(&format!("{DB_FILE}{side}"), Kind::Private)
             .map_err(unsafe_file)?;
     }
-    if guarded.check(DB_FILE, Kind::Private).map_err(unsafe_file)?.is_none() {
+    if guarded
+        .check(DB_FILE, Kind::Private)
+        .map_err(unsafe_file)?
+        .is_none()
+    {
         if !create {
             return Err(StoreError::Missing(path));
         }
