@@ -199,7 +199,8 @@ fn check_stat(
                 "has {} hard links (it may be a link to a file elsewhere)",
                 st.st_nlink
             ),
-            format!("cp {shown} {shown}.copy && mv {shown}.copy {shown}"),
+            // Never a copy: the other name may be a file that must not be read here.
+            format!("rm {shown} (then let Keywarden create it afresh, or restore it)"),
         ));
     }
     let me = rustix::process::geteuid().as_raw();
@@ -212,7 +213,7 @@ fn check_stat(
             format!(
                 "is owned by uid {uid}, neither this user ({me}), root nor the directory's owner"
             ),
-            format!("chown {me} {shown}"),
+            format!("rm {shown} if it is not yours, else chown {me} {shown}"),
         ));
     }
     if mode & 0o002 != 0 {
