@@ -94,7 +94,8 @@ fn main() {
         .expect("keywarden init");
     assert!(init.success());
     let conf = dir.join("keywarden.toml");
-    let store = SqliteStore::open(&dir.join("store"), &OpenOptions::default()).expect("open store");
+    let store =
+        SqliteStore::create(&dir.join("store"), &OpenOptions::default()).expect("open store");
     println!("keys list scaling ({VERSIONS_PER_KEY} versions per key; medians)");
     println!(
         "{:>9} {:>7} {:>12} {:>12} {:>12} {:>14} {:>10}",

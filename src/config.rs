@@ -161,10 +161,31 @@ pub struct StoreConfig {
     /// before failing closed. Optional; 1 to 30000, default 2000.
     #[serde(default = "default_busy_timeout_ms")]
     pub busy_timeout_ms: u64,
+    /// The Unix group (name or gid) shared by the application user(s) and the
+    /// administrator: the directory is then `2770` and its files `0660` in that
+    /// group. Without it everything is owner-only (`0700`/`0600`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 fn default_busy_timeout_ms() -> u64 {
     DEFAULT_BUSY_TIMEOUT_MS
+}
+
+impl StoreConfig {
+    /// Who shares the store directory (`store.group`, resolved).
+    pub fn sharing(&self) -> Result<crate::fsguard::Sharing> {
+        crate::fsguard::Sharing::from_group(self.group.as_deref())
+            .map_err(|e| Error::Config(format!("store.group: {e}")))
+    }
+}
+
+impl AuditSection {
+    /// Who shares the trail directory and the seal key (`audit.group`, resolved).
+    pub fn sharing(&self) -> Result<crate::fsguard::Sharing> {
+        crate::fsguard::Sharing::from_group(self.group.as_deref())
+            .map_err(|e| Error::Config(format!("audit.group: {e}")))
+    }
 }
 
 /// `[audit]`: only `dir` is required, so files written before the audit engine
@@ -202,6 +223,9 @@ pub struct AuditSection {
     /// `backend.pin_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal_pin_file: Option<PathBuf>,
+    /// As `store.group`, for the trail directory and the software seal key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// How an operation waits for its audit record.
@@ -300,6 +324,17 @@ impl Config {
                 return Err(Error::Config(
                     "audit.seal_token must be a token label of 1 to 32 bytes".into(),
                 ));
+            }
+        }
+        for (what, group) in [
+            ("store.group", &self.store.group),
+            ("audit.group", &self.audit.group),
+        ] {
+            if group
+                .as_deref()
+                .is_some_and(|g| g.is_empty() || g.contains(char::is_whitespace))
+            {
+                return Err(Error::Config(format!("{what} must be a group name or gid")));
             }
         }
         if let Some(target) = &self.audit.syslog {
@@ -436,6 +471,34 @@ mod tests {
             let text = GOOD.replace("[audit]", &format!("[audit]\n{bad}"));
             assert!(Config::parse(&text).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sharing_groups_are_optional_and_resolved_at_use() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(
+            (c.store.group.as_deref(), c.audit.group.as_deref()),
+            (None, None)
+        );
+        assert_eq!(c.store.sharing().unwrap().gid, None);
+        let with = GOOD
+            .replace("[store]", "[store]\ngroup = \"4545\"")
+            .replace("[audit]", "[audit]\ngroup = \"root\"");
+        let c = Config::parse(&with).unwrap();
+        assert_eq!(c.store.sharing().unwrap().gid, Some(4545));
+        assert_eq!(c.audit.sharing().unwrap().gid, Some(0));
+        let unknown = GOOD.replace("[store]", "[store]\ngroup = \"no-such-group-kw\"");
+        let msg = Config::parse(&unknown)
+            .unwrap()
+            .store
+            .sharing()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("store.group") && msg.contains("does not exist"),
+            "{msg}"
+        );
+        assert!(Config::parse(&GOOD.replace("[store]", "[store]\ngroup = \"\"")).is_err());
     }
 
     #[test]

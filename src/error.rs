@@ -53,7 +53,8 @@ pub enum Error {
     /// The audit record of an operation could not be written in `required` mode:
     /// the operation is refused (fail closed). A full trail is
     /// `CKR_DEVICE_MEMORY` ("insufficient memory on the token", the nearest code to
-    /// "the token's log is full"), any other failure `CKR_DEVICE_ERROR`.
+    /// "the token's log is full"), a bad `[audit]` setting or an unsafe trail file
+    /// (`AuditError::Config`) `CKR_GENERAL_ERROR`, any other failure `CKR_DEVICE_ERROR`.
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
     /// The policy refused the call (enforce mode): the documented code of the
@@ -93,6 +94,9 @@ impl Error {
             Error::BufferTooSmall => CKR_BUFFER_TOO_SMALL,
             Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
             Error::Audit(e) if e.is_disk_full() => CKR_DEVICE_MEMORY,
+            // A bad `[audit]` setting or an unsafe trail file (fsguard) is the
+            // configuration's fault, as a bad store or config file is.
+            Error::Audit(crate::audit::AuditError::Config(_)) => CKR_GENERAL_ERROR,
             Error::Audit(_) => CKR_DEVICE_ERROR,
             Error::Config(_) | Error::Load(_) | Error::Store(_) | Error::Internal(_) => {
                 CKR_GENERAL_ERROR

@@ -28,6 +28,7 @@ pub mod error;
 pub mod fasthash;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod fsguard;
 pub mod functions;
 mod functions_table;
 pub mod gateway;

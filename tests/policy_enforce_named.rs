@@ -143,6 +143,28 @@ fn a_pin_file_others_can_read_is_refused() {
         .unwrap();
 }
 
+#[test]
+fn a_pin_file_another_user_owns_or_can_write_is_refused() {
+    let (env, p11, slot) = setup(0o600);
+    let pin_file = env.path().join("token.pin");
+    let s = p11.open_rw_session(slot).unwrap();
+    // Whoever owns it can put another PIN in it (or swap it for a link).
+    std::os::unix::fs::chown(&pin_file, Some(4242), None).unwrap();
+    assert_eq!(
+        code(s.login(UserType::User, Some(&common::pin("alice:alice-secret-1")))),
+        RvError::GeneralError
+    );
+    std::os::unix::fs::chown(&pin_file, Some(0), None).unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o602)).unwrap();
+    assert_eq!(
+        code(s.login(UserType::User, Some(&common::pin("alice:alice-secret-1")))),
+        RvError::GeneralError
+    );
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    s.login(UserType::User, Some(&common::pin("alice:alice-secret-1")))
+        .unwrap();
+}
+
 /// A key registered by the module names the identity that generated it: as the
 /// lifecycle record's actor and as the call record's identity (docs/audit.md).
 #[test]

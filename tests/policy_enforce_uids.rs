@@ -14,6 +14,8 @@ use cryptoki::session::UserType;
 
 const SIGNER_UID: u32 = 4242;
 const OTHER_UID: u32 = 4343;
+/// The group both uids share the store and the trail through (`store.group`).
+const SHARED_GID: u32 = 4545;
 const CHILD_ENV: &str = "KEYWARDEN_TEST_UID_CHILD";
 
 fn policy() -> String {
@@ -38,8 +40,13 @@ ops = ["verify"]
     )
 }
 
-/// Lets another uid read and write everything under `dir` (token, config).
+/// Lets another uid read and write everything under `dir` (token, config), but
+/// the store and the trail, which are shared through a group (`share_with_group`):
+/// a store others can write is refused.
 fn open_up(dir: &Path) {
+    if dir.ends_with("store") || dir.ends_with("audit") {
+        return;
+    }
     let meta = std::fs::metadata(dir).unwrap();
     let mode = if meta.is_dir() { 0o777 } else { 0o666 };
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -80,7 +87,7 @@ fn run_as(uid: u32) -> String {
         .args(["child_signs_with_its_own_uid", "--exact", "--nocapture"])
         .env(CHILD_ENV, "1")
         .uid(uid)
-        .gid(uid)
+        .gid(SHARED_GID)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -104,9 +111,8 @@ fn sign_is_allowed_for_one_uid_and_refused_for_another() {
     }
     let env = common::token_with_signing_key("k");
     env.enforce(&policy());
-    // Enforce mode opens the metadata store read-write in every process: create it
-    // now so that `open_up` makes it (and so the WAL files SQLite derives from its
-    // mode) writable by both uids, as a shared group would in a deployment.
+    // Enforce mode opens the metadata store read-write in every process: both uids
+    // share it (and the trail) through a group, as in a deployment.
     let out = env
         .command(common::keywarden_bin())
         .args(["keys", "list"])
@@ -117,6 +123,7 @@ fn sign_is_allowed_for_one_uid_and_refused_for_another() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    env.share_with_group(SHARED_GID);
     open_up(env.path());
     assert_eq!(run_as(SIGNER_UID), "OK");
     assert_eq!(run_as(OTHER_UID), "KeyFunctionNotPermitted");

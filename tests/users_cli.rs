@@ -30,6 +30,8 @@ impl Env {
             ),
         )
         .unwrap();
+        // What `keywarden init` does: only it creates a store.
+        SqliteStore::create(&dir.path().join("store"), &OpenOptions::default()).unwrap();
         Env { dir, conf }
     }
 
@@ -247,9 +249,16 @@ fn the_config_comes_from_keywarden_conf_and_a_missing_store_dir_fails_closed() {
 fn doctor_reports_the_store() {
     let env = Env::new();
     let db = env.store_dir().join("keywarden.db");
-    let out = text(&env.run(&["doctor"], ""));
-    assert!(out.contains("not created yet"), "{out}");
+    std::fs::remove_file(&db).unwrap();
+    let o = env.run(&["doctor"], "");
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("PROBLEM") && out.contains("does not exist"),
+        "{out}"
+    );
     assert!(!db.exists(), "doctor does not create the store");
+    SqliteStore::create(&env.store_dir(), &OpenOptions::default()).unwrap();
 
     ok(env.run(&["users", "add", "alice"], "alice-secret-1\n"));
     let out = text(&env.run(&["doctor"], ""));

@@ -82,6 +82,8 @@ pub struct AuditConfig {
     /// `buffered` mode: the writer's pause after each write (default [`COALESCE`]),
     /// ended early by a full queue, a flush or a shutdown.
     pub pause: Duration,
+    /// Who shares the trail directory besides its owner (`audit.group`).
+    pub sharing: crate::fsguard::Sharing,
 }
 
 impl AuditConfig {
@@ -97,6 +99,7 @@ impl AuditConfig {
             queue_capacity: 8192,
             retry_capacity: RETRY_CAP,
             pause: COALESCE,
+            sharing: crate::fsguard::Sharing::default(),
         }
     }
 
@@ -108,6 +111,7 @@ impl AuditConfig {
             seal_every_records: s.seal_every_records,
             seal_every: Duration::from_secs(s.seal_every_secs),
             syslog: s.syslog.as_deref().map(SyslogTarget::parse).transpose()?,
+            sharing: s.sharing().map_err(|e| AuditError::Config(e.to_string()))?,
             ..AuditConfig::new(&s.dir)
         })
     }
@@ -117,6 +121,7 @@ impl AuditConfig {
             dir: self.dir.clone(),
             max_file_bytes: self.max_file_bytes.max(1),
             durable: self.mode == Mode::Required,
+            sharing: self.sharing,
         }
     }
 }
@@ -126,7 +131,12 @@ pub fn sealer_from_section(
     s: &crate::config::AuditSection,
 ) -> AuditResult<Option<Arc<dyn Sealer>>> {
     match &s.seal_key_file {
-        Some(path) => Ok(Some(Arc::new(HmacSealer::from_file(path)?))),
+        Some(path) => {
+            let sharing = s.sharing().map_err(|e| AuditError::Config(e.to_string()))?;
+            Ok(Some(Arc::new(HmacSealer::from_file_checked(
+                path, sharing,
+            )?)))
+        }
         None => Ok(None),
     }
 }

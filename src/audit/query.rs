@@ -131,7 +131,8 @@ pub fn read_records(
                 continue;
             }
         }
-        let bytes = std::fs::read(path).map_err(|e| AuditError::io(path.display(), &e))?;
+        let bytes =
+            crate::fsguard::read_nofollow(path).map_err(|e| AuditError::io(path.display(), &e))?;
         for (n, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
             let Some(line) = line.strip_suffix(b"\n") else {
                 break;
@@ -158,7 +159,7 @@ pub fn read_records(
 
 fn first_time(path: &Path) -> Option<Timestamp> {
     use std::io::BufRead;
-    let file = std::fs::File::open(path).ok()?;
+    let file = crate::fsguard::open_nofollow(path).ok()?;
     let mut line = String::new();
     std::io::BufReader::new(file).read_line(&mut line).ok()?;
     let v: RecordView = serde_json::from_str(&line).ok()?;

@@ -94,6 +94,25 @@ impl HmacSealer {
         HmacSealer::new(hex.unwrap_or_else(|| bytes.to_vec()))
     }
 
+    /// Reads the key from a file that only its owner (and the sharing group) can
+    /// read and nobody else can write; a key anyone else could read is refused
+    /// (as ssh refuses such a private key).
+    pub fn from_file_checked(
+        path: &std::path::Path,
+        sharing: crate::fsguard::Sharing,
+    ) -> AuditResult<HmacSealer> {
+        use std::io::Read;
+        let mut file = crate::fsguard::open_checked(path, crate::fsguard::Kind::Secret, sharing)
+            .map_err(|e| AuditError::Config(format!("seal key {e}")))?;
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.read_to_end(&mut bytes)
+            .map_err(|e| AuditError::io(path.display(), &e))?;
+        let hex = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|t| super::chain::from_hex(t.trim()));
+        HmacSealer::new(hex.unwrap_or_else(|| bytes.to_vec()))
+    }
+
     /// The key's public fingerprint.
     pub fn key_id(&self) -> &str {
         &self.key_id

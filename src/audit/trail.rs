@@ -15,18 +15,19 @@
 //! torn last line that the next writer cuts off (it was never acknowledged) and
 //! reports in a `repair` record.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rustix::fs::FlockOperation;
+use rustix::fs::{FlockOperation, OFlags};
 
 use super::chain::{push_line, HeadInfo, Link, Tip, HEAD_SIZE};
 use super::error::{AuditError, AuditResult};
 use super::record::{render_tail, Event, RepairEvent, SealEvent, Timestamp};
 use super::seal::Sealer;
+use crate::fsguard::{FileError, GuardedDir, How, Kind};
 
 /// The head-and-lock file's name.
 pub const HEAD_FILE: &str = "audit.head";
@@ -76,6 +77,8 @@ pub struct TrailOptions {
     pub max_file_bytes: u64,
     /// `fdatasync` every append before it returns (`required` mode).
     pub durable: bool,
+    /// Who shares the directory besides its owner (new files' modes, checks).
+    pub sharing: crate::fsguard::Sharing,
 }
 
 struct Current {
@@ -143,6 +146,9 @@ const KEEP_OUT: usize = 16 << 20;
 /// One process's handle on the trail.
 pub struct Trail {
     opts: TrailOptions,
+    /// The directory, opened without following links: every file is opened
+    /// relative to it with `O_NOFOLLOW` and checked (`fsguard`).
+    dir: GuardedDir,
     head: File,
     cur: Option<Current>,
     tip: Option<Tip>,
@@ -155,14 +161,29 @@ pub struct Trail {
     out: Vec<u8>,
 }
 
-fn open_append(path: &Path) -> AuditResult<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .mode(0o660)
-        .open(path)
-        .map_err(|e| AuditError::io(path.display(), &e))
+/// An unsafe file is a configuration problem (`CKR_GENERAL_ERROR` at
+/// `C_Initialize`); the operating system's refusals stay I/O errors.
+fn refused(e: FileError) -> AuditError {
+    match e {
+        FileError::Unsafe { .. } => AuditError::Config(e.to_string()),
+        FileError::Io { path, errno, .. } if errno != 0 => {
+            AuditError::io(path.display(), &std::io::Error::from_raw_os_error(errno))
+        }
+        e => AuditError::Io(e.to_string()),
+    }
+}
+
+/// Opens (creating) a trail file of `dir` for appending; a link, a foreign owner
+/// or a file others can write is refused.
+fn open_append(dir: &GuardedDir, name: &str) -> AuditResult<File> {
+    dir.open_file(name, How::Append, Kind::Shared)
+        .map_err(refused)
+}
+
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn read_all_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
@@ -210,28 +231,26 @@ impl Trail {
     /// Opens (creating if needed) the trail in `opts.dir`. `process_fields` is the
     /// pre-serialised process context for the records the trail writes itself.
     pub fn open(opts: TrailOptions, process_fields: String) -> AuditResult<Trail> {
-        std::fs::create_dir_all(&opts.dir).map_err(|e| AuditError::io(opts.dir.display(), &e))?;
-        let head_path = opts.dir.join(HEAD_FILE);
-        let open_head = |flags| {
-            OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .mode(0o660)
-                .custom_flags(flags)
-                .open(&head_path)
-        };
+        let dir = GuardedDir::create(&opts.dir, opts.sharing).map_err(refused)?;
         // Every append reads the head just after the last one rewrote it, so with
         // `relatime` each read would also dirty the inode for its access time.
         // `O_NOATIME` is refused (EPERM) on a file another user owns: then without.
-        let head = match open_head(libc::O_NOATIME) {
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => open_head(0),
+        let open_head = |flags| dir.open_file_with(HEAD_FILE, How::ReadWrite, Kind::Shared, flags);
+        let head = match open_head(OFlags::NOATIME) {
+            Err(FileError::Io { denied: true, .. }) => open_head(OFlags::empty()),
             other => other,
         }
-        .map_err(|e| AuditError::io(head_path.display(), &e))?;
+        .map_err(refused)?;
+        // The file the head names is checked now, before the caller changes
+        // anything: a link planted there fails the open, not a later append.
+        let mut buf = [0u8; HEAD_SIZE];
+        let n = read_all_at(&head, &mut buf, 0).map_err(|e| AuditError::io(HEAD_FILE, &e))?;
+        if let Some(info) = HeadInfo::decode(&buf[..n]).filter(|h| is_trail_file(&h.file)) {
+            dir.check(&info.file, Kind::Shared).map_err(refused)?;
+        }
         Ok(Trail {
             opts,
+            dir,
             head,
             cur: None,
             tip: None,
@@ -374,15 +393,13 @@ impl Trail {
         }
         let name = file_name(next_seq, &today);
         let path = self.opts.dir.join(&name);
-        let file = open_append(&path)?;
+        let file = open_append(&self.dir, &name)?;
         let len = file
             .metadata()
             .map_err(|e| AuditError::io(path.display(), &e))?
             .len();
         if self.opts.durable {
-            File::open(&self.opts.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| AuditError::io(self.opts.dir.display(), &e))?;
+            self.dir.sync().map_err(refused)?;
         }
         self.cur = Some(Current { name, file, len });
         // Point the head at the new file before writing into it: a writer that dies
@@ -430,14 +447,21 @@ impl Trail {
         let Some(head) = HeadInfo::decode(bytes) else {
             return self.recover_full();
         };
-        let path = self.opts.dir.join(&head.file);
-        if !path.exists() {
+        // Only a trail file's name, never a path: the head is a hint anyone who
+        // can write the directory could have edited.
+        if !is_trail_file(&head.file)
+            || self
+                .dir
+                .check(&head.file, Kind::Shared)
+                .map_err(refused)?
+                .is_none()
+        {
             return self.recover_full();
         }
         if self.cur.as_ref().map(|c| c.name.as_str()) != Some(head.file.as_str()) {
             self.cur = Some(Current {
                 name: head.file.clone(),
-                file: open_append(&path)?,
+                file: open_append(&self.dir, &head.file)?,
                 len: head.len,
             });
         }
@@ -482,7 +506,7 @@ impl Trail {
         self.tip = None;
         let mut repair = None;
         for path in list_files(&self.opts.dir)?.iter().rev() {
-            let file = open_append(path)?;
+            let file = open_append(&self.dir, &name_of(path))?;
             let len = file
                 .metadata()
                 .map_err(|e| AuditError::io(path.display(), &e))?
@@ -492,10 +516,7 @@ impl Trail {
             }
             let bytes = read_from(&file, 0, len).map_err(|e| AuditError::io(path.display(), &e))?;
             let (tip, complete) = scan(&bytes)?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = name_of(path);
             let mut cur = Current { name, file, len };
             let cut = cut_fragment(&mut cur, path, complete as u64, len)?;
             repair = repair.or(cut);

@@ -176,7 +176,7 @@ struct TimeField {
 }
 
 fn read(path: &Path) -> AuditResult<Vec<u8>> {
-    std::fs::read(path).map_err(|e| AuditError::io(path.display(), &e))
+    crate::fsguard::read_nofollow(path).map_err(|e| AuditError::io(path.display(), &e))
 }
 
 /// Complete lines and the torn fragment after them.
@@ -226,7 +226,7 @@ pub fn verify(
     };
     // The head is read before the files: a writer appending meanwhile only adds
     // records after the one it names.
-    let head = match std::fs::read(dir.join(HEAD_FILE)) {
+    let head = match crate::fsguard::read_nofollow(&dir.join(HEAD_FILE)) {
         Ok(bytes) => HeadInfo::decode(&bytes).and_then(|h| h.tip),
         Err(_) => None,
     };

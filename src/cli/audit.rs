@@ -233,6 +233,7 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
                     token,
                     pin_file: pin_file.as_deref().or(config.backend.pin_file.as_deref()),
                     audit_dir: &dir,
+                    sharing: config.audit.sharing()?,
                     export_existing: *export_existing,
                     rotate: *rotate,
                 })?;

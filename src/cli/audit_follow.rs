@@ -118,7 +118,7 @@ fn len(p: &Path) -> u64 {
 
 /// The length of `p` up to its last complete line, and how many lines that is.
 fn complete_prefix(p: &Path) -> (u64, usize) {
-    let bytes = std::fs::read(p).unwrap_or_default();
+    let bytes = crate::fsguard::read_nofollow(p).unwrap_or_default();
     let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     (
         end as u64,
@@ -144,7 +144,7 @@ impl Cursor {
             return Ok(false);
         }
         let io = |e: std::io::Error| Error::Audit(audit::AuditError::io(self.path.display(), &e));
-        let mut file = std::fs::File::open(&self.path).map_err(io)?;
+        let mut file = crate::fsguard::open_nofollow(&self.path).map_err(io)?;
         file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
         let mut fresh = Vec::new();
         file.read_to_end(&mut fresh).map_err(io)?;

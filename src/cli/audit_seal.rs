@@ -29,6 +29,8 @@ pub(super) struct SealKeyRequest<'a> {
     pub pin_file: Option<&'a Path>,
     /// Where `seal-key.pub` goes.
     pub audit_dir: &'a Path,
+    /// Who shares the audit directory (`audit.group`).
+    pub sharing: crate::fsguard::Sharing,
     /// The key exists already: only write its public half again.
     pub export_existing: bool,
     /// The key was lost: make a new one, keeping the old `seal-key.pub` as
@@ -128,9 +130,14 @@ pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, Pa
     let verifier = EcdsaVerifier::from_point(&point).map_err(Error::Audit)?;
     self_test(&session, &verifier)?;
     let file = SealPubFile::new(&verifier.point(), Some(req.token));
-    std::fs::create_dir_all(req.audit_dir)
-        .map_err(|e| Error::Config(format!("cannot create {}: {e}", req.audit_dir.display())))?;
-    std::fs::write(&pub_path, file.render().map_err(Error::Audit)?)
+    // Relative to the checked directory, never through a link planted in it.
+    let name = pub_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rendered = file.render().map_err(Error::Audit)?;
+    crate::fsguard::GuardedDir::create(req.audit_dir, req.sharing)
+        .and_then(|d| d.replace(&name, rendered.as_bytes()))
         .map_err(|e| Error::Config(format!("cannot write {}: {e}", pub_path.display())))?;
     let _ = session.logout();
     Ok((file, pub_path))

@@ -55,6 +55,9 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
     if config.store.dir.is_dir() && !check_store(&config, policy.as_ref()) {
         healthy = false;
     }
+    if !super::doctor_files::check(&config) {
+        healthy = false;
+    }
     let module = &config.backend.module;
     println!("backend:  {}", module.display());
     match crate::backend::inspect_module(module) {
@@ -80,15 +83,11 @@ pub(super) fn run(config: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 /// Opens the store (migrating it if it is older), checks its integrity and counts
-/// what it holds. A store not created yet is not a problem: the first use creates it,
-/// and a check should not.
+/// what it holds. A missing store is a problem: only `keywarden init` creates one,
+/// and a check must not.
 fn check_store(config: &Config, policy: Option<&crate::policy::Policy>) -> bool {
     use crate::store::{Store, DB_FILE, SCHEMA_VERSION};
     let db = config.store.dir.join(DB_FILE);
-    if !db.exists() {
-        println!("  {}: not created yet (created on first use)", db.display());
-        return true;
-    }
     let report = crate::store::open(&config.store).and_then(|s| {
         let version = s.schema_version()?;
         s.integrity_check()?;
@@ -106,13 +105,54 @@ fn check_store(config: &Config, policy: Option<&crate::policy::Policy>) -> bool 
                 snap.versions.len()
             );
             lifecycle_summary(&snap, policy);
-            true
+            pending_revocations(config, &snap)
         }
         Err(e) => {
             println!("  PROBLEM: {e}");
             false
         }
     }
+}
+
+/// Versions the revocation file names that the store does not have compromised
+/// (a `keys compromise` that found the store locked): enforced by the module, but
+/// to be written to the store.
+fn pending_revocations(config: &Config, snap: &crate::store::Snapshot) -> bool {
+    use crate::store::KeyState;
+    let sharing = match crate::store::OpenOptions::from_config(&config.store) {
+        Ok(o) => o.sharing,
+        Err(e) => {
+            println!("  PROBLEM: {e}");
+            return false;
+        }
+    };
+    let revoked = match crate::store::revoked(&config.store.dir, sharing) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("  PROBLEM: {e} (the module refuses every key use until it is fixed)");
+            return false;
+        }
+    };
+    let mut healthy = true;
+    for v in snap.versions.iter().filter(|v| revoked.contains(&v.id)) {
+        if !matches!(v.state, KeyState::Compromised | KeyState::Destroyed) {
+            let label = snap
+                .keys
+                .iter()
+                .find(|k| k.id == v.key_id)
+                .map_or("?", |k| k.label.as_str());
+            println!(
+                "  PROBLEM: {} names {label:?} version {} as compromised, the store has it {}: \
+                 enforced by the module; fix: keywarden keys compromise --version {} --reason R {label}",
+                crate::store::REVOKED_FILE,
+                v.version,
+                v.state,
+                v.version
+            );
+            healthy = false;
+        }
+    }
+    healthy
 }
 
 /// Keys by the state of their current version, and how many are due under the

@@ -20,10 +20,13 @@ pub(super) struct InitArgs<'a> {
     pub audit_token: Option<&'a str>,
     /// The user PIN's file for `audit_token`.
     pub pin_file: Option<&'a Path>,
+    /// `store.group` and `audit.group`.
+    pub group: Option<&'a str>,
 }
 
 /// Writes DIR/keywarden.toml (and, for the baseline profile, DIR/policy.toml) and
-/// creates DIR/store and DIR/audit, then (with `--audit-token`) creates the audit
+/// creates DIR/store (with an empty store: the only command that creates one) and
+/// DIR/audit, owner-only or shared with `--group`, then (with `--audit-token`) creates the audit
 /// seal key, and prints the `export KEYWARDEN_CONF=...` line.
 pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
     let (profile, force) = (args.profile, args.force);
@@ -42,11 +45,6 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
             existing.display()
         )));
     }
-    for sub in ["store", "audit"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
-            Error::Config(format!("cannot create {}: {e}", dir.join(sub).display()))
-        })?;
-    }
     let seal_pin = match (args.audit_token, args.pin_file) {
         (Some(_), Some(f)) => Some(absolute(f)?),
         _ => None,
@@ -57,9 +55,19 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
         profile,
         args.audit_token,
         seal_pin.as_deref(),
+        args.group,
     );
     // What we write must be what the module accepts.
     let config = Config::parse(&text)?;
+    for (sub, sharing) in [
+        (&config.store.dir, config.store.sharing()?),
+        (&config.audit.dir, config.audit.sharing()?),
+    ] {
+        crate::fsguard::GuardedDir::create(sub, sharing)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", sub.display())))?;
+    }
+    // The store exists from here on: any later opener refuses a missing one.
+    crate::store::create(&config.store)?;
     // The new trail records this init; opened before anything is written.
     let au = super::admin_audit::CliAudit::open(&config)?;
     let result = write_all(args, &dir, &backend, &text);
@@ -102,6 +110,7 @@ fn write_all(args: &InitArgs<'_>, dir: &Path, backend: &Path, text: &str) -> Res
                 token,
                 pin_file: args.pin_file,
                 audit_dir: &dir.join("audit"),
+                sharing: crate::fsguard::Sharing::from_group(args.group).map_err(Error::Config)?,
                 export_existing: false,
                 rotate: false,
             })?;
@@ -128,7 +137,12 @@ fn render(
     profile: Profile,
     audit_token: Option<&str>,
     seal_pin: Option<&Path>,
+    group: Option<&str>,
 ) -> String {
+    let group = match group {
+        Some(g) => format!("group = {}", toml::Value::String(g.to_owned())),
+        None => "# group = \"keywarden\"".to_owned(),
+    };
     let seal_token = match audit_token {
         Some(label) => format!("seal_token = {}", toml::Value::String(label.to_owned())),
         None => "# seal_token = \"audit-token\"".to_owned(),
@@ -177,6 +191,11 @@ dir = {store}
 # How long (ms) to wait for another process's write to the store before failing;
 # 1 to 30000.
 # busy_timeout_ms = 2000
+# The Unix group (name or gid) shared by the application user(s) and the
+# administrator: the directory is then 2770 and its files 0660 in that group.
+# Without it everything is owner-only (0700/0600). A file or directory anyone
+# else can write (or read, for the store) is refused.
+{group}
 
 [audit]
 # Audit trail directory. Absolute path. Files: audit-<first seq>-<YYYYMMDD>.jsonl
@@ -206,6 +225,8 @@ dir = {audit}
 # The seal key is private: the module logs in to that token with the user PIN
 # in this file (absolute, mode 0600) to seal. Default: backend.pin_file.
 {seal_pin}
+# As store.group, for this directory and the software seal key.
+{group}
 "#,
         backend = quoted(backend),
         store = quoted(&dir.join("store")),
@@ -225,6 +246,7 @@ mod tests {
             Profile::Transparent,
             None,
             None,
+            None,
         );
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.audit.seal_token, None);
@@ -237,7 +259,8 @@ mod tests {
             .replace("# syslog =", "syslog =")
             .replace("# seal_key_file =", "seal_key_file =")
             .replace("# seal_token =", "seal_token =")
-            .replace("# seal_pin_file =", "seal_pin_file =");
+            .replace("# seal_pin_file =", "seal_pin_file =")
+            .replace("# group =", "group =");
         assert_eq!(Config::parse(&all).unwrap().audit.rotate_mb, 64);
         assert_eq!(c.backend.module, PathBuf::from("/usr/lib/x.so"));
         assert_eq!(c.policy.mode, crate::config::PolicyMode::Transparent);
@@ -247,9 +270,12 @@ mod tests {
             Profile::Baseline,
             Some("audit \"tok\""),
             Some(Path::new("/etc/kw/audit.pin")),
+            Some("kw"),
         );
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.audit.seal_token.as_deref(), Some("audit \"tok\""));
+        assert_eq!(c.store.group.as_deref(), Some("kw"));
+        assert_eq!(c.audit.group.as_deref(), Some("kw"));
         assert_eq!(
             c.audit.seal_pin_file.as_deref(),
             Some(Path::new("/etc/kw/audit.pin"))

@@ -7,9 +7,11 @@ mod audit;
 mod audit_follow;
 mod audit_seal;
 mod doctor;
+mod doctor_files;
 mod explain;
 mod init;
 mod keys;
+mod locks;
 mod policy;
 mod users;
 
@@ -53,6 +55,11 @@ enum Command {
         /// default: standard input.
         #[arg(long, requires = "audit_token")]
         pin_file: Option<PathBuf>,
+        /// Unix group (name or gid) shared by the application user(s) and the
+        /// administrator: store/ and audit/ become 2770 and their files 0660 in
+        /// it (`store.group`, `audit.group`). Default: owner-only (0700/0600).
+        #[arg(long)]
+        group: Option<String>,
     },
     /// Check the configuration and the backend, and say what is wrong.
     Doctor {
@@ -103,6 +110,7 @@ pub fn main() -> ExitCode {
             force,
             audit_token,
             pin_file,
+            group,
         } => init::run(&init::InitArgs {
             dir: &dir,
             backend: &backend,
@@ -110,6 +118,7 @@ pub fn main() -> ExitCode {
             force,
             audit_token: audit_token.as_deref(),
             pin_file: pin_file.as_deref(),
+            group: group.as_deref(),
         }),
         Command::Doctor { config } => doctor::run(config),
         Command::Users { config, command } => users::run(config, command),

@@ -97,6 +97,9 @@ struct Flusher {
 pub(super) struct Lifecycle {
     store: SqliteStore,
     pub(super) dir: PathBuf,
+    sharing: crate::fsguard::Sharing,
+    /// The versions the revocation side file names (`store::revoked`), as last read.
+    revoked: Mutex<Arc<HashSet<VersionId>>>,
     watcher: ChangeWatcher,
     index: ArcSwap<LifecycleIndex>,
     /// The last re-read failed: refuse until one succeeds.
@@ -134,17 +137,22 @@ impl Lifecycle {
         clock: Arc<dyn Clock>,
     ) -> Result<Lifecycle> {
         let store = crate::store::open(config)?;
+        let sharing = crate::store::OpenOptions::from_config(config)?.sharing;
         let stamp = store
             .change_stamp()
             .unwrap_or_else(|| config.dir.join(crate::store::STAMP_FILE));
         // The watcher first: a change between it and the snapshot is then seen.
-        let watcher = ChangeWatcher::new(stamp, DEFAULT_POLL, DEFAULT_RESYNC);
-        let index = LifecycleIndex::new(store.snapshot()?);
+        let watcher = ChangeWatcher::new(stamp, DEFAULT_POLL, DEFAULT_RESYNC)
+            .also_watching(config.dir.join(crate::store::REVOKED_FILE));
+        let revoked = crate::store::revoked(&config.dir, sharing)?;
+        let index = LifecycleIndex::new(with_revoked(store.snapshot()?, &revoked));
         let usage = Arc::new(UsageAccumulator::new());
         let flusher = spawn_flusher(config, Arc::clone(&usage));
         Ok(Lifecycle {
             store,
             dir: config.dir.clone(),
+            sharing,
+            revoked: Mutex::new(Arc::new(revoked)),
             watcher,
             index: ArcSwap::from_pointee(index),
             stale: AtomicBool::new(false),
@@ -167,15 +175,19 @@ impl Lifecycle {
         self.clock.unix_seconds()
     }
 
-    /// Re-reads the store if `change_seq` moved; on failure marks the index stale
-    /// (fail closed) and makes the watcher ask again at the next call.
+    /// Re-reads the store if `change_seq` moved or the revocation side file
+    /// changed; on failure marks the index stale (fail closed) and makes the
+    /// watcher ask again at the next call.
     pub(super) fn reload(&self) {
         let have = self.index.load().change_seq();
-        let result = self.store.change_seq().and_then(|seq| {
-            if seq != have {
-                let index = LifecycleIndex::new(self.store.snapshot()?);
+        let result = crate::store::revoked(&self.dir, self.sharing).and_then(|revoked| {
+            let seq = self.store.change_seq()?;
+            let mut known = self.revoked.lock();
+            if seq != have || **known != revoked {
+                let index = LifecycleIndex::new(with_revoked(self.store.snapshot()?, &revoked));
                 log::debug!("lifecycle index reloaded (change {have} -> {seq})");
                 self.index.store(Arc::new(index));
+                *known = Arc::new(revoked);
             }
             Ok(())
         });
@@ -324,6 +336,26 @@ impl Drop for Lifecycle {
     fn drop(&mut self) {
         self.stop_flusher();
     }
+}
+
+/// The snapshot with every version the revocation side file names made
+/// compromised (unless the store already has it compromised or destroyed).
+fn with_revoked(
+    mut snap: crate::store::Snapshot,
+    revoked: &HashSet<VersionId>,
+) -> crate::store::Snapshot {
+    if revoked.is_empty() {
+        return snap;
+    }
+    for v in &mut snap.versions {
+        if revoked.contains(&v.id)
+            && !matches!(v.state, KeyState::Compromised | KeyState::Destroyed)
+        {
+            v.state = KeyState::Compromised;
+            v.compromised_at = Some(v.state_changed_at);
+        }
+    }
+    snap
 }
 
 fn spawn_flusher(

@@ -265,7 +265,7 @@ fn managed(store: &SqliteStore, token: &FakeToken) -> crate::store::ManagedKey {
 #[test]
 fn rotation_commits_and_dates_the_previous_version() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let store = SqliteStore::create(dir.path(), &OpenOptions::default()).unwrap();
     let token = FakeToken::default();
     let key = managed(&store, &token);
     let id = new_cka_id().unwrap();
@@ -301,8 +301,8 @@ fn rotation_commits_and_dates_the_previous_version() {
 #[test]
 fn losing_the_store_race_destroys_the_new_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
-    let other = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let store = SqliteStore::create(dir.path(), &OpenOptions::default()).unwrap();
+    let other = SqliteStore::create(dir.path(), &OpenOptions::default()).unwrap();
     let token = FakeToken::default();
     let key = managed(&store, &token);
     let mine = new_cka_id().unwrap();
@@ -334,7 +334,7 @@ fn losing_the_store_race_destroys_the_new_objects() {
 #[test]
 fn reconcile_removes_only_unrecorded_rotation_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let store = SqliteStore::create(dir.path(), &OpenOptions::default()).unwrap();
     let token = FakeToken::default();
     let key = managed(&store, &token);
     let live = new_cka_id().unwrap();
@@ -411,7 +411,7 @@ fn a_rotation_writes_its_intent_before_generating_and_commits_it_away() {
 #[test]
 fn index_answers_the_gateway_without_a_query() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let store = SqliteStore::create(dir.path(), &OpenOptions::default()).unwrap();
     let token = FakeToken::default();
     let key = managed(&store, &token);
     let v2 = new_cka_id().unwrap();
@@ -470,7 +470,7 @@ fn index_answers_the_gateway_without_a_query() {
 #[test]
 fn index_applies_the_cryptoperiod_of_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let store = SqliteStore::create(dir.path(), &OpenOptions::default()).unwrap();
     let token = FakeToken::default();
     let key = managed(&store, &token);
     let v2 = new_cka_id().unwrap();

@@ -25,16 +25,18 @@ pub const DEFAULT_POLL: Duration = Duration::from_millis(200);
 /// How often it asks for a `change_seq` read regardless, by default.
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(1);
 
-/// Rewrites the stamp with `seq`. Failure is logged, not returned: the change is
-/// already committed, and watchers' resync still picks it up.
-pub(crate) fn publish(stamp: &Path, seq: u64) {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = stamp.with_extension(format!("{}.{n}.tmp", std::process::id()));
-    let result =
-        std::fs::write(&tmp, format!("{seq}\n")).and_then(|()| std::fs::rename(&tmp, stamp));
+/// Rewrites the stamp with `seq` (a fresh file renamed over it, created and
+/// renamed relative to the checked directory, never through a link). Failure is
+/// logged, not returned: the change is already committed, and watchers' resync
+/// still picks it up.
+pub(crate) fn publish(stamp: &Path, seq: u64, sharing: crate::fsguard::Sharing) {
+    let (Some(dir), Some(name)) = (stamp.parent(), stamp.file_name().and_then(|n| n.to_str()))
+    else {
+        return;
+    };
+    let result = crate::fsguard::GuardedDir::open(dir, sharing)
+        .and_then(|d| d.replace(name, format!("{seq}\n").as_bytes()));
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
         log::warn!(
             "cannot update the change stamp {}: {e}; other processes will see the change at their next resync",
             stamp.display()
@@ -68,6 +70,8 @@ fn signature(path: &Path) -> u64 {
 #[derive(Debug)]
 pub struct ChangeWatcher {
     path: PathBuf,
+    /// A second file watched the same way (the revocation side file).
+    also: Option<PathBuf>,
     poll_ns: u64,
     resync_ns: u64,
     /// `coarse_clock::monotonic_nanos` when it was made.
@@ -88,12 +92,28 @@ impl ChangeWatcher {
         let signature = signature(&stamp);
         ChangeWatcher {
             path: stamp,
+            also: None,
             poll_ns: nanos(poll),
             resync_ns: nanos(resync),
             origin: crate::coarse_clock::monotonic_nanos(),
             next_poll: AtomicU64::new(nanos(poll)),
             last_signal: AtomicU64::new(0),
             signature: AtomicU64::new(signature),
+        }
+    }
+
+    /// Watches `path` too (its changes signal like the stamp's).
+    pub fn also_watching(mut self, path: PathBuf) -> ChangeWatcher {
+        self.also = Some(path);
+        self.signature.store(self.current(), Ordering::Release);
+        self
+    }
+
+    fn current(&self) -> u64 {
+        let sig = signature(&self.path);
+        match &self.also {
+            Some(p) => sig ^ signature(p).rotate_left(1),
+            None => sig,
         }
     }
 
@@ -118,7 +138,7 @@ impl ChangeWatcher {
         {
             return false; // another thread is polling
         }
-        let sig = signature(&self.path);
+        let sig = self.current();
         let changed = self.signature.swap(sig, Ordering::AcqRel) != sig;
         let quiet_for = now.saturating_sub(self.last_signal.load(Ordering::Acquire));
         if changed || quiet_for >= self.resync_ns {
@@ -156,7 +176,7 @@ mod tests {
     fn a_publish_is_seen_within_the_poll_interval_and_silence_is_quiet() {
         let dir = tempfile::tempdir().unwrap();
         let stamp = dir.path().join("keywarden.changes");
-        publish(&stamp, 1);
+        publish(&stamp, 1, Default::default());
         let w = ChangeWatcher::new(
             stamp.clone(),
             Duration::from_millis(50),
@@ -164,12 +184,12 @@ mod tests {
         );
         // Nothing changed: many checks, no signal.
         assert_eq!(wait_for(&w, Duration::from_millis(300)), None);
-        publish(&stamp, 2);
+        publish(&stamp, 2, Default::default());
         let seen = wait_for(&w, Duration::from_secs(2)).expect("change seen");
         assert!(seen < Duration::from_millis(200), "{seen:?}");
         assert_eq!(std::fs::read_to_string(&stamp).unwrap(), "2\n");
         // The same content rewritten is still a change (new inode, new times).
-        publish(&stamp, 2);
+        publish(&stamp, 2, Default::default());
         assert!(wait_for(&w, Duration::from_secs(2)).is_some());
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -179,7 +199,7 @@ mod tests {
     fn resync_signals_without_a_change_and_force_signals_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let stamp = dir.path().join("keywarden.changes");
-        publish(&stamp, 1);
+        publish(&stamp, 1, Default::default());
         let w = ChangeWatcher::new(stamp, Duration::from_millis(10), Duration::from_millis(150));
         let seen = wait_for(&w, Duration::from_secs(2)).expect("resync");
         assert!(seen >= Duration::from_millis(100), "{seen:?}");
@@ -191,13 +211,13 @@ mod tests {
     fn only_one_thread_gets_the_signal() {
         let dir = tempfile::tempdir().unwrap();
         let stamp = dir.path().join("keywarden.changes");
-        publish(&stamp, 1);
+        publish(&stamp, 1, Default::default());
         let w = ChangeWatcher::new(
             stamp.clone(),
             Duration::from_millis(20),
             Duration::from_secs(60),
         );
-        publish(&stamp, 2);
+        publish(&stamp, 2, Default::default());
         std::thread::sleep(Duration::from_millis(40));
         let hits = AtomicU64::new(0);
         std::thread::scope(|s| {

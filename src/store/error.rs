@@ -18,6 +18,15 @@ pub enum StoreError {
     /// `store.dir` does not exist or is not a directory.
     #[error("store directory {0} does not exist or is not a directory (create it, or run `keywarden init`)")]
     MissingDir(PathBuf),
+    /// `keywarden.db` does not exist. Only `keywarden init` creates a store: one
+    /// that vanished is an error, never a fresh empty store (whose keys and
+    /// identities would all be gone).
+    #[error("store {} does not exist; nothing is created implicitly (restore it from a backup, or run `keywarden init` for a new store)", .0.display())]
+    Missing(PathBuf),
+    /// A file or the directory of the store is not safe to use (a link, a
+    /// foreign owner, writable or readable by others).
+    #[error("store file {0}")]
+    Unsafe(String),
     /// Another process held the write lock longer than the configured busy timeout.
     #[error("store {path} is locked by another process for longer than {timeout_ms} ms")]
     Locked {

@@ -8,7 +8,7 @@ use crate::store::{OpenOptions, SqliteStore};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let s = SqliteStore::create(dir.path(), &OpenOptions::default()).unwrap();
     (dir, s)
 }
 

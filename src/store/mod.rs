@@ -31,6 +31,7 @@
 mod changes;
 mod error;
 pub mod identity;
+mod revoked;
 mod schema;
 mod sqlite;
 mod types;
@@ -40,6 +41,7 @@ use std::path::PathBuf;
 
 pub use changes::{ChangeWatcher, DEFAULT_POLL, DEFAULT_RESYNC};
 pub use error::StoreError;
+pub use revoked::{revoke, revoked, REVOKED_FILE};
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::{OpenOptions, SqliteStore, DB_FILE, STAMP_FILE};
 pub use types::*;
@@ -50,7 +52,13 @@ pub type StoreResult<T> = std::result::Result<T, StoreError>;
 
 /// Opens the store the configuration names.
 pub fn open(config: &crate::config::StoreConfig) -> StoreResult<SqliteStore> {
-    SqliteStore::open(&config.dir, &OpenOptions::from_config(config))
+    SqliteStore::open(&config.dir, &OpenOptions::from_config(config)?)
+}
+
+/// Opens the store the configuration names, creating `keywarden.db` when it does
+/// not exist yet: `keywarden init` only (every other opener refuses a missing store).
+pub fn create(config: &crate::config::StoreConfig) -> StoreResult<SqliteStore> {
+    SqliteStore::create(&config.dir, &OpenOptions::from_config(config)?)
 }
 
 /// The metadata store. Each method is one short transaction; writers take the write

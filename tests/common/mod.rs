@@ -85,6 +85,29 @@ impl TestEnv {
         self.dir.path()
     }
 
+    /// Shares store/ and audit/ with the Unix group `gid` (as `keywarden init
+    /// --group` does): `group = "GID"` in `[store]` and `[audit]`, the directories
+    /// 2770 and their files 0660 in that group. Processes run with that group
+    /// (`CommandExt::gid`) may then use them; nobody else may.
+    pub fn share_with_group(&self, gid: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let conf = std::fs::read_to_string(&self.keywarden_conf).expect("read config");
+        let conf = conf.replace("\n[audit]\n", &format!("\ngroup = \"{gid}\"\n\n[audit]\n"))
+            + &format!("group = \"{gid}\"\n");
+        std::fs::write(&self.keywarden_conf, conf).expect("write config");
+        for sub in ["store", "audit"] {
+            let dir = self.path().join(sub);
+            std::os::unix::fs::chown(&dir, None, Some(gid)).expect("chgrp");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770)).expect("chmod");
+            for e in std::fs::read_dir(&dir).expect("read dir") {
+                let p = e.expect("entry").path();
+                std::os::unix::fs::chown(&p, None, Some(gid)).expect("chgrp");
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o660))
+                    .expect("chmod");
+            }
+        }
+    }
+
     /// A command with this test's environment (for real clients run as subprocesses).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);

@@ -4,6 +4,7 @@
 //! (with `cryptoki`, see `token`) only for what lives on it: generating, dating and
 //! destroying objects, and finding keys to adopt.
 
+mod compromise;
 mod reconcile;
 mod token;
 mod view;
@@ -489,8 +490,13 @@ fn change_state(cx: &Ctx, au: &CliAudit, a: &StateArgs, to: KeyState) -> Result<
         None => current(&versions),
     }
     .ok_or_else(|| StoreError::NotFound(format!("a version of {:?} to make {to}", a.label)))?;
-    // The store first: that is what running modules enforce, within a second.
-    let changed = cx.store.set_state(v.id, to, Some(&a.reason), cx.now)?;
+    // The store: that is what running modules enforce, within a second (a
+    // compromise also through the revocation file, whatever holds the store).
+    let changed = if to == KeyState::Compromised {
+        compromise::compromise(cx, v, &a.label, &a.reason)?
+    } else {
+        cx.store.set_state(v.id, to, Some(&a.reason), cx.now)?
+    };
     let verb = match to {
         KeyState::Suspended => "suspend",
         KeyState::Active => "resume",

@@ -454,25 +454,20 @@ pub(crate) fn read_pin(file: Option<&Path>) -> Result<Zeroizing<String>> {
     let mut line = Zeroizing::new(String::new());
     match file {
         Some(f) => {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(f)
-                .map_err(|e| {
-                    Error::Config(format!("cannot read the PIN file {}: {e}", f.display()))
-                })?
-                .permissions()
-                .mode();
-            // The same rule as the module's backend.pin_file: a PIN others can read
-            // is not a secret any more.
-            if mode & 0o077 != 0 {
-                return Err(Error::Config(format!(
-                    "the PIN file {} is accessible to group or others (mode {:o}); chmod 600 it",
-                    f.display(),
-                    mode & 0o777
-                )));
-            }
-            let text = Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+            // The same rule as the module's backend.pin_file: owner-only (a PIN
+            // others can read is not a secret any more), owned by this user or
+            // root, nobody else may write it.
+            use std::io::Read;
+            let mut file = crate::fsguard::open_checked(
+                f,
+                crate::fsguard::Kind::Secret,
+                crate::fsguard::Sharing::default(),
+            )
+            .map_err(|e| Error::Config(format!("the PIN file {e}")))?;
+            let mut text = Zeroizing::new(String::new());
+            file.read_to_string(&mut text).map_err(|e| {
                 Error::Config(format!("cannot read the PIN file {}: {e}", f.display()))
-            })?);
+            })?;
             line.push_str(text.lines().next().unwrap_or(""));
         }
         None if std::io::stdin().is_terminal() => {

@@ -48,22 +48,28 @@ pub struct OpenOptions {
     /// How long a writer waits for another process's write lock before failing with
     /// [`StoreError::Locked`].
     pub busy_timeout: Duration,
+    /// Who shares the directory besides its owner (`store.group`).
+    pub sharing: crate::fsguard::Sharing,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             busy_timeout: Duration::from_millis(crate::config::DEFAULT_BUSY_TIMEOUT_MS),
+            sharing: crate::fsguard::Sharing::default(),
         }
     }
 }
 
 impl OpenOptions {
     /// The options the configuration asks for.
-    pub fn from_config(config: &crate::config::StoreConfig) -> OpenOptions {
-        OpenOptions {
+    pub fn from_config(config: &crate::config::StoreConfig) -> StoreResult<OpenOptions> {
+        Ok(OpenOptions {
             busy_timeout: Duration::from_millis(config.busy_timeout_ms),
-        }
+            sharing: config
+                .sharing()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+        })
     }
 }
 
@@ -72,6 +78,7 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     ctx: Ctx,
     dir: PathBuf,
+    sharing: crate::fsguard::Sharing,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -83,18 +90,30 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating and migrating if needed) `<dir>/keywarden.db`.
+    /// Opens (migrating if needed) `<dir>/keywarden.db`, which must exist
+    /// ([`StoreError::Missing`] otherwise).
     pub fn open(dir: &Path, options: &OpenOptions) -> StoreResult<SqliteStore> {
-        let (conn, ctx) = open::open(dir, options)?;
+        SqliteStore::open_or_create(dir, options, false)
+    }
+
+    /// Opens `<dir>/keywarden.db`, creating it first if it does not exist
+    /// (`keywarden init`).
+    pub fn create(dir: &Path, options: &OpenOptions) -> StoreResult<SqliteStore> {
+        SqliteStore::open_or_create(dir, options, true)
+    }
+
+    fn open_or_create(dir: &Path, options: &OpenOptions, create: bool) -> StoreResult<SqliteStore> {
+        let (conn, ctx) = open::open(dir, options, create)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
             ctx,
             dir: dir.to_path_buf(),
+            sharing: options.sharing,
         };
         // A first opener creates the stamp so watchers have something to stat.
         if !store.stamp_path().exists() {
             let seq = store.change_seq()?;
-            changes::publish(&store.stamp_path(), seq);
+            changes::publish(&store.stamp_path(), seq, store.sharing);
         }
         Ok(store)
     }
@@ -136,7 +155,7 @@ impl SqliteStore {
         drop(conn);
         if after != before {
             // After the commit: a watcher woken by the stamp must find the new rows.
-            changes::publish(&self.stamp_path(), after);
+            changes::publish(&self.stamp_path(), after, self.sharing);
         }
         Ok(out)
     }

@@ -7,24 +7,71 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::errors::{Ctx, Fail};
 use super::{OpenOptions, DB_FILE};
+use crate::fsguard::{FileError, GuardedDir, How, Kind};
 use crate::store::schema::{APPLICATION_ID, MIGRATIONS};
 use crate::store::{StoreError, StoreResult};
 
-/// Opens and migrates `<dir>/keywarden.db`.
-pub(super) fn open(dir: &Path, options: &OpenOptions) -> StoreResult<(Connection, Ctx)> {
-    // Checked first: SQLite would only say "unable to open database file".
-    if !dir.is_dir() {
-        return Err(StoreError::MissingDir(dir.to_path_buf()));
-    }
+/// The files SQLite opens by path beside the database: checked (never followed)
+/// before it does.
+pub(super) const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Opens and migrates `<dir>/keywarden.db`; with `create`, makes it first when it
+/// does not exist (only `keywarden init` does: a store that vanished must not come
+/// back empty).
+pub(super) fn open(
+    dir: &Path,
+    options: &OpenOptions,
+    create: bool,
+) -> StoreResult<(Connection, Ctx)> {
+    // SQLite opens its files by path: the directory and each file it may open are
+    // checked first (no links, no foreign owners, nothing others can write). The
+    // directory is writable by trusted users only, so nobody else can swap a file
+    // between the check and SQLite's open.
+    let guarded = guard(dir, options)?;
     let path = dir.join(DB_FILE);
+    let unsafe_file = |e: FileError| match e {
+        FileError::Io {
+            detail,
+            denied: true,
+            ..
+        } => StoreError::ReadOnly {
+            path: path.clone(),
+            detail,
+        },
+        FileError::Io { detail, .. } => StoreError::Other {
+            path: path.clone(),
+            detail,
+        },
+        e => StoreError::Unsafe(e.to_string()),
+    };
+    for side in SIDE_FILES {
+        guarded
+            .check(&format!("{DB_FILE}{side}"), Kind::Private)
+            .map_err(unsafe_file)?;
+    }
+    if guarded
+        .check(DB_FILE, Kind::Private)
+        .map_err(unsafe_file)?
+        .is_none()
+    {
+        if !create {
+            return Err(StoreError::Missing(path));
+        }
+        // Made here, with its mode, rather than by SQLite (which would use the
+        // umask); its WAL and shared-memory files take the same mode.
+        match guarded.open_file(DB_FILE, How::CreateNew, Kind::Private) {
+            Ok(_) => {}
+            Err(FileError::Io { detail, .. }) if detail.contains("exists") => {}
+            Err(e) => return Err(unsafe_file(e)),
+        }
+    }
     let ctx = Ctx {
         path: path.clone(),
         timeout_ms: u64::try_from(options.busy_timeout.as_millis()).unwrap_or(u64::MAX),
     };
     // No SQLITE_OPEN_URI: the path is a path, never parsed for options.
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    // Never SQLITE_OPEN_CREATE: the file exists (checked above).
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(&path, flags).map_err(|e| ctx.sql(e))?;
     // When several processes open a fresh store at once, switching it to WAL needs an
     // exclusive lock, and SQLite answers SQLITE_BUSY without calling the busy handler
@@ -45,6 +92,21 @@ pub(super) fn open(dir: &Path, options: &OpenOptions) -> StoreResult<(Connection
             Ok(_) => return Ok((conn, ctx)),
         }
     }
+}
+
+/// Opens and checks the store directory.
+pub(super) fn guard(dir: &Path, options: &OpenOptions) -> StoreResult<GuardedDir> {
+    GuardedDir::open(dir, options.sharing).map_err(|e| match e {
+        FileError::Missing(_) => StoreError::MissingDir(dir.to_path_buf()),
+        FileError::Io { detail, .. } if detail.contains("Not a directory") => {
+            StoreError::MissingDir(dir.to_path_buf())
+        }
+        FileError::Io { detail, .. } => StoreError::Other {
+            path: dir.to_path_buf(),
+            detail,
+        },
+        e => StoreError::Unsafe(e.to_string()),
+    })
 }
 
 pub(super) fn configure(conn: &Connection, options: &OpenOptions) -> Result<(), Fail> {

@@ -12,7 +12,7 @@ use crate::store::schema::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};
 use crate::store::{Classification, Store};
 
 pub(super) fn open_in(dir: &Path) -> SqliteStore {
-    SqliteStore::open(dir, &OpenOptions::default()).unwrap()
+    SqliteStore::create(dir, &OpenOptions::default()).unwrap()
 }
 
 pub(super) fn fresh() -> (tempfile::TempDir, SqliteStore) {
@@ -40,8 +40,17 @@ pub(super) fn new_version(cka_id: &[u8]) -> NewVersion {
     }
 }
 
+/// A connection of another program (which makes the file with the umask's mode:
+/// narrowed to the owner, as `keywarden init` would have made it).
 fn raw(dir: &Path) -> Connection {
-    Connection::open(dir.join(DB_FILE)).unwrap()
+    let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+    owner_only(&dir.join(DB_FILE));
+    conn
+}
+
+fn owner_only(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 // --- opening and migrations ---
@@ -190,12 +199,57 @@ fn a_missing_directory_or_a_file_in_its_place_is_refused() {
 }
 
 #[test]
+fn a_deleted_store_is_refused_not_recreated_empty() {
+    let (d, s) = fresh();
+    s.create_key(&new_key("k"), 1).unwrap();
+    drop(s);
+    for f in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(d.path().join(format!("{DB_FILE}{f}")));
+    }
+    let err = SqliteStore::open(d.path(), &OpenOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Missing(_)), "{err:?}");
+    assert!(err.to_string().contains("keywarden init"), "{err}");
+    assert!(!d.path().join(DB_FILE).exists(), "nothing created");
+}
+
+#[test]
+fn a_symlinked_or_foreign_database_file_is_refused() {
+    let (d, s) = fresh();
+    drop(s);
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("target");
+    std::fs::write(&target, b"keep").unwrap();
+    // A link in place of the WAL: SQLite would create or write through it.
+    std::os::unix::fs::symlink(&target, d.path().join(format!("{DB_FILE}-wal"))).unwrap();
+    let err = SqliteStore::open(d.path(), &OpenOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Unsafe(_)), "{err:?}");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    std::fs::remove_file(d.path().join(format!("{DB_FILE}-wal"))).unwrap();
+    // Owned by another user.
+    std::os::unix::fs::chown(d.path().join(DB_FILE), Some(4242), None).unwrap();
+    let err = SqliteStore::open(d.path(), &OpenOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("owned by uid 4242"), "{err}");
+    std::os::unix::fs::chown(d.path().join(DB_FILE), Some(0), None).unwrap();
+    // Readable by others (it holds the identities' hashes).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        d.path().join(DB_FILE),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let err = SqliteStore::open(d.path(), &OpenOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("chmod o-rwx"), "{err}");
+}
+
+#[test]
 fn garbage_is_reported_as_corrupt() {
     let d = tempfile::tempdir().unwrap();
     let junk: Vec<u8> = (0..16384u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(d.path().join(DB_FILE), &junk).unwrap();
+    owner_only(&d.path().join(DB_FILE));
     let err = SqliteStore::open(d.path(), &OpenOptions::default()).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("keywarden.db"), "{err}");
@@ -249,6 +303,7 @@ fn a_writer_waits_the_busy_timeout_then_fails_while_readers_carry_on() {
         d.path(),
         &OpenOptions {
             busy_timeout: Duration::from_millis(300),
+            ..Default::default()
         },
     )
     .unwrap();

@@ -324,7 +324,7 @@ fn read_only_child() {
     let err = std::fs::write(dir.join("probe"), b"x").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(30), "EROFS expected: {err}");
     for sub in ["existing", "empty"] {
-        match SqliteStore::open(&dir.join(sub), &OpenOptions::default()) {
+        match SqliteStore::create(&dir.join(sub), &OpenOptions::default()) {
             Err(e @ StoreError::ReadOnly { .. }) => println!("{sub}: {e}"),
             other => panic!("{sub}: {other:?}"),
         }
