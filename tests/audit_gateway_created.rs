@@ -188,7 +188,7 @@ fn transparent_mode_names_the_key_each_creating_call_made() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["function"], "C_CopyObject");
     let text = keywarden(&env, &["audit", "search", "--key", "unwrapped"]);
-    assert!(text.contains("key=kek new=unwrapped"), "{text}");
+    assert!(text.contains("key=kek id=0b new=unwrapped "), "{text}");
     keywarden(&env, &["audit", "verify"]);
 }
 

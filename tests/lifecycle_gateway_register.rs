@@ -125,7 +125,7 @@ fn a_generated_key_is_registered_with_an_assigned_cka_id() {
     // The table a person reads shows the same.
     let table = lc.ok(&["list"]);
     assert!(
-        table.contains("app-new") && table.contains("high"),
+        table.contains("app-new") && table.contains("High"),
         "{table}"
     );
 }

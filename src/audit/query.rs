@@ -392,7 +392,7 @@ fn key_text(
     if let Some(v) = version {
         out.push_str(&format!(" v{v}"));
     }
-    if let Some(id) = id {
+    if let Some(id) = id.as_ref().filter(|id| !id.is_empty()) {
         out.push_str(&if out.is_empty() {
             format!("{prefix}{id}")
         } else {

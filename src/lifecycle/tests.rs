@@ -381,7 +381,7 @@ fn reconcile_removes_only_unrecorded_rotation_objects() {
 #[test]
 fn a_rotation_writes_its_intent_before_generating_and_commits_it_away() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), &OpenOptions::default()).unwrap();
+    let store = SqliteStore::create(dir.path(), &OpenOptions::default()).unwrap();
     let token = FakeToken::default();
     let key = managed(&store, &token);
     let id = new_cka_id().unwrap();
