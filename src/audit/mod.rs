@@ -16,6 +16,7 @@ mod chain;
 mod context;
 mod ecdsa;
 mod error;
+mod offhost;
 mod ops;
 mod query;
 mod record;
@@ -25,6 +26,7 @@ mod syslog;
 mod token_seal;
 mod trail;
 mod verify;
+mod verify_rules;
 mod writer;
 
 use std::path::PathBuf;
@@ -52,8 +54,10 @@ pub use record::{
 pub use seal::{HmacSealer, Seal, SealKeys, Sealer, HMAC_ALG};
 pub use syslog::{format_5424, SyslogTarget};
 pub use token_seal::{TokenSealer, SEAL_KEY_ID, SEAL_KEY_LABEL};
-pub use trail::{file_name, list_files, HEAD_FILE};
-pub use verify::{verify, Location, Problem, Report};
+pub use chain::{chain_id_of, HeadCheck, HeadInfo};
+pub use trail::{chain_id, file_name, list_files, HEAD_FILE};
+pub use offhost::OffHost;
+pub use verify::{verify, verify_with, Expect, Location, Options, Problem, Report};
 pub use writer::{Stats, COALESCE, MAX_BATCH, RETRY_CAP, SYNC_EVERY};
 
 use writer::{Msg, Pending, WriterHandle};
@@ -116,6 +120,7 @@ impl AuditConfig {
             dir: self.dir.clone(),
             max_file_bytes: self.max_file_bytes.max(1),
             durable: self.mode == Mode::Required,
+            seal_rule: (self.seal_every_records.max(1), self.seal_every.as_secs()),
         }
     }
 }

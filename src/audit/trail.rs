@@ -23,7 +23,9 @@ use std::time::SystemTime;
 
 use rustix::fs::FlockOperation;
 
-use super::chain::{push_line, HeadInfo, Link, Tip, HEAD_SIZE};
+use std::sync::Arc;
+
+use super::chain::{chain_id_of, push_line, HeadInfo, Link, Tip, HEAD_SIZE};
 use super::error::{AuditError, AuditResult};
 use super::record::{render_tail, Event, RepairEvent, SealEvent, Timestamp};
 use super::seal::Sealer;
@@ -56,6 +58,42 @@ fn date_of(name: &str) -> Option<&str> {
     name.get(27..35)
 }
 
+/// The chain id of the trail in `dir`: the head's, else that of the first line of
+/// the file holding seq 0; `None` for an empty trail (or one whose head is lost
+/// and whose first file was archived).
+pub fn chain_id(dir: &Path) -> AuditResult<Option<String>> {
+    let head = dir.join(HEAD_FILE);
+    if let Some(chain) = std::fs::read(&head)
+        .ok()
+        .and_then(|b| HeadInfo::decode(&b))
+        .and_then(|h| h.chain)
+    {
+        return Ok(Some(chain));
+    }
+    first_chain_id(dir)
+}
+
+/// The chain id from the first line of the file that starts at seq 0.
+fn first_chain_id(dir: &Path) -> AuditResult<Option<String>> {
+    let Some(first) = list_files(dir)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let is_genesis = first
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.get(6..26))
+        .is_some_and(|seq| seq.bytes().all(|b| b == b'0'));
+    if !is_genesis {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&first).map_err(|e| AuditError::io(first.display(), &e))?;
+    Ok(bytes
+        .split(|b| *b == b'\n')
+        .next()
+        .filter(|l| Link::parse(l).is_some_and(|l| l.seq == 0))
+        .map(chain_id_of))
+}
+
 /// The trail files of `dir`, in chain order.
 pub fn list_files(dir: &Path) -> AuditResult<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| AuditError::io(dir.display(), &e))?;
@@ -76,6 +114,9 @@ pub struct TrailOptions {
     pub max_file_bytes: u64,
     /// `fdatasync` every append before it returns (`required` mode).
     pub durable: bool,
+    /// The sealing rule (`seal_every_records`, `seal_every_secs`), stated in each
+    /// seal record so the chain itself says how often it must be sealed.
+    pub seal_rule: (u64, u64),
 }
 
 struct Current {
@@ -147,6 +188,10 @@ pub struct Trail {
     cur: Option<Current>,
     tip: Option<Tip>,
     last_head: Vec<u8>,
+    /// Keys the head file's check (`HeadInfo::encode`); the writer's sealer.
+    key: Option<Arc<dyn Sealer>>,
+    /// The chain's id, once known (from the head, or the first line).
+    chain: Option<String>,
     process_fields: String,
     /// The lines of the last append, given back by [`Trail::recycle`]: a batch's
     /// buffer is reused rather than mapped, faulted in and unmapped every pass
@@ -209,7 +254,11 @@ fn scan(bytes: &[u8]) -> AuditResult<(Option<Tip>, usize)> {
 impl Trail {
     /// Opens (creating if needed) the trail in `opts.dir`. `process_fields` is the
     /// pre-serialised process context for the records the trail writes itself.
-    pub fn open(opts: TrailOptions, process_fields: String) -> AuditResult<Trail> {
+    pub fn open(
+        opts: TrailOptions,
+        process_fields: String,
+        key: Option<Arc<dyn Sealer>>,
+    ) -> AuditResult<Trail> {
         std::fs::create_dir_all(&opts.dir).map_err(|e| AuditError::io(opts.dir.display(), &e))?;
         let head_path = opts.dir.join(HEAD_FILE);
         let open_head = |flags| {
@@ -236,6 +285,8 @@ impl Trail {
             cur: None,
             tip: None,
             last_head: Vec::new(),
+            key,
+            chain: None,
             process_fields,
             out: Vec::new(),
         })
@@ -283,6 +334,8 @@ impl Trail {
                         alg: s.alg,
                         key_id: s.key_id,
                         sig: super::chain::to_hex(&s.sig),
+                        every_records: self.opts.seal_rule.0,
+                        every_secs: self.opts.seal_rule.1,
                     });
                     tip = Some(push_line(&mut out, tip, self.tail_for(&event).as_bytes()));
                 }
@@ -324,6 +377,11 @@ impl Trail {
             return Err(AuditError::io(path.display(), &e));
         }
         cur.len += out.len() as u64;
+        if start_tip.is_none() {
+            // This batch began the chain: its first line names it.
+            let first = out.split(|b| *b == b'\n').next().unwrap_or_default();
+            self.chain = Some(chain_id_of(first));
+        }
         self.tip = tip;
         self.write_head();
         Ok(Appended {
@@ -397,8 +455,9 @@ impl Trail {
             tip: self.tip,
             file: cur.name.clone(),
             len: cur.len,
+            chain: self.chain.clone(),
         }
-        .encode();
+        .encode(self.key.as_deref());
         match self.head.write_all_at(&bytes, 0) {
             Ok(()) => self.last_head = bytes,
             Err(e) => {
@@ -427,9 +486,14 @@ impl Trail {
             }
         }
         self.last_head = bytes.to_vec();
-        let Some(head) = HeadInfo::decode(bytes) else {
+        // A keyed head whose MAC fails under our key is no hint: recover from the
+        // files, which are the truth (verify reports the head).
+        let Some((head, _)) = HeadInfo::decode_with(bytes, self.key.as_deref()) else {
             return self.recover_full();
         };
+        if head.chain.is_some() {
+            self.chain = head.chain.clone();
+        }
         let path = self.opts.dir.join(&head.file);
         if !path.exists() {
             return self.recover_full();
@@ -480,6 +544,9 @@ impl Trail {
     fn recover_full(&mut self) -> AuditResult<Option<RepairEvent>> {
         self.cur = None;
         self.tip = None;
+        if let Some(chain) = first_chain_id(&self.opts.dir)? {
+            self.chain = Some(chain);
+        }
         let mut repair = None;
         for path in list_files(&self.opts.dir)?.iter().rev() {
             let file = open_append(path)?;

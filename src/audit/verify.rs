@@ -16,17 +16,26 @@
 //!
 //! A seal must sign the hash of the record just before it; with a [`Sealer`] that
 //! owns the seal's key, its signature is checked.
+//!
+//! [`verify_with`] adds what a trail meant to be sealed must also show
+//! ([`Expect`], `verify_rules.rs`): the head (keyed), a key for every seal, the
+//! seals each writer's rule calls for, no missing first files unless archived —
+//! and, given the off-host copy of the seals (`offhost.rs`), that each of them is
+//! in the trail as the SIEM received it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::chain::{Digest, HeadInfo, Link, Tip, GENESIS};
+use super::chain::{chain_id_of, Digest, HeadCheck, HeadInfo, Link, Tip, GENESIS};
 use super::error::{AuditError, AuditResult};
 use super::record::Timestamp;
 use super::seal::{Seal, Sealer};
 use super::trail::{list_files, HEAD_FILE};
+pub use super::verify_rules::Expect;
+use super::offhost::OffHost;
+use super::verify_rules::{Fields, Writers};
 
 /// A place in the trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +79,25 @@ pub enum Problem {
         /// Last seq in the files.
         last_seq: Option<u64>,
     },
+    /// The head file is missing, damaged, or (keyed) does not hold under the key.
+    HeadMissing(String),
+    /// The head is not keyed with the seal key although it should be.
+    HeadNotKeyed,
+    /// A seal key that verify needs was not given or cannot be found.
+    SealKeyMissing(String),
+    /// A seal the writer's rule calls for is not there.
+    SealMissing(Location, String),
+    /// The trail does not start at seq 0 and nobody said the start was archived.
+    FilesMissing(u64),
+    /// The head names another chain than the trail's first record.
+    ChainMismatch {
+        /// The head's chain id.
+        head: String,
+        /// The first record's.
+        first: String,
+    },
+    /// The trail disagrees with the off-host copy of the seals.
+    OffHost(String),
 }
 
 impl fmt::Display for Problem {
@@ -85,6 +113,13 @@ impl fmt::Display for Problem {
                 "records removed from the end: {HEAD_FILE} names seq {head_seq}, the trail ends at {}",
                 last_seq.map_or_else(|| "nothing".to_owned(), |s| format!("seq {s}"))
             ),
+            Problem::HeadMissing(why) => write!(f, "{HEAD_FILE} {why}: the end of the trail cannot be checked (records removed from the end would not show)"),
+            Problem::HeadNotKeyed => write!(f, "{HEAD_FILE} is not keyed with the seal key: it may have been rewritten by someone without the key"),
+            Problem::SealKeyMissing(what) => write!(f, "seal key missing: {what}"),
+            Problem::SealMissing(at, why) => write!(f, "seal missing at {at}: {why} (seals were removed, or sealing failed)"),
+            Problem::FilesMissing(seq) => write!(f, "files missing: the trail starts at seq {seq}; if the earlier files were archived, say so (--archived, or --from)"),
+            Problem::ChainMismatch { head, first } => write!(f, "{HEAD_FILE} names chain {head} but the first record is of chain {first}"),
+            Problem::OffHost(why) => write!(f, "the trail disagrees with the off-host copy: {why}"),
         }
     }
 }
@@ -114,6 +149,12 @@ pub struct Report {
     pub problem: Option<Problem>,
     /// Remarks that are not problems.
     pub notes: Vec<String>,
+    /// Limits of what was proven, printed as `WARNING:` lines.
+    pub warnings: Vec<String>,
+    /// The chain's id (from the head, else from its first record).
+    pub chain: Option<String>,
+    /// Seals of the off-host copy found in the trail, when one was given.
+    pub offhost_matched: Option<usize>,
 }
 
 impl Report {
@@ -147,8 +188,17 @@ impl fmt::Display for Report {
             )?,
             None => writeln!(f)?,
         }
+        if let Some(c) = &self.chain {
+            writeln!(f, "chain: {c}")?;
+        }
+        if let Some(n) = self.offhost_matched {
+            writeln!(f, "off-host copy: {n} seals match the trail")?;
+        }
         for n in &self.notes {
             writeln!(f, "note: {n}")?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "WARNING: {w}")?;
         }
         if let Some((at, bytes)) = &self.truncated_tail {
             writeln!(f, "TRUNCATED TAIL: {at}: {bytes} bytes of an unfinished record (a writer stopped mid-write); every record before it is intact")?;
@@ -199,13 +249,46 @@ fn name_seq(path: &Path) -> Option<u64> {
 }
 
 /// Checks the files that hold records from `from` to `to` (all when `None`), with
-/// `sealer` checking seals made with its key.
+/// `sealer` checking seals made with its key. Expects nothing more: see
+/// [`verify_with`].
 pub fn verify(
     dir: &Path,
     from: Option<Timestamp>,
     to: Option<Timestamp>,
     sealer: Option<&dyn Sealer>,
 ) -> AuditResult<Report> {
+    verify_with(
+        dir,
+        &Options {
+            from,
+            to,
+            sealer,
+            expect: None,
+            against: None,
+        },
+    )
+}
+
+/// What [`verify_with`] checks.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Start of the period (files from the one holding it).
+    pub from: Option<Timestamp>,
+    /// End of the period.
+    pub to: Option<Timestamp>,
+    /// The keys that check seals (and a keyed head).
+    pub sealer: Option<&'a dyn Sealer>,
+    /// What the trail must show; `None`: only what is there is checked.
+    pub expect: Option<Expect>,
+    /// The off-host copy of the seals.
+    pub against: Option<&'a OffHost>,
+}
+
+/// [`verify`], and what `opts.expect` and `opts.against` call for.
+pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
+    let (from, to, sealer) = (opts.from, opts.to, opts.sealer);
+    let expect = opts.expect.clone();
+    let strict = expect.as_ref().is_some_and(|e| e.sealed);
     let files: Vec<PathBuf> = list_files(dir)?
         .into_iter()
         .filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(true))
@@ -226,18 +309,48 @@ pub fn verify(
     };
     // The head is read before the files: a writer appending meanwhile only adds
     // records after the one it names.
-    let head = match std::fs::read(dir.join(HEAD_FILE)) {
-        Ok(bytes) => HeadInfo::decode(&bytes).and_then(|h| h.tip),
-        Err(_) => None,
-    };
-    if head.is_none() {
-        report.notes.push(format!("{HEAD_FILE} is missing, empty or damaged: removal of the last records cannot be detected"));
+    let head_bytes = std::fs::read(dir.join(HEAD_FILE)).unwrap_or_default();
+    let checked = HeadInfo::decode_with(&head_bytes, sealer);
+    let mut late = None;
+    match &checked {
+        None if strict => {
+            late = Some(Problem::HeadMissing(
+                if head_bytes.is_empty() {
+                    "is missing or empty"
+                } else if HeadInfo::decode(&head_bytes).is_some() {
+                    "does not hold under the seal key (rewritten without it)"
+                } else {
+                    "is damaged"
+                }
+                .to_owned(),
+            ))
+        }
+        None => report.notes.push(format!("{HEAD_FILE} is missing, empty or damaged: removal of the last records cannot be detected")),
+        Some((_, HeadCheck::Unkeyed | HeadCheck::KeyedUnchecked))
+            if expect.as_ref().is_some_and(|e| e.keyed_head) =>
+        {
+            late = Some(Problem::HeadNotKeyed)
+        }
+        Some(_) => {}
+    }
+    let head = checked.as_ref().and_then(|(h, _)| h.tip);
+    report.chain = checked.as_ref().and_then(|(h, _)| h.chain.clone());
+    if let Some(what) = expect.as_ref().and_then(|e| e.missing_key.clone()) {
+        late = Some(Problem::SealKeyMissing(what));
+    } else if strict && sealer.is_none() {
+        late.get_or_insert(Problem::SealKeyMissing(
+            "sealing is configured but no key was given to check the seals (--seal-key, --seal-pub, or DIR/seal-key.pub)".into(),
+        ));
     }
     let mut v = Verifier {
         report,
         prev: None,
         sealer,
         head,
+        strict,
+        writers: strict.then(|| Writers::new(expect.as_ref().and_then(|e| e.rule))),
+        against: opts.against,
+        matched: 0,
     };
     if first > 0 {
         let bytes = read(&files[first - 1])?;
@@ -254,9 +367,14 @@ pub fn verify(
         }
     } else if name_seq(&files[0]).unwrap_or(0) > 0 {
         let seq = name_seq(&files[0]).unwrap_or(0);
-        v.report.notes.push(format!(
-            "the trail starts at seq {seq} (earlier files were archived or removed)"
-        ));
+        let archived = from.is_some() || expect.as_ref().is_some_and(|e| e.archived);
+        if expect.is_some() && !archived {
+            late.get_or_insert(Problem::FilesMissing(seq));
+        } else {
+            v.report.notes.push(format!(
+                "the trail starts at seq {seq} (earlier files were archived or removed)"
+            ));
+        }
     }
     for (i, path) in files.iter().enumerate().take(last + 1).skip(first) {
         let bytes = read(path)?;
@@ -272,6 +390,27 @@ pub fn verify(
     }
     if last == files.len() - 1 {
         v.check_head();
+        v.check_offhost_end();
+        if let Some(w) = &v.writers {
+            match w.finish() {
+                Ok(notes) => v.report.notes.extend(notes),
+                Err(p) => {
+                    v.fail(p);
+                }
+            }
+        }
+    }
+    if let Some(copy) = opts.against {
+        v.report.offhost_matched = Some(v.matched);
+        if v.matched == 0 && v.report.problem.is_none() {
+            v.fail(Problem::OffHost(format!(
+                "none of the seals in {} is in the range checked",
+                copy.source
+            )));
+        }
+    }
+    if v.report.problem.is_none() {
+        v.report.problem = late;
     }
     Ok(v.report)
 }
@@ -283,6 +422,13 @@ struct Verifier<'a> {
     sealer: Option<&'a dyn Sealer>,
     /// The chain's end according to the head file.
     head: Option<Tip>,
+    /// Sealing is expected: a seal no key checks is a problem.
+    strict: bool,
+    /// The per-process rules (sealing expected).
+    writers: Option<Writers>,
+    /// The off-host copy of the seals, and how many of them were found.
+    against: Option<&'a OffHost>,
+    matched: usize,
 }
 
 impl Verifier<'_> {
@@ -352,6 +498,9 @@ impl Verifier<'_> {
             if let Err(p) = self.seal(line, &here, prev_hash, expected) {
                 return self.fail(p);
             }
+            if let Err(p) = self.extra(line, &here) {
+                return self.fail(p);
+            }
             self.prev = Some((tip, Some(here)));
             self.report.records += 1;
             self.report.first_seq.get_or_insert(link.seq);
@@ -414,6 +563,10 @@ impl Verifier<'_> {
                 "made by a key that was not given (alg {}, key_id {}); give its key to check it",
                 seal.alg, seal.key_id
             ))),
+            None if self.strict => Err(Problem::SealKeyMissing(format!(
+                "{here} is sealed by alg {}, key_id {}, and no key to check it was given",
+                seal.alg, seal.key_id
+            ))),
             None => {
                 let note = format!(
                     "seals by alg {}, key_id {} were not checked (no key given)",
@@ -425,6 +578,56 @@ impl Verifier<'_> {
                 self.report.seals_unchecked += 1;
                 self.report.unsealed_tail += 1;
                 Ok(())
+            }
+        }
+    }
+
+    /// The checks beyond the chain: the chain id against the head, the writers'
+    /// sealing rules, the off-host copy.
+    fn extra(&mut self, line: &[u8], here: &Location) -> Result<(), Problem> {
+        if here.seq == Some(0) {
+            let first = chain_id_of(line);
+            match &self.report.chain {
+                Some(head) if *head != first => {
+                    return Err(Problem::ChainMismatch {
+                        head: head.clone(),
+                        first,
+                    })
+                }
+                Some(_) => {}
+                None => self.report.chain = Some(first),
+            }
+        }
+        if let Some(w) = &mut self.writers {
+            let f: Fields = serde_json::from_slice(line).unwrap_or_default();
+            w.record(&f, here)?;
+        }
+        if let (Some(copy), Some(seq)) = (self.against, here.seq) {
+            if let Some(theirs) = copy.get(seq) {
+                if theirs != line {
+                    return Err(Problem::OffHost(format!(
+                        "{here} differs from the seal {} holds for seq {seq}: the trail was rewritten",
+                        copy.source
+                    )));
+                }
+                self.matched += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last file: a seal of the off-host copy beyond the trail's end
+    /// means records were removed from the end.
+    fn check_offhost_end(&mut self) {
+        let Some(copy) = self.against else { return };
+        let last = self.prev.as_ref().map(|(t, _)| t.seq);
+        if let Some(seq) = copy.first_after(last) {
+            if self.report.problem.is_none() {
+                self.fail(Problem::OffHost(format!(
+                    "{} holds a seal at seq {seq}, after the trail's end ({}): records were removed",
+                    copy.source,
+                    last.map_or_else(|| "nothing".to_owned(), |s| format!("seq {s}"))
+                )));
             }
         }
     }

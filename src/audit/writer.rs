@@ -133,7 +133,7 @@ impl WriterHandle {
         sealer: Option<Arc<dyn Sealer>>,
     ) -> AuditResult<WriterHandle> {
         let process_fields = super::context::ProcessInfo::current().json_fields();
-        let trail = Trail::open(cfg.trail_options(), process_fields.clone())?;
+        let trail = Trail::open(cfg.trail_options(), process_fields.clone(), sealer.clone())?;
         let syslog = match &cfg.syslog {
             Some(target) => Some(SyslogSink::new(target.clone())?),
             None => None,
@@ -359,6 +359,19 @@ impl State {
             *batch = all;
         }
         let records = batch;
+        if self.sealer.is_some() && self.since_seal < self.seal_every_records {
+            // A seal after exactly `seal_every_records` of this process's records,
+            // not after the whole batch: verify holds each writer to that count.
+            // (After a failed seal every batch tries again, unsplit.)
+            let room = usize::try_from(self.seal_every_records - self.since_seal)
+                .unwrap_or(usize::MAX);
+            if records.len() > room {
+                let mut rest = records.split_off(room);
+                self.write(records, false);
+                self.write(&mut rest, force_seal);
+                return;
+            }
+        }
         let seal_due = self.since_seal + records.len() as u64 >= self.seal_every_records
             || (self.since_seal + records.len() as u64 > 0
                 && self.last_seal.elapsed() >= self.seal_every)

@@ -5,6 +5,7 @@
 mod admin_audit;
 mod audit;
 mod audit_follow;
+mod audit_verify;
 mod audit_seal;
 mod doctor;
 mod explain;
