@@ -158,20 +158,6 @@ fn a_changed_last_record_shows_against_the_head() {
     }
 }
 
-/// Recomputes every link from `from` on, seals' `head` fields included, as someone
-/// rewriting the trail without the seal key would.
-fn rechain(lines: &mut [String], from: usize) {
-    for i in from.max(1)..lines.len() {
-        let prev = Digest::of_line(lines[i - 1].as_bytes()).to_hex();
-        for field in ["\"prev\":\"", "\"head\":\""] {
-            if let Some(at) = lines[i].find(field) {
-                let start = at + field.len();
-                lines[i].replace_range(start..start + 64, &prev);
-            }
-        }
-    }
-}
-
 #[test]
 fn a_consistently_rewritten_chain_fails_at_the_next_seal() {
     let dir = tempfile::tempdir().unwrap();

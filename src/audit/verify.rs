@@ -347,7 +347,7 @@ pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
         prev: None,
         sealer,
         head,
-        strict,
+        need_keys: expect.is_some(),
         writers: strict.then(|| Writers::new(expect.as_ref().and_then(|e| e.rule))),
         against: opts.against,
         matched: 0,
@@ -385,10 +385,10 @@ pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
         };
         v.report.files += 1;
         if !v.file(path, &bytes, i == files.len() - 1, expected_first) {
-            return Ok(v.report);
+            break;
         }
     }
-    if last == files.len() - 1 {
+    if last == files.len() - 1 && v.report.problem.is_none() {
         v.check_head();
         v.check_offhost_end();
         if let Some(w) = &v.writers {
@@ -409,7 +409,11 @@ pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
             )));
         }
     }
-    if v.report.problem.is_none() {
+    // A key the configuration names but that is missing explains any seal that
+    // could not be checked: name it rather than the first such seal.
+    let named_key = matches!(late, Some(Problem::SealKeyMissing(_)))
+        && matches!(v.report.problem, Some(Problem::SealKeyMissing(_)));
+    if v.report.problem.is_none() || named_key {
         v.report.problem = late;
     }
     Ok(v.report)
@@ -422,8 +426,8 @@ struct Verifier<'a> {
     sealer: Option<&'a dyn Sealer>,
     /// The chain's end according to the head file.
     head: Option<Tip>,
-    /// Sealing is expected: a seal no key checks is a problem.
-    strict: bool,
+    /// Expectations were given: a seal no key checks is a problem.
+    need_keys: bool,
     /// The per-process rules (sealing expected).
     writers: Option<Writers>,
     /// The off-host copy of the seals, and how many of them were found.
@@ -563,7 +567,7 @@ impl Verifier<'_> {
                 "made by a key that was not given (alg {}, key_id {}); give its key to check it",
                 seal.alg, seal.key_id
             ))),
-            None if self.strict => Err(Problem::SealKeyMissing(format!(
+            None if self.need_keys => Err(Problem::SealKeyMissing(format!(
                 "{here} is sealed by alg {}, key_id {}, and no key to check it was given",
                 seal.alg, seal.key_id
             ))),

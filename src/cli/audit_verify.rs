@@ -47,10 +47,9 @@ pub(super) fn verify(
         .or_else(|| section.and_then(|s| s.seal_key_file.clone()));
     let token_sealed = section.is_some_and(|s| s.seal_token.is_some());
     let public_given = args.seal_pub.is_some() || dir.join(SEAL_PUB_FILE).exists();
-    let sealed = key_file.is_some()
-        || args.seal_pub.is_some()
-        || section.is_some_and(|s| s.seal_key_file.is_some() || s.seal_token.is_some());
     let (keys, described) = seal_keys(dir, key_file.clone(), args.seal_pub.clone())?;
+    // A key configured, given or found (DIR/seal-key.pub) means the trail is sealed.
+    let sealed = !keys.is_empty() || token_sealed;
     let missing_key = (token_sealed && !public_given).then(|| {
         format!(
             "seal_token is configured but {} is missing (give the public key with --seal-pub)",

@@ -58,6 +58,20 @@ pub fn write_lines(path: &Path, lines: &[String]) {
     std::fs::write(path, text).unwrap();
 }
 
+/// Recomputes every link from `from` on, seals' `head` fields included, as someone
+/// rewriting the trail without the seal key would.
+pub fn rechain(lines: &mut [String], from: usize) {
+    for i in from.max(1)..lines.len() {
+        let prev = keywarden::audit::Digest::of_line(lines[i - 1].as_bytes()).to_hex();
+        for field in ["\"prev\":\"", "\"head\":\""] {
+            if let Some(at) = lines[i].find(field) {
+                let start = at + field.len();
+                lines[i].replace_range(start..start + 64, &prev);
+            }
+        }
+    }
+}
+
 pub fn seq_of(line: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     v["seq"].as_u64().unwrap()
