@@ -12,6 +12,7 @@
 //! Nothing here formats a PIN, key material or data: record types have no field for
 //! them (see `record.rs`), and the seal key's `Debug` is redacted.
 
+mod binding;
 mod chain;
 mod context;
 mod ecdsa;
@@ -54,6 +55,7 @@ pub use record::{
 pub use seal::{HmacSealer, Seal, SealKeys, Sealer, HMAC_ALG};
 pub use syslog::{format_5424, SyslogTarget};
 pub use token_seal::{TokenSealer, SEAL_KEY_ID, SEAL_KEY_LABEL};
+pub use binding::{bind, Binding};
 pub use chain::{chain_id_of, HeadCheck, HeadInfo};
 pub use trail::{chain_id, file_name, list_files, HEAD_FILE};
 pub use offhost::OffHost;

@@ -52,6 +52,11 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
     let config = Config::parse(&text)?;
     // The new trail records this init; opened before anything is written.
     let au = super::admin_audit::CliAudit::open(&config)?;
+    // The store records its changes in this trail from now on (`--force` rebinds
+    // a store bound to another chain, e.g. after the trail was replaced).
+    let store = crate::store::open(&config.store)?;
+    au.bind(&config, &store, force)?;
+    drop(store);
     let result = write_all(args, &dir, &backend, &text);
     let outcome = match &result {
         Ok(()) => Ok(Some(format!(

@@ -70,6 +70,13 @@ impl Gateway {
                 return Err(e);
             }
         };
+        if let Some(e) = &enforcer {
+            if let Err(err) = lifecycle_audit::bind_store(&audit, &config, e.lifecycle.store()) {
+                let _ = audit.stop();
+                let _ = backend.finalize();
+                return Err(err);
+            }
+        }
         if let Some(e) = &mut enforcer {
             e.attach_audit(&audit);
         }

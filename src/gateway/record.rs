@@ -246,6 +246,12 @@ impl Recorder {
         self.log.append(event).map_err(Error::Audit)
     }
 
+    /// An administrative record of the module (`lifecycle_audit.rs`: the store's
+    /// binding to this trail).
+    pub(super) fn admin(&self, event: crate::audit::AdminEvent) -> Result<()> {
+        self.append(event)
+    }
+
     /// A lifecycle change the module made (`lifecycle_audit.rs`).
     pub(super) fn lifecycle(&self, event: crate::audit::LifecycleEvent) -> Result<()> {
         self.append(event)

@@ -50,7 +50,7 @@ fn raw(dir: &Path) -> Connection {
 fn open_creates_a_wal_store_at_the_current_schema() {
     let (d, s) = fresh();
     assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 1);
+    assert_eq!(SCHEMA_VERSION, 2);
     assert!(d.path().join(DB_FILE).is_file());
     assert_eq!(
         std::fs::read_to_string(d.path().join(STAMP_FILE)).unwrap(),
