@@ -160,7 +160,10 @@ fn add_list_passwd_remove_round_trip() {
             (s("action"), s("target"), s("outcome"))
         })
         .collect();
+    let store = env.store_dir().display().to_string();
     let expected: Vec<(String, String, String)> = [
+        // The first change binds the new store to the (new) trail.
+        ("audit.bind", store.as_str(), "ok"),
         ("users.add", "alice", "ok"),
         ("users.add", "bob", "ok"),
         ("users.passwd", "alice", "ok"),
@@ -255,7 +258,7 @@ fn doctor_reports_the_store() {
     let out = text(&env.run(&["doctor"], ""));
     assert!(
         out.contains(
-            "schema v1 (this build: v1), integrity ok; 0 managed keys, 0 versions, 1 identities"
+            "schema v2 (this build: v2), integrity ok; 0 managed keys, 0 versions, 1 identities"
         ),
         "{out}"
     );

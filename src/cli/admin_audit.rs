@@ -85,15 +85,21 @@ impl CliAudit {
     ) -> Result<()> {
         let au = self;
         let store_dir = &config.store.dir;
+        // Buffered mode: this command's records so far reach the trail (and name
+        // its chain) before the chain is read.
+        au.log.flush().map_err(Error::Audit)?;
+        let began = std::cell::Cell::new(false);
         let binding = audit::bind(&au.dir, store_dir, store, replace, || {
+            // A new trail: its first record says what it is for.
             au.admin(
                 "audit.bind",
                 Some(&store_dir.display().to_string()),
-                Ok(Some("the first record of this trail".into())),
+                Ok(Some("store bound to the audit chain this record begins".into())),
             );
+            began.set(true);
             au.log.flush().map_err(Error::Audit)
         })?;
-        if let audit::Binding::Adopted { chain, previous } = binding {
+        if let (audit::Binding::Adopted { chain, previous }, false) = (binding, began.get()) {
             let detail = match previous {
                 Some(p) => format!("store rebound from audit chain {p} to {chain}"),
                 None => format!("store bound to audit chain {chain}"),

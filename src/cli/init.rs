@@ -52,11 +52,6 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
     let config = Config::parse(&text)?;
     // The new trail records this init; opened before anything is written.
     let au = super::admin_audit::CliAudit::open(&config)?;
-    // The store records its changes in this trail from now on (`--force` rebinds
-    // a store bound to another chain, e.g. after the trail was replaced).
-    let store = crate::store::open(&config.store)?;
-    au.bind(&config, &store, force)?;
-    drop(store);
     let result = write_all(args, &dir, &backend, &text);
     let outcome = match &result {
         Ok(()) => Ok(Some(format!(
@@ -72,6 +67,14 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
         Err(e) => Err(e.to_string()),
     };
     au.admin("init", Some(&conf_path.display().to_string()), outcome);
+    // From now on the store records its changes in this trail, whose chain the
+    // record above began if it was new (`--force` rebinds a store bound to another
+    // chain, e.g. after the trail was replaced). Binding is init's only change to
+    // the store, so it comes after the record that names the trail.
+    let result = result.and_then(|()| {
+        let store = crate::store::open(&config.store)?;
+        au.bind(&config, &store, force)
+    });
     let code = au.finish(result.map(|()| ExitCode::SUCCESS))?;
     println!("export KEYWARDEN_CONF={}", conf_path.display());
     Ok(code)

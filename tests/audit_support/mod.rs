@@ -114,6 +114,17 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Copies the trail files and the head of `from` into `to` (created): the same
+/// chain in another place.
+pub fn copy_trail(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in files(from) {
+        std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+    }
+    let head = keywarden::audit::HEAD_FILE;
+    std::fs::copy(from.join(head), to.join(head)).unwrap();
+}
+
 /// Fills the file system with a filler file; returns it.
 pub fn fill(dir: &Path) -> PathBuf {
     let filler = dir.join("filler");

@@ -147,7 +147,7 @@ fn a_newer_schema_is_refused() {
     match SqliteStore::open(d.path(), &OpenOptions::default()) {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            supported: 1,
+            supported: SCHEMA_VERSION,
             ..
         }) => {}
         other => panic!("{other:?}"),
