@@ -640,6 +640,11 @@ impl Recorder {
         }
     }
 
+    /// A session closed without a record (the undone open of `Gateway::open_session`).
+    pub(super) fn forget_session(&self, session: CK_SESSION_HANDLE) {
+        self.sessions.write().remove(&session);
+    }
+
     /// A session the backend just opened.
     pub(super) fn opened(&self, slot: CK_SLOT_ID, session: CK_SESSION_HANDLE) {
         let serial = self.serial(slot);

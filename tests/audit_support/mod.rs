@@ -125,12 +125,24 @@ pub fn copy_trail(from: &Path, to: &Path) {
     std::fs::copy(from.join(head), to.join(head)).unwrap();
 }
 
-/// Fills the file system with a filler file; returns it.
+/// Fills the file system with a filler file until a `write` of even one byte
+/// fails, and checks that `statvfs` agrees (no block left); returns it. (Files
+/// already there may still take bytes into their last, partly used page or
+/// folio: that slack is theirs.)
 pub fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
     let filler = dir.join("filler");
     let mut f = std::fs::File::create(&filler).unwrap();
     let chunk = vec![0u8; 4096];
-    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-    let _ = std::io::Write::write_all(&mut f, &[0u8; 1]);
+    for size in [4096, 1] {
+        loop {
+            match f.write(&chunk[..size]) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    let st = rustix::fs::statvfs(dir).unwrap();
+    assert_eq!((st.f_bavail, st.f_bfree), (0, 0), "the file system is full");
     filler
 }
