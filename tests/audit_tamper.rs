@@ -3,7 +3,7 @@
 mod audit_support;
 
 use audit_support::*;
-use keywarden::audit::{verify, Digest, HmacSealer, Problem, Sealer};
+use keywarden::audit::{verify, HmacSealer, Problem, Sealer};
 
 fn check(dir: &std::path::Path) -> keywarden::audit::Report {
     let key = HmacSealer::new(KEY.to_vec()).unwrap();

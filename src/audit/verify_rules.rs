@@ -9,7 +9,8 @@
 //!   between two of its seals;
 //! - its records between two of its seals span at most `every_secs` (+ [`SLACK`]:
 //!   the timer, the queue and a slow token);
-//! - a `module stop` is followed by its seal.
+//! - a `module stop` is followed by its seal (or another process's later seal,
+//!   which covers everything before it).
 //!
 //! A process that still runs, or was killed before it sealed, leaves records after
 //! its last seal that keep the first two rules: that is an *unsealed tail*,
@@ -67,6 +68,8 @@ struct Stretch {
     first: Option<(Timestamp, Location)>,
     stopped: Option<Location>,
     rule: Option<(u64, u64)>,
+    /// Its last record's seq.
+    last: Option<u64>,
 }
 
 /// The per-process bookkeeping.
@@ -74,6 +77,8 @@ struct Stretch {
 pub(super) struct Writers {
     configured: Option<(u64, u64)>,
     open: HashMap<(String, u32), Stretch>,
+    /// The chain's last seal (by any process): it covers every record before it.
+    last_seal: Option<u64>,
 }
 
 const DEFAULT_RULE: (u64, u64) = (1000, 60);
@@ -83,6 +88,7 @@ impl Writers {
         Writers {
             configured,
             open: HashMap::new(),
+            last_seal: None,
         }
     }
 
@@ -95,6 +101,7 @@ impl Writers {
             first: None,
             stopped: None,
             rule: None,
+            last: None,
         });
         match f.kind.as_deref() {
             Some("seal") => {
@@ -102,6 +109,7 @@ impl Writers {
                     s.rule = Some((r, t));
                 }
                 (s.count, s.first, s.stopped) = (0, None, None);
+                self.last_seal = here.seq;
                 return Ok(());
             }
             Some("gap" | "repair") => return Ok(()),
@@ -109,6 +117,11 @@ impl Writers {
         }
         let (every_records, every_secs) = configured.or(s.rule).unwrap_or(DEFAULT_RULE);
         let pid = who.1;
+        if s.stopped.as_ref().is_some_and(|at| self.last_seal > at.seq) {
+            // Its records were sealed by another process since: a new process
+            // with the same pid, or one whose final seal failed.
+            (s.count, s.first, s.stopped) = (0, None, None);
+        }
         if let Some(at) = &s.stopped {
             return Err(Problem::SealMissing(
                 at.clone(),
@@ -116,6 +129,7 @@ impl Writers {
             ));
         }
         s.count += 1;
+        s.last = here.seq;
         if s.count > every_records {
             return Err(Problem::SealMissing(
                 here.clone(),
@@ -150,12 +164,16 @@ impl Writers {
     }
 
     /// After the last record: a stop without its seal is a problem; other open
-    /// stretches are the unsealed tail (one note per process).
+    /// stretches after the chain's last seal are the unsealed tail (one note per
+    /// process; records another process's later seal covers are not).
     pub(super) fn finish(&self) -> Result<Vec<String>, Problem> {
         let mut notes = Vec::new();
         let mut open: Vec<_> = self.open.iter().filter(|(_, s)| s.count > 0).collect();
         open.sort_by_key(|(_, s)| s.first.as_ref().map(|(_, at)| at.seq));
         for ((host, pid), s) in open {
+            if s.last <= self.last_seal {
+                continue;
+            }
             if let Some(at) = &s.stopped {
                 return Err(Problem::SealMissing(
                     at.clone(),
