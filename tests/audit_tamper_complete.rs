@@ -361,3 +361,42 @@ fn a_seal_rule_kept_in_the_seals_is_used_without_the_configuration() {
         "{seal}"
     );
 }
+
+#[test]
+fn stripping_the_seals_of_a_quiet_trail_breaks_the_time_rule() {
+    // A writer with a record every 100 s seals in between (seal_every_secs = 60):
+    // the same records without those seals span 100 s and more unsealed.
+    let s = site(true);
+    write(&s, 2, 1 << 20, None);
+    let file = files(&s.audit).remove(0);
+    let mut l = lines(&file);
+    let t0 = humantime::parse_rfc3339(
+        serde_json::from_str::<serde_json::Value>(&l[0]).unwrap()["time"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    for (i, line) in l.iter_mut().enumerate().take(3) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let later = humantime::format_rfc3339_micros(t0 + Duration::from_secs(100 * i as u64));
+        *line = line.replacen(v["time"].as_str().unwrap(), &later.to_string(), 1);
+    }
+    let key = HmacSealer::new(KEY.to_vec()).unwrap();
+    for i in 1..l.len() {
+        let prev = Digest::of_line(l[i - 1].as_bytes());
+        let v: serde_json::Value = serde_json::from_str(&l[i]).unwrap();
+        l[i] = l[i].replace(v["prev"].as_str().unwrap(), &prev.to_hex());
+        if v["kind"] == "seal" {
+            let sig = keywarden::audit::to_hex(&key.seal(&prev.0).unwrap().sig);
+            l[i] = l[i].replace(v["sig"].as_str().unwrap(), &sig);
+        }
+    }
+    write_lines(&file, &l);
+    forge_head(&s, &file);
+    let (code, text) = verify(&s, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("wrote records for 100s since") && text.contains("(seal_every_secs = 60)"),
+        "{text}"
+    );
+}

@@ -312,4 +312,30 @@ mod tests {
         };
         assert_eq!(HeadInfo::decode(&empty.encode(None)), Some(empty));
     }
+
+    #[test]
+    fn a_keyed_head_holds_only_under_its_key() {
+        use crate::audit::seal::{HmacSealer, Sealer};
+        let key = HmacSealer::new(vec![7; 32]).unwrap();
+        let other = HmacSealer::new(vec![8; 32]).unwrap();
+        let head = HeadInfo {
+            tip: None,
+            file: "f".into(),
+            len: 0,
+            chain: Some("cd".repeat(16)),
+        };
+        let keyed = head.encode(Some(&key as &dyn Sealer));
+        let check = |k: Option<&dyn Sealer>| HeadInfo::decode_with(&keyed, k).map(|(_, c)| c);
+        assert_eq!(check(Some(&key)), Some(HeadCheck::Keyed));
+        assert_eq!(check(None), Some(HeadCheck::KeyedUnchecked));
+        assert_eq!(check(Some(&other)), None);
+        let plain = head.encode(None);
+        assert_eq!(
+            HeadInfo::decode_with(&plain, Some(&key)).map(|(_, c)| c),
+            Some(HeadCheck::Unkeyed)
+        );
+        // An edit of the chain id breaks the MAC.
+        let text = String::from_utf8(keyed.clone()).unwrap().replacen("cdcd", "abab", 1);
+        assert_eq!(HeadInfo::decode_with(text.as_bytes(), Some(&key)), None);
+    }
 }
