@@ -12,8 +12,47 @@
 
 use std::path::Path;
 
+use super::chain::{chain_id_of, HeadInfo, Link};
+use super::error::{AuditError, AuditResult};
+use super::trail::{list_files, HEAD_FILE};
 use crate::error::{Error, Result};
 use crate::store::Store;
+
+/// The chain id of the trail in `dir`: the head's, else that of the first line of
+/// the file holding seq 0; `None` for an empty trail (or one whose head is lost
+/// and whose first file was archived).
+pub fn chain_id(dir: &Path) -> AuditResult<Option<String>> {
+    let head = dir.join(HEAD_FILE);
+    if let Some(chain) = std::fs::read(&head)
+        .ok()
+        .and_then(|b| HeadInfo::decode(&b))
+        .and_then(|h| h.chain)
+    {
+        return Ok(Some(chain));
+    }
+    first_chain_id(dir)
+}
+
+/// The chain id from the first line of the file that starts at seq 0.
+pub(super) fn first_chain_id(dir: &Path) -> AuditResult<Option<String>> {
+    let Some(first) = list_files(dir)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let is_genesis = first
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.get(6..26))
+        .is_some_and(|seq| seq.bytes().all(|b| b == b'0'));
+    if !is_genesis {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&first).map_err(|e| AuditError::io(first.display(), &e))?;
+    Ok(bytes
+        .split(|b| *b == b'\n')
+        .next()
+        .filter(|l| Link::parse(l).is_some_and(|l| l.seq == 0))
+        .map(chain_id_of))
+}
 
 /// What [`bind`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,7 @@ mod syslog;
 mod token_seal;
 mod trail;
 mod verify;
+mod verify_report;
 mod verify_rules;
 mod writer;
 
@@ -55,9 +56,9 @@ pub use record::{
 pub use seal::{HmacSealer, Seal, SealKeys, Sealer, HMAC_ALG};
 pub use syslog::{format_5424, SyslogTarget};
 pub use token_seal::{TokenSealer, SEAL_KEY_ID, SEAL_KEY_LABEL};
-pub use binding::{bind, Binding};
+pub use binding::{bind, chain_id, Binding};
 pub use chain::{chain_id_of, HeadCheck, HeadInfo};
-pub use trail::{chain_id, file_name, list_files, HEAD_FILE};
+pub use trail::{file_name, list_files, HEAD_FILE};
 pub use offhost::OffHost;
 pub use verify::{verify, verify_with, Expect, Location, Options, Problem, Report};
 pub use writer::{Stats, COALESCE, MAX_BATCH, RETRY_CAP, SYNC_EVERY};
