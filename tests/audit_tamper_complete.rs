@@ -400,3 +400,28 @@ fn stripping_the_seals_of_a_quiet_trail_breaks_the_time_rule() {
         "{text}"
     );
 }
+
+#[test]
+fn seal_syslog_sends_the_seals_alone_and_they_serve_as_the_off_host_copy() {
+    let s = site(true);
+    let (target, rx) = siem(s._tmp.path());
+    let mut c = config(&s.audit, Mode::Required);
+    c.seal_every_records = 10;
+    c.seal_syslog = Some(target);
+    let log = AuditLog::open(c, Some(sealer())).unwrap();
+    for i in 0..25 {
+        log.append(op(i)).unwrap();
+    }
+    log.append(ModuleEvent::new(ModuleWhat::Stop)).unwrap();
+    log.shutdown().unwrap();
+    assert_eq!((log.stats().seals, log.stats().syslog_errors), (3, 0));
+    let seals: Vec<String> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(20)).expect("each seal reaches the SIEM"))
+        .collect();
+    assert!(seals.iter().all(|l| l.contains(" seal - {") && l.contains("\"kind\":\"seal\"")), "{seals:?}");
+    let copy_file = s._tmp.path().join("seals.log");
+    std::fs::write(&copy_file, seals.join("\n")).unwrap();
+    let (code, text) = verify(&s, &["--against", copy_file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("off-host copy: 3 seals match the trail"), "{text}");
+}

@@ -80,6 +80,8 @@ pub struct AuditConfig {
     pub seal_every: Duration,
     /// Syslog forwarding.
     pub syslog: Option<SyslogTarget>,
+    /// Where each seal record also goes (the off-host copy of the seals).
+    pub seal_syslog: Option<SyslogTarget>,
     /// Bound of the queue to the writer thread (records).
     pub queue_capacity: usize,
     /// `buffered` mode: records kept for a retry while the trail cannot be written;
@@ -100,6 +102,7 @@ impl AuditConfig {
             seal_every_records: 1000,
             seal_every: Duration::from_secs(60),
             syslog: None,
+            seal_syslog: None,
             queue_capacity: 8192,
             retry_capacity: RETRY_CAP,
             pause: COALESCE,
@@ -114,6 +117,11 @@ impl AuditConfig {
             seal_every_records: s.seal_every_records,
             seal_every: Duration::from_secs(s.seal_every_secs),
             syslog: s.syslog.as_deref().map(SyslogTarget::parse).transpose()?,
+            seal_syslog: s
+                .seal_syslog
+                .as_deref()
+                .map(SyslogTarget::parse)
+                .transpose()?,
             ..AuditConfig::new(&s.dir)
         })
     }

@@ -138,6 +138,10 @@ impl WriterHandle {
             Some(target) => Some(SyslogSink::new(target.clone())?),
             None => None,
         };
+        let seal_syslog = match &cfg.seal_syslog {
+            Some(target) => Some(SyslogSink::new(target.clone())?),
+            None => None,
+        };
         let counters = Arc::new(Counters::default());
         let queue_capacity = cfg.queue_capacity.max(1);
         let (tx, rx) = std::sync::mpsc::sync_channel(queue_capacity);
@@ -149,6 +153,7 @@ impl WriterHandle {
             seal_every: cfg.seal_every,
             counters: Arc::clone(&counters),
             syslog,
+            seal_syslog,
             process_fields,
             renderer: Renderer::default(),
             tails: Tails::default(),
@@ -245,6 +250,8 @@ struct State {
     seal_every: Duration,
     counters: Arc<Counters>,
     syslog: Option<SyslogSink>,
+    /// Receives each seal record only (`[audit] seal_syslog`).
+    seal_syslog: Option<SyslogSink>,
     process_fields: String,
     /// Rendering state and the batch's rendered tails, kept from batch to batch.
     renderer: Renderer,
@@ -419,6 +426,7 @@ impl State {
                         None => {
                             self.counters.seals.fetch_add(1, Ordering::Relaxed);
                             self.since_seal = 0;
+                            self.forward_seal(&done.lines);
                         }
                         Some(e) => {
                             self.counters.seal_errors.fetch_add(1, Ordering::Relaxed);
@@ -477,6 +485,17 @@ impl State {
             if sink.send(line).is_err() {
                 self.counters.syslog_errors.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Sends the batch's seal — its last line, where the trail puts it — to the
+    /// seal target (best-effort, like all forwarding; counted when refused).
+    fn forward_seal(&mut self, lines: &[u8]) {
+        let Some(sink) = &mut self.seal_syslog else { return };
+        let body = lines.strip_suffix(b"\n").unwrap_or(lines);
+        let seal = body.rsplit(|b| *b == b'\n').next().unwrap_or(body);
+        if sink.send(seal).is_err() {
+            self.counters.syslog_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 

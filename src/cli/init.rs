@@ -183,6 +183,9 @@ dir = {audit}
 # seal_every_secs = 60
 # Forward every record to syslog (RFC 5424): "udp://HOST:PORT", "unix:/dev/log".
 # syslog = "unix:/dev/log"
+# Send each seal record (only those) to this syslog target too: the off-host copy
+# of the seals that `keywarden audit verify --against FILE` compares the trail with.
+# seal_syslog = "udp://siem.example:514"
 # Software seal key (HMAC-SHA256, 32+ bytes) for hosts without the token's
 # audit key. Absolute path.
 # seal_key_file = "/etc/keywarden/audit-seal.key"
@@ -218,6 +221,7 @@ mod tests {
             .replace("# rotate_mb", "rotate_mb")
             .replace("# seal_every", "seal_every")
             .replace("# syslog =", "syslog =")
+            .replace("# seal_syslog =", "seal_syslog =")
             .replace("# seal_key_file =", "seal_key_file =")
             .replace("# seal_token =", "seal_token =");
         assert_eq!(Config::parse(&all).unwrap().audit.rotate_mb, 64);
