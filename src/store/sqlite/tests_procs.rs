@@ -76,7 +76,7 @@ fn many_processes_create_the_store_at_once() {
         check(&k.wait_with_output().unwrap(), &format!("child {i}"));
     }
     let s = open_in(d.path());
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), crate::store::SCHEMA_VERSION);
     assert_eq!(
         s.list_keys().unwrap().len(),
         WORKERS,
