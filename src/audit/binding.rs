@@ -46,12 +46,14 @@ pub(super) fn first_chain_id(dir: &Path) -> AuditResult<Option<String>> {
     if !is_genesis {
         return Ok(None);
     }
-    let bytes = std::fs::read(&first).map_err(|e| AuditError::io(first.display(), &e))?;
-    Ok(bytes
-        .split(|b| *b == b'\n')
-        .next()
-        .filter(|l| Link::parse(l).is_some_and(|l| l.seq == 0))
-        .map(chain_id_of))
+    let file = std::fs::File::open(&first).map_err(|e| AuditError::io(first.display(), &e))?;
+    let mut line = Vec::new();
+    std::io::BufRead::read_until(&mut std::io::BufReader::new(file), b'\n', &mut line)
+        .map_err(|e| AuditError::io(first.display(), &e))?;
+    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+    Ok(Link::parse(line)
+        .filter(|l| l.seq == 0)
+        .map(|_| chain_id_of(line)))
 }
 
 /// What [`bind`] found.

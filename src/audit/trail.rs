@@ -156,6 +156,8 @@ pub struct Trail {
     key: Option<Arc<dyn Sealer>>,
     /// The chain's id, once known (from the head, or the first line).
     chain: Option<String>,
+    /// The first file was read for a head that did not name the chain.
+    chain_sought: bool,
     process_fields: String,
     /// The lines of the last append, given back by [`Trail::recycle`]: a batch's
     /// buffer is reused rather than mapped, faulted in and unmapped every pass
@@ -251,6 +253,7 @@ impl Trail {
             last_head: Vec::new(),
             key,
             chain: None,
+            chain_sought: false,
             process_fields,
             out: Vec::new(),
         })
@@ -457,6 +460,12 @@ impl Trail {
         };
         if head.chain.is_some() {
             self.chain = head.chain.clone();
+        } else if self.chain.is_none() && head.tip.is_some() && !self.chain_sought {
+            // A head written before heads named their chain: name it from the
+            // first file (once per process), so that it survives the file's
+            // archiving.
+            self.chain_sought = true;
+            self.chain = super::binding::first_chain_id(&self.opts.dir)?;
         }
         let path = self.opts.dir.join(&head.file);
         if !path.exists() {
