@@ -210,6 +210,10 @@ pub struct AuditSection {
     /// Forward every record to syslog: `udp://HOST:PORT`, `unix:/PATH` or `/PATH`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syslog: Option<String>,
+    /// Send each seal record (only those) to this syslog target too, as it is
+    /// written: the off-host copy `keywarden audit verify --against` compares with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_syslog: Option<String>,
     /// Software seal key (HMAC-SHA256, at least 32 bytes, raw or hex), for hosts
     /// without the token-backed audit key. Absolute path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,7 +341,10 @@ impl Config {
                 return Err(Error::Config(format!("{what} must be a group name or gid")));
             }
         }
-        if let Some(target) = &self.audit.syslog {
+        for target in [&self.audit.syslog, &self.audit.seal_syslog]
+            .into_iter()
+            .flatten()
+        {
             crate::audit::SyslogTarget::parse(target).map_err(|e| Error::Config(e.to_string()))?;
         }
         if let PolicyMode::Enforce { file } = &self.policy.mode {

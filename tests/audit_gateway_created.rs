@@ -316,6 +316,8 @@ fn required_mode_fails_a_registration_whose_record_cannot_be_written() {
     };
     let lc = Lc::new(&policy("", ""));
     let dir = fs.0.join("audit");
+    // The trail moves (the store records its changes in this chain).
+    audit_support::copy_trail(&lc.env.path().join("audit"), &dir);
     let conf = std::fs::read_to_string(&lc.env.keywarden_conf).unwrap();
     let old = format!("\"{}\"", lc.env.path().join("audit").display());
     assert!(conf.contains(&old), "{conf}");

@@ -383,3 +383,35 @@ fn sealing_leaves_other_sessions_of_the_backend_alone() {
     assert_eq!(sealer.verify(&[9; 32], &seal), Ok(true));
     assert_eq!(app.find_objects(&[]).unwrap(), found_before);
 }
+
+#[test]
+fn deleting_seal_key_pub_is_reported() {
+    let env = TestEnv::new();
+    let _b = sealed_trail(&env, 12);
+    std::fs::remove_file(audit_dir(&env).join(SEAL_PUB_FILE)).unwrap();
+    // The seals are still there: a seal no key can check is a missing key.
+    let out = verify(&env);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("PROBLEM: seal key missing:")
+            && text(&out).contains("ecdsa-p256-sha256"),
+        "{}",
+        text(&out)
+    );
+    // With `seal_token` configured the missing public key is named as such.
+    let conf = std::fs::read_to_string(&env.keywarden_conf).unwrap();
+    let conf = conf.replacen(
+        "[audit]\n",
+        &format!("[audit]\nseal_token = {TOKEN_LABEL:?}\n"),
+        1,
+    );
+    std::fs::write(&env.keywarden_conf, conf).unwrap();
+    let out = verify(&env);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("seal_token is configured but")
+            && text(&out).contains("seal-key.pub is missing"),
+        "{}",
+        text(&out)
+    );
+}

@@ -162,7 +162,10 @@ fn add_list_passwd_remove_round_trip() {
             (s("action"), s("target"), s("outcome"))
         })
         .collect();
+    let store = env.store_dir().display().to_string();
     let expected: Vec<(String, String, String)> = [
+        // The first change binds the new store to the (new) trail.
+        ("audit.bind", store.as_str(), "ok"),
         ("users.add", "alice", "ok"),
         ("users.add", "bob", "ok"),
         ("users.passwd", "alice", "ok"),

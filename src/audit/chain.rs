@@ -148,35 +148,86 @@ pub struct HeadInfo {
     pub file: String,
     /// Its length after the last append.
     pub len: u64,
+    /// The chain's id (see [`chain_id_of`]), kept here so that it survives the
+    /// archiving of the first file; `None` until the first record is written.
+    pub chain: Option<String>,
+}
+
+/// How a head file's check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadCheck {
+    /// A plain (unkeyed) hash: it catches a torn head, not a rewritten one.
+    Unkeyed,
+    /// An HMAC with the seal key, verified.
+    Keyed,
+    /// An HMAC, but no key was given to check it.
+    KeyedUnchecked,
+}
+
+/// Prefix of the head's HMAC message: a head MAC is never a seal.
+const HEAD_DOMAIN: &[u8] = b"keywarden-audit-head-v1";
+
+/// The chain's id: the first 16 bytes (hex) of the SHA-256 of its first line
+/// (seq 0). That line holds the time, host and pid of its writer, so two chains
+/// never share an id; a copy of a trail directory shares it (it is the same chain).
+pub fn chain_id_of(first_line: &[u8]) -> String {
+    to_hex(&Digest::of_line(first_line).0[..16])
 }
 
 impl HeadInfo {
-    /// `kwhead1 SEQ HASH LEN FILE CHECK`, space-padded to [`HEAD_SIZE`]. The check
-    /// (a truncated SHA-256 of the rest) rejects a torn or edited head.
-    pub fn encode(&self) -> Vec<u8> {
+    /// `kwhead2 CHAIN SEQ HASH LEN FILE CHECK`, space-padded to [`HEAD_SIZE`].
+    /// CHECK is `k:` + a truncated HMAC-SHA256 under the seal key when `key`
+    /// gives one ([`super::seal::Sealer::head_mac`]; a rewritten head then needs
+    /// the key), else a truncated SHA-256 of the rest (rejects a torn head only).
+    pub fn encode(&self, key: Option<&dyn super::seal::Sealer>) -> Vec<u8> {
         let (seq, hash) = match self.tip {
             Some(t) => (t.seq.to_string(), t.hash.to_hex()),
             None => ("-".to_owned(), "-".to_owned()),
         };
-        let body = format!("kwhead1 {seq} {hash} {} {}", self.len, self.file);
-        let check = &Digest::of_line(body.as_bytes()).to_hex()[..16];
+        let chain = self.chain.as_deref().unwrap_or("-");
+        let body = format!("kwhead2 {chain} {seq} {hash} {} {}", self.len, self.file);
+        let check = match key.and_then(|k| k.head_mac(HEAD_DOMAIN, body.as_bytes())) {
+            Some(mac) => format!("k:{}", to_hex(&mac[..16])),
+            None => Digest::of_line(body.as_bytes()).to_hex()[..16].to_owned(),
+        };
         let mut out = format!("{body} {check}").into_bytes();
         out.resize(HEAD_SIZE - 1, b' ');
         out.push(b'\n');
         out
     }
 
-    /// Parses a head file; `None` if it is missing, torn or edited.
+    /// Parses a head file without judging a keyed check; `None` if it is missing,
+    /// torn or edited (see [`HeadInfo::decode_with`]).
     pub fn decode(bytes: &[u8]) -> Option<HeadInfo> {
+        HeadInfo::decode_with(bytes, None).map(|(h, _)| h)
+    }
+
+    /// Parses a head file and checks it: `None` if it is missing, torn, edited,
+    /// or keyed and its MAC does not hold under `key`.
+    pub fn decode_with(
+        bytes: &[u8],
+        key: Option<&dyn super::seal::Sealer>,
+    ) -> Option<(HeadInfo, HeadCheck)> {
         let text = std::str::from_utf8(bytes).ok()?.trim_end();
         let (body, check) = text.rsplit_once(' ')?;
-        if Digest::of_line(body.as_bytes()).to_hex().get(..16) != Some(check) {
-            return None;
-        }
+        let status = match check.strip_prefix("k:") {
+            Some(mac) => match key.and_then(|k| k.head_mac(HEAD_DOMAIN, body.as_bytes())) {
+                // Not secret-dependent timing that matters: the MAC is of a public body.
+                Some(want) if from_hex(mac).as_deref() == Some(&want[..16]) => HeadCheck::Keyed,
+                Some(_) => return None,
+                None => HeadCheck::KeyedUnchecked,
+            },
+            None if Digest::of_line(body.as_bytes()).to_hex().get(..16) == Some(check) => {
+                HeadCheck::Unkeyed
+            }
+            None => return None,
+        };
         let mut parts = body.split(' ');
-        if parts.next()? != "kwhead1" {
-            return None;
-        }
+        let chain = match parts.next()? {
+            "kwhead1" => None,
+            "kwhead2" => Some(parts.next()?).filter(|c| *c != "-").map(str::to_owned),
+            _ => return None,
+        };
         let (seq, hash) = (parts.next()?, parts.next()?);
         let len = parts.next()?.parse().ok()?;
         let file = parts.next()?.to_owned();
@@ -187,7 +238,15 @@ impl HeadInfo {
                 hash: Digest::from_hex(h)?,
             }),
         };
-        Some(HeadInfo { tip, file, len })
+        Some((
+            HeadInfo {
+                tip,
+                file,
+                len,
+                chain,
+            },
+            status,
+        ))
     }
 }
 
@@ -236,8 +295,9 @@ mod tests {
             }),
             file: "audit-00000000000000000000-20250101.jsonl".into(),
             len: 1234,
+            chain: Some("ab".repeat(16)),
         };
-        let bytes = head.encode();
+        let bytes = head.encode(None);
         assert_eq!(bytes.len(), HEAD_SIZE);
         assert_eq!(HeadInfo::decode(&bytes), Some(head.clone()));
         let mut torn = bytes.clone();
@@ -248,7 +308,36 @@ mod tests {
             tip: None,
             file: "f".into(),
             len: 0,
+            chain: None,
         };
-        assert_eq!(HeadInfo::decode(&empty.encode()), Some(empty));
+        assert_eq!(HeadInfo::decode(&empty.encode(None)), Some(empty));
+    }
+
+    #[test]
+    fn a_keyed_head_holds_only_under_its_key() {
+        use crate::audit::seal::{HmacSealer, Sealer};
+        let key = HmacSealer::new(vec![7; 32]).unwrap();
+        let other = HmacSealer::new(vec![8; 32]).unwrap();
+        let head = HeadInfo {
+            tip: None,
+            file: "f".into(),
+            len: 0,
+            chain: Some("cd".repeat(16)),
+        };
+        let keyed = head.encode(Some(&key as &dyn Sealer));
+        let check = |k: Option<&dyn Sealer>| HeadInfo::decode_with(&keyed, k).map(|(_, c)| c);
+        assert_eq!(check(Some(&key)), Some(HeadCheck::Keyed));
+        assert_eq!(check(None), Some(HeadCheck::KeyedUnchecked));
+        assert_eq!(check(Some(&other)), None);
+        let plain = head.encode(None);
+        assert_eq!(
+            HeadInfo::decode_with(&plain, Some(&key)).map(|(_, c)| c),
+            Some(HeadCheck::Unkeyed)
+        );
+        // An edit of the chain id breaks the MAC.
+        let text = String::from_utf8(keyed.clone())
+            .unwrap()
+            .replacen("cdcd", "abab", 1);
+        assert_eq!(HeadInfo::decode_with(text.as_bytes(), Some(&key)), None);
     }
 }

@@ -12,10 +12,12 @@
 //! Nothing here formats a PIN, key material or data: record types have no field for
 //! them (see `record.rs`), and the seal key's `Debug` is redacted.
 
+mod binding;
 mod chain;
 mod context;
 mod ecdsa;
 mod error;
+mod offhost;
 mod ops;
 mod query;
 mod record;
@@ -25,6 +27,8 @@ mod syslog;
 mod token_seal;
 mod trail;
 mod verify;
+mod verify_report;
+mod verify_rules;
 mod writer;
 
 use std::path::PathBuf;
@@ -34,6 +38,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 pub use crate::config::AuditMode as Mode;
+pub use binding::{bind, chain_id, Binding};
+pub use chain::{chain_id_of, HeadCheck, HeadInfo};
 pub use chain::{from_hex, to_hex, Digest, Tip, GENESIS};
 pub use context::ProcessInfo;
 pub use ecdsa::{
@@ -41,6 +47,7 @@ pub use ecdsa::{
     RETIRED_SEAL_PUB_PREFIX, SEAL_PUB_FILE,
 };
 pub use error::{AuditError, AuditResult};
+pub use offhost::OffHost;
 pub use ops::{Ended, OpKind, OpTracker};
 pub use query::{
     cef_line, export, header, read_records, text_line, write_record, Filter, Format, Found, Skipped,
@@ -54,7 +61,7 @@ pub use seal::{HmacSealer, Seal, SealKeys, Sealer, HMAC_ALG};
 pub use syslog::{format_5424, SyslogTarget};
 pub use token_seal::{TokenSealer, SEAL_KEY_ID, SEAL_KEY_LABEL};
 pub use trail::{file_name, list_files, HEAD_FILE};
-pub use verify::{verify, Location, Problem, Report};
+pub use verify::{verify, verify_with, Expect, Location, Options, Problem, Report};
 pub use writer::{Stats, COALESCE, MAX_BATCH, RETRY_CAP, SYNC_EVERY};
 
 use writer::{Msg, Pending, WriterHandle};
@@ -74,6 +81,8 @@ pub struct AuditConfig {
     pub seal_every: Duration,
     /// Syslog forwarding.
     pub syslog: Option<SyslogTarget>,
+    /// Where each seal record also goes (the off-host copy of the seals).
+    pub seal_syslog: Option<SyslogTarget>,
     /// Bound of the queue to the writer thread (records).
     pub queue_capacity: usize,
     /// `buffered` mode: records kept for a retry while the trail cannot be written;
@@ -96,6 +105,7 @@ impl AuditConfig {
             seal_every_records: 1000,
             seal_every: Duration::from_secs(60),
             syslog: None,
+            seal_syslog: None,
             queue_capacity: 8192,
             retry_capacity: RETRY_CAP,
             pause: COALESCE,
@@ -112,6 +122,11 @@ impl AuditConfig {
             seal_every: Duration::from_secs(s.seal_every_secs),
             syslog: s.syslog.as_deref().map(SyslogTarget::parse).transpose()?,
             sharing: s.sharing().map_err(|e| AuditError::Config(e.to_string()))?,
+            seal_syslog: s
+                .seal_syslog
+                .as_deref()
+                .map(SyslogTarget::parse)
+                .transpose()?,
             ..AuditConfig::new(&s.dir)
         })
     }
@@ -122,6 +137,7 @@ impl AuditConfig {
             max_file_bytes: self.max_file_bytes.max(1),
             durable: self.mode == Mode::Required,
             sharing: self.sharing,
+            seal_rule: (self.seal_every_records.max(1), self.seal_every.as_secs()),
         }
     }
 }

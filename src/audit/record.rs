@@ -524,6 +524,11 @@ pub struct SealEvent {
     pub key_id: String,
     /// The signature, hex.
     pub sig: String,
+    /// The sealing rule of the writer: a seal at least every this many of its
+    /// records…
+    pub every_records: u64,
+    /// …and this many seconds after its first unsealed record.
+    pub every_secs: u64,
 }
 
 /// Records lost in `buffered` mode (`kind: "gap"`), written as soon as writing works

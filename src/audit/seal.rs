@@ -44,6 +44,13 @@ pub trait Sealer: Send + Sync {
     /// sealer's key (another `alg`/`key_id`: cannot judge), `Err(Seal)` a seal by
     /// this key that does not verify.
     fn verify(&self, head: &[u8; 32], seal: &Seal) -> AuditResult<bool>;
+
+    /// A MAC over `domain || body` under this key, for the head file
+    /// (`chain::HeadInfo::encode`): `None` for a key that cannot make one cheaply
+    /// (a token key signs only at seals; the head is rewritten on every append).
+    fn head_mac(&self, _domain: &[u8], _body: &[u8]) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// HMAC-SHA256 over `"keywarden-audit-seal-v1" || head` with a secret key.
@@ -146,6 +153,13 @@ impl Sealer for HmacSealer {
             .map(|()| true)
             .map_err(|_| AuditError::Seal("signature does not match the head".into()))
     }
+
+    fn head_mac(&self, domain: &[u8], body: &[u8]) -> Option<[u8; 32]> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).ok()?;
+        mac.update(domain);
+        mac.update(body);
+        Some(mac.finalize().into_bytes().into())
+    }
 }
 
 /// Several verification keys as one (`keywarden audit verify` with the HMAC key
@@ -187,6 +201,10 @@ impl Sealer for SealKeys {
             }
         }
         Ok(false)
+    }
+
+    fn head_mac(&self, domain: &[u8], body: &[u8]) -> Option<[u8; 32]> {
+        self.keys.iter().find_map(|k| k.head_mac(domain, body))
     }
 }
 

@@ -207,3 +207,42 @@ fn a_full_queue_ends_the_writers_pause() {
     assert!(r.is_intact(), "{r}");
     assert_eq!(r.records, 50);
 }
+
+#[test]
+fn the_chain_id_is_kept_in_the_head_and_survives_an_older_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = AuditConfig::new(dir.path());
+    c.mode = Mode::Required;
+    let log = AuditLog::open(c.clone(), None).unwrap();
+    log.append(sign_event()).unwrap();
+    log.shutdown().unwrap();
+    let files = list_files(dir.path()).unwrap();
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let first = text.lines().next().unwrap();
+    let id = chain_id_of(first.as_bytes());
+    let head_path = dir.path().join(HEAD_FILE);
+    let head = |p: &std::path::Path| HeadInfo::decode(&std::fs::read(p).unwrap()).unwrap();
+    assert_eq!(head(&head_path).chain.as_deref(), Some(id.as_str()));
+    assert_eq!(chain_id(dir.path()).unwrap().as_deref(), Some(id.as_str()));
+    // A head as builds before chain ids wrote it (`kwhead1`, no chain field).
+    let h = head(&head_path);
+    let tip = h.tip.unwrap();
+    let body = format!(
+        "kwhead1 {} {} {} {}",
+        tip.seq,
+        tip.hash.to_hex(),
+        h.len,
+        h.file
+    );
+    let check = &Digest::of_line(body.as_bytes()).to_hex()[..16];
+    let mut old = format!("{body} {check}").into_bytes();
+    old.resize(255, b' ');
+    old.push(b'\n');
+    std::fs::write(&head_path, old).unwrap();
+    assert_eq!(head(&head_path).chain, None);
+    let log = AuditLog::open(c, None).unwrap();
+    log.append(sign_event()).unwrap();
+    log.shutdown().unwrap();
+    // The next writer names the chain in the head again, from the first file.
+    assert_eq!(head(&head_path).chain.as_deref(), Some(id.as_str()));
+}

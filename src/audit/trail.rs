@@ -23,7 +23,9 @@ use std::time::SystemTime;
 
 use rustix::fs::{FlockOperation, OFlags};
 
-use super::chain::{push_line, HeadInfo, Link, Tip, HEAD_SIZE};
+use std::sync::Arc;
+
+use super::chain::{chain_id_of, push_line, HeadInfo, Link, Tip, HEAD_SIZE};
 use super::error::{AuditError, AuditResult};
 use super::record::{render_tail, Event, RepairEvent, SealEvent, Timestamp};
 use super::seal::Sealer;
@@ -79,6 +81,9 @@ pub struct TrailOptions {
     pub durable: bool,
     /// Who shares the directory besides its owner (new files' modes, checks).
     pub sharing: crate::fsguard::Sharing,
+    /// The sealing rule (`seal_every_records`, `seal_every_secs`), stated in each
+    /// seal record so the chain itself says how often it must be sealed.
+    pub seal_rule: (u64, u64),
 }
 
 struct Current {
@@ -153,6 +158,12 @@ pub struct Trail {
     cur: Option<Current>,
     tip: Option<Tip>,
     last_head: Vec<u8>,
+    /// Keys the head file's check (`HeadInfo::encode`); the writer's sealer.
+    key: Option<Arc<dyn Sealer>>,
+    /// The chain's id, once known (from the head, or the first line).
+    chain: Option<String>,
+    /// The first file was read for a head that did not name the chain.
+    chain_sought: bool,
     process_fields: String,
     /// The lines of the last append, given back by [`Trail::recycle`]: a batch's
     /// buffer is reused rather than mapped, faulted in and unmapped every pass
@@ -230,7 +241,11 @@ fn scan(bytes: &[u8]) -> AuditResult<(Option<Tip>, usize)> {
 impl Trail {
     /// Opens (creating if needed) the trail in `opts.dir`. `process_fields` is the
     /// pre-serialised process context for the records the trail writes itself.
-    pub fn open(opts: TrailOptions, process_fields: String) -> AuditResult<Trail> {
+    pub fn open(
+        opts: TrailOptions,
+        process_fields: String,
+        key: Option<Arc<dyn Sealer>>,
+    ) -> AuditResult<Trail> {
         let dir = GuardedDir::create(&opts.dir, opts.sharing).map_err(refused)?;
         // Every append reads the head just after the last one rewrote it, so with
         // `relatime` each read would also dirty the inode for its access time.
@@ -255,6 +270,9 @@ impl Trail {
             cur: None,
             tip: None,
             last_head: Vec::new(),
+            key,
+            chain: None,
+            chain_sought: false,
             process_fields,
             out: Vec::new(),
         })
@@ -302,6 +320,8 @@ impl Trail {
                         alg: s.alg,
                         key_id: s.key_id,
                         sig: super::chain::to_hex(&s.sig),
+                        every_records: self.opts.seal_rule.0,
+                        every_secs: self.opts.seal_rule.1,
                     });
                     tip = Some(push_line(&mut out, tip, self.tail_for(&event).as_bytes()));
                 }
@@ -343,6 +363,11 @@ impl Trail {
             return Err(AuditError::io(path.display(), &e));
         }
         cur.len += out.len() as u64;
+        if start_tip.is_none() {
+            // This batch began the chain: its first line names it.
+            let first = out.split(|b| *b == b'\n').next().unwrap_or_default();
+            self.chain = Some(chain_id_of(first));
+        }
         self.tip = tip;
         self.write_head();
         Ok(Appended {
@@ -414,8 +439,9 @@ impl Trail {
             tip: self.tip,
             file: cur.name.clone(),
             len: cur.len,
+            chain: self.chain.clone(),
         }
-        .encode();
+        .encode(self.key.as_deref());
         match self.head.write_all_at(&bytes, 0) {
             Ok(()) => self.last_head = bytes,
             Err(e) => {
@@ -444,9 +470,20 @@ impl Trail {
             }
         }
         self.last_head = bytes.to_vec();
-        let Some(head) = HeadInfo::decode(bytes) else {
+        // A keyed head whose MAC fails under our key is no hint: recover from the
+        // files, which are the truth (verify reports the head).
+        let Some((head, _)) = HeadInfo::decode_with(bytes, self.key.as_deref()) else {
             return self.recover_full();
         };
+        if head.chain.is_some() {
+            self.chain = head.chain.clone();
+        } else if self.chain.is_none() && head.tip.is_some() && !self.chain_sought {
+            // A head written before heads named their chain: name it from the
+            // first file (once per process), so that it survives the file's
+            // archiving.
+            self.chain_sought = true;
+            self.chain = super::binding::first_chain_id(&self.opts.dir)?;
+        }
         // Only a trail file's name, never a path: the head is a hint anyone who
         // can write the directory could have edited.
         if !is_trail_file(&head.file)
@@ -504,6 +541,9 @@ impl Trail {
     fn recover_full(&mut self) -> AuditResult<Option<RepairEvent>> {
         self.cur = None;
         self.tip = None;
+        if let Some(chain) = super::binding::first_chain_id(&self.opts.dir)? {
+            self.chain = Some(chain);
+        }
         let mut repair = None;
         for path in list_files(&self.opts.dir)?.iter().rev() {
             let file = open_append(&self.dir, &name_of(path))?;

@@ -16,149 +16,26 @@
 //!
 //! A seal must sign the hash of the record just before it; with a [`Sealer`] that
 //! owns the seal's key, its signature is checked.
+//!
+//! [`verify_with`] adds what a trail meant to be sealed must also show
+//! ([`Expect`], `verify_rules.rs`): the head (keyed), a key for every seal, the
+//! seals each writer's rule calls for, no missing first files unless archived —
+//! and, given the off-host copy of the seals (`offhost.rs`), that each of them is
+//! in the trail as the SIEM received it.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::chain::{Digest, HeadInfo, Link, Tip, GENESIS};
+use super::chain::{chain_id_of, Digest, HeadCheck, HeadInfo, Link, Tip, GENESIS};
 use super::error::{AuditError, AuditResult};
+use super::offhost::OffHost;
 use super::record::Timestamp;
 use super::seal::{Seal, Sealer};
 use super::trail::{list_files, HEAD_FILE};
-
-/// A place in the trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    /// The trail file.
-    pub file: PathBuf,
-    /// 1-based line number.
-    pub line: usize,
-    /// The record's `seq`, when it could be read.
-    pub seq: Option<u64>,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} line {}", self.file.display(), self.line)?;
-        match self.seq {
-            Some(s) => write!(f, " (seq {s})"),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The first thing found wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    /// The line is not a record.
-    Unparsable(Location),
-    /// The record's bytes changed after it was written.
-    Altered(Location),
-    /// Records before this one were removed (`expected` is the first missing seq).
-    Missing(Location, u64),
-    /// This record is out of order (`expected` is the seq that belongs here).
-    Reordered(Location, u64),
-    /// A seal that does not sign its head.
-    BadSeal(Location, String),
-    /// The trail ends before the record the head file names: records were removed
-    /// from the end (or lost to a power failure in `buffered` mode).
-    TailMissing {
-        /// Last seq the head file names.
-        head_seq: u64,
-        /// Last seq in the files.
-        last_seq: Option<u64>,
-    },
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Problem::Unparsable(at) => write!(f, "not a record: {at}"),
-            Problem::Altered(at) => write!(f, "record altered: {at}"),
-            Problem::Missing(at, e) => write!(f, "record(s) removed before {at}: seq {e} is missing"),
-            Problem::Reordered(at, e) => write!(f, "records reordered at {at}: expected seq {e}"),
-            Problem::BadSeal(at, why) => write!(f, "bad seal at {at}: {why}"),
-            Problem::TailMissing { head_seq, last_seq } => write!(
-                f,
-                "records removed from the end: {HEAD_FILE} names seq {head_seq}, the trail ends at {}",
-                last_seq.map_or_else(|| "nothing".to_owned(), |s| format!("seq {s}"))
-            ),
-        }
-    }
-}
-
-/// What `verify` found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    /// Files checked.
-    pub files: usize,
-    /// Records checked (up to the first problem).
-    pub records: u64,
-    /// First and last seq checked.
-    pub first_seq: Option<u64>,
-    /// Last seq checked.
-    pub last_seq: Option<u64>,
-    /// Seals whose signature verified.
-    pub seals_verified: u64,
-    /// Seals that could not be checked (no key, or another key).
-    pub seals_unchecked: u64,
-    /// The seq the last verified seal covers.
-    pub last_sealed_seq: Option<u64>,
-    /// Records after the last verified seal (protected by the chain only).
-    pub unsealed_tail: u64,
-    /// Where a torn last line starts, and its length.
-    pub truncated_tail: Option<(Location, usize)>,
-    /// The first problem; `None` means the chain is intact.
-    pub problem: Option<Problem>,
-    /// Remarks that are not problems.
-    pub notes: Vec<String>,
-}
-
-impl Report {
-    /// True when no problem was found (a truncated tail is not a problem).
-    pub fn is_intact(&self) -> bool {
-        self.problem.is_none()
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let range = match (self.first_seq, self.last_seq) {
-            (Some(a), Some(b)) => format!("seq {a}..={b}"),
-            _ => "no records".to_owned(),
-        };
-        writeln!(
-            f,
-            "checked: {} files, {} records ({range})",
-            self.files, self.records
-        )?;
-        write!(
-            f,
-            "seals: {} verified, {} not checked",
-            self.seals_verified, self.seals_unchecked
-        )?;
-        match self.last_sealed_seq {
-            Some(s) => writeln!(
-                f,
-                "; last verified seal covers seq {s}, {} records after it",
-                self.unsealed_tail
-            )?,
-            None => writeln!(f)?,
-        }
-        for n in &self.notes {
-            writeln!(f, "note: {n}")?;
-        }
-        if let Some((at, bytes)) = &self.truncated_tail {
-            writeln!(f, "TRUNCATED TAIL: {at}: {bytes} bytes of an unfinished record (a writer stopped mid-write); every record before it is intact")?;
-        }
-        match &self.problem {
-            None => write!(f, "OK: chain intact"),
-            Some(p) => write!(f, "PROBLEM: {p}"),
-        }
-    }
-}
+pub use super::verify_report::{Location, Problem, Report};
+pub use super::verify_rules::Expect;
+use super::verify_rules::{Fields, Writers};
 
 #[derive(Deserialize)]
 struct SealFields {
@@ -199,13 +76,46 @@ fn name_seq(path: &Path) -> Option<u64> {
 }
 
 /// Checks the files that hold records from `from` to `to` (all when `None`), with
-/// `sealer` checking seals made with its key.
+/// `sealer` checking seals made with its key. Expects nothing more: see
+/// [`verify_with`].
 pub fn verify(
     dir: &Path,
     from: Option<Timestamp>,
     to: Option<Timestamp>,
     sealer: Option<&dyn Sealer>,
 ) -> AuditResult<Report> {
+    verify_with(
+        dir,
+        &Options {
+            from,
+            to,
+            sealer,
+            expect: None,
+            against: None,
+        },
+    )
+}
+
+/// What [`verify_with`] checks.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Start of the period (files from the one holding it).
+    pub from: Option<Timestamp>,
+    /// End of the period.
+    pub to: Option<Timestamp>,
+    /// The keys that check seals (and a keyed head).
+    pub sealer: Option<&'a dyn Sealer>,
+    /// What the trail must show; `None`: only what is there is checked.
+    pub expect: Option<Expect>,
+    /// The off-host copy of the seals.
+    pub against: Option<&'a OffHost>,
+}
+
+/// [`verify`], and what `opts.expect` and `opts.against` call for.
+pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
+    let (from, to, sealer) = (opts.from, opts.to, opts.sealer);
+    let expect = opts.expect.clone();
+    let strict = expect.as_ref().is_some_and(|e| e.sealed);
     let files: Vec<PathBuf> = list_files(dir)?
         .into_iter()
         .filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(true))
@@ -226,18 +136,48 @@ pub fn verify(
     };
     // The head is read before the files: a writer appending meanwhile only adds
     // records after the one it names.
-    let head = match crate::fsguard::read_nofollow(&dir.join(HEAD_FILE)) {
-        Ok(bytes) => HeadInfo::decode(&bytes).and_then(|h| h.tip),
-        Err(_) => None,
-    };
-    if head.is_none() {
-        report.notes.push(format!("{HEAD_FILE} is missing, empty or damaged: removal of the last records cannot be detected"));
+    let head_bytes = crate::fsguard::read_nofollow(&dir.join(HEAD_FILE)).unwrap_or_default();
+    let checked = HeadInfo::decode_with(&head_bytes, sealer);
+    let mut late = None;
+    match &checked {
+        None if strict => {
+            late = Some(Problem::HeadMissing(
+                if head_bytes.is_empty() {
+                    "is missing or empty"
+                } else if HeadInfo::decode(&head_bytes).is_some() {
+                    "does not hold under the seal key (rewritten without it)"
+                } else {
+                    "is damaged"
+                }
+                .to_owned(),
+            ))
+        }
+        None => report.notes.push(format!("{HEAD_FILE} is missing, empty or damaged: removal of the last records cannot be detected")),
+        Some((_, HeadCheck::Unkeyed | HeadCheck::KeyedUnchecked))
+            if expect.as_ref().is_some_and(|e| e.keyed_head) =>
+        {
+            late = Some(Problem::HeadNotKeyed)
+        }
+        Some(_) => {}
+    }
+    let head = checked.as_ref().and_then(|(h, _)| h.tip);
+    report.chain = checked.as_ref().and_then(|(h, _)| h.chain.clone());
+    if let Some(what) = expect.as_ref().and_then(|e| e.missing_key.clone()) {
+        late = Some(Problem::SealKeyMissing(what));
+    } else if strict && sealer.is_none() {
+        late.get_or_insert(Problem::SealKeyMissing(
+            "sealing is configured but no key was given to check the seals (--seal-key, --seal-pub, or DIR/seal-key.pub)".into(),
+        ));
     }
     let mut v = Verifier {
         report,
         prev: None,
         sealer,
         head,
+        need_keys: expect.is_some(),
+        writers: strict.then(|| Writers::new(expect.as_ref().and_then(|e| e.rule))),
+        against: opts.against,
+        matched: 0,
     };
     if first > 0 {
         let bytes = read(&files[first - 1])?;
@@ -254,9 +194,14 @@ pub fn verify(
         }
     } else if name_seq(&files[0]).unwrap_or(0) > 0 {
         let seq = name_seq(&files[0]).unwrap_or(0);
-        v.report.notes.push(format!(
-            "the trail starts at seq {seq} (earlier files were archived or removed)"
-        ));
+        let archived = from.is_some() || expect.as_ref().is_some_and(|e| e.archived);
+        if expect.is_some() && !archived {
+            late.get_or_insert(Problem::FilesMissing(seq));
+        } else {
+            v.report.notes.push(format!(
+                "the trail starts at seq {seq} (earlier files were archived or removed)"
+            ));
+        }
     }
     for (i, path) in files.iter().enumerate().take(last + 1).skip(first) {
         let bytes = read(path)?;
@@ -267,11 +212,36 @@ pub fn verify(
         };
         v.report.files += 1;
         if !v.file(path, &bytes, i == files.len() - 1, expected_first) {
-            return Ok(v.report);
+            break;
         }
     }
-    if last == files.len() - 1 {
+    if last == files.len() - 1 && v.report.problem.is_none() {
         v.check_head();
+        v.check_offhost_end();
+        if let Some(w) = &v.writers {
+            match w.finish() {
+                Ok(notes) => v.report.notes.extend(notes),
+                Err(p) => {
+                    v.fail(p);
+                }
+            }
+        }
+    }
+    if let Some(copy) = opts.against {
+        v.report.offhost_matched = Some(v.matched);
+        if v.matched == 0 && v.report.problem.is_none() {
+            v.fail(Problem::OffHost(format!(
+                "none of the seals in {} is in the range checked",
+                copy.source
+            )));
+        }
+    }
+    // A key the configuration names but that is missing explains any seal that
+    // could not be checked: name it rather than the first such seal.
+    let named_key = matches!(late, Some(Problem::SealKeyMissing(_)))
+        && matches!(v.report.problem, Some(Problem::SealKeyMissing(_)));
+    if v.report.problem.is_none() || named_key {
+        v.report.problem = late;
     }
     Ok(v.report)
 }
@@ -283,6 +253,13 @@ struct Verifier<'a> {
     sealer: Option<&'a dyn Sealer>,
     /// The chain's end according to the head file.
     head: Option<Tip>,
+    /// Expectations were given: a seal no key checks is a problem.
+    need_keys: bool,
+    /// The per-process rules (sealing expected).
+    writers: Option<Writers>,
+    /// The off-host copy of the seals, and how many of them were found.
+    against: Option<&'a OffHost>,
+    matched: usize,
 }
 
 impl Verifier<'_> {
@@ -352,6 +329,9 @@ impl Verifier<'_> {
             if let Err(p) = self.seal(line, &here, prev_hash, expected) {
                 return self.fail(p);
             }
+            if let Err(p) = self.extra(line, &here) {
+                return self.fail(p);
+            }
             self.prev = Some((tip, Some(here)));
             self.report.records += 1;
             self.report.first_seq.get_or_insert(link.seq);
@@ -414,6 +394,10 @@ impl Verifier<'_> {
                 "made by a key that was not given (alg {}, key_id {}); give its key to check it",
                 seal.alg, seal.key_id
             ))),
+            None if self.need_keys => Err(Problem::SealKeyMissing(format!(
+                "{here} is sealed by alg {}, key_id {}, and no key to check it was given",
+                seal.alg, seal.key_id
+            ))),
             None => {
                 let note = format!(
                     "seals by alg {}, key_id {} were not checked (no key given)",
@@ -425,6 +409,56 @@ impl Verifier<'_> {
                 self.report.seals_unchecked += 1;
                 self.report.unsealed_tail += 1;
                 Ok(())
+            }
+        }
+    }
+
+    /// The checks beyond the chain: the chain id against the head, the writers'
+    /// sealing rules, the off-host copy.
+    fn extra(&mut self, line: &[u8], here: &Location) -> Result<(), Problem> {
+        if here.seq == Some(0) {
+            let first = chain_id_of(line);
+            match &self.report.chain {
+                Some(head) if *head != first => {
+                    return Err(Problem::ChainMismatch {
+                        head: head.clone(),
+                        first,
+                    })
+                }
+                Some(_) => {}
+                None => self.report.chain = Some(first),
+            }
+        }
+        if let Some(w) = &mut self.writers {
+            let f: Fields = serde_json::from_slice(line).unwrap_or_default();
+            w.record(&f, here)?;
+        }
+        if let (Some(copy), Some(seq)) = (self.against, here.seq) {
+            if let Some(theirs) = copy.get(seq) {
+                if theirs != line {
+                    return Err(Problem::OffHost(format!(
+                        "{here} differs from the seal {} holds for seq {seq}: the trail was rewritten",
+                        copy.source
+                    )));
+                }
+                self.matched += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last file: a seal of the off-host copy beyond the trail's end
+    /// means records were removed from the end.
+    fn check_offhost_end(&mut self) {
+        let Some(copy) = self.against else { return };
+        let last = self.prev.as_ref().map(|(t, _)| t.seq);
+        if let Some(seq) = copy.first_after(last) {
+            if self.report.problem.is_none() {
+                self.fail(Problem::OffHost(format!(
+                    "{} holds a seal at seq {seq}, after the trail's end ({}): records were removed",
+                    copy.source,
+                    last.map_or_else(|| "nothing".to_owned(), |s| format!("seq {s}"))
+                )));
             }
         }
     }

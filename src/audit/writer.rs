@@ -133,8 +133,12 @@ impl WriterHandle {
         sealer: Option<Arc<dyn Sealer>>,
     ) -> AuditResult<WriterHandle> {
         let process_fields = super::context::ProcessInfo::current().json_fields();
-        let trail = Trail::open(cfg.trail_options(), process_fields.clone())?;
+        let trail = Trail::open(cfg.trail_options(), process_fields.clone(), sealer.clone())?;
         let syslog = match &cfg.syslog {
+            Some(target) => Some(SyslogSink::new(target.clone())?),
+            None => None,
+        };
+        let seal_syslog = match &cfg.seal_syslog {
             Some(target) => Some(SyslogSink::new(target.clone())?),
             None => None,
         };
@@ -149,6 +153,7 @@ impl WriterHandle {
             seal_every: cfg.seal_every,
             counters: Arc::clone(&counters),
             syslog,
+            seal_syslog,
             process_fields,
             renderer: Renderer::default(),
             tails: Tails::default(),
@@ -245,6 +250,8 @@ struct State {
     seal_every: Duration,
     counters: Arc<Counters>,
     syslog: Option<SyslogSink>,
+    /// Receives each seal record only (`[audit] seal_syslog`).
+    seal_syslog: Option<SyslogSink>,
     process_fields: String,
     /// Rendering state and the batch's rendered tails, kept from batch to batch.
     renderer: Renderer,
@@ -359,6 +366,19 @@ impl State {
             *batch = all;
         }
         let records = batch;
+        if self.sealer.is_some() && self.since_seal < self.seal_every_records {
+            // A seal after exactly `seal_every_records` of this process's records,
+            // not after the whole batch: verify holds each writer to that count.
+            // (After a failed seal every batch tries again, unsplit.)
+            let room =
+                usize::try_from(self.seal_every_records - self.since_seal).unwrap_or(usize::MAX);
+            if records.len() > room {
+                let mut rest = records.split_off(room);
+                self.write(records, false);
+                self.write(&mut rest, force_seal);
+                return;
+            }
+        }
         let seal_due = self.since_seal + records.len() as u64 >= self.seal_every_records
             || (self.since_seal + records.len() as u64 > 0
                 && self.last_seal.elapsed() >= self.seal_every)
@@ -406,6 +426,7 @@ impl State {
                         None => {
                             self.counters.seals.fetch_add(1, Ordering::Relaxed);
                             self.since_seal = 0;
+                            self.forward_seal(&done.lines);
                         }
                         Some(e) => {
                             self.counters.seal_errors.fetch_add(1, Ordering::Relaxed);
@@ -464,6 +485,19 @@ impl State {
             if sink.send(line).is_err() {
                 self.counters.syslog_errors.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Sends the batch's seal — its last line, where the trail puts it — to the
+    /// seal target (best-effort, like all forwarding; counted when refused).
+    fn forward_seal(&mut self, lines: &[u8]) {
+        let Some(sink) = &mut self.seal_syslog else {
+            return;
+        };
+        let body = lines.strip_suffix(b"\n").unwrap_or(lines);
+        let seal = body.rsplit(|b| *b == b'\n').next().unwrap_or(body);
+        if sink.send(seal).is_err() {
+            self.counters.syslog_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -9,6 +9,11 @@
 //! (the change itself is made by then; the message says it went unrecorded). In `buffered` mode the records are flushed
 //! when the command ends, and a failure is reported the same way.
 //!
+//! The store and the trail belong together ([`audit::bind`]): a command that
+//! changes the store opens the trail with [`CliAudit::open_bound`], which refuses a
+//! trail of another chain than the store's (nothing is changed) and binds a store
+//! that knows none yet, recording that (`audit.bind`).
+//!
 //! Seals: a software seal key (`seal_key_file`) seals the CLI's records at exit.
 //! With `seal_token` the CLI writes chain-linked records only (it holds no token
 //! session to sign with); the module's next seal covers them, since a seal signs
@@ -26,6 +31,7 @@ use crate::error::{Error, Result};
 /// An open trail for one CLI command.
 pub(crate) struct CliAudit {
     log: AuditLog,
+    dir: std::path::PathBuf,
     actor: Option<String>,
     mode: AuditMode,
     /// The first append error, reported at the end.
@@ -50,10 +56,63 @@ impl CliAudit {
         let log = AuditLog::open(settings, sealer).map_err(unusable)?;
         Ok(CliAudit {
             log,
+            dir: config.audit.dir.clone(),
             actor: Some(ProcessInfo::current().actor_name()),
             mode: config.audit.mode,
             failed: RefCell::new(None),
         })
+    }
+
+    /// [`CliAudit::open`], then checks that `store` records its changes in this
+    /// trail (binding a store that knows no chain yet; `replace`: rebinding one
+    /// bound to another chain, `init --force`). An error means nothing was changed.
+    pub(crate) fn open_bound(
+        config: &Config,
+        store: &dyn crate::store::Store,
+        replace: bool,
+    ) -> Result<CliAudit> {
+        let au = CliAudit::open(config)?;
+        au.bind(config, store, replace)?;
+        Ok(au)
+    }
+
+    /// The check of [`CliAudit::open_bound`] on an open trail.
+    pub(crate) fn bind(
+        &self,
+        config: &Config,
+        store: &dyn crate::store::Store,
+        replace: bool,
+    ) -> Result<()> {
+        let au = self;
+        let store_dir = &config.store.dir;
+        // Buffered mode: this command's records so far reach the trail (and name
+        // its chain) before the chain is read.
+        au.log.flush().map_err(Error::Audit)?;
+        let began = std::cell::Cell::new(false);
+        let binding = audit::bind(&au.dir, store_dir, store, replace, || {
+            // A new trail: its first record says what it is for.
+            au.admin(
+                "audit.bind",
+                Some(&store_dir.display().to_string()),
+                Ok(Some(
+                    "store bound to the audit chain this record begins".into(),
+                )),
+            );
+            began.set(true);
+            au.log.flush().map_err(Error::Audit)
+        })?;
+        if let (audit::Binding::Adopted { chain, previous }, false) = (binding, began.get()) {
+            let detail = match previous {
+                Some(p) => format!("store rebound from audit chain {p} to {chain}"),
+                None => format!("store bound to audit chain {chain}"),
+            };
+            au.admin(
+                "audit.bind",
+                Some(&store_dir.display().to_string()),
+                Ok(Some(detail)),
+            );
+        }
+        Ok(())
     }
 
     /// Who ran the command, as records name it.

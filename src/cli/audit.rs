@@ -10,8 +10,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use crate::audit::{
-    self, EcdsaVerifier, Filter, Format, Found, HmacSealer, SealKeys, Sealer, Timestamp,
-    SEAL_PUB_FILE,
+    self, EcdsaVerifier, Filter, Format, Found, HmacSealer, SealKeys, Timestamp, SEAL_PUB_FILE,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -69,6 +68,14 @@ pub(super) enum AuditCommand {
         /// exists). Best kept where the trail's writers cannot change it.
         #[arg(long)]
         seal_pub: Option<PathBuf>,
+        /// The files before the first one were archived: a trail that does not
+        /// start at seq 0 is then not reported as files missing.
+        #[arg(long)]
+        archived: bool,
+        /// The off-host copy of the seals (the syslog lines or JSON records a SIEM
+        /// collected): every seal in it must be in the trail, byte for byte.
+        #[arg(long, value_name = "FILE")]
+        against: Option<PathBuf>,
     },
     /// Create the audit seal key pair on the token and write DIR/seal-key.pub.
     InitSealKey {
@@ -137,7 +144,7 @@ fn parse_time(s: &str) -> std::result::Result<Timestamp, String> {
         .ok_or_else(|| format!("not a time: {s} (use 2025-01-31 or 2025-01-31T12:00:00Z)"))
 }
 
-fn audit_err(e: audit::AuditError) -> Error {
+pub(super) fn audit_err(e: audit::AuditError) -> Error {
     Error::Audit(e)
 }
 
@@ -196,29 +203,20 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
             range,
             seal_key,
             seal_pub,
-        } => {
-            let key_file = seal_key
-                .clone()
-                .or_else(|| section.and_then(|s| s.seal_key_file));
-            let (keys, described) = seal_keys(&dir, key_file, seal_pub.clone())?;
-            let report = audit::verify(
-                &dir,
-                range.from,
-                range.to,
-                (!keys.is_empty()).then_some(&keys as &dyn Sealer),
-            )
-            .map_err(audit_err)?;
-            println!("trail: {}", dir.display());
-            for line in described {
-                println!("seal key: {line}");
-            }
-            println!("{report}");
-            Ok(if report.is_intact() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+            archived,
+            against,
+        } => super::audit_verify::verify(
+            &dir,
+            section.as_ref(),
+            &super::audit_verify::VerifyArgs {
+                from: range.from,
+                to: range.to,
+                seal_key: seal_key.clone(),
+                seal_pub: seal_pub.clone(),
+                archived: *archived,
+                against: against.clone(),
+            },
+        ),
         AuditCommand::InitSealKey {
             token,
             pin_file,
@@ -304,7 +302,7 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
 /// (`--seal-pub`, else DIR/seal-key.pub when present). Also one line per key
 /// saying which key and from where, so the auditor can compare the key_id with
 /// a copy kept elsewhere.
-fn seal_keys(
+pub(super) fn seal_keys(
     dir: &Path,
     hmac: Option<PathBuf>,
     public: Option<PathBuf>,

@@ -85,6 +85,14 @@ pub(super) fn run(args: &InitArgs<'_>) -> Result<ExitCode> {
         Err(e) => Err(e.to_string()),
     };
     au.admin("init", Some(&conf_path.display().to_string()), outcome);
+    // From now on the store records its changes in this trail, whose chain the
+    // record above began if it was new (`--force` rebinds a store bound to another
+    // chain, e.g. after the trail was replaced). Binding is init's only change to
+    // the store, so it comes after the record that names the trail.
+    let result = result.and_then(|()| {
+        let store = crate::store::open(&config.store)?;
+        au.bind(&config, &store, force)
+    });
     let code = au.finish(result.map(|()| ExitCode::SUCCESS))?;
     println!("export KEYWARDEN_CONF={}", conf_path.display());
     Ok(code)
@@ -215,6 +223,9 @@ dir = {audit}
 # seal_every_secs = 60
 # Forward every record to syslog (RFC 5424): "udp://HOST:PORT", "unix:/dev/log".
 # syslog = "unix:/dev/log"
+# Send each seal record (only those) to this syslog target too: the off-host copy
+# of the seals that `keywarden audit verify --against FILE` compares the trail with.
+# seal_syslog = "udp://siem.example:514"
 # Software seal key (HMAC-SHA256, 32+ bytes) for hosts without the token's
 # audit key. Absolute path.
 # seal_key_file = "/etc/keywarden/audit-seal.key"
@@ -257,6 +268,7 @@ mod tests {
             .replace("# rotate_mb", "rotate_mb")
             .replace("# seal_every", "seal_every")
             .replace("# syslog =", "syslog =")
+            .replace("# seal_syslog =", "seal_syslog =")
             .replace("# seal_key_file =", "seal_key_file =")
             .replace("# seal_token =", "seal_token =")
             .replace("# seal_pin_file =", "seal_pin_file =")

@@ -6,6 +6,7 @@ mod admin_audit;
 mod audit;
 mod audit_follow;
 mod audit_seal;
+mod audit_verify;
 mod doctor;
 mod doctor_files;
 mod explain;

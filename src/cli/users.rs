@@ -72,7 +72,7 @@ pub(super) fn run(config: Option<PathBuf>, command: UsersCommand) -> Result<Exit
         UsersCommand::Enable { name } => ("users.enable", name.clone()),
     };
     // Before anything changes: no trail, no change.
-    let au = CliAudit::open(&config)?;
+    let au = CliAudit::open_bound(&config, &store, false)?;
     let result = change(&store, command);
     let outcome = match &result {
         Ok(detail) => Ok(detail.clone()),

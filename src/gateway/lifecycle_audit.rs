@@ -8,9 +8,38 @@
 
 use pkcs11_sys::CK_INVALID_HANDLE;
 
+use super::record::Recorder;
 use super::{Call, Enforcer};
-use crate::audit::{LifecycleEvent, ProcessInfo};
-use crate::error::Result;
+use crate::audit::{AdminEvent, Binding, LifecycleEvent, Outcome, ProcessInfo};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// At `C_Initialize` (enforce mode, after the start records): the store must record
+/// its changes in this trail (`audit::bind`); a store that knows no chain yet adopts
+/// this one, recorded as `audit.bind`. A store bound to another chain fails
+/// `C_Initialize` (`Error::Config` → `CKR_GENERAL_ERROR`, one line).
+pub(super) fn bind_store(
+    audit: &Recorder,
+    config: &Config,
+    store: &dyn crate::store::Store,
+) -> Result<()> {
+    // Buffered mode: the start records must be on disk for the chain id to be read.
+    audit.flush().map_err(Error::Audit)?;
+    let store_dir = &config.store.dir;
+    let binding = crate::audit::bind(&config.audit.dir, store_dir, store, false, || Ok(()))?;
+    if let Binding::Adopted { chain, .. } = binding {
+        audit.admin(AdminEvent {
+            action: "audit.bind".into(),
+            actor: Some(ProcessInfo::current().actor_name()),
+            target: Some(store_dir.display().to_string()),
+            outcome: Outcome::Ok,
+            detail: Some(format!(
+                "store bound to audit chain {chain} (by the module)"
+            )),
+        })?;
+    }
+    Ok(())
+}
 
 impl Enforcer {
     /// Who made the change: the named identity of the calling session, else the

@@ -78,10 +78,18 @@ impl Gateway {
         let seal_guard = match seal_key::SealGuard::start(&config, &backend) {
             Ok(g) => g,
             Err(e) => {
+                let _ = audit.stop();
                 let _ = backend.finalize();
                 return Err(e);
             }
         };
+        if let Some(e) = &enforcer {
+            if let Err(err) = lifecycle_audit::bind_store(&audit, &config, e.lifecycle.store()) {
+                let _ = audit.stop();
+                let _ = backend.finalize();
+                return Err(err);
+            }
+        }
         if let Some(e) = &mut enforcer {
             e.attach_audit(&audit);
         }
@@ -291,6 +299,7 @@ impl Gateway {
             }
             Ok(())
         });
+        let opened = result.is_ok();
         let recorded = match result {
             Ok(()) => Call {
                 session: Some(*session),
@@ -298,13 +307,27 @@ impl Gateway {
             },
             Err(_) => call,
         };
-        self.audit.after(
+        let answer = self.audit.after(
             self.enforcer.as_ref(),
             &recorded,
             pending,
             Io::default(),
             result,
-        )
+        );
+        if opened && answer.is_err() {
+            // `required` mode: the open's record could not be written, so the
+            // application is told the call failed — then no session may exist
+            // either (a failed C_OpenSession opens none, §5.6). The backend's
+            // session is closed again and forgotten; nothing records it, as
+            // nothing recorded its opening.
+            let handle = std::mem::replace(session, CK_INVALID_HANDLE);
+            let _ = self.backend.close_session(handle);
+            self.audit.forget_session(handle);
+            if let Some(e) = &self.enforcer {
+                let _ = e.sessions.closed(handle);
+            }
+        }
+        answer
     }
 
     /// `C_CloseSession`, `C_CloseAllSessions`, `C_Logout`: forward, then follow the

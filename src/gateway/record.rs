@@ -246,6 +246,12 @@ impl Recorder {
         self.log.append(event).map_err(Error::Audit)
     }
 
+    /// An administrative record of the module (`lifecycle_audit.rs`: the store's
+    /// binding to this trail).
+    pub(super) fn admin(&self, event: crate::audit::AdminEvent) -> Result<()> {
+        self.append(event)
+    }
+
     /// A lifecycle change the module made (`lifecycle_audit.rs`).
     pub(super) fn lifecycle(&self, event: crate::audit::LifecycleEvent) -> Result<()> {
         self.append(event)
@@ -636,6 +642,11 @@ impl Recorder {
         if let Some(k) = self.key(enforcer, slot, session, object, true) {
             ev.set_new_key(k);
         }
+    }
+
+    /// A session closed without a record (the undone open of `Gateway::open_session`).
+    pub(super) fn forget_session(&self, session: CK_SESSION_HANDLE) {
+        self.sessions.write().remove(&session);
     }
 
     /// A session the backend just opened.

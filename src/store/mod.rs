@@ -173,4 +173,13 @@ pub trait Store: Send + Sync {
     fn set_identity_hash(&self, name: &str, hash: &PhcHash) -> StoreResult<()>;
     /// Disables or re-enables an identity.
     fn set_identity_disabled(&self, name: &str, disabled: bool) -> StoreResult<()>;
+
+    // --- the audit chain that records this store's changes ---
+
+    /// The id of the audit chain bound to this store; `None` until one is bound.
+    fn audit_chain(&self) -> StoreResult<Option<String>>;
+    /// Binds the store to `chain` if it is bound to none yet (or, with `replace`,
+    /// whatever it was bound to), in one transaction; returns the chain bound
+    /// afterwards, which differs from `chain` when another was bound first.
+    fn bind_audit_chain(&self, chain: &str, replace: bool) -> StoreResult<String>;
 }

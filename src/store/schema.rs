@@ -133,7 +133,17 @@ CREATE TABLE pending_rotations (
 "#;
 
 /// Every migration, in order. The schema version this build writes is its length.
-pub const MIGRATIONS: &[&str] = &[V1, V2_PENDING_ROTATIONS];
+
+/// Version 3: the id of the audit chain that records this store's changes
+/// (`keywarden init`/first use binds it; the CLI and the module refuse a trail
+/// of another chain).
+const V3_AUDIT_CHAIN: &str = r#"
+ALTER TABLE meta ADD COLUMN audit_chain TEXT
+    CHECK (audit_chain IS NULL OR (length(audit_chain) = 32 AND audit_chain NOT GLOB '*[^0-9a-f]*'));
+"#;
+
+/// Every migration, in order. The schema version this build writes is its length.
+pub const MIGRATIONS: &[&str] = &[V1, V2_PENDING_ROTATIONS, V3_AUDIT_CHAIN];
 
 /// The newest schema version this build understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -58,6 +58,20 @@ pub fn write_lines(path: &Path, lines: &[String]) {
     std::fs::write(path, text).unwrap();
 }
 
+/// Recomputes every link from `from` on, seals' `head` fields included, as someone
+/// rewriting the trail without the seal key would.
+pub fn rechain(lines: &mut [String], from: usize) {
+    for i in from.max(1)..lines.len() {
+        let prev = keywarden::audit::Digest::of_line(lines[i - 1].as_bytes()).to_hex();
+        for field in ["\"prev\":\"", "\"head\":\""] {
+            if let Some(at) = lines[i].find(field) {
+                let start = at + field.len();
+                lines[i].replace_range(start..start + 64, &prev);
+            }
+        }
+    }
+}
+
 pub fn seq_of(line: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     v["seq"].as_u64().unwrap()
@@ -100,12 +114,35 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Fills the file system with a filler file; returns it.
+/// Copies the trail files and the head of `from` into `to` (created): the same
+/// chain in another place.
+pub fn copy_trail(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in files(from) {
+        std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+    }
+    let head = keywarden::audit::HEAD_FILE;
+    std::fs::copy(from.join(head), to.join(head)).unwrap();
+}
+
+/// Fills the file system with a filler file until a `write` of even one byte
+/// fails, and checks that `statvfs` agrees (no block left); returns it. (Files
+/// already there may still take bytes into their last, partly used page or
+/// folio: that slack is theirs.)
 pub fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
     let filler = dir.join("filler");
     let mut f = std::fs::File::create(&filler).unwrap();
     let chunk = vec![0u8; 4096];
-    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-    let _ = std::io::Write::write_all(&mut f, &[0u8; 1]);
+    for size in [4096, 1] {
+        loop {
+            match f.write(&chunk[..size]) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    let st = rustix::fs::statvfs(dir).unwrap();
+    assert_eq!((st.f_bavail, st.f_bfree), (0, 0), "the file system is full");
     filler
 }

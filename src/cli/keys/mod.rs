@@ -235,7 +235,7 @@ pub(super) fn run(
         return read_only(&cx, command);
     };
     // Before anything changes: no trail, no change.
-    let au = CliAudit::open(&cx.config)?;
+    let au = CliAudit::open_bound(&cx.config, &cx.store, false)?;
     let result = change(&cx, &au, command);
     if let Err(e) = &result {
         let mut ev = LifecycleEvent::new(action, label.as_deref());

@@ -176,6 +176,35 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn audit_chain(&self) -> StoreResult<Option<String>> {
+        self.read(|tx| {
+            Ok(
+                tx.query_row("SELECT audit_chain FROM meta WHERE id = 1", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+    }
+
+    fn bind_audit_chain(&self, chain: &str, replace: bool) -> StoreResult<String> {
+        self.write(|tx| {
+            let only_unbound = if replace {
+                ""
+            } else {
+                " AND audit_chain IS NULL"
+            };
+            tx.execute(
+                &format!("UPDATE meta SET audit_chain = ?1 WHERE id = 1{only_unbound}"),
+                [chain],
+            )?;
+            Ok(
+                tx.query_row("SELECT audit_chain FROM meta WHERE id = 1", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+    }
+
     fn schema_version(&self) -> StoreResult<u32> {
         self.read(|tx| Ok(open::user_version(tx)?))
     }
