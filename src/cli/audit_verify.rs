@@ -34,7 +34,7 @@ const UNSEALED: &str =
     with audit.head: this trail cannot prove that it is complete";
 
 const FORGEABLE: &str = "seals made by a key the audited process can read (the software key file) \
-    or use (the token key, usable without login) do not stop that process's user from rewriting \
+    or use (the token key, with the PIN it reads) do not stop that process's user from rewriting \
     and re-sealing the trail; only the off-host copy of the seals does: verify --against FILE";
 
 pub(super) fn verify(
