@@ -83,6 +83,12 @@ impl Backend {
         &self.path
     }
 
+    /// Whether the module's function table has an entry for `f` (it may still
+    /// answer `CKR_FUNCTION_NOT_SUPPORTED` when called).
+    pub fn has_function(&self, f: crate::functions::FunctionId) -> bool {
+        loader::has_entry(&self.fns, f)
+    }
+
     /// True when the backend offers the PKCS#11 3.0 interface.
     pub fn has_v3_0(&self) -> bool {
         self.fns.version.major >= 3

@@ -105,6 +105,15 @@ pub(super) fn with_gateway<R>(f: impl FnOnce(&Gateway) -> Result<R>) -> Result<R
     }
 }
 
+/// The answer for a template count beyond `args::MAX_TEMPLATE`
+/// (`Gateway::absurd_count`), or `CKR_CRYPTOKI_NOT_INITIALIZED`.
+#[cold]
+pub(super) fn absurd_count(call: &Call) -> Error {
+    match with_gateway(|gw| Ok(gw.absurd_count(call))) {
+        Ok(e) | Err(e) => e,
+    }
+}
+
 /// The common handler tail: describe the call, let the gateway decide and forward.
 #[inline]
 pub(super) fn forward(call: Call, f: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {

@@ -96,6 +96,22 @@ pub(crate) unsafe fn mechanism_from_raw(m: &CK_MECHANISM) -> Result<MechanismSum
     unsafe { mechanism_view_from_raw(m) }?.decode()
 }
 
+/// The mechanism check every mechanism-taking handler makes before forwarding:
+/// a NULL `pParameter` with a length is `CKR_ARGUMENTS_BAD`, a NULL pointer inside
+/// the parameter struct with a length is `CKR_MECHANISM_PARAM_INVALID`
+/// (`abi::check_inner_buffers`); both would make the token read through NULL.
+/// Then the summary for audit, or `None` when the decoder cannot read the
+/// parameter (the token judges it, as it would directly).
+///
+/// # Safety
+/// As for [`mechanism_view_from_raw`].
+pub(crate) unsafe fn checked_mechanism(m: &CK_MECHANISM) -> Result<Option<MechanismSummary>> {
+    // SAFETY: forwarded contract.
+    let view = unsafe { mechanism_view_from_raw(m) }?;
+    crate::abi::check_inner_buffers(view.mechanism, view.param)?;
+    Ok(view.decode().ok())
+}
+
 static TRUE_BYTE: CK_BBOOL = CK_TRUE;
 static FALSE_BYTE: CK_BBOOL = CK_FALSE;
 

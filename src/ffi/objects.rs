@@ -3,7 +3,7 @@
 
 use pkcs11_sys::*;
 
-use super::args::{in_slice, out_ref, out_slice};
+use super::args::{in_template, out_array, out_ref, out_template};
 use super::boundary::{forward, with_gateway};
 use super::decode::{template_from_raw, with_forced};
 use crate::error::{Error, Result};
@@ -21,7 +21,7 @@ pub(super) unsafe fn C_CreateObject(
     // SAFETY: caller's contract: ulCount attributes, one writable handle.
     let (template, object) = unsafe {
         (
-            in_slice(pTemplate, ulCount, "pTemplate")?,
+            in_template(&Call::session(F::C_CreateObject, hSession), pTemplate, ulCount)?,
             out_ref(phObject, "phObject")?,
         )
     };
@@ -60,7 +60,11 @@ pub(super) unsafe fn C_CopyObject(
     // SAFETY: caller's contract.
     let (template, new) = unsafe {
         (
-            in_slice(pTemplate, ulCount, "pTemplate")?,
+            in_template(
+                &Call::session(F::C_CopyObject, hSession).on(hObject),
+                pTemplate,
+                ulCount,
+            )?,
             out_ref(phNewObject, "phNewObject")?,
         )
     };
@@ -121,9 +125,9 @@ pub(super) unsafe fn C_GetAttributeValue(
     pTemplate: CK_ATTRIBUTE_PTR,
     ulCount: CK_ULONG,
 ) -> Result<()> {
-    // SAFETY: caller's contract: ulCount attributes, read and written in place.
-    let template = unsafe { out_slice(pTemplate, ulCount, "pTemplate") }?;
     let call = Call::session(F::C_GetAttributeValue, hSession).on(hObject);
+    // SAFETY: caller's contract: ulCount attributes, read and written in place.
+    let template = unsafe { out_template(&call, pTemplate, ulCount) }?;
     with_gateway(|gw| {
         let asks_secret = gw.enforcing()
             && template
@@ -172,9 +176,9 @@ pub(super) unsafe fn C_SetAttributeValue(
     pTemplate: CK_ATTRIBUTE_PTR,
     ulCount: CK_ULONG,
 ) -> Result<()> {
-    // SAFETY: caller's contract.
-    let template = unsafe { in_slice(pTemplate, ulCount, "pTemplate") }?;
     let call = Call::session(F::C_SetAttributeValue, hSession).on(hObject);
+    // SAFETY: caller's contract.
+    let template = unsafe { in_template(&call, pTemplate, ulCount) }?;
     with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.call(call, |b| b.set_attribute_value(hSession, hObject, template));
@@ -193,12 +197,13 @@ pub(super) unsafe fn C_FindObjectsInit(
     pTemplate: CK_ATTRIBUTE_PTR,
     ulCount: CK_ULONG,
 ) -> Result<()> {
+    let call = Call::session(F::C_FindObjectsInit, hSession);
     // SAFETY: caller's contract.
-    let template = unsafe { in_slice(pTemplate, ulCount, "pTemplate") }?;
+    let template = unsafe { in_template(&call, pTemplate, ulCount) }?;
     // Only the attribute types are looked at, never the values.
     let by_id = template.is_some_and(|t| t.iter().any(|a| a.type_ == CKA_ID));
     with_gateway(|gw| {
-        gw.find_objects_init(Call::session(F::C_FindObjectsInit, hSession), by_id, |b| {
+        gw.find_objects_init(call, by_id, |b| {
             b.find_objects_init(hSession, template)
         })
     })
@@ -214,7 +219,7 @@ pub(super) unsafe fn C_FindObjects(
     // SAFETY: caller's contract: room for ulMaxObjectCount handles, one writable count.
     let (found, count) = unsafe {
         (
-            out_slice(phObject, ulMaxObjectCount, "phObject")?,
+            out_array(phObject, ulMaxObjectCount, "phObject")?,
             out_ref(pulObjectCount, "pulObjectCount")?,
         )
     };

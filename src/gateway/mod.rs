@@ -21,6 +21,7 @@ mod record;
 mod register;
 mod sessions;
 mod token_ops;
+mod unsupported;
 
 use std::sync::Arc;
 
@@ -37,6 +38,15 @@ use crate::error::{check_rv, Error, Result};
 use crate::functions::{FnClass, FunctionId};
 use record::Recorder;
 
+/// The classes whose calls a policy decides before forwarding: where a refusal
+/// could hide the token's "not supported".
+const fn decided_by_policy(f: FunctionId) -> bool {
+    matches!(
+        f.class(),
+        FnClass::KeyUse | FnClass::KeyManagement | FnClass::Object | FnClass::Admin
+    )
+}
+
 /// The engine behind one initialised module instance.
 #[derive(Debug)]
 pub struct Gateway {
@@ -47,6 +57,8 @@ pub struct Gateway {
     enforcer: Option<Enforcer>,
     /// The audit trail: on in both policy modes (`[audit]` is required).
     audit: Arc<Recorder>,
+    /// Enforce mode: the functions the backend lacks (`unsupported.rs`).
+    unsupported: unsupported::Unsupported,
 }
 
 impl Gateway {
@@ -73,6 +85,10 @@ impl Gateway {
         if let Some(e) = &mut enforcer {
             e.attach_audit(&audit);
         }
+        let unsupported = match &enforcer {
+            Some(_) => unsupported::Unsupported::of(&backend),
+            None => unsupported::Unsupported::default(),
+        };
         log::info!(
             "keywarden {} started over {} ({:?}, policy {:?})",
             crate::VERSION,
@@ -86,6 +102,7 @@ impl Gateway {
             init_outcome,
             enforcer,
             audit,
+            unsupported,
         })
     }
 
@@ -230,11 +247,15 @@ impl Gateway {
     #[inline]
     fn forward(&self, call: &Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
         self.decide(call)?;
-        let result = check_rv(forward(&self.backend));
-        if let (Some(e), Ok(())) = (&self.enforcer, &result) {
-            e.after_ok(call);
+        let rv = forward(&self.backend);
+        if let Some(e) = &self.enforcer {
+            if rv == CKR_OK {
+                e.after_ok(call);
+            } else if decided_by_policy(call.function) {
+                self.unsupported.learn(call.function, rv);
+            }
         }
-        result
+        check_rv(rv)
     }
 
     /// The policy and lifecycle decision. Every function has a class in the one
@@ -246,8 +267,50 @@ impl Gateway {
         }
         match &self.enforcer {
             None => Ok(()),
+            // The token's own answer for a function it lacks, whatever the policy.
+            Some(_)
+                if decided_by_policy(call.function)
+                    && self.unsupported.lacks(&self.backend, call) =>
+            {
+                Err(Error::FunctionNotSupported)
+            }
             Some(e) => e.before(&self.backend, call),
         }
+    }
+
+    /// A call whose template or array count is larger than any the call can
+    /// carry (`ffi::args::MAX_TEMPLATE`): never walked nor forwarded. The token's
+    /// own answer for an invalid session or object handle comes first, as it
+    /// would directly (each is asked with a read-only call); otherwise
+    /// `CKR_ARGUMENTS_BAD` (docs/abi-conventions.md, "Counts and lengths").
+    #[cold]
+    pub fn absurd_count(&self, call: &Call) -> Error {
+        if let Some(session) = call.session {
+            let mut info = CK_SESSION_INFO {
+                slotID: 0,
+                state: 0,
+                flags: 0,
+                ulDeviceError: 0,
+            };
+            let rv = self.backend.get_session_info(session, &mut info);
+            if rv != CKR_OK {
+                return Error::Backend(rv);
+            }
+            if let Some(object) = call.object {
+                let mut class = [CK_ATTRIBUTE {
+                    type_: CKA_CLASS,
+                    pValue: std::ptr::null_mut(),
+                    ulValueLen: 0,
+                }];
+                let rv = self
+                    .backend
+                    .get_attribute_value(session, object, Some(&mut class));
+                if rv == CKR_OBJECT_HANDLE_INVALID {
+                    return Error::Backend(call.function.invalid_object_rv());
+                }
+            }
+        }
+        Error::ArgumentsBad("count larger than any template")
     }
 
     /// `C_OpenSession`: forwards, then maps the new session to its slot (for the
