@@ -13,6 +13,7 @@ use pkcs11_sys::*;
 use super::args::{in_ref, in_slice, in_template, out_buf, out_ref, out_slice};
 use super::boundary::{forward, with_gateway};
 use super::decode::{checked_mechanism, template_from_raw, with_forced};
+use super::output::data_call;
 use crate::abi::MechanismSummary;
 use crate::error::Result;
 use crate::functions::FunctionId as F;
@@ -60,11 +61,10 @@ macro_rules! in_to_out {
         #[doc = concat!("`", stringify!($name), "` (§5.2 size query applies)")]
         pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pIn: CK_BYTE_PTR, ulInLen: CK_ULONG, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) -> Result<()> {
             // SAFETY: caller's contract: ulInLen readable bytes; *pulOutLen writable bytes.
-            let (data, mut out) = unsafe { (in_slice(pIn, ulInLen, "input buffer")?, out_buf(pOut, pulOutLen, "output length")?) };
+            let (data, out) = unsafe { (in_slice(pIn, ulInLen, "input buffer")?, out_buf(pOut, pulOutLen, "output length")?) };
             let io = Io { in_len: len_of(data), size_query: out.is_size_query(), ..Io::default() };
-            with_gateway(|gw| gw.call_io(Call::session(F::$name, hSession), io, |b| {
-                let rv = b.$method(hSession, data, out.reborrow());
-                (rv, out.written_len())
+            with_gateway(|gw| data_call(gw, Call::session(F::$name, hSession), io, out, |b, out| {
+                b.$method(hSession, data, out)
             }))
         }
     )* };
@@ -89,11 +89,10 @@ macro_rules! out_only {
         #[doc = concat!("`", stringify!($name), "` (§5.2 size query applies)")]
         pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) -> Result<()> {
             // SAFETY: caller's contract: *pulOutLen writable bytes.
-            let mut out = unsafe { out_buf(pOut, pulOutLen, "output length") }?;
+            let out = unsafe { out_buf(pOut, pulOutLen, "output length") }?;
             let io = Io { size_query: out.is_size_query(), ..Io::default() };
-            with_gateway(|gw| gw.call_io(Call::session(F::$name, hSession), io, |b| {
-                let rv = b.$method(hSession, out.reborrow());
-                (rv, out.written_len())
+            with_gateway(|gw| data_call(gw, Call::session(F::$name, hSession), io, out, |b, out| {
+                b.$method(hSession, out)
             }))
         }
     )* };
@@ -334,7 +333,7 @@ pub(super) unsafe fn C_WrapKey(
     pulWrappedKeyLen: CK_ULONG_PTR,
 ) -> Result<()> {
     // SAFETY: caller's contract.
-    let (mechanism, mut out) = unsafe {
+    let (mechanism, out) = unsafe {
         (
             mechanism_arg(pMechanism)?.0,
             out_buf(pWrappedKey, pulWrappedKeyLen, "pulWrappedKeyLen")?,
@@ -349,9 +348,8 @@ pub(super) unsafe fn C_WrapKey(
         ..Io::default()
     };
     with_gateway(|gw| {
-        gw.call_io(call, io, |b| {
-            let rv = b.wrap_key(hSession, mechanism, hWrappingKey, hKey, out.reborrow());
-            (rv, out.written_len())
+        data_call(gw, call, io, out, |b, out| {
+            b.wrap_key(hSession, mechanism, hWrappingKey, hKey, out)
         })
     })
 }

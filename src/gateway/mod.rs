@@ -59,6 +59,8 @@ pub struct Gateway {
     audit: Arc<Recorder>,
     /// Enforce mode: the functions the backend lacks (`unsupported.rs`).
     unsupported: unsupported::Unsupported,
+    /// The trail is in `required` mode (read once: a data call asks per call).
+    audit_required: bool,
 }
 
 impl Gateway {
@@ -101,6 +103,7 @@ impl Gateway {
             backend,
             init_outcome,
             enforcer,
+            audit_required: audit.log().mode() == crate::audit::Mode::Required,
             audit,
             unsupported,
         })
@@ -154,6 +157,13 @@ impl Gateway {
     /// Whether `start` initialised the backend or found it already initialised.
     pub fn init_outcome(&self) -> InitOutcome {
         self.init_outcome
+    }
+
+    /// True in `required` audit mode: a call whose record cannot be written fails,
+    /// and its output must not reach the caller (`ffi::output`).
+    #[inline]
+    pub fn audit_required(&self) -> bool {
+        self.audit_required
     }
 
     /// True when the backend offers the PKCS#11 3.0 interface.
