@@ -9,7 +9,7 @@ use pkcs11_sys::*;
 
 use super::args::{in_ref, out_buf, out_ref};
 use super::boundary::{
-    current_generation, forward, with_gateway, Running, FORK_GENERATION, LIFECYCLE,
+    forward, with_gateway, with_gateway_uncounted, Running, FORK_GENERATION, LIFECYCLE,
 };
 use super::entry::{FUNCTION_LIST_2_40, FUNCTION_LIST_3_0};
 use super::report;
@@ -92,10 +92,7 @@ pub(super) unsafe fn C_Initialize(pInitArgs: CK_VOID_PTR) -> Result<()> {
     let gateway = Config::load_from_env()
         .and_then(Gateway::start)
         .inspect_err(report::init_failure)?;
-    lifecycle.publish(Arc::new(Running {
-        gateway,
-        fork_generation: current_generation(),
-    }));
+    lifecycle.publish(Arc::new(Running::new(gateway)));
     Ok(())
 }
 
@@ -109,7 +106,12 @@ pub(super) unsafe fn C_Finalize(pReserved: CK_VOID_PTR) -> Result<()> {
         return Err(Error::NotInitialized);
     }
     match lifecycle.retire() {
-        Some(running) => running.gateway.stop(),
+        Some(running) => {
+            // Calls already inside finish before the backend is finalised;
+            // new ones are refused at entry (`boundary::with_gateway`).
+            running.drain();
+            running.gateway.stop()
+        }
         None => Err(Error::NotInitialized),
     }
 }
@@ -141,8 +143,10 @@ pub(super) unsafe fn C_WaitForSlotEvent(
     }
     // SAFETY: pSlot points to a writable CK_SLOT_ID when non-NULL.
     let slot = unsafe { out_ref(pSlot, "pSlot") }?;
-    forward(Call::library(FunctionId::C_WaitForSlotEvent), |b| {
-        b.wait_for_slot_event(flags, slot)
+    with_gateway_uncounted(|gw| {
+        gw.call(Call::library(FunctionId::C_WaitForSlotEvent), |b| {
+            b.wait_for_slot_event(flags, slot)
+        })
     })
 }
 
