@@ -12,6 +12,7 @@ mod calls;
 mod crypto_calls;
 mod helpers;
 mod loader;
+mod raw;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

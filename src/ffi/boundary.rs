@@ -192,6 +192,19 @@ pub(super) fn absurd_count(call: &Call) -> Error {
     }
 }
 
+/// A data call refused by Keywarden's argument checks, handed to the token as it
+/// came (`backend/raw.rs`): the token's answer and operation state are its own.
+/// Not recorded: the operation's record follows its next call, or its next
+/// `*Init` records it as abandoned.
+#[cold]
+pub(super) fn forward_refused(
+    function: FunctionId,
+    session: CK_SESSION_HANDLE,
+    f: impl FnOnce(&Backend) -> CK_RV,
+) -> Result<()> {
+    with_gateway(|gw| gw.forward_unrecorded(&Call::session(function, session), f))
+}
+
 /// The common handler tail: describe the call, let the gateway decide and forward.
 #[inline]
 pub(super) fn forward(call: Call, f: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {

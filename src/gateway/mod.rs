@@ -253,6 +253,16 @@ impl Gateway {
             .after(self.enforcer.as_ref(), &call, pending, io, result)
     }
 
+    /// A call's path without its audit record, for a data call Keywarden refused
+    /// on its arguments and hands to the token as it came (`ffi::boundary`).
+    pub fn forward_unrecorded(
+        &self,
+        call: &Call,
+        forward: impl FnOnce(&Backend) -> CK_RV,
+    ) -> Result<()> {
+        self.forward(call, forward)
+    }
+
     /// Decide, forward, follow up: a call's path without its audit record.
     #[inline]
     fn forward(&self, call: &Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
