@@ -63,7 +63,10 @@ fn null_pointers_inside_mechanism_parameters_are_refused_before_the_token_reads_
     invalid("GCM pIv decrypt", raw!(kw, C_DecryptInit(h, &mut m, key)));
     // The five-field layout of the v2.40 mechanisms document: pIv is first too.
     m.ulParameterLen -= std::mem::size_of::<CK_ULONG>() as CK_ULONG;
-    invalid("GCM (5 fields) pIv", raw!(kw, C_EncryptInit(h, &mut m, key)));
+    invalid(
+        "GCM (5 fields) pIv",
+        raw!(kw, C_EncryptInit(h, &mut m, key)),
+    );
     let mut iv = [0u8; 12];
     gcm.pIv = iv.as_mut_ptr();
     gcm.ulAADLen = 5;
@@ -103,7 +106,16 @@ fn null_pointers_inside_mechanism_parameters_are_refused_before_the_token_reads_
         "OAEP unwrap",
         raw!(
             kw,
-            C_UnwrapKey(h, &mut m, key, wrapped.as_mut_ptr(), 256, null_mut(), 0, &mut out_key)
+            C_UnwrapKey(
+                h,
+                &mut m,
+                key,
+                wrapped.as_mut_ptr(),
+                256,
+                null_mut(),
+                0,
+                &mut out_key
+            )
         ),
     );
     let mut rsa_aes = CK_RSA_AES_KEY_WRAP_PARAMS {
@@ -186,43 +198,81 @@ fn template_cases<'a>(
 ) -> Vec<Case<'a>> {
     let t = || small.as_ptr().cast_mut();
     vec![
-        ("FindObjectsInit", Box::new(move |r, n| raw!(r, C_FindObjectsInit(h, t(), n)))),
-        ("SetAttributeValue", Box::new(move |r, n| {
-            raw!(r, C_SetAttributeValue(h, object, t(), n))
-        })),
-        ("GetAttributeValue", Box::new(move |r, n| {
-            raw!(r, C_GetAttributeValue(h, object, t(), n))
-        })),
-        ("CreateObject", Box::new(move |r, n| {
-            let mut o = 0;
-            raw!(r, C_CreateObject(h, t(), n, &mut o))
-        })),
-        ("CopyObject", Box::new(move |r, n| {
-            let mut o = 0;
-            raw!(r, C_CopyObject(h, object, t(), n, &mut o))
-        })),
-        ("GenerateKey", Box::new(move |r, n| {
-            let (mut m, mut o) = (mech(CKM_AES_KEY_GEN), 0);
-            raw!(r, C_GenerateKey(h, &mut m, t(), n, &mut o))
-        })),
-        ("GenerateKeyPair public", Box::new(move |r, n| {
-            let (mut m, mut a, mut b) = (mech(CKM_EC_KEY_PAIR_GEN), 0, 0);
-            raw!(r, C_GenerateKeyPair(h, &mut m, t(), n, t(), 1, &mut a, &mut b))
-        })),
-        ("GenerateKeyPair private", Box::new(move |r, n| {
-            let (mut m, mut a, mut b) = (mech(CKM_EC_KEY_PAIR_GEN), 0, 0);
-            raw!(r, C_GenerateKeyPair(h, &mut m, t(), 1, t(), n, &mut a, &mut b))
-        })),
-        ("UnwrapKey", Box::new(move |r, n| {
-            let (mut m, mut w, mut o) = (mech(CKM_AES_KEY_WRAP), [0u8; 40], 0);
-            raw!(r, C_UnwrapKey(h, &mut m, object, w.as_mut_ptr(), 40, t(), n, &mut o))
-        })),
-        ("DeriveKey", Box::new(move |r, n| {
-            let mut d = [0u8; 16];
-            let mut data = CK_KEY_DERIVATION_STRING_DATA { pData: d.as_mut_ptr(), ulLen: 16 };
-            let (mut m, mut o) = (param(CKM_AES_ECB_ENCRYPT_DATA, &mut data), 0);
-            raw!(r, C_DeriveKey(h, &mut m, object, t(), n, &mut o))
-        })),
+        (
+            "FindObjectsInit",
+            Box::new(move |r, n| raw!(r, C_FindObjectsInit(h, t(), n))),
+        ),
+        (
+            "SetAttributeValue",
+            Box::new(move |r, n| raw!(r, C_SetAttributeValue(h, object, t(), n))),
+        ),
+        (
+            "GetAttributeValue",
+            Box::new(move |r, n| raw!(r, C_GetAttributeValue(h, object, t(), n))),
+        ),
+        (
+            "CreateObject",
+            Box::new(move |r, n| {
+                let mut o = 0;
+                raw!(r, C_CreateObject(h, t(), n, &mut o))
+            }),
+        ),
+        (
+            "CopyObject",
+            Box::new(move |r, n| {
+                let mut o = 0;
+                raw!(r, C_CopyObject(h, object, t(), n, &mut o))
+            }),
+        ),
+        (
+            "GenerateKey",
+            Box::new(move |r, n| {
+                let (mut m, mut o) = (mech(CKM_AES_KEY_GEN), 0);
+                raw!(r, C_GenerateKey(h, &mut m, t(), n, &mut o))
+            }),
+        ),
+        (
+            "GenerateKeyPair public",
+            Box::new(move |r, n| {
+                let (mut m, mut a, mut b) = (mech(CKM_EC_KEY_PAIR_GEN), 0, 0);
+                raw!(
+                    r,
+                    C_GenerateKeyPair(h, &mut m, t(), n, t(), 1, &mut a, &mut b)
+                )
+            }),
+        ),
+        (
+            "GenerateKeyPair private",
+            Box::new(move |r, n| {
+                let (mut m, mut a, mut b) = (mech(CKM_EC_KEY_PAIR_GEN), 0, 0);
+                raw!(
+                    r,
+                    C_GenerateKeyPair(h, &mut m, t(), 1, t(), n, &mut a, &mut b)
+                )
+            }),
+        ),
+        (
+            "UnwrapKey",
+            Box::new(move |r, n| {
+                let (mut m, mut w, mut o) = (mech(CKM_AES_KEY_WRAP), [0u8; 40], 0);
+                raw!(
+                    r,
+                    C_UnwrapKey(h, &mut m, object, w.as_mut_ptr(), 40, t(), n, &mut o)
+                )
+            }),
+        ),
+        (
+            "DeriveKey",
+            Box::new(move |r, n| {
+                let mut d = [0u8; 16];
+                let mut data = CK_KEY_DERIVATION_STRING_DATA {
+                    pData: d.as_mut_ptr(),
+                    ulLen: 16,
+                };
+                let (mut m, mut o) = (param(CKM_AES_ECB_ENCRYPT_DATA, &mut data), 0);
+                raw!(r, C_DeriveKey(h, &mut m, object, t(), n, &mut o))
+            }),
+        ),
     ]
 }
 
@@ -278,12 +328,16 @@ fn template_counts_of_2_32_and_2_63_are_answered_at_once() {
         let mut slots = [0 as CK_SLOT_ID; 16];
         let (mut a, mut b) = (n, n);
         let rv_d = raw!(direct, C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut a));
-        let rv_k = quick("GetSlotList", || raw!(kw, C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut b)));
+        let rv_k = quick("GetSlotList", || {
+            raw!(kw, C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut b))
+        });
         assert_eq!((rv_k, b), (name(rv_d), a), "GetSlotList {n:#x}");
         let mut found = [0 as CK_OBJECT_HANDLE; 4];
         assert_eq!(raw!(kw, C_FindObjectsInit(h, null_mut(), 0)), CKR_OK);
         let mut count = 0;
-        let rv = quick("FindObjects", || raw!(kw, C_FindObjects(h, found.as_mut_ptr(), n, &mut count)));
+        let rv = quick("FindObjects", || {
+            raw!(kw, C_FindObjects(h, found.as_mut_ptr(), n, &mut count))
+        });
         assert_eq!((rv.as_str(), count), ("CKR_OK", 1), "FindObjects {n:#x}");
         assert_eq!(raw!(kw, C_FindObjectsFinal(h)), CKR_OK);
     }
@@ -329,16 +383,46 @@ fn enforce_mode_answers_a_huge_template_on_a_bad_handle_without_copying_it() {
         };
         n
     ];
-    let want = name(raw!(direct, C_SetAttributeValue(h, BAD, big.as_mut_ptr(), n as CK_ULONG)));
+    let want = name(raw!(
+        direct,
+        C_SetAttributeValue(h, BAD, big.as_mut_ptr(), n as CK_ULONG)
+    ));
     assert_eq!(want, "CKR_OBJECT_HANDLE_INVALID");
     let got = quick("SetAttributeValue 2^26", || {
-        raw!(kw, C_SetAttributeValue(h, BAD, big.as_mut_ptr(), n as CK_ULONG))
+        raw!(
+            kw,
+            C_SetAttributeValue(h, BAD, big.as_mut_ptr(), n as CK_ULONG)
+        )
     });
     assert_eq!(got, want);
     let (mut m, mut w, mut o) = (mech(CKM_AES_KEY_WRAP), [0u8; 40], 0);
-    let want = name(raw!(direct, C_UnwrapKey(h, &mut m, BAD, w.as_mut_ptr(), 40, big.as_mut_ptr(), n as CK_ULONG, &mut o)));
+    let want = name(raw!(
+        direct,
+        C_UnwrapKey(
+            h,
+            &mut m,
+            BAD,
+            w.as_mut_ptr(),
+            40,
+            big.as_mut_ptr(),
+            n as CK_ULONG,
+            &mut o
+        )
+    ));
     let got = quick("UnwrapKey 2^26", || {
-        raw!(kw, C_UnwrapKey(h, &mut m, BAD, w.as_mut_ptr(), 40, big.as_mut_ptr(), n as CK_ULONG, &mut o))
+        raw!(
+            kw,
+            C_UnwrapKey(
+                h,
+                &mut m,
+                BAD,
+                w.as_mut_ptr(),
+                40,
+                big.as_mut_ptr(),
+                n as CK_ULONG,
+                &mut o
+            )
+        )
     });
     assert_eq!(got, want);
     assert_eq!(raw!(kw, C_Finalize(null_mut())), CKR_OK);

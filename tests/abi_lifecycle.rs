@@ -117,7 +117,11 @@ fn the_four_locking_cases_and_the_malformed_ones() {
     // SoftHSM directly answers case 3 the same way (google/pkcs11test
     // Init.InitArgsMyLocks passes on it).
     let hsm = Module::load(Path::new(common::SOFTHSM_MODULE));
-    assert_eq!(hsm.init_with(Some(args(ALL, 0))), CKR_OK, "SoftHSM directly");
+    assert_eq!(
+        hsm.init_with(Some(args(ALL, 0))),
+        CKR_OK,
+        "SoftHSM directly"
+    );
     assert_eq!(finalize(&hsm), CKR_OK);
 }
 

@@ -33,7 +33,10 @@ fn keys(r: &Raw, h: CK_SESSION_HANDLE) -> Keys {
         attr(CKA_VERIFY, &mut t),
     ];
     let (mut m, mut aes) = (mech(CKM_AES_KEY_GEN), 0);
-    assert_eq!(raw!(r, C_GenerateKey(h, &mut m, tmpl.as_mut_ptr(), 6, &mut aes)), CKR_OK);
+    assert_eq!(
+        raw!(r, C_GenerateKey(h, &mut m, tmpl.as_mut_ptr(), 6, &mut aes)),
+        CKR_OK
+    );
     let mut params = common::P256;
     let mut public = [attr(CKA_EC_PARAMS, &mut params), attr(CKA_VERIFY, &mut t)];
     let mut t2 = [CK_TRUE];
@@ -41,7 +44,16 @@ fn keys(r: &Raw, h: CK_SESSION_HANDLE) -> Keys {
     let (mut m, mut ec_public, mut ec_private) = (mech(CKM_EC_KEY_PAIR_GEN), 0, 0);
     let rv = raw!(
         r,
-        C_GenerateKeyPair(h, &mut m, public.as_mut_ptr(), 2, private.as_mut_ptr(), 1, &mut ec_public, &mut ec_private)
+        C_GenerateKeyPair(
+            h,
+            &mut m,
+            public.as_mut_ptr(),
+            2,
+            private.as_mut_ptr(),
+            1,
+            &mut ec_public,
+            &mut ec_private
+        )
     );
     assert_eq!(rv, CKR_OK);
     Keys {
@@ -67,7 +79,10 @@ fn encrypt_updated(r: &Raw, h: CK_SESSION_HANDLE, k: &Keys) -> CK_RV {
     if rv != CKR_OK {
         return rv;
     }
-    raw!(r, C_EncryptUpdate(h, d.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n))
+    raw!(
+        r,
+        C_EncryptUpdate(h, d.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n)
+    )
 }
 fn decrypt_init(r: &Raw, h: CK_SESSION_HANDLE, k: &Keys) -> CK_RV {
     raw!(r, C_DecryptInit(h, &mut mech(CKM_AES_ECB), k.aes))
@@ -89,10 +104,14 @@ fn cmac_verify_init(r: &Raw, h: CK_SESSION_HANDLE, k: &Keys) -> CK_RV {
 }
 
 const CASES: &[Case] = &[
-    ("C_EncryptFinal(NULL, NULL)", encrypt_init, |r, h| raw!(r, C_EncryptFinal(h, null_mut(), null_mut()))),
-    ("C_EncryptFinal(NULL, NULL) after an update", encrypt_updated, |r, h| {
+    ("C_EncryptFinal(NULL, NULL)", encrypt_init, |r, h| {
         raw!(r, C_EncryptFinal(h, null_mut(), null_mut()))
     }),
+    (
+        "C_EncryptFinal(NULL, NULL) after an update",
+        encrypt_updated,
+        |r, h| raw!(r, C_EncryptFinal(h, null_mut(), null_mut())),
+    ),
     ("C_DecryptFinal(buf, NULL)", decrypt_init, |r, h| {
         let mut out = [0u8; 16];
         raw!(r, C_DecryptFinal(h, out.as_mut_ptr(), null_mut()))
@@ -103,7 +122,10 @@ const CASES: &[Case] = &[
     }),
     ("C_EncryptUpdate(.., NULL)", encrypt_init, |r, h| {
         let mut d = [0u8; 16];
-        raw!(r, C_EncryptUpdate(h, d.as_mut_ptr(), 16, null_mut(), null_mut()))
+        raw!(
+            r,
+            C_EncryptUpdate(h, d.as_mut_ptr(), 16, null_mut(), null_mut())
+        )
     }),
     ("C_Decrypt(.., NULL)", decrypt_init, |r, h| {
         let mut d = [0u8; 16];
@@ -113,7 +135,9 @@ const CASES: &[Case] = &[
         let (mut out, mut n) = ([0u8; 32], 32);
         raw!(r, C_Digest(h, null_mut(), 5, out.as_mut_ptr(), &mut n))
     }),
-    ("C_DigestUpdate(NULL, 5)", digest_init, |r, h| raw!(r, C_DigestUpdate(h, null_mut(), 5))),
+    ("C_DigestUpdate(NULL, 5)", digest_init, |r, h| {
+        raw!(r, C_DigestUpdate(h, null_mut(), 5))
+    }),
     ("C_DigestFinal(buf, NULL)", digest_init, |r, h| {
         let mut out = [0u8; 32];
         raw!(r, C_DigestFinal(h, out.as_mut_ptr(), null_mut()))
@@ -122,7 +146,9 @@ const CASES: &[Case] = &[
         let mut d = [0u8; 32];
         raw!(r, C_Sign(h, d.as_mut_ptr(), 32, null_mut(), null_mut()))
     }),
-    ("C_SignUpdate(NULL, 5) CMAC", cmac_init, |r, h| raw!(r, C_SignUpdate(h, null_mut(), 5))),
+    ("C_SignUpdate(NULL, 5) CMAC", cmac_init, |r, h| {
+        raw!(r, C_SignUpdate(h, null_mut(), 5))
+    }),
     ("C_SignFinal(buf, NULL) CMAC", cmac_init, |r, h| {
         let mut out = [0u8; 16];
         raw!(r, C_SignFinal(h, out.as_mut_ptr(), null_mut()))
@@ -131,8 +157,12 @@ const CASES: &[Case] = &[
         let mut d = [0u8; 32];
         raw!(r, C_Verify(h, d.as_mut_ptr(), 32, null_mut(), 64))
     }),
-    ("C_VerifyUpdate(NULL, 5) CMAC", cmac_verify_init, |r, h| raw!(r, C_VerifyUpdate(h, null_mut(), 5))),
-    ("C_VerifyFinal(NULL, 16) CMAC", cmac_verify_init, |r, h| raw!(r, C_VerifyFinal(h, null_mut(), 16))),
+    ("C_VerifyUpdate(NULL, 5) CMAC", cmac_verify_init, |r, h| {
+        raw!(r, C_VerifyUpdate(h, null_mut(), 5))
+    }),
+    ("C_VerifyFinal(NULL, 16) CMAC", cmac_verify_init, |r, h| {
+        raw!(r, C_VerifyFinal(h, null_mut(), 16))
+    }),
 ];
 
 /// The cases where SoftHSM itself ends the operation (the others it keeps).
@@ -179,7 +209,11 @@ fn a_data_call_refused_for_its_arguments_leaves_the_operation_as_the_token_does(
         } else {
             "CKR_OPERATION_ACTIVE"
         };
-        assert_eq!((d.0.as_str(), d.1.as_str()), ("CKR_ARGUMENTS_BAD", next), "{what}: SoftHSM");
+        assert_eq!(
+            (d.0.as_str(), d.1.as_str()),
+            ("CKR_ARGUMENTS_BAD", next),
+            "{what}: SoftHSM"
+        );
         assert_eq!(w, d, "{what}: direct vs Keywarden");
     }
     assert_eq!(raw!(kw, C_Finalize(null_mut())), CKR_OK);

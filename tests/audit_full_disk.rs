@@ -34,7 +34,16 @@ fn ec_private_key(r: &Raw, h: CK_SESSION_HANDLE) -> CK_OBJECT_HANDLE {
     let (mut m, mut pb, mut pv) = (mech(CKM_EC_KEY_PAIR_GEN), 0, 0);
     let rv = raw!(
         r,
-        C_GenerateKeyPair(h, &mut m, public.as_mut_ptr(), 2, private.as_mut_ptr(), 2, &mut pb, &mut pv)
+        C_GenerateKeyPair(
+            h,
+            &mut m,
+            public.as_mut_ptr(),
+            2,
+            private.as_mut_ptr(),
+            2,
+            &mut pb,
+            &mut pv
+        )
     );
     assert_eq!(rv, CKR_OK, "C_GenerateKeyPair: {}", name(rv));
     pv
@@ -46,7 +55,11 @@ const CAP: CK_ULONG = 512;
 /// Repeats `init` + `call` (which writes into the buffer and length it is given)
 /// until the trail refuses one; that call must leave the caller's buffer and
 /// length as they were.
-fn until_refused(what: &str, mut init: impl FnMut() -> CK_RV, mut call: impl FnMut(*mut u8, *mut CK_ULONG) -> CK_RV) {
+fn until_refused(
+    what: &str,
+    mut init: impl FnMut() -> CK_RV,
+    mut call: impl FnMut(*mut u8, *mut CK_ULONG) -> CK_RV,
+) {
     for _ in 0..2000 {
         assert_eq!(name(init()), "CKR_OK", "{what}: init");
         let mut buf = [MARK; CAP as usize];
@@ -61,7 +74,10 @@ fn until_refused(what: &str, mut init: impl FnMut() -> CK_RV, mut call: impl FnM
             return;
         }
         assert_eq!(name(rv), "CKR_OK", "{what}");
-        assert!(len > 0 && buf[..len as usize].iter().any(|&b| b != MARK), "{what}");
+        assert!(
+            len > 0 && buf[..len as usize].iter().any(|&b| b != MARK),
+            "{what}"
+        );
     }
     panic!("{what}: the trail never refused a record");
 }
@@ -98,7 +114,10 @@ fn a_call_refused_for_a_full_required_trail_leaves_no_output_with_the_caller() {
             };
             let rv = raw!(kw, C_EncryptInit(h, &mut cbc, aes));
             assert_eq!(rv, CKR_OK);
-            raw!(kw, C_EncryptUpdate(h, data.as_mut_ptr(), 32, out.as_mut_ptr(), &mut n))
+            raw!(
+                kw,
+                C_EncryptUpdate(h, data.as_mut_ptr(), 32, out.as_mut_ptr(), &mut n)
+            )
         },
         |out, len| raw!(kw, C_EncryptFinal(h, out, len)),
     );
@@ -112,7 +131,10 @@ fn a_call_refused_for_a_full_required_trail_leaves_no_output_with_the_caller() {
     std::fs::remove_file(filler).unwrap();
     assert_eq!(raw!(kw, C_SignInit(h, &mut mech(CKM_ECDSA), ec)), CKR_OK);
     let (mut sig, mut len) = ([0u8; 128], 128);
-    let rv = raw!(kw, C_Sign(h, data.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut len));
+    let rv = raw!(
+        kw,
+        C_Sign(h, data.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut len)
+    );
     assert_eq!((name(rv), len), ("CKR_OK".into(), 64));
     assert_eq!(raw!(kw, C_Finalize(null_mut())), CKR_OK);
 }
@@ -134,7 +156,10 @@ fn flood_child() {
     for _ in 0..REFUSALS * 4 {
         assert_eq!(raw!(kw, C_DigestInit(h, &mut mech(CKM_SHA256))), CKR_OK);
         let (mut out, mut n) = ([0u8; 32], 32);
-        match raw!(kw, C_Digest(h, data.as_mut_ptr(), 32, out.as_mut_ptr(), &mut n)) {
+        match raw!(
+            kw,
+            C_Digest(h, data.as_mut_ptr(), 32, out.as_mut_ptr(), &mut n)
+        ) {
             CKR_DEVICE_MEMORY => refused += 1,
             rv => assert_eq!(rv, CKR_OK),
         }
@@ -155,7 +180,11 @@ fn refusals_for_a_full_trail_are_logged_once_with_a_count() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let lines = stderr
         .lines()
         .filter(|l| l.contains("audit record not written"))

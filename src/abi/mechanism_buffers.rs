@@ -79,8 +79,18 @@ fn gcm_layouts() -> [(usize, [Buffer; 2]); 2] {
 const CCM: Layout = Layout {
     size: size_of::<CK_CCM_PARAMS>(),
     buffers: &[
-        buffer!(CK_CCM_PARAMS, pNonce, ulNonceLen, "CCM pNonce is NULL with ulNonceLen > 0"),
-        buffer!(CK_CCM_PARAMS, pAAD, ulAADLen, "CCM pAAD is NULL with ulAADLen > 0"),
+        buffer!(
+            CK_CCM_PARAMS,
+            pNonce,
+            ulNonceLen,
+            "CCM pNonce is NULL with ulNonceLen > 0"
+        ),
+        buffer!(
+            CK_CCM_PARAMS,
+            pAAD,
+            ulAADLen,
+            "CCM pAAD is NULL with ulAADLen > 0"
+        ),
     ],
 };
 
@@ -283,8 +293,14 @@ mod tests {
     fn gcm_in_both_layouts() {
         for l in [GcmLayout::WithIvBits, GcmLayout::WithoutIvBits] {
             let [p_iv, iv_len, p_aad, aad_len, _] = l.offsets();
-            assert_eq!(rv(CKM_AES_GCM, &bytes(l.size(), &[(iv_len, 12)], &[])), INVALID);
-            assert_eq!(rv(CKM_AES_GCM, &bytes(l.size(), &[(iv_len, 12)], &[p_iv])), CKR_OK);
+            assert_eq!(
+                rv(CKM_AES_GCM, &bytes(l.size(), &[(iv_len, 12)], &[])),
+                INVALID
+            );
+            assert_eq!(
+                rv(CKM_AES_GCM, &bytes(l.size(), &[(iv_len, 12)], &[p_iv])),
+                CKR_OK
+            );
             let aad = bytes(l.size(), &[(iv_len, 12), (aad_len, 5)], &[p_iv]);
             assert_eq!(rv(CKM_AES_GCM, &aad), INVALID);
             let both = bytes(l.size(), &[(iv_len, 12), (aad_len, 5)], &[p_iv, p_aad]);
@@ -351,6 +367,6 @@ mod tests {
         // NULL with a length of 0 is fine: nothing is read.
         let empty = bytes(size_of::<CK_ECDH1_DERIVE_PARAMS>(), &[], &[]);
         assert_eq!(rv(CKM_ECDH1_DERIVE, &empty), CKR_OK);
-        assert_eq!(check_inner_buffers(CKM_SHA256, None).is_ok(), true);
+        assert!(check_inner_buffers(CKM_SHA256, None).is_ok());
     }
 }

@@ -214,7 +214,11 @@ pub(super) unsafe fn C_GenerateKey(
     let (mechanism, template, key) = unsafe {
         (
             mechanism_arg(pMechanism)?.0,
-            in_template(&Call::session(F::C_GenerateKey, hSession), pTemplate, ulCount)?,
+            in_template(
+                &Call::session(F::C_GenerateKey, hSession),
+                pTemplate,
+                ulCount,
+            )?,
             out_ref(phKey, "phKey")?,
         )
     };

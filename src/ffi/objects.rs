@@ -21,7 +21,11 @@ pub(super) unsafe fn C_CreateObject(
     // SAFETY: caller's contract: ulCount attributes, one writable handle.
     let (template, object) = unsafe {
         (
-            in_template(&Call::session(F::C_CreateObject, hSession), pTemplate, ulCount)?,
+            in_template(
+                &Call::session(F::C_CreateObject, hSession),
+                pTemplate,
+                ulCount,
+            )?,
             out_ref(phObject, "phObject")?,
         )
     };
@@ -203,9 +207,7 @@ pub(super) unsafe fn C_FindObjectsInit(
     // Only the attribute types are looked at, never the values.
     let by_id = template.is_some_and(|t| t.iter().any(|a| a.type_ == CKA_ID));
     with_gateway(|gw| {
-        gw.find_objects_init(call, by_id, |b| {
-            b.find_objects_init(hSession, template)
-        })
+        gw.find_objects_init(call, by_id, |b| b.find_objects_init(hSession, template))
     })
 }
 

@@ -292,6 +292,10 @@ fn application_mutexes_without_os_locking_are_accepted_and_not_passed_on() {
             });
         }
     });
-    assert_eq!(CALLS.load(Ordering::SeqCst), 0, "an application mutex function was called");
+    assert_eq!(
+        CALLS.load(Ordering::SeqCst),
+        0,
+        "an application mutex function was called"
+    );
     assert_eq!(p11!(kw, C_Finalize(null_mut())), CKR_OK);
 }
