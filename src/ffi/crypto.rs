@@ -13,7 +13,7 @@ use pkcs11_sys::*;
 use super::args::{in_ref, in_slice, in_template, out_buf, out_ref, out_slice};
 use super::boundary::{forward, with_gateway};
 use super::decode::{checked_mechanism, template_from_raw, with_forced};
-use super::output::data_call;
+use super::output::{data_call, handles_if_recorded};
 use crate::abi::MechanismSummary;
 use crate::error::Result;
 use crate::functions::FunctionId as F;
@@ -223,7 +223,7 @@ pub(super) unsafe fn C_GenerateKey(
         )
     };
     let call = Call::session(F::C_GenerateKey, hSession).with_mechanism(mechanism.mechanism);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.generate_key(hSession, mechanism, template, key);
@@ -243,7 +243,8 @@ pub(super) unsafe fn C_GenerateKey(
             let rv = b.generate_key(hSession, mechanism, forced.as_deref().or(template), key);
             (rv, [Some(*key), None])
         })
-    })
+    });
+    handles_if_recorded(result, [key])
 }
 
 /// `C_GenerateKeyPair`
@@ -282,7 +283,7 @@ pub(super) unsafe fn C_GenerateKeyPair(
         )
     };
     let call = Call::session(F::C_GenerateKeyPair, hSession).with_mechanism(mechanism.mechanism);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.generate_key_pair(
@@ -324,7 +325,8 @@ pub(super) unsafe fn C_GenerateKeyPair(
             );
             (rv, [Some(*public_key), Some(*private_key)])
         })
-    })
+    });
+    handles_if_recorded(result, [public_key, private_key])
 }
 
 /// `C_WrapKey` (§5.2 size query applies)
@@ -386,7 +388,7 @@ pub(super) unsafe fn C_UnwrapKey(
     let call = Call::session(F::C_UnwrapKey, hSession)
         .on(hUnwrappingKey)
         .with_mechanism(mechanism.mechanism);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.unwrap_key(hSession, mechanism, hUnwrappingKey, wrapped, template, key);
@@ -413,7 +415,8 @@ pub(super) unsafe fn C_UnwrapKey(
             );
             (rv, [Some(*key), None])
         })
-    })
+    });
+    handles_if_recorded(result, [key])
 }
 
 /// `C_DeriveKey`
@@ -440,7 +443,7 @@ pub(super) unsafe fn C_DeriveKey(
     let call = Call::session(F::C_DeriveKey, hSession)
         .on(hBaseKey)
         .with_mechanism(mechanism.mechanism);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.derive_key(hSession, mechanism, hBaseKey, template, key);
@@ -466,5 +469,6 @@ pub(super) unsafe fn C_DeriveKey(
             );
             (rv, [Some(*key), None])
         })
-    })
+    });
+    handles_if_recorded(result, [key])
 }

@@ -6,6 +6,7 @@ use pkcs11_sys::*;
 use super::args::{in_template, out_array, out_ref, out_template};
 use super::boundary::{forward, with_gateway};
 use super::decode::{template_from_raw, with_forced};
+use super::output::handles_if_recorded;
 use crate::error::{Error, Result};
 use crate::functions::FunctionId as F;
 use crate::gateway::{Call, CreateArgs};
@@ -30,7 +31,7 @@ pub(super) unsafe fn C_CreateObject(
         )
     };
     let call = Call::session(F::C_CreateObject, hSession);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.create_object(hSession, template, object);
@@ -50,7 +51,8 @@ pub(super) unsafe fn C_CreateObject(
             let rv = b.create_object(hSession, forced.as_deref().or(template), object);
             (rv, [Some(*object), None])
         })
-    })
+    });
+    handles_if_recorded(result, [object])
 }
 
 /// `C_CopyObject`
@@ -73,7 +75,7 @@ pub(super) unsafe fn C_CopyObject(
         )
     };
     let call = Call::session(F::C_CopyObject, hSession).on(hObject);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.copy_object(hSession, hObject, template, new);
@@ -93,7 +95,8 @@ pub(super) unsafe fn C_CopyObject(
             let rv = b.copy_object(hSession, hObject, forced.as_deref().or(template), new);
             (rv, [Some(*new), None])
         })
-    })
+    });
+    handles_if_recorded(result, [new])
 }
 
 /// `C_DestroyObject`

@@ -8,7 +8,8 @@
 //! `C_Sign` must not leave a valid signature in the caller's buffer. So the
 //! backend writes into Keywarden's own buffer, which is copied to the caller's
 //! only once the call's record is durable, and zeroised in every case
-//! (docs/abi-conventions.md, "Variable-length output").
+//! (docs/abi-conventions.md, "Variable-length output"). A creating call's new
+//! handles are likewise withheld (its objects are destroyed by the gateway).
 
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
@@ -69,6 +70,21 @@ pub(super) fn data_call(
         }
         // The token's error and the length it set (the needed size of §5.2).
         Err(_) => *len = n,
+    }
+    result
+}
+
+/// A creating call's new handles: in `required` mode, when the call's record could
+/// not be written the new objects were destroyed (`Gateway::recorded_create`), and
+/// no handle reaches the caller either.
+pub(super) fn handles_if_recorded<const N: usize>(
+    result: Result<()>,
+    handles: [&mut CK_OBJECT_HANDLE; N],
+) -> Result<()> {
+    if let Err(Error::Audit(_)) = &result {
+        for h in handles {
+            *h = CK_INVALID_HANDLE;
+        }
     }
     result
 }
