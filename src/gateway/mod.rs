@@ -267,15 +267,11 @@ impl Gateway {
     #[inline]
     fn forward(&self, call: &Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
         self.decide(call)?;
-        let rv = forward(&self.backend);
-        if let Some(e) = &self.enforcer {
-            if rv == CKR_OK {
-                e.after_ok(call);
-            } else if decided_by_policy(call.function) {
-                self.unsupported.learn(call.function, rv);
-            }
+        let result = check_rv(forward(&self.backend));
+        if let (Some(e), Ok(())) = (&self.enforcer, &result) {
+            e.after_ok(call);
         }
-        check_rv(rv)
+        result
     }
 
     /// The policy and lifecycle decision. Every function has a class in the one

@@ -8,8 +8,9 @@
 //! Known at start from the table; for a keyed `*Init` (and `C_DigestKey`) by asking
 //! the backend once, at the function's first call, with the call's own session and
 //! the key `CK_INVALID_HANDLE`, which no token has: a real implementation refuses
-//! the key and starts nothing, a stub answers `CKR_FUNCTION_NOT_SUPPORTED`; and
-//! from any forward that answers `CKR_FUNCTION_NOT_SUPPORTED`.
+//! the key and starts nothing, a stub answers `CKR_FUNCTION_NOT_SUPPORTED`. Other
+//! answers of `CKR_FUNCTION_NOT_SUPPORTED` are not learnt from: some tokens give it
+//! for one mechanism or argument, and a whole function must not be shut off for that.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -55,14 +56,6 @@ impl Unsupported {
             set_bit(&self.lacking, f);
         }
         set_bit(&self.known, f);
-    }
-
-    /// Remembers `f` as unsupported when the backend answered so.
-    #[inline]
-    pub(super) fn learn(&self, f: FunctionId, rv: CK_RV) {
-        if rv == CKR_FUNCTION_NOT_SUPPORTED {
-            self.mark(f, true);
-        }
     }
 
     /// Whether the backend lacks the call's function (asking it once, see the
