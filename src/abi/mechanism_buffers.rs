@@ -17,7 +17,9 @@ use std::mem::{offset_of, size_of};
 
 use pkcs11_sys::*;
 
+#[cfg(test)]
 use super::mechanism::GcmLayout;
+use super::mechanism::GcmParamsWithoutIvBits;
 use crate::error::{Error, Result};
 
 /// A pointer field, and the field holding how many bytes it points to (`None`:
@@ -51,30 +53,43 @@ macro_rules! buffer {
     };
 }
 
-const GCM_IV: &str = "GCM pIv is NULL with ulIvLen > 0";
-const GCM_AAD: &str = "GCM pAAD is NULL with ulAADLen > 0";
-
-/// Both `CK_GCM_PARAMS` layouts (see `GcmLayout`); offsets are computed there.
-fn gcm_layouts() -> [(usize, [Buffer; 2]); 2] {
-    [GcmLayout::WithIvBits, GcmLayout::WithoutIvBits].map(|l| {
-        let [p_iv, iv_len, p_aad, aad_len, _] = l.offsets();
-        (
-            l.size(),
-            [
-                Buffer {
-                    ptr: p_iv,
-                    len: Some(iv_len),
-                    what: GCM_IV,
-                },
-                Buffer {
-                    ptr: p_aad,
-                    len: Some(aad_len),
-                    what: GCM_AAD,
-                },
-            ],
-        )
-    })
-}
+/// Both `CK_GCM_PARAMS` layouts (see `GcmLayout`), told apart by their size.
+const GCM: [Layout; 2] = [
+    Layout {
+        size: size_of::<CK_GCM_PARAMS>(),
+        buffers: &[
+            buffer!(
+                CK_GCM_PARAMS,
+                pIv,
+                ulIvLen,
+                "GCM pIv is NULL with ulIvLen > 0"
+            ),
+            buffer!(
+                CK_GCM_PARAMS,
+                pAAD,
+                ulAADLen,
+                "GCM pAAD is NULL with ulAADLen > 0"
+            ),
+        ],
+    },
+    Layout {
+        size: size_of::<GcmParamsWithoutIvBits>(),
+        buffers: &[
+            buffer!(
+                GcmParamsWithoutIvBits,
+                pIv,
+                ulIvLen,
+                "GCM pIv is NULL with ulIvLen > 0"
+            ),
+            buffer!(
+                GcmParamsWithoutIvBits,
+                pAAD,
+                ulAADLen,
+                "GCM pAAD is NULL with ulAADLen > 0"
+            ),
+        ],
+    },
+];
 
 const CCM: Layout = Layout {
     size: size_of::<CK_CCM_PARAMS>(),
@@ -234,16 +249,21 @@ fn field<const N: usize>(param: &[u8], offset: usize) -> Option<[u8; N]> {
     param.get(offset..end)?.try_into().ok()
 }
 
+/// Runs on every `*Init` with a parameter: the length first (usually non-zero),
+/// then the pointer as one word (NULL is all-zero bits on every platform PKCS#11
+/// runs on).
+#[inline]
 fn check(param: &[u8], buffers: &[Buffer]) -> Result<()> {
     for b in buffers {
-        let null = field::<{ size_of::<CK_VOID_PTR>() }>(param, b.ptr)
-            .is_some_and(|p| p.iter().all(|&x| x == 0));
         let needed = match b.len {
             None => true,
             Some(at) => field::<{ size_of::<CK_ULONG>() }>(param, at)
                 .is_some_and(|n| CK_ULONG::from_ne_bytes(n) != 0),
         };
-        if null && needed {
+        if needed
+            && field::<{ size_of::<usize>() }>(param, b.ptr)
+                .is_some_and(|p| usize::from_ne_bytes(p) == 0)
+        {
             return Err(Error::Invalid(CKR_MECHANISM_PARAM_INVALID, b.what));
         }
     }
@@ -254,15 +274,13 @@ fn check(param: &[u8], buffers: &[Buffer]) -> Result<()> {
 /// parameter struct, has a NULL pointer the token would read through.
 pub fn check_inner_buffers(mechanism: CK_MECHANISM_TYPE, param: Option<&[u8]>) -> Result<()> {
     let Some(param) = param else { return Ok(()) };
-    if mechanism == CKM_AES_GCM {
-        return match gcm_layouts().iter().find(|(size, _)| *size == param.len()) {
-            Some((_, buffers)) => check(param, buffers),
-            None => Ok(()),
-        };
-    }
-    match layout_of(mechanism) {
-        Some(l) if l.size == param.len() => check(param, l.buffers),
-        _ => Ok(()),
+    let layouts: &[Layout] = match mechanism {
+        CKM_AES_GCM => &GCM,
+        m => layout_of(m).map_or(&[], std::slice::from_ref),
+    };
+    match layouts.iter().find(|l| l.size == param.len()) {
+        Some(l) => check(param, l.buffers),
+        None => Ok(()),
     }
 }
 
