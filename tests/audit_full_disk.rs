@@ -127,21 +127,19 @@ fn a_call_refused_for_a_full_required_trail_leaves_no_output_with_the_caller() {
         |out, len| raw!(kw, C_Digest(h, data.as_mut_ptr(), 32, out, len)),
     );
 
-    // A creating call: its new object must not survive, nor its handle reach
-    // the caller.
-    let refused = (0..2000).any(|i| {
-        let mut label = format!("made-{i}").into_bytes();
+    // A creating call: its new handle must not reach the caller (the object
+    // stays, as every change whose record failed does: docs/audit.md).
+    let refused = (0..2000).any(|_| {
         let (mut len, mut f) = (16 as CK_ULONG, [CK_FALSE]);
         let mut tmpl = [
             gateway_support::attr_ulong(CKA_VALUE_LEN, &mut len),
             attr(CKA_TOKEN, &mut f),
-            attr(CKA_LABEL, &mut label),
         ];
         let mut made: CK_OBJECT_HANDLE = 0x5a5a;
         let mut m = mech(CKM_AES_KEY_GEN);
         let rv = raw!(
             kw,
-            C_GenerateKey(h, &mut m, tmpl.as_mut_ptr(), 3, &mut made)
+            C_GenerateKey(h, &mut m, tmpl.as_mut_ptr(), 2, &mut made)
         );
         if rv != CKR_DEVICE_MEMORY {
             assert_eq!(name(rv), "CKR_OK", "C_GenerateKey");
@@ -151,15 +149,6 @@ fn a_call_refused_for_a_full_required_trail_leaves_no_output_with_the_caller() {
             made, CK_INVALID_HANDLE,
             "a refused creation handed out its handle"
         );
-        let mut find = [attr(CKA_LABEL, &mut label)];
-        let (mut found, mut n) = ([0; 2], 0);
-        assert_eq!(raw!(kw, C_FindObjectsInit(h, find.as_mut_ptr(), 1)), CKR_OK);
-        assert_eq!(
-            raw!(kw, C_FindObjects(h, found.as_mut_ptr(), 2, &mut n)),
-            CKR_OK
-        );
-        assert_eq!(raw!(kw, C_FindObjectsFinal(h)), CKR_OK);
-        assert_eq!(n, 0, "the object of a refused creation survived");
         true
     });
     assert!(refused, "C_GenerateKey: the trail never refused a record");

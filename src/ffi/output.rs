@@ -9,7 +9,7 @@
 //! backend writes into Keywarden's own buffer, which is copied to the caller's
 //! only once the call's record is durable, and zeroised in every case
 //! (docs/abi-conventions.md, "Variable-length output"). A creating call's new
-//! handles are likewise withheld (its objects are destroyed by the gateway).
+//! handles are likewise withheld.
 
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
@@ -75,8 +75,8 @@ pub(super) fn data_call(
 }
 
 /// A creating call's new handles: in `required` mode, when the call's record could
-/// not be written the new objects were destroyed (`Gateway::recorded_create`), and
-/// no handle reaches the caller either.
+/// not be written none reaches the caller. The objects themselves stay, as every
+/// change whose record failed does (docs/audit.md, "Required mode fails closed").
 pub(super) fn handles_if_recorded<const N: usize>(
     result: Result<()>,
     handles: [&mut CK_OBJECT_HANDLE; N],

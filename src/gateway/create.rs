@@ -111,38 +111,23 @@ impl Gateway {
 
     /// [`Gateway::recorded`] for a creating call: after a success the pending
     /// record is given the new object's label, `CKA_ID` and version (docs/audit.md).
-    /// In `required` mode a creation whose record cannot be written does not take
-    /// effect: the new objects are destroyed (the front end then hands out no
-    /// handle), as the output of any other call without a record never reaches
-    /// the caller (docs/abi-conventions.md, "Variable-length output").
     fn recorded_create(
         &self,
         call: &Call,
         body: impl FnOnce() -> Result<NewObjects>,
     ) -> Result<()> {
         let mut pending = self.audit.before(self.enforcer.as_ref(), call, None);
-        let mut made: NewObjects = [None, None];
         let result = body().map(|created| {
-            made = created;
             self.audit
                 .name_created(self.enforcer.as_ref(), call, pending.as_mut(), &created);
         });
-        let recorded = self.audit.after(
+        self.audit.after(
             self.enforcer.as_ref(),
             call,
             pending,
             super::Io::default(),
             result,
-        );
-        if let (Err(Error::Audit(_)), Some(session)) = (&recorded, call.session) {
-            for h in made.iter().flatten() {
-                let _ = self.backend.destroy_object(session, *h);
-                if let (Some(e), Some(slot)) = (&self.enforcer, slot_of_session(self, session)) {
-                    e.facts.forget(slot, *h);
-                }
-            }
-        }
-        recorded
+        )
     }
 
     fn create_unrecorded(
@@ -292,9 +277,4 @@ impl Gateway {
             Err(other) => Err(other),
         }
     }
-}
-
-/// The slot of an enforce-mode session, for forgetting cached facts.
-fn slot_of_session(gw: &Gateway, session: CK_SESSION_HANDLE) -> Option<CK_SLOT_ID> {
-    gw.enforcer.as_ref()?.sessions.slot_of(session)
 }
