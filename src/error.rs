@@ -24,9 +24,6 @@ pub enum Error {
     /// the caller, so the application sees the same answer with or without Keywarden.
     #[error("argument rejected with {rv}: {why}", rv = rv_name(*.0), why = .1)]
     Invalid(CK_RV, &'static str),
-    /// `C_Initialize` arguments ask for application-supplied locking only.
-    #[error("application-supplied mutex functions without CKF_OS_LOCKING_OK are not supported")]
-    CantLock,
     /// A call other than `C_Initialize` before initialisation, or in a forked child.
     #[error("C_Initialize has not been called (in this process)")]
     NotInitialized,
@@ -88,7 +85,6 @@ impl Error {
             Error::ArgumentsBad(_) | Error::Request(_) => CKR_ARGUMENTS_BAD,
             Error::Invalid(rv, _) => *rv,
             Error::Refused { rv, .. } => *rv,
-            Error::CantLock => CKR_CANT_LOCK,
             Error::NotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
             Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
             Error::BufferTooSmall => CKR_BUFFER_TOO_SMALL,
@@ -135,7 +131,6 @@ mod tests {
     #[test]
     fn keywarden_errors_have_documented_codes() {
         assert_eq!(Error::Config("x".into()).rv(), CKR_GENERAL_ERROR);
-        assert_eq!(Error::CantLock.rv(), CKR_CANT_LOCK);
         assert_eq!(Error::NotInitialized.rv(), CKR_CRYPTOKI_NOT_INITIALIZED);
         assert_eq!(Error::ArgumentsBad("p").rv(), CKR_ARGUMENTS_BAD);
         let locked = crate::store::StoreError::Locked {

@@ -54,6 +54,20 @@ macro_rules! define_function_ids {
                 match self { $( FunctionId::$n2 => stringify!($n2), )* $( FunctionId::$n3 => stringify!($n3), )* }
             }
 
+            /// The code a token answers for an invalid handle in the call's
+            /// object argument (`Call::object`): the key-specific codes of
+            /// v2.40 §5.14 for wrap and unwrap, `CKR_KEY_HANDLE_INVALID` for a
+            /// keyed operation, `CKR_OBJECT_HANDLE_INVALID` otherwise (object
+            /// functions, and `C_DeriveKey`'s base key as SoftHSM answers it).
+            pub const fn invalid_object_rv(self) -> pkcs11_sys::CK_RV {
+                match (self, self.class()) {
+                    (FunctionId::C_WrapKey, _) => pkcs11_sys::CKR_WRAPPING_KEY_HANDLE_INVALID,
+                    (FunctionId::C_UnwrapKey, _) => pkcs11_sys::CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+                    (_, FnClass::KeyUse) => pkcs11_sys::CKR_KEY_HANDLE_INVALID,
+                    _ => pkcs11_sys::CKR_OBJECT_HANDLE_INVALID,
+                }
+            }
+
             /// The function's policy class.
             pub const fn class(self) -> FnClass {
                 match self { $( FunctionId::$n2 => FnClass::$c2, )* $( FunctionId::$n3 => FnClass::$c3, )* }

@@ -241,3 +241,57 @@ fn control_the_backend_alone_does_not_block_other_sessions() {
     let attempts = quick_calls_finish_inside_a_slow_call(&facade, &facade);
     println!("backend alone: 800 quick calls inside one key generation ({attempts} attempts)");
 }
+
+/// `C_Finalize` from one thread while others are inside `C_Sign`: §5.4 leaves it
+/// undefined, Keywarden promises that the calls in flight finish before the backend
+/// is finalised and later ones are refused at entry (docs/abi-conventions.md), so
+/// no call touches a finalised SoftHSM. Each call answers `CKR_OK` or
+/// `CKR_CRYPTOKI_NOT_INITIALIZED`; several rounds, so that finalising lands inside
+/// a signature in some of them.
+#[test]
+fn finalize_while_other_threads_sign_refuses_them_instead_of_crashing() {
+    use pkcs11_sys::*;
+    use support::{mechanism, p11, Module};
+    const ROUNDS: usize = 100;
+    const SIGNERS: usize = 4;
+    let _env = common::TestEnv::new();
+    let kw = Module::load(&common::keywarden_module());
+    for round in 0..ROUNDS {
+        kw.init();
+        let slot = kw.slot(common::TOKEN_LABEL);
+        let owner = kw.open(slot);
+        kw.login(owner, common::USER_PIN);
+        let (_, private) = kw.ec_key_pair(owner);
+        let sessions: Vec<_> = (0..SIGNERS).map(|_| kw.open(slot)).collect();
+        let signed = AtomicUsize::new(0);
+        thread::scope(|scope| {
+            for &s in &sessions {
+                let (kw, signed) = (&kw, &signed);
+                scope.spawn(move || loop {
+                    let mut m = mechanism(CKM_ECDSA);
+                    let rv = p11!(kw, C_SignInit(s, &mut m, private));
+                    if rv == CKR_CRYPTOKI_NOT_INITIALIZED {
+                        return;
+                    }
+                    assert_eq!(rv, CKR_OK, "round {round}: C_SignInit {rv:#x}");
+                    let (mut digest, mut sig, mut len) = ([1u8; 32], [0u8; 64], 64);
+                    let rv = p11!(
+                        kw,
+                        C_Sign(s, digest.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut len)
+                    );
+                    if rv == CKR_CRYPTOKI_NOT_INITIALIZED {
+                        return;
+                    }
+                    assert_eq!(rv, CKR_OK, "round {round}: C_Sign {rv:#x}");
+                    signed.fetch_add(1, Ordering::Release);
+                });
+            }
+            // Every signer is in its loop once a few signatures are made.
+            while signed.load(Ordering::Acquire) < 2 * SIGNERS {
+                thread::yield_now();
+            }
+            let rv = p11!(kw, C_Finalize(std::ptr::null_mut()));
+            assert_eq!(rv, CKR_OK, "round {round}: C_Finalize {rv:#x}");
+        });
+    }
+}

@@ -217,11 +217,11 @@ pub enum GcmLayout {
 #[allow(dead_code, non_snake_case)]
 #[cfg_attr(target_os = "windows", repr(C, packed))]
 #[cfg_attr(not(target_os = "windows"), repr(C))]
-struct GcmParamsWithoutIvBits {
-    pIv: CK_BYTE_PTR,
-    ulIvLen: CK_ULONG,
-    pAAD: CK_BYTE_PTR,
-    ulAADLen: CK_ULONG,
+pub(super) struct GcmParamsWithoutIvBits {
+    pub(super) pIv: CK_BYTE_PTR,
+    pub(super) ulIvLen: CK_ULONG,
+    pub(super) pAAD: CK_BYTE_PTR,
+    pub(super) ulAADLen: CK_ULONG,
     ulTagBits: CK_ULONG,
 }
 

@@ -6,6 +6,7 @@
 
 mod attributes;
 mod mechanism;
+mod mechanism_buffers;
 mod names;
 mod outbuf;
 mod rv;
@@ -13,6 +14,7 @@ mod template;
 
 pub use attributes::{fill_attribute, AttrOut};
 pub use mechanism::{GcmLayout, MechParams, MechanismSummary, MechanismView};
+pub use mechanism_buffers::check_inner_buffers;
 pub use names::{
     attribute_from_name, attribute_name, class_from_name, class_name, kdf_from_name, kdf_name,
     key_type_from_name, key_type_name, mechanism_from_name, mechanism_name, mgf_from_name,

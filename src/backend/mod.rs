@@ -12,6 +12,7 @@ mod calls;
 mod crypto_calls;
 mod helpers;
 mod loader;
+mod raw;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +82,12 @@ impl Backend {
     /// The module's path, as configured.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the module's function table has an entry for `f` (it may still
+    /// answer `CKR_FUNCTION_NOT_SUPPORTED` when called).
+    pub fn has_function(&self, f: crate::functions::FunctionId) -> bool {
+        loader::has_entry(&self.fns, f)
     }
 
     /// True when the backend offers the PKCS#11 3.0 interface.

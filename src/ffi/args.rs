@@ -12,9 +12,10 @@
 use std::mem::size_of;
 use std::slice;
 
-use pkcs11_sys::CK_ULONG;
+use pkcs11_sys::{CK_ATTRIBUTE, CK_ULONG};
 
 use crate::abi::{to_usize, OutBuf};
+use crate::call::Call;
 use crate::error::{Error, Result};
 
 fn checked_len<T>(p: *const T, len: CK_ULONG, what: &'static str) -> Result<usize> {
@@ -26,6 +27,77 @@ fn checked_len<T>(p: *const T, len: CK_ULONG, what: &'static str) -> Result<usiz
         return Err(Error::ArgumentsBad(what));
     }
     Ok(n)
+}
+
+/// An output capacity (`*pulBufLen`, `ulMaxObjectCount`): the token writes only
+/// what it has, so a capacity larger than the address space can hold is read as
+/// the largest that fits instead of being refused, and the call answers as the
+/// token does directly (docs/abi-conventions.md, "Counts and lengths").
+fn capacity<T>(p: *const T, len: CK_ULONG, what: &'static str) -> Result<usize> {
+    if !p.is_aligned() {
+        return Err(Error::ArgumentsBad(what));
+    }
+    let most = isize::MAX.unsigned_abs() / size_of::<T>().max(1);
+    Ok(usize::try_from(len).map_or(most, |n| n.min(most)))
+}
+
+/// The most attributes one template may carry. Real templates have tens; a count
+/// beyond this is refused before anything walks, copies or forwards it
+/// (`Gateway::absurd_count`): a count of 2^32 over a small buffer would read far
+/// past it, in Keywarden or in the token.
+pub(super) const MAX_TEMPLATE: CK_ULONG = 1 << 16;
+
+/// An input template of `count` attributes (`in_slice` rules), or the answer for
+/// a count beyond [`MAX_TEMPLATE`].
+///
+/// # Safety
+/// As for [`in_slice`].
+pub(super) unsafe fn in_template<'a>(
+    call: &Call,
+    p: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<Option<&'a [CK_ATTRIBUTE]>> {
+    if count > MAX_TEMPLATE {
+        return Err(super::boundary::absurd_count(call));
+    }
+    // SAFETY: forwarded contract.
+    unsafe { in_slice(p, count, "pTemplate") }
+}
+
+/// A template read and written in place (`C_GetAttributeValue`), with the same
+/// bound as [`in_template`].
+///
+/// # Safety
+/// As for [`out_slice`].
+pub(super) unsafe fn out_template<'a>(
+    call: &Call,
+    p: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<Option<&'a mut [CK_ATTRIBUTE]>> {
+    if count > MAX_TEMPLATE {
+        return Err(super::boundary::absurd_count(call));
+    }
+    // SAFETY: forwarded contract.
+    unsafe { out_slice(p, count, "pTemplate") }
+}
+
+/// An output array of at most `len` elements the token fills (`C_FindObjects`):
+/// `None` for NULL with length 0; the capacity read as [`capacity`] says.
+///
+/// # Safety
+/// As for [`out_slice`].
+pub(super) unsafe fn out_array<'a, T>(
+    p: *mut T,
+    len: CK_ULONG,
+    what: &'static str,
+) -> Result<Option<&'a mut [T]>> {
+    if p.is_null() {
+        return null_buffer(len, what);
+    }
+    let n = capacity(p, len, what)?;
+    // SAFETY: p is non-NULL and aligned, n elements fit isize, and the caller gives
+    // us exclusive use of at least as many as it said.
+    Ok(Some(unsafe { slice::from_raw_parts_mut(p, n) }))
 }
 
 /// NULL with length 0 is an absent buffer; NULL with a length is a bad argument.
@@ -121,8 +193,9 @@ pub(super) unsafe fn out_buf<'a, T: Copy>(
     let buf = if p.is_null() {
         None
     } else {
-        let n = checked_len(p, *len, what)?;
-        // SAFETY: p non-NULL and aligned, *pul elements by the caller's contract.
+        let n = capacity(p, *len, what)?;
+        // SAFETY: p non-NULL and aligned, *pul elements (at most) by the caller's
+        // contract; the backend gets the caller's own length cell.
         Some(unsafe { slice::from_raw_parts_mut(p, n) })
     };
     Ok(OutBuf::new(buf, len))

@@ -2,7 +2,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use pkcs11_sys::*;
@@ -30,10 +30,59 @@ static CURRENT: AtomicPtr<Running> = AtomicPtr::new(ptr::null_mut());
 /// child must call `C_Initialize` again).
 pub(super) static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// A gateway and the fork generation it was created in.
+/// A gateway, the fork generation it was created in, and the calls inside it.
 pub(super) struct Running {
     pub(super) gateway: Gateway,
     pub(super) fork_generation: u64,
+    /// Calls that entered this gateway and have not left it: `C_Finalize` waits
+    /// for them before it finalises the backend (see [`with_gateway`]).
+    pub(super) in_flight: InFlight,
+}
+
+/// The count of calls inside one gateway, on its own cache line: every call of
+/// every thread writes it, and the gateway's read-mostly fields stay shared.
+#[repr(align(64))]
+#[derive(Default)]
+pub(super) struct InFlight(AtomicUsize);
+
+impl Running {
+    pub(super) fn new(gateway: Gateway) -> Running {
+        Running {
+            gateway,
+            fork_generation: current_generation(),
+            in_flight: InFlight::default(),
+        }
+    }
+
+    /// After `Lifecycle::retire`: returns once every call that entered this
+    /// gateway has left it. New calls are refused at entry by then (they find
+    /// `CURRENT` NULL, or find it changed after counting themselves in), so the
+    /// count only goes down. PKCS#11 v2.40 §5.4 leaves a `C_Finalize` racing other
+    /// calls undefined; waiting here keeps the backend from being finalised under
+    /// a call inside it (SoftHSM crashes in a `C_Sign` it is finalised under).
+    pub(super) fn drain(&self) {
+        let mut spins = 0u32;
+        while self.in_flight.0.load(Ordering::SeqCst) != 0 {
+            // Calls into a token take microseconds to milliseconds: spin a little,
+            // then give the core away.
+            if spins < 64 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+    }
+}
+
+/// Counts a call out of its gateway when it leaves (also by unwinding).
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// The running module and the one before it.
@@ -79,7 +128,8 @@ impl Lifecycle {
     /// Stops handing out the current module and returns it for finalising; it stays
     /// allocated until the next `retire` (see the type's docs).
     pub(super) fn retire(&mut self) -> Option<Arc<Running>> {
-        CURRENT.store(ptr::null_mut(), Ordering::Release);
+        // SeqCst: ordered before `Running::drain`'s loads (see `with_gateway`).
+        CURRENT.store(ptr::null_mut(), Ordering::SeqCst);
         let old = self.current.take()?;
         self.retired = Some(Arc::clone(&old));
         Some(old)
@@ -92,6 +142,13 @@ pub(super) fn current_generation() -> u64 {
 }
 
 /// Runs `f` with the gateway of this process, or fails with `CKR_CRYPTOKI_NOT_INITIALIZED`.
+///
+/// The call counts itself into the gateway (one atomic increment, one decrement
+/// when it leaves) and then checks that the gateway is still published. With
+/// `C_Finalize` unpublishing first and then waiting for the count to reach zero
+/// (`Running::drain`), both sequentially consistent, either the call sees the
+/// gateway gone and is refused, or `C_Finalize` sees the call and waits for it:
+/// the backend is never finalised under a call inside it.
 #[inline]
 pub(super) fn with_gateway<R>(f: impl FnOnce(&Gateway) -> Result<R>) -> Result<R> {
     let published = CURRENT.load(Ordering::Acquire);
@@ -100,9 +157,52 @@ pub(super) fn with_gateway<R>(f: impl FnOnce(&Gateway) -> Result<R>) -> Result<R
     // `Lifecycle`); after a fork the inherited one is never freed.
     let running = unsafe { published.as_ref() };
     match running {
+        Some(running) if running.fork_generation == current_generation() => {
+            running.in_flight.0.fetch_add(1, Ordering::SeqCst);
+            let _leave = Leave(&running.in_flight.0);
+            if CURRENT.load(Ordering::SeqCst) != published {
+                return Err(Error::NotInitialized);
+            }
+            f(&running.gateway)
+        }
+        _ => Err(Error::NotInitialized),
+    }
+}
+
+/// [`with_gateway`] without counting the call in: for `C_WaitForSlotEvent`, which
+/// may block until the backend is finalised (§5.5: `C_Finalize` makes a blocked
+/// wait return), so `C_Finalize` must not wait for it.
+#[inline]
+pub(super) fn with_gateway_uncounted<R>(f: impl FnOnce(&Gateway) -> Result<R>) -> Result<R> {
+    let published = CURRENT.load(Ordering::Acquire);
+    // SAFETY: as in `with_gateway`.
+    let running = unsafe { published.as_ref() };
+    match running {
         Some(running) if running.fork_generation == current_generation() => f(&running.gateway),
         _ => Err(Error::NotInitialized),
     }
+}
+
+/// The answer for a template count beyond `args::MAX_TEMPLATE`
+/// (`Gateway::absurd_count`), or `CKR_CRYPTOKI_NOT_INITIALIZED`.
+#[cold]
+pub(super) fn absurd_count(call: &Call) -> Error {
+    match with_gateway(|gw| Ok(gw.absurd_count(call))) {
+        Ok(e) | Err(e) => e,
+    }
+}
+
+/// A data call refused by Keywarden's argument checks, handed to the token as it
+/// came (`backend/raw.rs`): the token's answer and operation state are its own.
+/// Not recorded: the operation's record follows its next call, or its next
+/// `*Init` records it as abandoned.
+#[cold]
+pub(super) fn forward_refused(
+    function: FunctionId,
+    session: CK_SESSION_HANDLE,
+    f: impl FnOnce(&Backend) -> CK_RV,
+) -> Result<()> {
+    with_gateway(|gw| gw.forward_unrecorded(&Call::session(function, session), f))
 }
 
 /// The common handler tail: describe the call, let the gateway decide and forward.

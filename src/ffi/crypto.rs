@@ -1,16 +1,20 @@
 //! Cryptographic functions (PKCS#11 v2.40 §5.8-§5.13, §5.15) and key management
-//! (§5.14). Mechanism parameters go to the token as they came; at a `*Init` they
-//! are also decoded (lengths only, `abi::MechanismView::decode`) for the audit
-//! record, and a parameter the decoder cannot read is still forwarded (the token
-//! judges it) and recorded by mechanism type only. Data calls tell the gateway
+//! (§5.14). Mechanism parameters go to the token as they came, once their
+//! pointers are checked (`mechanism_arg`: a NULL `pParameter` or a NULL pointer
+//! inside the parameter struct, each with a length, is refused); at a `*Init`
+//! they are also decoded (lengths only, `abi::MechanismView::decode`) for the
+//! audit record, and a parameter the decoder cannot read is still forwarded (the
+//! token judges it) and recorded by mechanism type only. Data calls tell the gateway
 //! their buffer lengths (`gateway::Io`), never their contents.
 #![allow(non_snake_case)]
 
 use pkcs11_sys::*;
 
-use super::args::{in_ref, in_slice, out_buf, out_ref, out_slice};
+use super::args::{in_ref, in_slice, in_template, out_buf, out_ref, out_slice};
 use super::boundary::{forward, with_gateway};
-use super::decode::{mechanism_from_raw, template_from_raw, with_forced};
+use super::decode::{checked_mechanism, template_from_raw, with_forced};
+use super::output::{data_call, handles_if_recorded};
+use crate::abi::MechanismSummary;
 use crate::error::Result;
 use crate::functions::FunctionId as F;
 use crate::gateway::{unwrap_bits_hint, Call, CreateArgs, Io};
@@ -22,15 +26,29 @@ fn len_of(data: Option<&[u8]>) -> u64 {
 }
 use crate::policy::CreationKind;
 
+/// `pMechanism`, checked (`decode::checked_mechanism`) before anything is
+/// forwarded, and its summary when the decoder can read it.
+///
+/// # Safety
+/// A non-NULL `p` points to a `CK_MECHANISM` whose `pParameter` has
+/// `ulParameterLen` readable bytes (the caller's contract).
+unsafe fn mechanism_arg<'a>(
+    p: CK_MECHANISM_PTR,
+) -> Result<(&'a CK_MECHANISM, Option<MechanismSummary>)> {
+    // SAFETY: forwarded contract.
+    let m = unsafe { in_ref(p.cast_const(), "pMechanism") }?;
+    // SAFETY: forwarded contract.
+    let summary = unsafe { checked_mechanism(m) }?;
+    Ok((m, summary))
+}
+
 /// `X_Init(hSession, pMechanism, hKey)`: the decision point of a keyed operation.
 macro_rules! init_with_key {
     ($( $name:ident => $method:ident; )*) => { $(
         #[doc = concat!("`", stringify!($name), "`")]
         pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pMechanism: CK_MECHANISM_PTR, hKey: CK_OBJECT_HANDLE) -> Result<()> {
             // SAFETY: caller's contract: pMechanism points to a CK_MECHANISM.
-            let mechanism = unsafe { in_ref(pMechanism.cast_const(), "pMechanism") }?;
-            // SAFETY: caller's contract: pParameter points to ulParameterLen bytes.
-            let summary = unsafe { mechanism_from_raw(mechanism) }.ok();
+            let (mechanism, summary) = unsafe { mechanism_arg(pMechanism) }?;
             let call = Call::session(F::$name, hSession).on(hKey).with_mechanism(mechanism.mechanism);
             with_gateway(|gw| gw.op_init(call, summary.as_ref(), |b| b.$method(hSession, mechanism, hKey)))
         }
@@ -43,11 +61,10 @@ macro_rules! in_to_out {
         #[doc = concat!("`", stringify!($name), "` (§5.2 size query applies)")]
         pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pIn: CK_BYTE_PTR, ulInLen: CK_ULONG, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) -> Result<()> {
             // SAFETY: caller's contract: ulInLen readable bytes; *pulOutLen writable bytes.
-            let (data, mut out) = unsafe { (in_slice(pIn, ulInLen, "input buffer")?, out_buf(pOut, pulOutLen, "output length")?) };
+            let (data, out) = unsafe { (in_slice(pIn, ulInLen, "input buffer")?, out_buf(pOut, pulOutLen, "output length")?) };
             let io = Io { in_len: len_of(data), size_query: out.is_size_query(), ..Io::default() };
-            with_gateway(|gw| gw.call_io(Call::session(F::$name, hSession), io, |b| {
-                let rv = b.$method(hSession, data, out.reborrow());
-                (rv, out.written_len())
+            with_gateway(|gw| data_call(gw, Call::session(F::$name, hSession), io, out, |b, out| {
+                b.$method(hSession, data, out)
             }))
         }
     )* };
@@ -72,11 +89,10 @@ macro_rules! out_only {
         #[doc = concat!("`", stringify!($name), "` (§5.2 size query applies)")]
         pub(super) unsafe fn $name(hSession: CK_SESSION_HANDLE, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) -> Result<()> {
             // SAFETY: caller's contract: *pulOutLen writable bytes.
-            let mut out = unsafe { out_buf(pOut, pulOutLen, "output length") }?;
+            let out = unsafe { out_buf(pOut, pulOutLen, "output length") }?;
             let io = Io { size_query: out.is_size_query(), ..Io::default() };
-            with_gateway(|gw| gw.call_io(Call::session(F::$name, hSession), io, |b| {
-                let rv = b.$method(hSession, out.reborrow());
-                (rv, out.written_len())
+            with_gateway(|gw| data_call(gw, Call::session(F::$name, hSession), io, out, |b, out| {
+                b.$method(hSession, out)
             }))
         }
     )* };
@@ -127,9 +143,7 @@ pub(super) unsafe fn C_DigestInit(
     pMechanism: CK_MECHANISM_PTR,
 ) -> Result<()> {
     // SAFETY: caller's contract.
-    let mechanism = unsafe { in_ref(pMechanism.cast_const(), "pMechanism") }?;
-    // SAFETY: caller's contract: pParameter points to ulParameterLen bytes.
-    let summary = unsafe { mechanism_from_raw(mechanism) }.ok();
+    let (mechanism, summary) = unsafe { mechanism_arg(pMechanism) }?;
     let call = Call::session(F::C_DigestInit, hSession).with_mechanism(mechanism.mechanism);
     with_gateway(|gw| {
         gw.op_init(call, summary.as_ref(), |b| {
@@ -199,13 +213,17 @@ pub(super) unsafe fn C_GenerateKey(
     // SAFETY: caller's contract.
     let (mechanism, template, key) = unsafe {
         (
-            in_ref(pMechanism.cast_const(), "pMechanism")?,
-            in_slice(pTemplate, ulCount, "pTemplate")?,
+            mechanism_arg(pMechanism)?.0,
+            in_template(
+                &Call::session(F::C_GenerateKey, hSession),
+                pTemplate,
+                ulCount,
+            )?,
             out_ref(phKey, "phKey")?,
         )
     };
     let call = Call::session(F::C_GenerateKey, hSession).with_mechanism(mechanism.mechanism);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.generate_key(hSession, mechanism, template, key);
@@ -225,7 +243,8 @@ pub(super) unsafe fn C_GenerateKey(
             let rv = b.generate_key(hSession, mechanism, forced.as_deref().or(template), key);
             (rv, [Some(*key), None])
         })
-    })
+    });
+    handles_if_recorded(result, [key])
 }
 
 /// `C_GenerateKeyPair`
@@ -243,16 +262,16 @@ pub(super) unsafe fn C_GenerateKeyPair(
     // SAFETY: caller's contract.
     let (mechanism, public, private) = unsafe {
         (
-            in_ref(pMechanism.cast_const(), "pMechanism")?,
-            in_slice(
+            mechanism_arg(pMechanism)?.0,
+            in_template(
+                &Call::session(F::C_GenerateKeyPair, hSession),
                 pPublicKeyTemplate,
                 ulPublicKeyAttributeCount,
-                "pPublicKeyTemplate",
             )?,
-            in_slice(
+            in_template(
+                &Call::session(F::C_GenerateKeyPair, hSession),
                 pPrivateKeyTemplate,
                 ulPrivateKeyAttributeCount,
-                "pPrivateKeyTemplate",
             )?,
         )
     };
@@ -264,7 +283,7 @@ pub(super) unsafe fn C_GenerateKeyPair(
         )
     };
     let call = Call::session(F::C_GenerateKeyPair, hSession).with_mechanism(mechanism.mechanism);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.generate_key_pair(
@@ -306,7 +325,8 @@ pub(super) unsafe fn C_GenerateKeyPair(
             );
             (rv, [Some(*public_key), Some(*private_key)])
         })
-    })
+    });
+    handles_if_recorded(result, [public_key, private_key])
 }
 
 /// `C_WrapKey` (§5.2 size query applies)
@@ -319,9 +339,9 @@ pub(super) unsafe fn C_WrapKey(
     pulWrappedKeyLen: CK_ULONG_PTR,
 ) -> Result<()> {
     // SAFETY: caller's contract.
-    let (mechanism, mut out) = unsafe {
+    let (mechanism, out) = unsafe {
         (
-            in_ref(pMechanism.cast_const(), "pMechanism")?,
+            mechanism_arg(pMechanism)?.0,
             out_buf(pWrappedKey, pulWrappedKeyLen, "pulWrappedKeyLen")?,
         )
     };
@@ -334,9 +354,8 @@ pub(super) unsafe fn C_WrapKey(
         ..Io::default()
     };
     with_gateway(|gw| {
-        gw.call_io(call, io, |b| {
-            let rv = b.wrap_key(hSession, mechanism, hWrappingKey, hKey, out.reborrow());
-            (rv, out.written_len())
+        data_call(gw, call, io, out, |b, out| {
+            b.wrap_key(hSession, mechanism, hWrappingKey, hKey, out)
         })
     })
 }
@@ -356,16 +375,20 @@ pub(super) unsafe fn C_UnwrapKey(
     // SAFETY: caller's contract.
     let (mechanism, wrapped, template, key) = unsafe {
         (
-            in_ref(pMechanism.cast_const(), "pMechanism")?,
+            mechanism_arg(pMechanism)?.0,
             in_slice(pWrappedKey, ulWrappedKeyLen, "pWrappedKey")?,
-            in_slice(pTemplate, ulAttributeCount, "pTemplate")?,
+            in_template(
+                &Call::session(F::C_UnwrapKey, hSession).on(hUnwrappingKey),
+                pTemplate,
+                ulAttributeCount,
+            )?,
             out_ref(phKey, "phKey")?,
         )
     };
     let call = Call::session(F::C_UnwrapKey, hSession)
         .on(hUnwrappingKey)
         .with_mechanism(mechanism.mechanism);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.unwrap_key(hSession, mechanism, hUnwrappingKey, wrapped, template, key);
@@ -392,7 +415,8 @@ pub(super) unsafe fn C_UnwrapKey(
             );
             (rv, [Some(*key), None])
         })
-    })
+    });
+    handles_if_recorded(result, [key])
 }
 
 /// `C_DeriveKey`
@@ -407,15 +431,19 @@ pub(super) unsafe fn C_DeriveKey(
     // SAFETY: caller's contract.
     let (mechanism, template, key) = unsafe {
         (
-            in_ref(pMechanism.cast_const(), "pMechanism")?,
-            in_slice(pTemplate, ulAttributeCount, "pTemplate")?,
+            mechanism_arg(pMechanism)?.0,
+            in_template(
+                &Call::session(F::C_DeriveKey, hSession).on(hBaseKey),
+                pTemplate,
+                ulAttributeCount,
+            )?,
             out_ref(phKey, "phKey")?,
         )
     };
     let call = Call::session(F::C_DeriveKey, hSession)
         .on(hBaseKey)
         .with_mechanism(mechanism.mechanism);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.derive_key(hSession, mechanism, hBaseKey, template, key);
@@ -441,5 +469,6 @@ pub(super) unsafe fn C_DeriveKey(
             );
             (rv, [Some(*key), None])
         })
-    })
+    });
+    handles_if_recorded(result, [key])
 }

@@ -20,7 +20,7 @@ use pkcs11_sys::{
 };
 
 use super::args::in_slice;
-use crate::abi::{Attr, MechanismSummary, MechanismView, Template};
+use crate::abi::{Attr, MechParams, MechanismSummary, MechanismView, Template};
 use crate::error::Result;
 use crate::gateway::Additions;
 
@@ -94,6 +94,34 @@ pub(crate) unsafe fn mechanism_view_from_raw(m: &CK_MECHANISM) -> Result<Mechani
 pub(crate) unsafe fn mechanism_from_raw(m: &CK_MECHANISM) -> Result<MechanismSummary> {
     // SAFETY: forwarded contract.
     unsafe { mechanism_view_from_raw(m) }?.decode()
+}
+
+/// The mechanism check every mechanism-taking handler makes before forwarding:
+/// a NULL `pParameter` with a length is `CKR_ARGUMENTS_BAD`, a NULL pointer inside
+/// the parameter struct with a length is `CKR_MECHANISM_PARAM_INVALID`
+/// (`abi::check_inner_buffers`); both would make the token read through NULL.
+/// Then the summary for audit, or `None` when the decoder cannot read the
+/// parameter (the token judges it, as it would directly).
+///
+/// # Safety
+/// As for [`mechanism_view_from_raw`].
+pub(crate) unsafe fn checked_mechanism(m: &CK_MECHANISM) -> Result<Option<MechanismSummary>> {
+    // SAFETY: forwarded contract.
+    let view = unsafe { mechanism_view_from_raw(m) }?;
+    match view.decode() {
+        // The decoder has checked the inner buffers of the structs it summarises
+        // (the same rule: NULL with a length is refused), so the hot GCM path
+        // reads them once.
+        Ok(s) if !matches!(s.params, MechParams::Other { .. }) => Ok(Some(s)),
+        Ok(s) => {
+            crate::abi::check_inner_buffers(view.mechanism, view.param)?;
+            Ok(Some(s))
+        }
+        Err(_) => {
+            crate::abi::check_inner_buffers(view.mechanism, view.param)?;
+            Ok(None)
+        }
+    }
 }
 
 static TRUE_BYTE: CK_BBOOL = CK_TRUE;

@@ -8,7 +8,7 @@
 
 use pkcs11_sys::*;
 
-use super::boundary::boundary;
+use super::boundary::{boundary, forward_refused};
 use super::handlers;
 use crate::error::Error;
 use crate::functions::FunctionId;
@@ -40,6 +40,26 @@ macro_rules! generate_entry_points {
         pub(super) unsafe extern "C" fn $n( $( $a : $t ),* ) -> CK_RV {
             $( let _ = $a; )*
             boundary(FunctionId::$n, || Err(Error::FunctionNotSupported))
+        }
+    };
+
+    // A data call of an operation: when Keywarden's own argument checks refuse it
+    // (`CKR_ARGUMENTS_BAD`), the token is handed the very same call, so that its
+    // operation ends or stays active as it would directly (backend/raw.rs).
+    (@entry OperationData $n:ident ( $s:ident : $st:ty $(, $a:ident : $t:ty )* )) => {
+        #[doc = concat!("`", stringify!($n), "`: see `handlers::", stringify!($n), "`.")]
+        pub(super) unsafe extern "C" fn $n( $s : $st $(, $a : $t )* ) -> CK_RV {
+            boundary(FunctionId::$n, || {
+                // SAFETY: as below.
+                match unsafe { handlers::$n( $s $(, $a )* ) } {
+                    Err(Error::ArgumentsBad(_)) => forward_refused(FunctionId::$n, $s, |b| {
+                        // SAFETY: the application's arguments, unchanged, to the
+                        // token it would otherwise have called directly.
+                        unsafe { b.$n( $s $(, $a )* ) }
+                    }),
+                    other => other,
+                }
+            })
         }
     };
 

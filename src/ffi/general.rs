@@ -9,7 +9,7 @@ use pkcs11_sys::*;
 
 use super::args::{in_ref, out_buf, out_ref};
 use super::boundary::{
-    current_generation, forward, with_gateway, Running, FORK_GENERATION, LIFECYCLE,
+    forward, with_gateway, with_gateway_uncounted, Running, FORK_GENERATION, LIFECYCLE,
 };
 use super::entry::{FUNCTION_LIST_2_40, FUNCTION_LIST_3_0};
 use super::report;
@@ -22,8 +22,16 @@ use crate::gateway::{Call, Gateway};
 /// Checks the locking arguments of `C_Initialize` (§5.4, `CK_C_INITIALIZE_ARGS`):
 /// 1. no mutex functions, no `CKF_OS_LOCKING_OK`: fine (Keywarden locks anyway);
 /// 2. no functions, `CKF_OS_LOCKING_OK`: fine, OS primitives are what we use;
-/// 3. all four functions, no flag: Keywarden cannot lock with the application's
-///    functions → `CKR_CANT_LOCK`;
+/// 3. all four functions, no flag: accepted, as SoftHSM accepts it directly
+///    (§5.4 allows either that or `CKR_CANT_LOCK`). Keywarden still locks with
+///    OS primitives, which is correct: the callbacks exist so that a library can
+///    be safe among the application's threads, and on every platform Keywarden
+///    builds for those are OS threads (Keywarden creates one of its own for the
+///    audit writer), among which OS mutexes and atomics are sound whatever other
+///    locking the application does; no Keywarden lock is ever held while control
+///    is back with the application. The callbacks are never called nor passed on:
+///    the backend is initialised with Keywarden's own `CKF_OS_LOCKING_OK`
+///    arguments (`Backend::initialize`), Keywarden being its application;
 /// 4. all four functions and the flag: fine, we may use either and use the OS's.
 ///
 /// Some but not all functions, or a non-NULL `pReserved`, is `CKR_ARGUMENTS_BAD`.
@@ -40,11 +48,8 @@ fn check_init_args(args: Option<&CK_C_INITIALIZE_ARGS>) -> Result<()> {
         args.LockMutex.is_some(),
         args.UnlockMutex.is_some(),
     ];
-    let os_locking = args.flags & CKF_OS_LOCKING_OK != 0;
     match supplied.iter().filter(|s| **s).count() {
-        0 => Ok(()),
-        4 if os_locking => Ok(()),
-        4 => Err(Error::CantLock),
+        0 | 4 => Ok(()),
         _ => Err(Error::ArgumentsBad(
             "some but not all mutex functions supplied",
         )),
@@ -92,10 +97,7 @@ pub(super) unsafe fn C_Initialize(pInitArgs: CK_VOID_PTR) -> Result<()> {
     let gateway = Config::load_from_env()
         .and_then(Gateway::start)
         .inspect_err(report::init_failure)?;
-    lifecycle.publish(Arc::new(Running {
-        gateway,
-        fork_generation: current_generation(),
-    }));
+    lifecycle.publish(Arc::new(Running::new(gateway)));
     Ok(())
 }
 
@@ -109,7 +111,12 @@ pub(super) unsafe fn C_Finalize(pReserved: CK_VOID_PTR) -> Result<()> {
         return Err(Error::NotInitialized);
     }
     match lifecycle.retire() {
-        Some(running) => running.gateway.stop(),
+        Some(running) => {
+            // Calls already inside finish before the backend is finalised;
+            // new ones are refused at entry (`boundary::with_gateway`).
+            running.drain();
+            running.gateway.stop()
+        }
         None => Err(Error::NotInitialized),
     }
 }
@@ -141,8 +148,10 @@ pub(super) unsafe fn C_WaitForSlotEvent(
     }
     // SAFETY: pSlot points to a writable CK_SLOT_ID when non-NULL.
     let slot = unsafe { out_ref(pSlot, "pSlot") }?;
-    forward(Call::library(FunctionId::C_WaitForSlotEvent), |b| {
-        b.wait_for_slot_event(flags, slot)
+    with_gateway_uncounted(|gw| {
+        gw.call(Call::library(FunctionId::C_WaitForSlotEvent), |b| {
+            b.wait_for_slot_event(flags, slot)
+        })
     })
 }
 
@@ -273,10 +282,7 @@ mod tests {
         assert!(check_init_args(None).is_ok());
         assert!(check_init_args(Some(&args(0, 0))).is_ok());
         assert!(check_init_args(Some(&args(0, CKF_OS_LOCKING_OK))).is_ok());
-        assert!(matches!(
-            check_init_args(Some(&args(4, 0))),
-            Err(Error::CantLock)
-        ));
+        assert!(check_init_args(Some(&args(4, 0))).is_ok());
         assert!(check_init_args(Some(&args(4, CKF_OS_LOCKING_OK))).is_ok());
         assert!(matches!(
             check_init_args(Some(&args(2, CKF_OS_LOCKING_OK))),

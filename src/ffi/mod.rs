@@ -12,6 +12,8 @@
 //!   libFuzzer entry over it (feature `fuzzing`).
 //! - One handler file per specification chapter group: `general.rs` (§5.4),
 //!   `slots_sessions.rs` (§5.5-5.6), `objects.rs` (§5.7), `crypto.rs` (§5.8-5.15).
+//! - `output.rs`: where the backend writes a data call's output (the caller's
+//!   buffer, or in `required` audit mode Keywarden's, copied out once recorded).
 //! - `exports.rs` holds the only exported symbols.
 //!
 //! Conventions are written down in `docs/abi-conventions.md`.
@@ -27,6 +29,7 @@ mod exports;
 pub mod fuzzing;
 mod general;
 mod objects;
+mod output;
 mod report;
 mod slots_sessions;
 

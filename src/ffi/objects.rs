@@ -3,9 +3,10 @@
 
 use pkcs11_sys::*;
 
-use super::args::{in_slice, out_ref, out_slice};
+use super::args::{in_template, out_array, out_ref, out_template};
 use super::boundary::{forward, with_gateway};
 use super::decode::{template_from_raw, with_forced};
+use super::output::handles_if_recorded;
 use crate::error::{Error, Result};
 use crate::functions::FunctionId as F;
 use crate::gateway::{Call, CreateArgs};
@@ -21,12 +22,16 @@ pub(super) unsafe fn C_CreateObject(
     // SAFETY: caller's contract: ulCount attributes, one writable handle.
     let (template, object) = unsafe {
         (
-            in_slice(pTemplate, ulCount, "pTemplate")?,
+            in_template(
+                &Call::session(F::C_CreateObject, hSession),
+                pTemplate,
+                ulCount,
+            )?,
             out_ref(phObject, "phObject")?,
         )
     };
     let call = Call::session(F::C_CreateObject, hSession);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.create_object(hSession, template, object);
@@ -46,7 +51,8 @@ pub(super) unsafe fn C_CreateObject(
             let rv = b.create_object(hSession, forced.as_deref().or(template), object);
             (rv, [Some(*object), None])
         })
-    })
+    });
+    handles_if_recorded(result, [object])
 }
 
 /// `C_CopyObject`
@@ -60,12 +66,16 @@ pub(super) unsafe fn C_CopyObject(
     // SAFETY: caller's contract.
     let (template, new) = unsafe {
         (
-            in_slice(pTemplate, ulCount, "pTemplate")?,
+            in_template(
+                &Call::session(F::C_CopyObject, hSession).on(hObject),
+                pTemplate,
+                ulCount,
+            )?,
             out_ref(phNewObject, "phNewObject")?,
         )
     };
     let call = Call::session(F::C_CopyObject, hSession).on(hObject);
-    with_gateway(|gw| {
+    let result = with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.create_plain(call, |b| {
                 let rv = b.copy_object(hSession, hObject, template, new);
@@ -85,7 +95,8 @@ pub(super) unsafe fn C_CopyObject(
             let rv = b.copy_object(hSession, hObject, forced.as_deref().or(template), new);
             (rv, [Some(*new), None])
         })
-    })
+    });
+    handles_if_recorded(result, [new])
 }
 
 /// `C_DestroyObject`
@@ -121,9 +132,9 @@ pub(super) unsafe fn C_GetAttributeValue(
     pTemplate: CK_ATTRIBUTE_PTR,
     ulCount: CK_ULONG,
 ) -> Result<()> {
-    // SAFETY: caller's contract: ulCount attributes, read and written in place.
-    let template = unsafe { out_slice(pTemplate, ulCount, "pTemplate") }?;
     let call = Call::session(F::C_GetAttributeValue, hSession).on(hObject);
+    // SAFETY: caller's contract: ulCount attributes, read and written in place.
+    let template = unsafe { out_template(&call, pTemplate, ulCount) }?;
     with_gateway(|gw| {
         let asks_secret = gw.enforcing()
             && template
@@ -172,9 +183,9 @@ pub(super) unsafe fn C_SetAttributeValue(
     pTemplate: CK_ATTRIBUTE_PTR,
     ulCount: CK_ULONG,
 ) -> Result<()> {
-    // SAFETY: caller's contract.
-    let template = unsafe { in_slice(pTemplate, ulCount, "pTemplate") }?;
     let call = Call::session(F::C_SetAttributeValue, hSession).on(hObject);
+    // SAFETY: caller's contract.
+    let template = unsafe { in_template(&call, pTemplate, ulCount) }?;
     with_gateway(|gw| {
         if !gw.enforcing() {
             return gw.call(call, |b| b.set_attribute_value(hSession, hObject, template));
@@ -193,14 +204,13 @@ pub(super) unsafe fn C_FindObjectsInit(
     pTemplate: CK_ATTRIBUTE_PTR,
     ulCount: CK_ULONG,
 ) -> Result<()> {
+    let call = Call::session(F::C_FindObjectsInit, hSession);
     // SAFETY: caller's contract.
-    let template = unsafe { in_slice(pTemplate, ulCount, "pTemplate") }?;
+    let template = unsafe { in_template(&call, pTemplate, ulCount) }?;
     // Only the attribute types are looked at, never the values.
     let by_id = template.is_some_and(|t| t.iter().any(|a| a.type_ == CKA_ID));
     with_gateway(|gw| {
-        gw.find_objects_init(Call::session(F::C_FindObjectsInit, hSession), by_id, |b| {
-            b.find_objects_init(hSession, template)
-        })
+        gw.find_objects_init(call, by_id, |b| b.find_objects_init(hSession, template))
     })
 }
 
@@ -214,7 +224,7 @@ pub(super) unsafe fn C_FindObjects(
     // SAFETY: caller's contract: room for ulMaxObjectCount handles, one writable count.
     let (found, count) = unsafe {
         (
-            out_slice(phObject, ulMaxObjectCount, "phObject")?,
+            out_array(phObject, ulMaxObjectCount, "phObject")?,
             out_ref(pulObjectCount, "pulObjectCount")?,
         )
     };

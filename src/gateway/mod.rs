@@ -22,6 +22,7 @@ mod register;
 mod seal_key;
 mod sessions;
 mod token_ops;
+mod unsupported;
 mod versions;
 
 use std::sync::Arc;
@@ -39,6 +40,15 @@ use crate::error::{check_rv, Error, Result};
 use crate::functions::{FnClass, FunctionId};
 use record::Recorder;
 
+/// The classes whose calls a policy decides before forwarding: where a refusal
+/// could hide the token's "not supported".
+const fn decided_by_policy(f: FunctionId) -> bool {
+    matches!(
+        f.class(),
+        FnClass::KeyUse | FnClass::KeyManagement | FnClass::Object | FnClass::Admin
+    )
+}
+
 /// The engine behind one initialised module instance.
 #[derive(Debug)]
 pub struct Gateway {
@@ -51,6 +61,10 @@ pub struct Gateway {
     audit: Arc<Recorder>,
     /// With `[audit] seal_token`: the seal key's objects are refused to callers.
     seal_guard: Option<seal_key::SealGuard>,
+    /// Enforce mode: the functions the backend lacks (`unsupported.rs`).
+    unsupported: unsupported::Unsupported,
+    /// The trail is in `required` mode (read once: a data call asks per call).
+    audit_required: bool,
 }
 
 impl Gateway {
@@ -93,6 +107,10 @@ impl Gateway {
         if let Some(e) = &mut enforcer {
             e.attach_audit(&audit);
         }
+        let unsupported = match &enforcer {
+            Some(_) => unsupported::Unsupported::of(&backend),
+            None => unsupported::Unsupported::default(),
+        };
         log::info!(
             "keywarden {} started over {} ({}), policy {}",
             crate::VERSION,
@@ -111,8 +129,10 @@ impl Gateway {
             backend,
             init_outcome,
             enforcer,
+            audit_required: audit.log().mode() == crate::audit::Mode::Required,
             audit,
             seal_guard,
+            unsupported,
         })
     }
 
@@ -164,6 +184,13 @@ impl Gateway {
     /// Whether `start` initialised the backend or found it already initialised.
     pub fn init_outcome(&self) -> InitOutcome {
         self.init_outcome
+    }
+
+    /// True in `required` audit mode: a call whose record cannot be written fails,
+    /// and its output must not reach the caller (`ffi::output`).
+    #[inline]
+    pub fn audit_required(&self) -> bool {
+        self.audit_required
     }
 
     /// True when the backend offers the PKCS#11 3.0 interface.
@@ -253,6 +280,16 @@ impl Gateway {
             .after(self.enforcer.as_ref(), &call, pending, io, result)
     }
 
+    /// A call's path without its audit record, for a data call Keywarden refused
+    /// on its arguments and hands to the token as it came (`ffi::boundary`).
+    pub fn forward_unrecorded(
+        &self,
+        call: &Call,
+        forward: impl FnOnce(&Backend) -> CK_RV,
+    ) -> Result<()> {
+        self.forward(call, forward)
+    }
+
     /// Decide, forward, follow up: a call's path without its audit record.
     #[inline]
     fn forward(&self, call: &Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
@@ -276,8 +313,50 @@ impl Gateway {
         }
         match &self.enforcer {
             None => Ok(()),
+            // The token's own answer for a function it lacks, whatever the policy.
+            Some(_)
+                if decided_by_policy(call.function)
+                    && self.unsupported.lacks(&self.backend, call) =>
+            {
+                Err(Error::FunctionNotSupported)
+            }
             Some(e) => e.before(&self.backend, call),
         }
+    }
+
+    /// A call whose template or array count is larger than any the call can
+    /// carry (`ffi::args::MAX_TEMPLATE`): never walked nor forwarded. The token's
+    /// own answer for an invalid session or object handle comes first, as it
+    /// would directly (each is asked with a read-only call); otherwise
+    /// `CKR_ARGUMENTS_BAD` (docs/abi-conventions.md, "Counts and lengths").
+    #[cold]
+    pub fn absurd_count(&self, call: &Call) -> Error {
+        if let Some(session) = call.session {
+            let mut info = CK_SESSION_INFO {
+                slotID: 0,
+                state: 0,
+                flags: 0,
+                ulDeviceError: 0,
+            };
+            let rv = self.backend.get_session_info(session, &mut info);
+            if rv != CKR_OK {
+                return Error::Backend(rv);
+            }
+            if let Some(object) = call.object {
+                let mut class = [CK_ATTRIBUTE {
+                    type_: CKA_CLASS,
+                    pValue: std::ptr::null_mut(),
+                    ulValueLen: 0,
+                }];
+                let rv = self
+                    .backend
+                    .get_attribute_value(session, object, Some(&mut class));
+                if rv == CKR_OBJECT_HANDLE_INVALID {
+                    return Error::Backend(call.function.invalid_object_rv());
+                }
+            }
+        }
+        Error::ArgumentsBad("count larger than any template")
     }
 
     /// `C_OpenSession`: forwards, then maps the new session to its slot (for the

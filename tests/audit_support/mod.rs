@@ -87,6 +87,18 @@ pub fn keywarden_bin() -> PathBuf {
     p.join("keywarden")
 }
 
+/// Switches the Keywarden configuration `conf` to a `required` trail in `dir`
+/// (from `old_dir`, where `keywarden init` put it).
+pub fn required_trail_in(conf: &Path, old_dir: &Path, dir: &Path) {
+    let text = std::fs::read_to_string(conf).unwrap();
+    let text = text.replacen("# mode = \"buffered\"", "mode = \"required\"", 1);
+    assert!(text.contains("mode = \"required\""), "{text}");
+    let old = format!("\"{}\"", old_dir.display());
+    assert!(text.contains(&old), "{text}");
+    let text = text.replacen(&old, &format!("\"{}\"", dir.display()), 1);
+    std::fs::write(conf, text).unwrap();
+}
+
 /// A size-limited tmpfs (a disk that fills up), unmounted when dropped.
 pub struct Tmpfs(pub PathBuf);
 

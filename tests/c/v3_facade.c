@@ -9,7 +9,8 @@
  *   that answer CKR_OK and count their calls, so the test can tell a function
  *   Keywarden forwards from one it refuses without asking the token.
  * - C_DigestUpdate, C_GenerateRandom and C_Sign are wrapped to record how they were
- *   called (count, data pointer, length) before going on to the wrapped module.
+ *   called (count, data pointer, length) before going on to the wrapped module;
+ *   C_Initialize to record the locking arguments it was given.
  * - C_GenerateKeyPair is wrapped to publish when a call is inside the wrapped module
  *   (tests/threads.rs: other calls must not wait for it).
  *
@@ -27,6 +28,9 @@ struct facade_record {
 };
 struct facade_record facade_digest_update, facade_generate_random, facade_sign,
     facade_session_cancel, facade_message;
+/* C_Initialize: last_ptr holds how many mutex functions were supplied (0-4),
+   last_len the flags. */
+struct facade_record facade_initialize;
 
 /* While a C_GenerateKeyPair runs inside the wrapped module: how many have started,
    and how many are inside right now (atomics, read by the test from another thread). */
@@ -59,6 +63,17 @@ static void record(struct facade_record *r, const void *p, CK_ULONG len) {
   r->last_len = len;
 }
 
+static CK_RV rec_Initialize(CK_VOID_PTR p) {
+  CK_C_INITIALIZE_ARGS *a = p;
+  unsigned long mutexes = 0, flags = 0;
+  if (a != NULL) {
+    mutexes = (a->CreateMutex != NULL) + (a->DestroyMutex != NULL) + (a->LockMutex != NULL) +
+              (a->UnlockMutex != NULL);
+    flags = a->flags;
+  }
+  record(&facade_initialize, (const void *)mutexes, flags);
+  return wrapped.C_Initialize(p);
+}
 static CK_RV rec_DigestUpdate(CK_SESSION_HANDLE s, CK_BYTE_PTR p, CK_ULONG n) {
   record(&facade_digest_update, p, n);
   return wrapped.C_DigestUpdate(s, p, n);
@@ -108,6 +123,7 @@ static void load(void) {
   v2.version.major = 2;
   v2.version.minor = 40;
   v2.C_GetFunctionList = C_GetFunctionList;
+  v2.C_Initialize = rec_Initialize;
   v2.C_DigestUpdate = rec_DigestUpdate;
   v2.C_GenerateRandom = rec_GenerateRandom;
   v2.C_Sign = rec_Sign;

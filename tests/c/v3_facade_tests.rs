@@ -176,7 +176,9 @@ fn counted_interfaces(kw: &Module) -> Vec<(u8, u8)> {
 
 /// What reaches the token, seen from the token's side: a NULL buffer with length 0
 /// arrives as NULL and 0; the caller's own buffers arrive as the same pointers (no
-/// copies); calls Keywarden refuses for a NULL required pointer never arrive.
+/// copies); calls Keywarden refuses for a NULL required pointer never arrive, except
+/// an operation's data call, which the token answers itself so that its operation
+/// ends or stays active as it would directly (docs/abi-conventions.md).
 #[test]
 fn forwarding_is_observed_at_the_backend() {
     let fx = FacadeFixture::new();
@@ -223,11 +225,11 @@ fn forwarding_is_observed_at_the_backend() {
         CKR_OK
     );
     let rv = p11!(kw, C_Sign(s, data.as_mut_ptr(), 8, null_mut(), null_mut()));
-    assert_eq!(rv, CKR_ARGUMENTS_BAD);
+    assert_eq!(rv, CKR_ARGUMENTS_BAD, "SoftHSM's own answer");
     assert_eq!(
         fx.record("sign").calls,
-        0,
-        "a NULL pulSignatureLen was forwarded"
+        1,
+        "a data call refused for a NULL pulSignatureLen goes to the token as it came"
     );
     let mut len: CK_ULONG = 0;
     assert_eq!(
@@ -235,10 +237,65 @@ fn forwarding_is_observed_at_the_backend() {
         CKR_OK
     );
     let seen = fx.record("sign");
-    assert_eq!(seen.calls, 1);
+    assert_eq!(seen.calls, 2);
     assert_eq!(
         seen.last_ptr,
         ptr::from_mut(&mut len).cast_const().cast(),
         "length cell"
     );
+}
+
+/// `C_Initialize` with the application's mutex functions and no
+/// `CKF_OS_LOCKING_OK` (§5.4 case 3; google/pkcs11test `Init.InitArgsMyLocks`)
+/// is accepted, as SoftHSM accepts it directly; the backend is initialised with
+/// Keywarden's own arguments (OS locking, no callbacks), never the application's,
+/// and the application's functions are never called.
+#[test]
+fn application_mutexes_without_os_locking_are_accepted_and_not_passed_on() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    unsafe extern "C" fn create(_: CK_VOID_PTR_PTR) -> CK_RV {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        CKR_OK
+    }
+    unsafe extern "C" fn other(_: CK_VOID_PTR) -> CK_RV {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        CKR_OK
+    }
+    let fx = FacadeFixture::new();
+    let kw = &fx.kw;
+    assert_eq!(p11!(kw, C_Finalize(null_mut())), CKR_OK);
+    let before = fx.record("initialize").calls;
+    let args = CK_C_INITIALIZE_ARGS {
+        CreateMutex: Some(create),
+        DestroyMutex: Some(other),
+        LockMutex: Some(other),
+        UnlockMutex: Some(other),
+        flags: 0,
+        pReserved: null_mut(),
+    };
+    assert_eq!(kw.init_with(Some(args)), CKR_OK);
+    let seen = fx.record("initialize");
+    assert_eq!(seen.calls, before + 1);
+    assert_eq!(
+        (seen.last_ptr as usize, seen.last_len),
+        (0, CKF_OS_LOCKING_OK),
+        "the backend's C_Initialize got OS locking and no callbacks"
+    );
+    // Calls from several threads run on Keywarden's own (OS) locking.
+    let s = fx.session();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let mut info: CK_SESSION_INFO = unsafe { std::mem::zeroed() };
+                assert_eq!(p11!(kw, C_GetSessionInfo(s, &mut info)), CKR_OK);
+            });
+        }
+    });
+    assert_eq!(
+        CALLS.load(Ordering::SeqCst),
+        0,
+        "an application mutex function was called"
+    );
+    assert_eq!(p11!(kw, C_Finalize(null_mut())), CKR_OK);
 }
