@@ -7,6 +7,7 @@ mod audit;
 mod audit_follow;
 mod audit_seal;
 mod audit_verify;
+mod audit_verify_json;
 mod doctor;
 mod explain;
 mod init;
