@@ -385,8 +385,18 @@ fn verify_json_reports_the_counts_and_names_the_first_bad_record_with_the_same_e
     assert_eq!(v["intact"], false, "{v}");
     assert_eq!(kinds(&v, "problems"), ["reordered"], "{v}");
     let p = &v["problems"][0];
-    assert_eq!((p["line"].clone(), p["seq"].clone()), (3.into(), 3.into()), "{v}");
+    assert_eq!(
+        (p["line"].clone(), p["seq"].clone()),
+        (3.into(), 3.into()),
+        "{v}"
+    );
     assert_eq!(p["expected_seq"], 2, "{v}");
     assert_eq!(p["file"], file.display().to_string(), "{v}");
-    assert!(p["message"].as_str().unwrap().starts_with("records reordered at"), "{v}");
+    assert!(
+        p["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("records reordered at"),
+        "{v}"
+    );
 }

@@ -70,7 +70,11 @@ fn doctor_gives_the_init_hint_only_for_a_missing_configuration() {
     let missing = env.path().join("nowhere.toml");
     let o = doctor(&env, &["--config", missing.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("fix: run `keywarden init"), "{}", text(&o));
+    assert!(
+        text(&o).contains("fix: run `keywarden init"),
+        "{}",
+        text(&o)
+    );
     let (code, v) = doctor_json(&env, &["--config", missing.to_str().unwrap()]);
     assert_eq!(code, Some(1));
     assert_eq!(checks(&v, "problems"), ["config_missing"], "{v}");
@@ -84,7 +88,10 @@ fn doctor_gives_the_init_hint_only_for_a_missing_configuration() {
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(!out.contains("keywarden init"), "{out}");
-    assert!(out.contains(&format!("fix: correct line {typo} of ")), "{out}");
+    assert!(
+        out.contains(&format!("fix: correct line {typo} of ")),
+        "{out}"
+    );
     let (code, v) = doctor_json(&env, &[]);
     assert_eq!(code, Some(1));
     let f = finding(&v, "problems", "config_parse");
@@ -100,7 +107,10 @@ fn doctor_gives_the_init_hint_only_for_a_missing_configuration() {
     assert_eq!(code, Some(1));
     let f = finding(&v, "problems", "config_parse");
     assert_eq!(f["line"], line_of(&good, &store_dir), "{v}");
-    assert!(!f["fix"].as_str().unwrap().contains("keywarden init"), "{v}");
+    assert!(
+        !f["fix"].as_str().unwrap().contains("keywarden init"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -174,11 +184,18 @@ fn doctor_warns_when_named_identities_have_no_token_pin_file() {
     std::fs::write(&pin, format!("{}\n", common::USER_PIN)).unwrap();
     std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
     edit_config(&env, |c| {
-        c.replacen("[backend]\n", &format!("[backend]\npin_file = \"{}\"\n", pin.display()), 1)
+        c.replacen(
+            "[backend]\n",
+            &format!("[backend]\npin_file = \"{}\"\n", pin.display()),
+            1,
+        )
     });
     let (code, v) = doctor_json(&env, &[]);
     assert_eq!(code, Some(0), "{v}");
-    assert!(!checks(&v, "warnings").contains(&"pin_file_unset".to_owned()), "{v}");
+    assert!(
+        !checks(&v, "warnings").contains(&"pin_file_unset".to_owned()),
+        "{v}"
+    );
 }
 
 #[test]
@@ -191,10 +208,18 @@ fn doctor_json_is_one_object_with_the_exit_status_of_the_text_report() {
         assert!(v[level].is_array(), "{v}");
     }
     assert_eq!(v["policy"]["mode"], "transparent", "{v}");
-    assert_eq!(v["store"]["schema_version"], keywarden::store::SCHEMA_VERSION, "{v}");
+    assert_eq!(
+        v["store"]["schema_version"],
+        keywarden::store::SCHEMA_VERSION,
+        "{v}"
+    );
     assert_eq!(v["store"]["integrity"], "ok", "{v}");
     assert_eq!(v["backend"]["slots"][0]["token"], "initialised", "{v}");
-    assert_eq!(v["backend"]["slots"][0]["label"], common::TOKEN_LABEL, "{v}");
+    assert_eq!(
+        v["backend"]["slots"][0]["label"],
+        common::TOKEN_LABEL,
+        "{v}"
+    );
 
     let db = env.path().join("store").join(keywarden::store::DB_FILE);
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -204,7 +229,12 @@ fn doctor_json_is_one_object_with_the_exit_status_of_the_text_report() {
     assert_eq!(code, text_code);
     assert_eq!(v["healthy"], false, "{v}");
     let f = finding(&v, "problems", "store_files");
-    assert!(f["message"].as_str().unwrap().contains(db.to_str().unwrap()), "{v}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains(db.to_str().unwrap()),
+        "{v}"
+    );
     assert_eq!(f["fix"], format!("chmod o-rwx {}", db.display()), "{v}");
 }
-

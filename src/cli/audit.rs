@@ -313,7 +313,13 @@ pub(super) struct SealKeyInfo {
 
 impl std::fmt::Display for SealKeyInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} key_id {} ({})", self.alg, self.key_id, self.file.display())
+        write!(
+            f,
+            "{} key_id {} ({})",
+            self.alg,
+            self.key_id,
+            self.file.display()
+        )
     }
 }
 

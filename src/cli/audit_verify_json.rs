@@ -69,7 +69,10 @@ fn problem(p: &Problem) -> Value {
         Problem::TailMissing { head_seq, last_seq } => (
             "tail_missing",
             None,
-            vec![("head_seq", (*head_seq).into()), ("last_seq", (*last_seq).into())],
+            vec![
+                ("head_seq", (*head_seq).into()),
+                ("last_seq", (*last_seq).into()),
+            ],
         ),
         Problem::HeadMissing(_) => ("head_missing", None, vec![]),
         Problem::HeadNotKeyed => ("head_not_keyed", None, vec![]),
@@ -79,7 +82,10 @@ fn problem(p: &Problem) -> Value {
         Problem::ChainMismatch { head, first } => (
             "chain_mismatch",
             None,
-            vec![("head_chain", head.as_str().into()), ("first_chain", first.as_str().into())],
+            vec![
+                ("head_chain", head.as_str().into()),
+                ("first_chain", first.as_str().into()),
+            ],
         ),
         Problem::OffHost(_) => ("offhost_mismatch", None, vec![]),
     };

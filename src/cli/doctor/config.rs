@@ -31,7 +31,9 @@ pub(super) fn load_failed(d: &mut Doctor, path: &Path, err: &Error) {
     };
     let line = error_line(&text, err);
     let fix = match line {
-        Some(n) => format!("correct line {n} of {shown} (the README's configuration reference lists every key)"),
+        Some(n) => format!(
+            "correct line {n} of {shown} (the README's configuration reference lists every key)"
+        ),
         None => format!("correct {shown} (the README's configuration reference lists every key)"),
     };
     let mut f = Finding::new("config_parse", err.to_string()).fix(fix);

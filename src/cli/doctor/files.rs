@@ -32,7 +32,13 @@ pub(super) fn check(d: &mut Doctor, config: &Config) {
         .collect();
     store_files.push((crate::store::STAMP_FILE.into(), Kind::Shared));
     store_files.push((crate::store::REVOKED_FILE.into(), Kind::Shared));
-    check_dir(d, "store_files", &config.store.dir, store_sharing, &store_files);
+    check_dir(
+        d,
+        "store_files",
+        &config.store.dir,
+        store_sharing,
+        &store_files,
+    );
     let mut audit_files: Vec<(String, Kind)> = vec![
         (crate::audit::HEAD_FILE.into(), Kind::Shared),
         ("seal-key.pub".into(), Kind::Shared),
@@ -44,7 +50,13 @@ pub(super) fn check(d: &mut Doctor, config: &Config) {
             }),
         );
     }
-    check_dir(d, "audit_files", &config.audit.dir, audit_sharing, &audit_files);
+    check_dir(
+        d,
+        "audit_files",
+        &config.audit.dir,
+        audit_sharing,
+        &audit_files,
+    );
     if let Some(key) = &config.audit.seal_key_file {
         check_secret(d, "seal_key_file", key, audit_sharing);
     }

@@ -92,7 +92,11 @@ fn directory(d: &mut Doctor, what: &'static str, dir: &std::path::Path) -> bool 
         return true;
     }
     d.line(format_args!("{what}:    {}", dir.display()));
-    let check = if what == "store" { "store_dir" } else { "audit_dir" };
+    let check = if what == "store" {
+        "store_dir"
+    } else {
+        "audit_dir"
+    };
     d.problem(
         Finding::new(check, format!("{} is not a directory", dir.display()))
             .fix("restore it from its backup (only `keywarden init` makes a new, empty one)"),

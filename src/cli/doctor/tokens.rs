@@ -67,7 +67,10 @@ fn tokens(d: &mut Doctor, module: &Path) -> Result<()> {
                 }));
             }
             Ok(_) => {
-                d.line(format_args!("  slot {:#x}: token not initialised", slot.id()));
+                d.line(format_args!(
+                    "  slot {:#x}: token not initialised",
+                    slot.id()
+                ));
                 listed.push(json!({"slot": slot.id(), "token": "not_initialised"}));
                 uninitialised.get_or_insert(slot.id());
             }
