@@ -329,3 +329,74 @@ fn tail_shows_the_last_records_and_follows_until_sigint() {
         .expect("tail -f exits on SIGINT");
     assert!(status.success(), "{status:?}");
 }
+
+/// `audit verify --json ARGS`: the exit code and the one object printed.
+fn verify_json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let o = kw(&[&["audit"], args, &["verify", "--json"]].concat());
+    let out = text(&o);
+    assert_eq!(out.trim().lines().count(), 1, "one line: {out}");
+    (o.status.code(), serde_json::from_str(&out).unwrap())
+}
+
+fn kinds(v: &serde_json::Value, level: &str) -> Vec<String> {
+    v[level]
+        .as_array()
+        .unwrap_or_else(|| panic!("{level} is an array: {v}"))
+        .iter()
+        .map(|f| {
+            assert!(f["message"].is_string(), "{v}");
+            f["kind"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn verify_json_reports_the_counts_and_names_the_first_bad_record_with_the_same_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let key = dir.path().join("seal.key");
+    std::fs::write(&key, hex_key()).unwrap();
+    let keyed = ["--dir", d, "verify", "--seal-key", key.to_str().unwrap()];
+    // Without the key its seal cannot be checked: exit 1, as the text report.
+    let (code, v) = verify_json(&keyed[..2]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(code, kw(&["audit", "--dir", d, "verify"]).status.code());
+    assert_eq!(v["intact"], false, "{v}");
+    assert_eq!(kinds(&v, "problems"), ["seal_key_missing"], "{v}");
+    assert_eq!(kinds(&v, "warnings"), ["unsealed"], "{v}");
+
+    let o = kw(&[&["audit"], &keyed[..], &["--json"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_str(&text(&o)).unwrap();
+    assert_eq!(v["intact"], true, "{v}");
+    assert_eq!(v["records"], 7, "{v}");
+    assert_eq!(v["seals_verified"], 1, "{v}");
+    assert_eq!(v["seal_keys"][0]["alg"], keywarden::audit::HMAC_ALG, "{v}");
+    assert!(v["problems"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(kinds(&v, "warnings"), ["forgeable_seals"], "{v}");
+
+    let file = files(dir.path()).remove(0);
+    let mut l = lines(&file);
+    l.swap(2, 3);
+    write_lines(&file, &l);
+    let (code, v) = verify_json(&["--dir", d]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["intact"], false, "{v}");
+    assert_eq!(kinds(&v, "problems"), ["reordered"], "{v}");
+    let p = &v["problems"][0];
+    assert_eq!(
+        (p["line"].clone(), p["seq"].clone()),
+        (3.into(), 3.into()),
+        "{v}"
+    );
+    assert_eq!(p["expected_seq"], 2, "{v}");
+    assert_eq!(p["file"], file.display().to_string(), "{v}");
+    assert!(
+        p["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("records reordered at"),
+        "{v}"
+    );
+}

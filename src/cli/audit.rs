@@ -76,6 +76,10 @@ pub(super) enum AuditCommand {
         /// collected): every seal in it must be in the trail, byte for byte.
         #[arg(long, value_name = "FILE")]
         against: Option<PathBuf>,
+        /// One JSON object: the counts, and every problem, warning and note with
+        /// its `kind` and `message` (docs/audit.md "Verify"). Same exit status.
+        #[arg(long)]
+        json: bool,
     },
     /// Create the audit seal key pair on the token and write DIR/seal-key.pub.
     InitSealKey {
@@ -205,6 +209,7 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
             seal_pub,
             archived,
             against,
+            json,
         } => super::audit_verify::verify(
             &dir,
             section.as_ref(),
@@ -215,6 +220,7 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
                 seal_pub: seal_pub.clone(),
                 archived: *archived,
                 against: against.clone(),
+                json: *json,
             },
         ),
         AuditCommand::InitSealKey {
@@ -298,6 +304,25 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
     }
 }
 
+/// A verification key: its algorithm, its key_id and the file it was read from.
+pub(super) struct SealKeyInfo {
+    pub(super) alg: &'static str,
+    pub(super) key_id: String,
+    pub(super) file: PathBuf,
+}
+
+impl std::fmt::Display for SealKeyInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} key_id {} ({})",
+            self.alg,
+            self.key_id,
+            self.file.display()
+        )
+    }
+}
+
 /// The verification keys: the HMAC key file, and the token key's public half
 /// (`--seal-pub`, else DIR/seal-key.pub when present). Also one line per key
 /// saying which key and from where, so the auditor can compare the key_id with
@@ -306,17 +331,16 @@ pub(super) fn seal_keys(
     dir: &Path,
     hmac: Option<PathBuf>,
     public: Option<PathBuf>,
-) -> Result<(SealKeys, Vec<String>)> {
+) -> Result<(SealKeys, Vec<SealKeyInfo>)> {
     let mut keys = SealKeys::new();
     let mut described = Vec::new();
     if let Some(path) = hmac {
         let key = HmacSealer::from_file(&path).map_err(audit_err)?;
-        described.push(format!(
-            "{} key_id {} ({})",
-            audit::HMAC_ALG,
-            key.key_id(),
-            path.display()
-        ));
+        described.push(SealKeyInfo {
+            alg: audit::HMAC_ALG,
+            key_id: key.key_id().to_string(),
+            file: path.clone(),
+        });
         keys.push(Box::new(key));
     }
     let default_pub = dir.join(SEAL_PUB_FILE);
@@ -330,12 +354,11 @@ pub(super) fn seal_keys(
     };
     for path in publics {
         let key = EcdsaVerifier::from_file(&path).map_err(audit_err)?;
-        described.push(format!(
-            "{} key_id {} ({})",
-            audit::ECDSA_ALG,
-            key.key_id(),
-            path.display()
-        ));
+        described.push(SealKeyInfo {
+            alg: audit::ECDSA_ALG,
+            key_id: key.key_id().to_string(),
+            file: path.clone(),
+        });
         keys.push(Box::new(key));
     }
     Ok((keys, described))

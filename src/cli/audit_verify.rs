@@ -26,14 +26,17 @@ pub(super) struct VerifyArgs {
     pub(super) seal_pub: Option<PathBuf>,
     pub(super) archived: bool,
     pub(super) against: Option<PathBuf>,
+    /// Print one JSON object instead of the text report.
+    pub(super) json: bool,
 }
 
-const UNSEALED: &str =
+pub(super) const UNSEALED: &str =
     "UNSEALED trail: no seal key is configured. The chain shows changed, removed \
     and reordered records, but not a consistent rewrite, nor records cut from the end together \
     with audit.head: this trail cannot prove that it is complete";
 
-const FORGEABLE: &str = "seals made by a key the audited process can read (the software key file) \
+pub(super) const FORGEABLE: &str =
+    "seals made by a key the audited process can read (the software key file) \
     or use (the token key, with the PIN it reads) do not stop that process's user from rewriting \
     and re-sealing the trail; only the off-host copy of the seals does: verify --against FILE";
 
@@ -86,11 +89,18 @@ pub(super) fn verify(
     } else if against.is_none() {
         report.warnings.push(FORGEABLE.to_owned());
     }
-    println!("trail: {}", dir.display());
-    for line in described {
-        println!("seal key: {line}");
+    if args.json {
+        println!(
+            "{}",
+            super::audit_verify_json::report(dir, &described, &report)
+        );
+    } else {
+        println!("trail: {}", dir.display());
+        for key in described {
+            println!("seal key: {key}");
+        }
+        println!("{report}");
     }
-    println!("{report}");
     Ok(if report.is_intact() {
         ExitCode::SUCCESS
     } else {

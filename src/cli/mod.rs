@@ -7,8 +7,8 @@ mod audit;
 mod audit_follow;
 mod audit_seal;
 mod audit_verify;
+mod audit_verify_json;
 mod doctor;
-mod doctor_files;
 mod explain;
 mod init;
 mod keys;
@@ -67,6 +67,10 @@ enum Command {
         /// Configuration file (default: $KEYWARDEN_CONF, else /etc/keywarden/keywarden.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// One JSON object: the facts of each check and every problem, warning
+        /// and note with its `check`, `message` and `fix` (docs/doctor.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Manage named identities (PINs of the form NAME:SECRET).
     Users {
@@ -121,7 +125,7 @@ pub fn main() -> ExitCode {
             pin_file: pin_file.as_deref(),
             group: group.as_deref(),
         }),
-        Command::Doctor { config } => doctor::run(config),
+        Command::Doctor { config, json } => doctor::run(config, json),
         Command::Users { config, command } => users::run(config, command),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Audit { source, command } => audit::run(&source, &command),

@@ -5,40 +5,39 @@
 
 use std::path::Path;
 
+use super::report::{Doctor, Finding};
 use crate::config::Config;
 use crate::fsguard::{FileError, GuardedDir, Kind, Sharing};
 
-/// Prints one line per problem; `true` when there is none.
-pub(super) fn check(config: &Config) -> bool {
-    let mut healthy = true;
-    let mut report = |what: &str, r: Result<(), String>| {
-        if let Err(e) = r {
-            println!("  PROBLEM ({what}): {e}");
-            healthy = false;
-        }
-    };
-    let sharing = |r: crate::Result<Sharing>, report: &mut dyn FnMut(&str, Result<(), String>)| {
+/// Reports one problem per unsafe file.
+pub(super) fn check(d: &mut Doctor, config: &Config) {
+    let sharing = |r: crate::Result<Sharing>, d: &mut Doctor| {
         r.unwrap_or_else(|e| {
-            report("group", Err(e.to_string()));
+            d.problem(Finding::new("file_group", e.to_string()));
             Sharing::default()
         })
     };
-    let store_sharing = sharing(config.store.sharing(), &mut report);
-    let audit_sharing = sharing(config.audit.sharing(), &mut report);
-    println!(
+    let store_sharing = sharing(config.store.sharing(), d);
+    let audit_sharing = sharing(config.audit.sharing(), d);
+    d.line(format_args!(
         "files:    store {}, audit {}",
         describe(store_sharing),
         describe(audit_sharing)
-    );
+    ));
+    d.fact("files", "store", describe(store_sharing));
+    d.fact("files", "audit", describe(audit_sharing));
     let mut store_files: Vec<(String, Kind)> = ["", "-wal", "-shm", "-journal"]
         .iter()
         .map(|s| (format!("{}{s}", crate::store::DB_FILE), Kind::Private))
         .collect();
     store_files.push((crate::store::STAMP_FILE.into(), Kind::Shared));
     store_files.push((crate::store::REVOKED_FILE.into(), Kind::Shared));
-    report(
-        "store",
-        check_dir(&config.store.dir, store_sharing, &store_files),
+    check_dir(
+        d,
+        "store_files",
+        &config.store.dir,
+        store_sharing,
+        &store_files,
     );
     let mut audit_files: Vec<(String, Kind)> = vec![
         (crate::audit::HEAD_FILE.into(), Kind::Shared),
@@ -51,20 +50,22 @@ pub(super) fn check(config: &Config) -> bool {
             }),
         );
     }
-    report(
-        "audit",
-        check_dir(&config.audit.dir, audit_sharing, &audit_files),
+    check_dir(
+        d,
+        "audit_files",
+        &config.audit.dir,
+        audit_sharing,
+        &audit_files,
     );
     if let Some(key) = &config.audit.seal_key_file {
-        report("seal key", check_secret(key, audit_sharing));
+        check_secret(d, "seal_key_file", key, audit_sharing);
     }
     for pin in [&config.backend.pin_file, &config.backend.so_pin_file]
         .into_iter()
         .flatten()
     {
-        report("PIN file", check_secret(pin, Sharing::default()));
+        check_secret(d, "pin_file", pin, Sharing::default());
     }
-    healthy
 }
 
 fn describe(s: Sharing) -> String {
@@ -74,29 +75,39 @@ fn describe(s: Sharing) -> String {
     }
 }
 
-/// The directory and each of `files` that exists; the first problem.
-fn check_dir(dir: &Path, sharing: Sharing, files: &[(String, Kind)]) -> Result<(), String> {
-    let guarded = match GuardedDir::open(dir, sharing) {
-        Ok(d) => d,
-        // Reported as "not a directory" by the caller's directory line.
-        Err(FileError::Missing(_)) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let mut problems = Vec::new();
-    for (name, kind) in files {
-        if let Err(e) = guarded.check(name, *kind) {
-            problems.push(e.to_string());
+/// The finding for an unsafe file, its fix apart.
+fn finding(check: &'static str, e: FileError) -> Finding {
+    match e {
+        FileError::Unsafe { path, problem, fix } => {
+            Finding::new(check, format!("{} {problem}", path.display())).fix(fix)
         }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n  PROBLEM: "))
+        other => Finding::new(check, other.to_string()),
     }
 }
 
-fn check_secret(path: &Path, sharing: Sharing) -> Result<(), String> {
-    crate::fsguard::open_checked(path, Kind::Secret, sharing)
-        .map(drop)
-        .map_err(|e| e.to_string())
+/// The directory and each of `files` that exists.
+fn check_dir(
+    d: &mut Doctor,
+    check: &'static str,
+    dir: &Path,
+    sharing: Sharing,
+    files: &[(String, Kind)],
+) {
+    let guarded = match GuardedDir::open(dir, sharing) {
+        Ok(g) => g,
+        // Reported as "not a directory" by the caller's directory line.
+        Err(FileError::Missing(_)) => return,
+        Err(e) => return d.problem(finding(check, e)),
+    };
+    for (name, kind) in files {
+        if let Err(e) = guarded.check(name, *kind) {
+            d.problem(finding(check, e));
+        }
+    }
+}
+
+fn check_secret(d: &mut Doctor, check: &'static str, path: &Path, sharing: Sharing) {
+    if let Err(e) = crate::fsguard::open_checked(path, Kind::Secret, sharing) {
+        d.problem(finding(check, e));
+    }
 }
