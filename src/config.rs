@@ -198,6 +198,9 @@ pub struct AuditSection {
     /// `buffered` (default) or `required`.
     #[serde(default)]
     pub mode: AuditMode,
+    /// Which calls are recorded: `all` (default), `security`, or `off`.
+    #[serde(default)]
+    pub level: AuditLevel,
     /// Start a new trail file before one passes this many MiB (and at UTC midnight).
     #[serde(default = "default_rotate_mb")]
     pub rotate_mb: u64,
@@ -230,6 +233,22 @@ pub struct AuditSection {
     /// As `store.group`, for the trail directory and the software seal key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+}
+
+/// Which calls the module records (docs/audit.md, "Levels").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditLevel {
+    /// Every call that matters: each operation with its bytes, sessions, logins,
+    /// administration, key creation and management, refusals and failures.
+    #[default]
+    All,
+    /// Security events only: logins, administration, key creation and management,
+    /// refusals, and calls that failed. Successful operations (sign, encrypt,
+    /// digest, …) and session opening and closing are not recorded.
+    Security,
+    /// No calls are recorded (the module's start and stop still are).
+    Off,
 }
 
 /// How an operation waits for its audit record.

@@ -159,6 +159,12 @@ fn render(
         Some(f) => format!("seal_pin_file = {}", quoted(f)),
         None => "# seal_pin_file = \"/etc/keywarden/audit-token.pin\"".to_owned(),
     };
+    // Adoption starts transparent: application owners must not notice Keywarden,
+    // so only security events are recorded until a policy is enforced.
+    let level = match profile {
+        Profile::Transparent => "level = \"security\"",
+        Profile::Baseline => "level = \"all\"",
+    };
     let policy = match profile {
         Profile::Transparent => {
             "# \"transparent\": allow everything; Keywarden is a pure pass-through.\n\
@@ -215,6 +221,11 @@ dir = {audit}
 # "required": an operation succeeds only once its record is on disk (fsync); if
 #   the record cannot be written (disk full) the operation fails.
 # mode = "buffered"
+# Which calls are recorded: "all" (every operation, session, login, change,
+# refusal and failure), "security" (logins, administration, key creation and
+# management, refusals and failures; not successful operations or sessions), or
+# "off".
+{level}
 # Start a new file before one passes this many MiB (and at each UTC midnight).
 # rotate_mb = 64
 # Seal the chain head every this many records of a process, or this many

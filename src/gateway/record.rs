@@ -28,7 +28,7 @@ use crate::audit::{
     OpTracker, Outcome, ReloadEvent, ReloadWhat,
 };
 use crate::backend::Backend;
-use crate::config::{Config, PolicyMode};
+use crate::config::{AuditLevel, Config, PolicyMode};
 use crate::error::{Error, Result};
 use crate::fasthash::FastHash;
 use crate::functions::FunctionId as F;
@@ -59,6 +59,9 @@ pub(super) enum Kind {
     Init,
     /// A data call of an operation under way (summarised by `OpTracker`).
     Data,
+    /// Opening and closing sessions: recorded like [`Kind::Call`] at level `all`,
+    /// only when they fail at level `security`.
+    Session,
 }
 
 /// The recording kind of every function (the one table).
@@ -71,10 +74,6 @@ pub(super) const fn kind(f: F) -> Kind {
         | F::C_InitToken
         | F::C_InitPIN
         | F::C_SetPIN
-        | F::C_OpenSession
-        | F::C_CloseSession
-        | F::C_CloseAllSessions
-        | F::C_SessionCancel
         | F::C_GetOperationState
         | F::C_SetOperationState
         | F::C_CreateObject
@@ -115,6 +114,9 @@ pub(super) const fn kind(f: F) -> Kind {
         | F::C_DecryptDigestUpdate
         | F::C_SignEncryptUpdate
         | F::C_DecryptVerifyUpdate => Kind::Data,
+        F::C_OpenSession | F::C_CloseSession | F::C_CloseAllSessions | F::C_SessionCancel => {
+            Kind::Session
+        }
         _ => Kind::Quiet,
     }
 }
@@ -134,12 +136,17 @@ pub(super) enum Pending {
         started: Instant,
         event: Option<OpEvent>,
     },
+    /// Level `security`: an operation's call or a session's opening or closing,
+    /// recorded only if it fails (nothing is read or timed before the forward).
+    IfFailed,
 }
 
 /// The audit side of one running gateway.
 #[derive(Debug)]
 pub(super) struct Recorder {
     log: Arc<AuditLog>,
+    /// Which calls are recorded (`[audit] level`).
+    level: AuditLevel,
     ops: OpTracker,
     backend: Arc<Backend>,
     /// Session → its slot and that token's serial, for every session opened
@@ -228,6 +235,7 @@ impl Recorder {
         }
         Ok(Recorder {
             log: Arc::new(log),
+            level: config.audit.level,
             ops: OpTracker::new(),
             backend: Arc::clone(backend),
             sessions: RwLock::new(HashMap::default()),
@@ -420,6 +428,9 @@ impl Recorder {
         rule: &str,
         tried: Option<&str>,
     ) -> Result<()> {
+        if self.level == AuditLevel::Off {
+            return Ok(());
+        }
         let mut ev = self.context(Some(enforcer), call, rv, false).denied(rule);
         if let Some(name) = tried {
             ev = ev.with_identity(name, None);
@@ -437,10 +448,13 @@ impl Recorder {
         call: &Call,
         mechanism: Option<&MechanismSummary>,
     ) -> Option<Pending> {
-        match kind(call.function) {
-            Kind::Quiet => return None,
-            Kind::Data => return Some(Pending::Data),
-            Kind::Call | Kind::Init => {}
+        match (kind(call.function), self.level) {
+            (Kind::Quiet, _) | (_, AuditLevel::Off) => return None,
+            (Kind::Data | Kind::Init | Kind::Session, AuditLevel::Security) => {
+                return Some(Pending::IfFailed)
+            }
+            (Kind::Data, AuditLevel::All) => return Some(Pending::Data),
+            (Kind::Call | Kind::Init | Kind::Session, _) => {}
         }
         let started = Instant::now();
         let event = match call.function {
@@ -497,6 +511,7 @@ impl Recorder {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         let (started, event) = match pending {
             Pending::Call { started, event } => (started, event),
+            Pending::IfFailed => return self.record_if_failed(enforcer, call, io, rv),
             Pending::Data => {
                 // The signature a verification checks is not data.
                 let in_len = if call.function == F::C_VerifyFinal {
@@ -564,6 +579,31 @@ impl Recorder {
         }
         self.append(ev)?;
         ended.into_iter().try_for_each(|op| self.append(op))
+    }
+
+    /// Level `security`: a failed operation call or session change is one record
+    /// (its key, when cached); a successful one only updates the session table.
+    fn record_if_failed(
+        &self,
+        enforcer: Option<&Enforcer>,
+        call: &Call,
+        io: Io,
+        rv: CK_RV,
+    ) -> Result<()> {
+        if rv == CKR_OK {
+            // No operation is tracked at this level, so nothing it ends is recorded.
+            if kind(call.function) == Kind::Session {
+                self.follow(enforcer, call, &io);
+            }
+            return Ok(());
+        }
+        if rv == CKR_BUFFER_TOO_SMALL {
+            return Ok(());
+        }
+        let mut ev = self.context(enforcer, call, rv, false);
+        ev.bytes_in = io.in_len;
+        ev.bytes_out = io.out_len;
+        self.append(ev)
     }
 
     /// Session bookkeeping after a successful call; returns the operations it ended.

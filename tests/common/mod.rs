@@ -46,6 +46,12 @@ impl TestEnv {
             keywarden_conf: dir.path().join("keywarden.toml"),
             dir,
         };
+        // `init --profile transparent` records security events only; the tests of
+        // what the module records expect every call, as `level = "all"` gives.
+        let conf = std::fs::read_to_string(&env.keywarden_conf).expect("read config");
+        assert!(conf.contains("level = \"security\""), "{conf}");
+        let conf = conf.replacen("level = \"security\"", "level = \"all\"", 1);
+        std::fs::write(&env.keywarden_conf, conf).expect("write config");
         std::env::set_var("SOFTHSM2_CONF", &env.softhsm_conf);
         std::env::set_var("KEYWARDEN_CONF", &env.keywarden_conf);
         env
