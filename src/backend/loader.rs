@@ -21,6 +21,21 @@ use pkcs11_sys::*;
 
 use crate::error::{Error, Result};
 
+/// Calls the backend's entry `$f`, or answers `CKR_FUNCTION_NOT_SUPPORTED` when the
+/// backend's table has no such function.
+macro_rules! forward {
+    ($self:ident . $f:ident ( $( $arg:expr ),* $(,)? )) => {
+        match $self.fns.$f {
+            // SAFETY: the function pointer comes from the module's own table (read below).
+            // Every pointer argument is derived from a live Rust reference or slice whose
+            // length is passed alongside, or is NULL where the caller passed NULL; the
+            // references outlive the call, which does not retain them (PKCS#11 §5).
+            Some(f) => unsafe { f( $( $arg ),* ) },
+            None => CKR_FUNCTION_NOT_SUPPORTED,
+        }
+    };
+}
+
 /// The symbol every Keywarden build exports; a backend exporting it is Keywarden.
 pub const MARKER_SYMBOL: &[u8] = b"keywarden_version\0";
 
