@@ -394,9 +394,9 @@ pub use super::gateway::Gateway;
 fn f() -> crate::Result<()> { let _ = crate::backend::x(); $crate::abi::y(); Ok(()) }
 // crate::ffi::in_a_comment
 /* crate::ffi::in_a_block /* nested */ crate::ffi::still */
-const S: &str = "crate::ffi::in_a_string";
+const S: &str = "crate::ffi::in_a_string unsafe { }"; // unsafe { }
 const R: &str = r#"crate::ffi::"raw""#;
-const C: char = '"';
+const C: [char; 3] = ['"', '\'', '\u{22}'];
 fn g<'a>(x: &'a str) -> &'a str { crate::lifecycle::z(x) }
 mod inner { use super::super::policy::P; }
 pub(crate) fn h() { unsafe { } }

@@ -114,7 +114,8 @@ pub fn lex(src: &str) -> Lexed {
             // A char literal ('a', '\n', '\u{1F600}', b'x') or a lifetime ('a).
             let q = if ch == 'b' { i + 1 } else { i };
             if at(q + 1) == '\\' {
-                let mut j = q + 2;
+                // Past the escaped character, so that '\'' ends at its last quote.
+                let mut j = q + 3;
                 while j < c.len() && c[j] != '\'' && c[j] != '\n' {
                     j += 1;
                 }
