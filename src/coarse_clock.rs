@@ -3,7 +3,8 @@
 //! seconds on `CLOCK_REALTIME_COARSE`: the kernel's last tick read from the vDSO
 //! page without `rdtsc`. Its resolution is one tick (1–4 ms), ample for checks due
 //! every 100 ms or more; `Instant::now` cost ~25 ns a read on this KVM guest and was
-//! read several times per forwarded call (benches/README.md).
+//! read several times per forwarded call (benches/README.md). Also the calendar
+//! date of a Unix time, shared by the store, the audit trail and the CLI.
 
 use rustix::time::{clock_gettime, ClockId};
 
@@ -22,6 +23,23 @@ pub fn monotonic_nanos() -> u64 {
 #[inline]
 pub fn unix_seconds() -> i64 {
     clock_gettime(ClockId::RealtimeCoarse).tv_sec
+}
+
+/// The UTC calendar date `(year, month, day)` of a Unix time (civil-from-days,
+/// H. Hinnant; proleptic Gregorian): for tables, `CK_DATE`s and the audit trail's
+/// timestamps, so none needs a date library.
+pub fn civil_date(t: i64) -> (i64, u32, u32) {
+    let z = t.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    // In range by construction: month 1..=12, day 1..=31.
+    (year, month as u32, day as u32)
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Keywarden: a PKCS#11 module that forwards every call to a real token and adds
 //! key-management policy, lifecycle and audit on the way.
 //!
-//! Layers, top to bottom (see `docs/architecture.md`):
-//! `ffi` (the C ABI) → `gateway` (one call's path) → `backend`, `config` → `abi`, `error`.
-//! The `cli` module is a second front end built on the same engine layers; `store` is
-//! the metadata store (key lifecycle, named identities) the gateway will consult.
+//! Layers, top to bottom (see `docs/architecture.md`; `tests/layers.rs` checks them):
+//! front ends (`ffi`, the C ABI; `cli`, the admin command) → `gateway` (one call's
+//! path) → engines (`policy`, `lifecycle`, `audit`) → `backend`, `store`, `identity`
+//! → `config`, `error`, `abi` and the small utilities.
 //!
 //! Only `ffi` (raw pointers from the application) and `backend` (the dlopen'ed real
 //! module) may contain `unsafe`; every block carries a `// SAFETY:` comment.

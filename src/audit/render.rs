@@ -239,7 +239,8 @@ pub(super) fn rfc3339_micros(out: &mut Vec<u8>, t: SystemTime) {
     };
     let secs = since.as_secs();
     let of_day = secs % 86_400;
-    let (year, month, day) = crate::store::civil_date(i64::try_from(secs).unwrap_or(i64::MAX));
+    let (year, month, day) =
+        crate::coarse_clock::civil_date(i64::try_from(secs).unwrap_or(i64::MAX));
     let (year, month, day) = (year.unsigned_abs(), u64::from(month), u64::from(day));
     if year > 9999 {
         return out.extend_from_slice(LAST);

@@ -1,25 +1,12 @@
-//! The forwarding macro and the reference-to-pointer helpers shared by the call files.
+//! The reference-to-pointer helpers shared by the call files. The `forward!` macro
+//! they call the backend with is in `loader.rs`, next to the table it reads: the
+//! backend's `unsafe` stays in that one file.
 
 use std::ptr;
 
 use pkcs11_sys::*;
 
 use crate::abi::OutBuf;
-
-/// Calls the backend's entry `$f`, or answers `CKR_FUNCTION_NOT_SUPPORTED` when the
-/// backend's table has no such function.
-macro_rules! forward {
-    ($self:ident . $f:ident ( $( $arg:expr ),* $(,)? )) => {
-        match $self.fns.$f {
-            // SAFETY: the function pointer comes from the module's own table (loader.rs).
-            // Every pointer argument is derived from a live Rust reference or slice whose
-            // length is passed alongside, or is NULL where the caller passed NULL; the
-            // references outlive the call, which does not retain them (PKCS#11 §5).
-            Some(f) => unsafe { f( $( $arg ),* ) },
-            None => CKR_FUNCTION_NOT_SUPPORTED,
-        }
-    };
-}
 
 /// `CK_ULONG` length of a slice; slices here were built from a `CK_ULONG` length, so
 /// the conversion cannot fail on any platform Keywarden builds for.

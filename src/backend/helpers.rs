@@ -132,9 +132,8 @@ impl Backend {
     pub fn slot_by_token_label(&self, label: &str) -> Result<CK_SLOT_ID> {
         let mut found = Vec::new();
         for slot in self.slots_with_token()? {
-            // SAFETY: CK_TOKEN_INFO is a C struct of integers and byte arrays, for
-            // which all-zero is a valid value; the backend overwrites it.
-            let mut info: CK_TOKEN_INFO = unsafe { std::mem::zeroed() };
+            // All zeros (pkcs11-sys derives Default); the backend overwrites it.
+            let mut info = CK_TOKEN_INFO::default();
             // A token removed meanwhile is simply not a match.
             if self.get_token_info(slot, &mut info) == CKR_OK
                 && unpad(&info.label) == label.as_bytes()
@@ -157,9 +156,8 @@ impl Backend {
     /// The serial number of the token in `slot` (`CK_TOKEN_INFO.serialNumber`,
     /// padding removed): how the metadata store names a token.
     pub fn token_serial(&self, slot: CK_SLOT_ID) -> Result<String> {
-        // SAFETY: CK_TOKEN_INFO is a C struct of integers and byte arrays, for
-        // which all-zero is a valid value; the backend overwrites it.
-        let mut info: CK_TOKEN_INFO = unsafe { std::mem::zeroed() };
+        // All zeros (pkcs11-sys derives Default); the backend overwrites it.
+        let mut info = CK_TOKEN_INFO::default();
         check_rv(self.get_token_info(slot, &mut info))?;
         Ok(String::from_utf8_lossy(unpad(&info.serialNumber))
             .trim()

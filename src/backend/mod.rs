@@ -1,18 +1,19 @@
 //! The real ("backend") PKCS#11 module: loaded defensively by [`loader`], then called
 //! through the safe methods of [`Backend`] (in `calls.rs`).
 //!
-//! This module and `ffi` are the only places with `unsafe`. The safe API takes Rust
+//! `loader.rs` (loading the table, and the `forward!` macro that calls its entries)
+//! and `ffi` are the only places with `unsafe`. The safe API takes Rust
 //! references and slices; `None` for an optional slice means the application passed
 //! `NULL_PTR` with a zero length, and is forwarded as `NULL_PTR` so the backend answers
 //! exactly as it would directly.
 
+// First: `forward!`, used by the call files, is defined in `loader`.
 #[macro_use]
-mod forward;
+mod loader;
 mod calls;
 mod crypto_calls;
+mod forward;
 mod helpers;
-mod loader;
-mod raw;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

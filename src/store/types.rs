@@ -14,22 +14,9 @@ use super::StoreError;
 /// Seconds since 1970-01-01 UTC.
 pub type UnixTime = i64;
 
-/// The UTC calendar date `(year, month, day)` of a Unix time (civil-from-days,
-/// H. Hinnant; proleptic Gregorian): for tables, `CK_DATE`s and the audit trail's
-/// timestamps, so none needs a date library.
-pub fn civil_date(t: UnixTime) -> (i64, u32, u32) {
-    let z = t.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // In range by construction: month 1..=12, day 1..=31.
-    (year, month as u32, day as u32)
-}
+/// The calendar date of a Unix time; it lives with the clocks, below the store,
+/// and is re-exported here for the store's users.
+pub use crate::coarse_clock::civil_date;
 
 /// The current time as [`UnixTime`] (for callers without an injected clock).
 pub fn now() -> UnixTime {
