@@ -6,8 +6,10 @@
 //! A front end (the C ABI in `ffi`, later an out-of-process server) describes each
 //! call with a [`Call`] and hands over a closure that performs the forward on the
 //! [`Backend`] with its own, already-validated arguments. The gateway never sees a
-//! raw pointer. With the `transparent` profile every decision is "allow", and the
-//! cost of a call is the descriptor plus one closure call.
+//! raw pointer. With the `transparent` profile there is no access policy: a call
+//! is forwarded unless it uses a managed key its lifecycle state forbids
+//! (`lifecycle_guard.rs`), and a call that uses no key costs the descriptor, one
+//! branch and one closure call.
 
 mod create;
 mod decision_memo;
@@ -15,6 +17,7 @@ mod enforce;
 mod find;
 mod lifecycle;
 mod lifecycle_audit;
+mod lifecycle_guard;
 mod named;
 mod objects;
 mod record;
@@ -47,6 +50,10 @@ pub struct Gateway {
     init_outcome: InitOutcome,
     /// `Some` in enforce mode only: transparent mode's path is one branch on it.
     enforcer: Option<Enforcer>,
+    /// States and usage of managed keys, in both policy modes (the store is
+    /// required in both): the enforcer's in enforce mode, `lifecycle_guard.rs`'s
+    /// in transparent mode.
+    lifecycle: Arc<lifecycle::Lifecycle>,
     /// The audit trail: on in both policy modes (`[audit]` is required).
     audit: Arc<Recorder>,
     /// With `[audit] seal_token`: the seal key's objects are refused to callers.
@@ -60,9 +67,13 @@ impl Gateway {
     /// the backend: a token sealer uses it); an unusable trail fails
     /// `C_Initialize` too.
     pub fn start(config: Config) -> Result<Gateway> {
+        let clock = lifecycle::clock_from_env(config.policy.clock_override)?;
+        let lifecycle = Arc::new(lifecycle::Lifecycle::open(&config.store, clock)?);
         let mut enforcer = match &config.policy.mode {
             PolicyMode::Transparent => None,
-            PolicyMode::Enforce { file } => Some(Enforcer::open(file, &config)?),
+            PolicyMode::Enforce { file } => {
+                Some(Enforcer::open(file, &config, Arc::clone(&lifecycle))?)
+            }
         };
         let backend = Arc::new(Backend::load(&config.backend.module)?);
         let init_outcome = backend.initialize()?;
@@ -103,6 +114,7 @@ impl Gateway {
             backend,
             init_outcome,
             enforcer,
+            lifecycle,
             audit,
             seal_guard,
         })
@@ -120,9 +132,7 @@ impl Gateway {
     /// A failed final seal loses no record: it is logged, counted, and shows in
     /// `audit verify` as an unsealed tail.
     pub fn stop(&self) -> Result<()> {
-        if let Some(e) = &self.enforcer {
-            e.lifecycle.stop();
-        }
+        self.lifecycle.stop();
         let audited = self.audit.stop();
         if let Err(e) = &audited {
             log::error!("audit trail at C_Finalize: {e}");
@@ -250,8 +260,11 @@ impl Gateway {
     fn forward(&self, call: &Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
         self.decide(call)?;
         let result = check_rv(forward(&self.backend));
-        if let (Some(e), Ok(())) = (&self.enforcer, &result) {
-            e.after_ok(call);
+        if result.is_ok() {
+            match &self.enforcer {
+                Some(e) => e.after_ok(call),
+                None => self.guard_after_ok(call),
+            }
         }
         result
     }
@@ -267,7 +280,7 @@ impl Gateway {
             g.check(&self.backend, &self.audit, self.enforcer.as_ref(), call)?;
         }
         match &self.enforcer {
-            None => Ok(()),
+            None => self.guard_key_use(call),
             Some(e) => e.before(&self.backend, call),
         }
     }
@@ -322,6 +335,9 @@ impl Gateway {
         self.decide(&call)?;
         check_rv(forward(&self.backend))?;
         let Some(e) = &self.enforcer else {
+            if let (FunctionId::C_CloseSession, Some(session)) = (call.function, call.session) {
+                self.lifecycle.session_closed(session);
+            }
             return Ok(());
         };
         match (call.function, call.session, call.slot) {
