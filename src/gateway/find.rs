@@ -50,10 +50,11 @@ impl Gateway {
         let Some(e) = &self.enforcer else {
             // Transparent: one forward, unless this search hides superseded
             // versions (an atomic load while none does).
+            if !self.lifecycle.hides_superseded(session) {
+                return check_rv(forward(&self.backend, found, count));
+            }
             let slot = match &found {
-                Some(b) if !b.is_empty() && self.lifecycle.hides_superseded(session) => {
-                    self.audit.slot_of(session)
-                }
+                Some(b) if !b.is_empty() => self.audit.slot_of(session),
                 _ => None,
             };
             let (Some(slot), Some(buf)) = (slot, found.as_deref_mut()) else {

@@ -285,10 +285,14 @@ impl Lifecycle {
     }
 
     /// A search started on `session`; `hide`: its template has no `CKA_ID`.
+    #[inline]
     pub(super) fn search_started(&self, session: CK_SESSION_HANDLE, hide: bool) {
-        if !hide && self.hiding.load(Ordering::Acquire) == 0 {
-            return;
+        if hide || self.hiding.load(Ordering::Acquire) != 0 {
+            self.follow_search(session, hide);
         }
+    }
+
+    fn follow_search(&self, session: CK_SESSION_HANDLE, hide: bool) {
         let mut s = self.label_searches.lock();
         if hide {
             s.insert(session);

@@ -10,8 +10,9 @@
 //! `when_due`: a deactivated version processes with no end), `unmanaged_keys`
 //! (always `"allow"`), auto-registration and automatic rotation.
 //!
-//! Cost: a call that uses no key value (digest, random, search, attribute reads,
-//! sessions) pays one `match` on its operation; a key use pays the watcher's
+//! Cost: a call of another class than `KeyUse`/`KeyManagement` (digest, random,
+//! search, attribute reads, sessions) pays one comparison of its class, which
+//! `decide` reads anyway (a search one atomic load more); a key use pays the watcher's
 //! check (a clock read and an atomic load) and, while the store manages no key
 //! at all, one more atomic load. Only when some version is live are the object's
 //! facts (the recorder's cache, which the audit record reads anyway), the token
@@ -36,7 +37,9 @@ impl Gateway {
     /// permits them (a destroyed version has no objects left), and copies and
     /// edits get the version checks in [`Gateway::guard_create`] and
     /// [`Gateway::guard_edit`].
-    #[inline]
+    /// `decide` calls it for the `KeyUse` and `KeyManagement` classes only, and
+    /// keeps it out of line: the other calls' path stays as short as it was.
+    #[inline(never)]
     pub(super) fn guard_key_use(&self, call: &Call) -> Result<()> {
         match Op::for_function(call.function) {
             Some(op) if op.uses_key_value() => self.guard_uses(call, op),
@@ -44,6 +47,7 @@ impl Gateway {
         }
     }
 
+    #[inline]
     fn guard_uses(&self, call: &Call, op: Op) -> Result<()> {
         let lc = &self.lifecycle;
         lc.refresh()
@@ -174,9 +178,11 @@ impl Gateway {
 
     /// `C_FindObjectsInit` in transparent mode: a search without `CKA_ID` hides
     /// superseded versions, as in enforce mode; while no version is superseded
-    /// there is nothing to hide and the search is not followed.
+    /// there is nothing to hide and the search is not followed. The index is the
+    /// one of the last key use's store check (a search does not check the store:
+    /// hiding is a convenience, every use is checked).
+    #[inline]
     pub(super) fn guard_search_started(&self, session: CK_SESSION_HANDLE, by_id: bool) {
-        let _ = self.lifecycle.refresh();
         let hide = !by_id && self.lifecycle.has_managed() && self.lifecycle.hides_anything();
         self.lifecycle.search_started(session, hide);
     }

@@ -273,14 +273,19 @@ impl Gateway {
     /// function table; an unclassified one is refused before it reaches the token.
     #[inline]
     fn decide(&self, call: &Call) -> Result<()> {
-        if call.function.class() == FnClass::Unclassified {
+        let class = call.function.class();
+        if class == FnClass::Unclassified {
             return Err(Error::FunctionNotSupported);
         }
         if let Some(g) = &self.seal_guard {
             g.check(&self.backend, &self.audit, self.enforcer.as_ref(), call)?;
         }
         match &self.enforcer {
-            None => self.guard_key_use(call),
+            // Transparent: only the functions that can use a key ask the lifecycle.
+            None if matches!(class, FnClass::KeyUse | FnClass::KeyManagement) => {
+                self.guard_key_use(call)
+            }
+            None => Ok(()),
             Some(e) => e.before(&self.backend, call),
         }
     }
