@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cryptoki::error::RvError;
-use cryptoki::object::{AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
+use cryptoki::object::{AttributeType, ObjectClass};
 use lifecycle_support::*;
 
 const LABEL: &str = "app-sign";
@@ -401,18 +400,4 @@ fn an_unreadable_store_refuses_key_use_until_it_is_back() {
     assert!(until(true).is_ok());
     drop(s);
     p11.finalize().unwrap();
-}
-
-/// Signs with `key` until the result is a success (`want_ok`) or a failure; panics
-/// after 3 s (a state change must be seen within the watcher's poll interval).
-fn sign_until(s: &Session, key: ObjectHandle, want_ok: bool) -> Result<Vec<u8>, RvError> {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let r = sign(s, key);
-        if r.is_ok() == want_ok {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "not seen within 3 s: {r:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }

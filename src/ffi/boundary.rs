@@ -193,7 +193,7 @@ pub(super) fn absurd_count(call: &Call) -> Error {
 }
 
 /// A data call refused by Keywarden's argument checks, handed to the token as it
-/// came (`backend/raw.rs`): the token's answer and operation state are its own.
+/// came (the raw forwarders in `backend/loader.rs`): the token's answer and operation state are its own.
 /// Not recorded: the operation's record follows its next call, or its next
 /// `*Init` records it as abandoned.
 #[cold]

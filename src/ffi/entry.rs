@@ -45,7 +45,7 @@ macro_rules! generate_entry_points {
 
     // A data call of an operation: when Keywarden's own argument checks refuse it
     // (`CKR_ARGUMENTS_BAD`), the token is handed the very same call, so that its
-    // operation ends or stays active as it would directly (backend/raw.rs).
+    // operation ends or stays active as it would directly (the raw forwarders in backend/loader.rs).
     (@entry OperationData $n:ident ( $s:ident : $st:ty $(, $a:ident : $t:ty )* )) => {
         #[doc = concat!("`", stringify!($n), "`: see `handlers::", stringify!($n), "`.")]
         pub(super) unsafe extern "C" fn $n( $s : $st $(, $a : $t )* ) -> CK_RV {

@@ -1,8 +1,10 @@
 //! Enforce mode: creation, attribute edits and reads of secret attributes
-//! (docs/policy.md, "Creation policy" and "Enforcement points").
+//! (docs/policy.md, "Creation policy" and "Enforcement points"); transparent
+//! mode: the version checks of creations and edits (`lifecycle_guard.rs`).
 //!
-//! The front end decodes templates only in enforce mode ([`Gateway::enforcing`])
-//! and hands them over typed; the transparent path never reaches this file.
+//! The front end decodes templates in enforce mode, and in transparent mode while
+//! the store manages some key ([`Gateway::enforcing`]), and hands them over typed;
+//! otherwise the transparent path never reaches this file.
 
 use pkcs11_sys::*;
 
@@ -69,11 +71,13 @@ pub fn unwrap_bits_hint(mechanism: CK_MECHANISM_TYPE, wrapped_len: usize) -> Opt
 }
 
 impl Gateway {
-    /// True in enforce mode: the front end must then decode templates for
-    /// [`Gateway::create`] and [`Gateway::set_attributes`].
+    /// True when the front end must decode templates for [`Gateway::create`] and
+    /// [`Gateway::set_attributes`]: in enforce mode, and in transparent mode while
+    /// the store manages some key (the version checks need the template; an
+    /// atomic load, current as of the last key use's store check).
     #[inline]
     pub fn enforcing(&self) -> bool {
-        self.enforcer.is_some()
+        self.enforcer.is_some() || self.lifecycle.has_managed()
     }
 
     /// A creation in enforce mode: the key-use decision on the source/base/
@@ -138,6 +142,7 @@ impl Gateway {
     ) -> Result<NewObjects> {
         self.decide(&call)?;
         let Some(e) = &self.enforcer else {
+            self.guard_create(&call, args)?;
             let (rv, created) = forward(&self.backend, &Additions::default());
             check_rv(rv)?;
             return Ok(created);
@@ -258,7 +263,10 @@ impl Gateway {
             e.facts.forget(slot, object);
             return check_rv(rv);
         }
-        check_rv(forward(&self.backend))
+        self.guard_edit(&call, template)?;
+        let rv = forward(&self.backend);
+        self.guard_edited(&call);
+        check_rv(rv)
     }
 
     /// `C_GetAttributeValue` of secret-valued attributes in enforce mode: whether

@@ -39,8 +39,9 @@ pub struct Enforcer {
     pub(super) so_pin_file: Option<std::path::PathBuf>,
     pub(super) sessions: Sessions,
     pub(super) facts: FactsCache,
-    /// States, rotation and usage of managed keys (docs/lifecycle.md).
-    pub(super) lifecycle: Lifecycle,
+    /// States, rotation and usage of managed keys (docs/lifecycle.md): the
+    /// gateway's, shared.
+    pub(super) lifecycle: Arc<Lifecycle>,
     /// The audit trail, which records every refusal (set by `Gateway::start`).
     pub(super) audit: Option<Arc<super::record::Recorder>>,
     /// Each session's last allowed key-use decision.
@@ -49,10 +50,13 @@ pub struct Enforcer {
 
 impl Enforcer {
     /// Opens the policy file (an unusable file fails `C_Initialize`) and observes
-    /// the process once.
-    pub fn open(file: &std::path::Path, config: &crate::config::Config) -> Result<Enforcer> {
-        let clock = super::lifecycle::clock_from_env(config.policy.clock_override)?;
-        let policy = PolicyHandle::open(file, Arc::clone(&clock)).map_err(|e| {
+    /// the process once. The policy runs on the lifecycle's clock.
+    pub(super) fn open(
+        file: &std::path::Path,
+        config: &crate::config::Config,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Result<Enforcer> {
+        let policy = PolicyHandle::open(file, Arc::clone(&lifecycle.clock)).map_err(|e| {
             Error::Config(format!(
                 "policy.mode = \"enforce\": {}",
                 e.to_string().replace('\n', " ")
@@ -72,7 +76,7 @@ impl Enforcer {
             so_pin_file: config.backend.so_pin_file.clone(),
             sessions: Sessions::new(process),
             facts: FactsCache::default(),
-            lifecycle: Lifecycle::open(&config.store, clock)?,
+            lifecycle,
             audit: None,
             memo: DecisionMemo::default(),
         })
@@ -118,7 +122,7 @@ impl Enforcer {
         );
         let rule = d.rule.to_string();
         if let Some(audit) = &self.audit {
-            if let Err(e) = audit.refused(self, call, d.rv, &rule, tried) {
+            if let Err(e) = audit.refused(Some(self), call, d.rv, &rule, tried) {
                 return e;
             }
         }
@@ -182,21 +186,7 @@ impl Enforcer {
         self.facts
             .get(backend, slot, session, object)
             .map_err(|FactsError(rv)| {
-                let code = match rv {
-                    CKR_OBJECT_HANDLE_INVALID
-                        if !matches!(
-                            op,
-                            Op::Destroy | Op::Copy | Op::SetAttribute | Op::ReadSensitive
-                        ) =>
-                    {
-                        CKR_KEY_HANDLE_INVALID
-                    }
-                    CKR_OBJECT_HANDLE_INVALID
-                    | CKR_SESSION_HANDLE_INVALID
-                    | CKR_SESSION_CLOSED
-                    | CKR_CRYPTOKI_NOT_INITIALIZED => rv,
-                    _ => op.refusal_rv(),
-                };
+                let code = super::objects::facts_error_rv(op, rv);
                 self.refuse_builtin(
                     call,
                     Some(op),

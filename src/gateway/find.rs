@@ -1,6 +1,6 @@
 //! Enforce mode: `C_FindObjects` shows only the objects the caller may see
-//! (docs/policy.md, "Visibility"; `Policy::may_see`), and a search without `CKA_ID`
-//! leaves out versions superseded by rotation (docs/lifecycle.md).
+//! (docs/policy.md, "Visibility"; `Policy::may_see`). Both modes: a search without
+//! `CKA_ID` leaves out versions superseded by rotation (docs/lifecycle.md).
 
 use pkcs11_sys::*;
 
@@ -22,9 +22,13 @@ impl Gateway {
     ) -> Result<()> {
         self.decide(&call)?;
         check_rv(forward(&self.backend))?;
-        if let (Some(e), Some(session)) = (&self.enforcer, call.session) {
-            log::debug!("C_FindObjectsInit: session {session}, by CKA_ID: {by_id}");
-            e.lifecycle.search_started(session, !by_id);
+        match (&self.enforcer, call.session) {
+            (Some(e), Some(session)) => {
+                log::debug!("C_FindObjectsInit: session {session}, by CKA_ID: {by_id}");
+                e.lifecycle.search_started(session, !by_id);
+            }
+            (None, Some(session)) => self.guard_search_started(session, by_id),
+            _ => {}
         }
         Ok(())
     }
@@ -37,13 +41,28 @@ impl Gateway {
     pub fn find_objects(
         &self,
         call: Call,
-        found: Option<&mut [CK_OBJECT_HANDLE]>,
+        mut found: Option<&mut [CK_OBJECT_HANDLE]>,
         count: &mut CK_ULONG,
         forward: impl FnOnce(&Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
     ) -> Result<()> {
         self.decide(&call)?;
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         let Some(e) = &self.enforcer else {
-            return check_rv(forward(&self.backend, found, count));
+            // Transparent: one forward, unless this search hides superseded
+            // versions (an atomic load while none does).
+            if !self.lifecycle.hides_superseded(session) {
+                return check_rv(forward(&self.backend, found, count));
+            }
+            let slot = match &found {
+                Some(b) if !b.is_empty() => self.audit.slot_of(session),
+                _ => None,
+            };
+            let (Some(slot), Some(buf)) = (slot, found.as_deref_mut()) else {
+                return check_rv(forward(&self.backend, found, count));
+            };
+            let view = self.lifecycle.view_for_search(&self.backend, slot);
+            let visible = |h| self.guard_visible(view.as_ref(), slot, session, h);
+            return self.find_filtered(session, buf, count, forward, visible);
         };
         // A NULL or empty buffer: nothing to filter, the token answers.
         let buf = match found {
@@ -52,9 +71,37 @@ impl Gateway {
         };
         let p = e.policy();
         let (slot, subject) = e.subject_of(&p, &call, None)?;
-        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         let view = e.lifecycle.view_for_search(&self.backend, slot);
         let hide_superseded = e.lifecycle.hides_superseded(session);
+        let visible = |h| {
+            e.facts
+                .get(&self.backend, slot, session, h)
+                .is_ok_and(|facts| match &view {
+                    Some(v) => {
+                        let managed = v.lookup(&facts);
+                        let superseded = managed.is_some_and(|m| !m.current);
+                        !(hide_superseded && superseded)
+                            && p.may_see(
+                                &subject,
+                                &super::lifecycle::View::enrich(facts, managed.as_ref()),
+                            )
+                    }
+                    None => p.may_see(&subject, &facts),
+                })
+        };
+        self.find_filtered(session, buf, count, forward, visible)
+    }
+
+    /// The filtering loop: asks the backend until `buf` is full of objects
+    /// `visible` keeps or the backend has no more.
+    fn find_filtered(
+        &self,
+        session: CK_SESSION_HANDLE,
+        buf: &mut [CK_OBJECT_HANDLE],
+        count: &mut CK_ULONG,
+        forward: impl FnOnce(&Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
+        visible: impl Fn(CK_OBJECT_HANDLE) -> bool,
+    ) -> Result<()> {
         let mut filled = 0usize;
         let mut forward = Some(forward);
         while filled < buf.len() {
@@ -79,22 +126,7 @@ impl Gateway {
             let mut kept = 0usize;
             for i in 0..n {
                 let Some(&h) = rest.get(i) else { break };
-                let visible = e
-                    .facts
-                    .get(&self.backend, slot, session, h)
-                    .is_ok_and(|facts| match &view {
-                        Some(v) => {
-                            let managed = v.lookup(&facts);
-                            let superseded = managed.is_some_and(|m| !m.current);
-                            !(hide_superseded && superseded)
-                                && p.may_see(
-                                    &subject,
-                                    &super::lifecycle::View::enrich(facts, managed.as_ref()),
-                                )
-                        }
-                        None => p.may_see(&subject, &facts),
-                    });
-                if visible {
+                if visible(h) {
                     if let Some(slot_i) = rest.get_mut(kept) {
                         *slot_i = h;
                     }

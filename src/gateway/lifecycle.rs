@@ -1,6 +1,7 @@
-//! Enforce mode: the lifecycle side of each call (docs/lifecycle.md, "Gateway
-//! integration"). Transparent mode has no [`super::Enforcer`] and so none of this:
-//! it stays a pure pass-through that never opens the store.
+//! The lifecycle side of each call (docs/lifecycle.md, "Gateway integration"), in
+//! both policy modes: the [`Lifecycle`] is the gateway's, shared with the
+//! [`super::Enforcer`] in enforce mode and used directly in transparent mode
+//! (`lifecycle_guard.rs`).
 //!
 //! At `C_Initialize` the metadata store is opened, a [`ChangeWatcher`] set on its
 //! stamp and a [`LifecycleIndex`] built from one snapshot. Per key use the cost is
@@ -12,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,11 +103,18 @@ pub(super) struct Lifecycle {
     revoked: Mutex<Arc<HashSet<VersionId>>>,
     watcher: ChangeWatcher,
     index: ArcSwap<LifecycleIndex>,
+    /// The index holds some live version (transparent mode's one check for a
+    /// call on an unmanaged key while the store manages none).
+    managed: AtomicBool,
     /// The last re-read failed: refuse until one succeeds.
     stale: AtomicBool,
     serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>, FastHash>>,
     /// Sessions whose current search has no `CKA_ID` (superseded versions hidden).
     label_searches: Mutex<HashSet<CK_SESSION_HANDLE, FastHash>>,
+    /// The set's length, written under its lock: a session reads 0 without the
+    /// lock when no search hides anything (its own entry, if any, was counted by
+    /// a call on that session, which came before).
+    hiding: AtomicUsize,
     usage: Arc<UsageAccumulator>,
     flusher: Mutex<Option<Flusher>>,
     pub(super) clock: Arc<dyn Clock>,
@@ -154,10 +162,12 @@ impl Lifecycle {
             sharing,
             revoked: Mutex::new(Arc::new(revoked)),
             watcher,
+            managed: AtomicBool::new(!index.is_empty()),
             index: ArcSwap::from_pointee(index),
             stale: AtomicBool::new(false),
             serials: RwLock::new(HashMap::default()),
             label_searches: Mutex::new(HashSet::default()),
+            hiding: AtomicUsize::new(0),
             usage,
             flusher: Mutex::new(flusher),
             clock,
@@ -186,8 +196,10 @@ impl Lifecycle {
             if seq != have || **known != revoked {
                 let index = LifecycleIndex::new(with_revoked(self.store.snapshot()?, &revoked));
                 log::debug!("lifecycle index reloaded (change {have} -> {seq})");
+                let managed = !index.is_empty();
                 self.index.store(Arc::new(index));
                 *known = Arc::new(revoked);
+                self.managed.store(managed, Ordering::Release);
             }
             Ok(())
         });
@@ -202,8 +214,10 @@ impl Lifecycle {
         }
     }
 
-    /// The current index: reloaded first when the watcher says the store moved.
-    fn index(&self) -> std::result::Result<Arc<LifecycleIndex>, LcRefusal> {
+    /// Reloads the index when the watcher says the store moved; a refusal while
+    /// the store cannot be re-read (fail closed).
+    #[inline]
+    pub(super) fn refresh(&self) -> std::result::Result<(), LcRefusal> {
         if self.watcher.check() {
             self.reload();
         }
@@ -212,6 +226,25 @@ impl Lifecycle {
                 "the metadata store could not be re-read (fail closed)".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Whether the index (as of the last [`Lifecycle::refresh`]) holds any live
+    /// version: when not, no object is managed and no check can refuse.
+    #[inline]
+    pub(super) fn has_managed(&self) -> bool {
+        self.managed.load(Ordering::Acquire)
+    }
+
+    /// Whether some live version is superseded (a search without `CKA_ID` has
+    /// something to hide), as of the last [`Lifecycle::refresh`].
+    pub(super) fn hides_anything(&self) -> bool {
+        self.index.load().has_superseded()
+    }
+
+    /// The current index: reloaded first when the watcher says the store moved.
+    fn index(&self) -> std::result::Result<Arc<LifecycleIndex>, LcRefusal> {
+        self.refresh()?;
         Ok(self.index.load_full())
     }
 
@@ -264,27 +297,39 @@ impl Lifecycle {
     }
 
     /// A search started on `session`; `hide`: its template has no `CKA_ID`.
+    #[inline]
     pub(super) fn search_started(&self, session: CK_SESSION_HANDLE, hide: bool) {
+        if hide || self.hiding.load(Ordering::Acquire) != 0 {
+            self.follow_search(session, hide);
+        }
+    }
+
+    fn follow_search(&self, session: CK_SESSION_HANDLE, hide: bool) {
         let mut s = self.label_searches.lock();
         if hide {
             s.insert(session);
         } else {
             s.remove(&session);
         }
+        self.hiding.store(s.len(), Ordering::Release);
     }
 
     /// Whether the search under way on `session` hides superseded versions.
+    #[inline]
     pub(super) fn hides_superseded(&self, session: CK_SESSION_HANDLE) -> bool {
-        self.label_searches.lock().contains(&session)
+        self.hiding.load(Ordering::Acquire) != 0 && self.label_searches.lock().contains(&session)
     }
 
     /// A session closed.
+    #[inline]
     pub(super) fn session_closed(&self, session: CK_SESSION_HANDLE) {
-        let mut s = self.label_searches.lock();
-        // Usually empty: skip hashing (SipHash, ~150 instructions) on every close.
-        if !s.is_empty() {
-            s.remove(&session);
+        // Usually empty: no lock, no hashing on every close.
+        if self.hiding.load(Ordering::Acquire) == 0 {
+            return;
         }
+        let mut s = self.label_searches.lock();
+        s.remove(&session);
+        self.hiding.store(s.len(), Ordering::Release);
     }
 
     /// Counts one use of a managed version (written by the flusher).
@@ -453,7 +498,8 @@ pub(super) struct Managed<'v> {
 /// The lifecycle check of one operation: the managed version's state
 /// (`lifecycle::permits` with the key's cryptoperiod), or `unmanaged_keys` for an
 /// object no live version holds, then the cryptoperiod's `when_due`. `Ok(None)`
-/// for an unmanaged object.
+/// for an unmanaged object. `policy` is `None` in transparent mode: no
+/// cryptoperiods (they are the policy file's) and `unmanaged_keys = "allow"`.
 ///
 /// An active version past its originator-usage period is treated as `when_due`
 /// says: `warn` — used as before (`keys list --due` reports it); `deactivate` —
@@ -465,18 +511,20 @@ pub(super) fn check<'v>(
     facts: &KeyFacts,
     op: Op,
     now: UnixTime,
-    policy: &Policy,
+    policy: Option<&Policy>,
 ) -> std::result::Result<Option<Use<'v>>, LcRefusal> {
     let Some(m) = managed else {
-        return unmanaged(policy.unmanaged_keys(), facts, op).map(|()| None);
+        let setting = policy.map_or(UnmanagedKeys::Allow, Policy::unmanaged_keys);
+        return unmanaged(setting, facts, op).map(|()| None);
     };
     let version = m.version;
     // The policy facts of the key are built (an allocation) only when the policy
     // has cryptoperiods at all.
-    let period = if policy.cryptoperiods().is_empty() {
-        None
-    } else {
-        policy.cryptoperiod_for(&crate::lifecycle::key_facts(m.key, version))
+    let period = match policy {
+        Some(p) if !p.cryptoperiods().is_empty() => {
+            p.cryptoperiod_for(&crate::lifecycle::key_facts(m.key, version))
+        }
+        _ => None,
     };
     crate::lifecycle::permits(version, op, now, period).map_err(|r| LcRefusal {
         rule: "lifecycle.state",
@@ -579,7 +627,7 @@ impl super::Enforcer {
         policy: &Policy,
     ) -> Result<Kept> {
         let now = self.lifecycle.now();
-        match check(managed, facts, op, now, policy) {
+        match check(managed, facts, op, now, Some(policy)) {
             Ok(Some(u)) if op.uses_key_value() => {
                 self.lifecycle.record_use(u.version.id, now);
                 if u.due_rotate {

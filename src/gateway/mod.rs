@@ -6,8 +6,10 @@
 //! A front end (the C ABI in `ffi`, later an out-of-process server) describes each
 //! call with a [`Call`] and hands over a closure that performs the forward on the
 //! [`Backend`] with its own, already-validated arguments. The gateway never sees a
-//! raw pointer. With the `transparent` profile every decision is "allow", and the
-//! cost of a call is the descriptor plus one closure call.
+//! raw pointer. With the `transparent` profile there is no access policy: a call
+//! is forwarded unless it uses a managed key its lifecycle state forbids
+//! (`lifecycle_guard.rs`), and a call that uses no key costs the descriptor, one
+//! branch and one closure call.
 
 mod create;
 mod decision_memo;
@@ -15,6 +17,7 @@ mod enforce;
 mod find;
 mod lifecycle;
 mod lifecycle_audit;
+mod lifecycle_guard;
 mod named;
 mod objects;
 mod record;
@@ -57,6 +60,10 @@ pub struct Gateway {
     init_outcome: InitOutcome,
     /// `Some` in enforce mode only: transparent mode's path is one branch on it.
     enforcer: Option<Enforcer>,
+    /// States and usage of managed keys, in both policy modes (the store is
+    /// required in both): the enforcer's in enforce mode, `lifecycle_guard.rs`'s
+    /// in transparent mode.
+    lifecycle: Arc<lifecycle::Lifecycle>,
     /// The audit trail: on in both policy modes (`[audit]` is required).
     audit: Arc<Recorder>,
     /// With `[audit] seal_token`: the seal key's objects are refused to callers.
@@ -74,9 +81,13 @@ impl Gateway {
     /// the backend: a token sealer uses it); an unusable trail fails
     /// `C_Initialize` too.
     pub fn start(config: Config) -> Result<Gateway> {
+        let clock = lifecycle::clock_from_env(config.policy.clock_override)?;
+        let lifecycle = Arc::new(lifecycle::Lifecycle::open(&config.store, clock)?);
         let mut enforcer = match &config.policy.mode {
             PolicyMode::Transparent => None,
-            PolicyMode::Enforce { file } => Some(Enforcer::open(file, &config)?),
+            PolicyMode::Enforce { file } => {
+                Some(Enforcer::open(file, &config, Arc::clone(&lifecycle))?)
+            }
         };
         let backend = Arc::new(Backend::load(&config.backend.module)?);
         let init_outcome = backend.initialize()?;
@@ -130,6 +141,7 @@ impl Gateway {
             init_outcome,
             enforcer,
             audit_required: audit.log().mode() == crate::audit::Mode::Required,
+            lifecycle,
             audit,
             seal_guard,
             unsupported,
@@ -148,9 +160,7 @@ impl Gateway {
     /// A failed final seal loses no record: it is logged, counted, and shows in
     /// `audit verify` as an unsealed tail.
     pub fn stop(&self) -> Result<()> {
-        if let Some(e) = &self.enforcer {
-            e.lifecycle.stop();
-        }
+        self.lifecycle.stop();
         let audited = self.audit.stop();
         if let Err(e) = &audited {
             log::error!("audit trail at C_Finalize: {e}");
@@ -295,8 +305,11 @@ impl Gateway {
     fn forward(&self, call: &Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
         self.decide(call)?;
         let result = check_rv(forward(&self.backend));
-        if let (Some(e), Ok(())) = (&self.enforcer, &result) {
-            e.after_ok(call);
+        if result.is_ok() {
+            match &self.enforcer {
+                Some(e) => e.after_ok(call),
+                None => self.guard_after_ok(call),
+            }
         }
         result
     }
@@ -305,13 +318,18 @@ impl Gateway {
     /// function table; an unclassified one is refused before it reaches the token.
     #[inline]
     fn decide(&self, call: &Call) -> Result<()> {
-        if call.function.class() == FnClass::Unclassified {
+        let class = call.function.class();
+        if class == FnClass::Unclassified {
             return Err(Error::FunctionNotSupported);
         }
         if let Some(g) = &self.seal_guard {
             g.check(&self.backend, &self.audit, self.enforcer.as_ref(), call)?;
         }
         match &self.enforcer {
+            // Transparent: only the functions that can use a key ask the lifecycle.
+            None if matches!(class, FnClass::KeyUse | FnClass::KeyManagement) => {
+                self.guard_key_use(call)
+            }
             None => Ok(()),
             // The token's own answer for a function it lacks, whatever the policy.
             Some(_)
@@ -424,6 +442,9 @@ impl Gateway {
         self.decide(&call)?;
         check_rv(forward(&self.backend))?;
         let Some(e) = &self.enforcer else {
+            if let (FunctionId::C_CloseSession, Some(session)) = (call.function, call.session) {
+                self.lifecycle.session_closed(session);
+            }
             return Ok(());
         };
         match (call.function, call.session, call.slot) {

@@ -86,6 +86,29 @@ impl FactsCache {
     }
 }
 
+/// The code a call is refused with when its object's facts could not be read
+/// (`rv`, the token's answer): a handle the token does not know is answered as
+/// the token would, any other failure with the operation's code (never allow on
+/// an error).
+pub(super) fn facts_error_rv(op: crate::policy::Op, rv: CK_RV) -> CK_RV {
+    use crate::policy::Op;
+    match rv {
+        CKR_OBJECT_HANDLE_INVALID
+            if !matches!(
+                op,
+                Op::Destroy | Op::Copy | Op::SetAttribute | Op::ReadSensitive
+            ) =>
+        {
+            CKR_KEY_HANDLE_INVALID
+        }
+        CKR_OBJECT_HANDLE_INVALID
+        | CKR_SESSION_HANDLE_INVALID
+        | CKR_SESSION_CLOSED
+        | CKR_CRYPTOKI_NOT_INITIALIZED => rv,
+        _ => op.refusal_rv(),
+    }
+}
+
 /// Room for the variable-length attributes; a longer value is read in a second
 /// call with its exact length.
 const LABEL_ROOM: usize = 128;

@@ -245,6 +245,11 @@ impl Recorder {
         })
     }
 
+    /// Transparent mode's facts cache (the lifecycle checks read it too).
+    pub(super) fn facts(&self) -> &FactsCache {
+        &self.facts
+    }
+
     /// The trail, for the policy's reload observer.
     pub(super) fn log(&self) -> &Arc<AuditLog> {
         &self.log
@@ -422,7 +427,7 @@ impl Recorder {
     /// an object whose facts cannot be read).
     pub(super) fn refused(
         &self,
-        enforcer: &Enforcer,
+        enforcer: Option<&Enforcer>,
         call: &Call,
         rv: CK_RV,
         rule: &str,
@@ -431,7 +436,7 @@ impl Recorder {
         if self.level == AuditLevel::Off {
             return Ok(());
         }
-        let mut ev = self.context(Some(enforcer), call, rv, false).denied(rule);
+        let mut ev = self.context(enforcer, call, rv, false).denied(rule);
         if let Some(name) = tried {
             ev = ev.with_identity(name, None);
         }
@@ -611,10 +616,20 @@ impl Recorder {
         let transparent = enforcer.is_none();
         match (call.function, call.session, call.slot) {
             (F::C_CloseSession, Some(session), _) => {
-                let slot = self.sessions.write().remove(&session).map(|(slot, _)| slot);
-                if let (true, Some(slot)) = (transparent, slot) {
+                let (slot, last) = {
+                    let mut sessions = self.sessions.write();
+                    let slot = sessions.remove(&session).map(|(slot, _)| slot);
+                    let last = transparent
+                        && slot.is_some_and(|s| !sessions.values().any(|(o, _)| *o == s));
+                    (slot, last)
+                };
+                match (transparent, slot) {
+                    // A slot's last session closed: the token may reissue its
+                    // handles (as in enforce mode, objects.rs).
+                    (true, Some(slot)) if last => self.facts.forget_slot(slot),
                     // Session objects die with their session (§6.7).
-                    self.facts.forget_session_objects(slot);
+                    (true, Some(slot)) => self.facts.forget_session_objects(slot),
+                    _ => {}
                 }
                 #[allow(clippy::useless_conversion)]
                 self.ops.close_session(u64::from(session), call.function)

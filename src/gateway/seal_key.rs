@@ -8,7 +8,8 @@
 //! `CKA_LABEL` the sealer looks for ([`SEAL_KEY_ID`], [`SEAL_KEY_LABEL`]): the key's
 //! own attributes are not modifiable (`init-seal-key` makes them so) and the gateway
 //! refuses edits of them and creations that would carry them
-//! (`versions.rs`, enforce mode), so no caller can take the key out of this check.
+//! (`versions.rs`; in transparent mode while the store manages some key, when
+//! templates are decoded), so no caller can take the key out of this check.
 //! In enforce mode the cached facts answer (no extra token call); in transparent
 //! mode one `C_GetAttributeValue` per key use on that slot does.
 
@@ -71,7 +72,7 @@ impl SealGuard {
         }
         for object in [call.object, call.other].into_iter().flatten() {
             if seal_object(backend, enforcer, self.slot, session, object) {
-                return Err(refuse(enforcer, call, op, rv));
+                return Err(refuse(audit, enforcer, call, op, rv));
             }
         }
         Ok(())
@@ -124,7 +125,7 @@ fn seal_object(
         && value(&template[1], &label).as_deref() == Some(SEAL_KEY_LABEL.as_bytes())
 }
 
-fn refuse(enforcer: Option<&Enforcer>, call: &Call, op: Op, rv: CK_RV) -> Error {
+fn refuse(audit: &Recorder, enforcer: Option<&Enforcer>, call: &Call, op: Op, rv: CK_RV) -> Error {
     let reason =
         "the audit seal key is Keywarden's own: no caller may use, copy, edit or destroy it";
     match enforcer {
@@ -147,6 +148,10 @@ fn refuse(enforcer: Option<&Enforcer>, call: &Call, op: Op, rv: CK_RV) -> Error 
                 call.session,
                 call.object
             );
+            // Recorded with its rule, as every refusal.
+            if let Err(e) = audit.refused(None, call, rv, RULE, None) {
+                return e;
+            }
             Error::Refused {
                 rv,
                 rule: RULE.to_owned(),

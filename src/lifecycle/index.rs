@@ -35,6 +35,9 @@ pub struct LifecycleIndex {
     change_seq: u64,
     keys: Vec<ManagedKey>,
     by_token: HashMap<Box<str>, HashMap<Box<[u8]>, Entry>>,
+    /// Some live version is not its key's current one (a search without `CKA_ID`
+    /// has something to hide).
+    superseded: bool,
 }
 
 impl LifecycleIndex {
@@ -46,6 +49,7 @@ impl LifecycleIndex {
             per_key.entry(v.key_id.0).or_default().push(v);
         }
         let mut by_token: HashMap<Box<str>, HashMap<Box<[u8]>, Entry>> = HashMap::new();
+        let mut superseded = false;
         for (i, key) in snapshot.keys.iter().enumerate() {
             let Some(mut versions) = per_key.remove(&key.id.0) else {
                 continue;
@@ -56,6 +60,7 @@ impl LifecycleIndex {
                 if v.state == KeyState::Destroyed {
                     continue;
                 }
+                superseded |= Some(v.id) != current;
                 by_token
                     .entry(v.token_serial.as_str().into())
                     .or_default()
@@ -73,7 +78,19 @@ impl LifecycleIndex {
             change_seq: snapshot.change_seq,
             keys: snapshot.keys,
             by_token,
+            superseded,
         }
+    }
+
+    /// No live version at all: no object is managed.
+    pub fn is_empty(&self) -> bool {
+        self.by_token.is_empty()
+    }
+
+    /// Whether some live version is superseded (hidden from searches without
+    /// `CKA_ID`); when not, such a search has nothing to filter.
+    pub fn has_superseded(&self) -> bool {
+        self.superseded
     }
 
     /// The store's change counter this index reflects.

@@ -1,4 +1,5 @@
-//! Shared by the `lifecycle_gateway*` tests: a token with Keywarden in enforce mode,
+//! Shared by the `lifecycle_gateway*` and `lifecycle_transparent` tests: a token
+//! with Keywarden in enforce (or transparent) mode,
 //! the `keywarden keys` CLI driven as a subprocess, and key helpers over a module
 //! loaded with `cryptoki` (Keywarden, or SoftHSM directly).
 #![allow(dead_code)]
@@ -58,13 +59,33 @@ pub struct Lc {
 impl Lc {
     /// A fresh token, the configuration switched to enforce mode with `policy`.
     pub fn new(policy: &str) -> Lc {
+        let lc = Lc::transparent();
+        lc.env.enforce(policy);
+        lc
+    }
+
+    /// A fresh token, the configuration left in transparent mode (no policy).
+    pub fn transparent() -> Lc {
         let env = TestEnv::new();
-        env.enforce(policy);
         let pin_file = env.path().join("pin");
         std::fs::write(&pin_file, format!("{USER_PIN}\n")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         Lc { env, pin_file }
+    }
+
+    /// The audit trail's records (seals left out).
+    pub fn trail(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for f in keywarden::audit::list_files(&self.env.path().join("audit")).unwrap() {
+            for line in std::fs::read_to_string(f).unwrap().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                if v["kind"] != "seal" {
+                    out.push(v);
+                }
+            }
+        }
+        out
     }
 
     /// Rewrites the policy file.
@@ -198,4 +219,21 @@ pub fn unhex(h: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
         .collect()
+}
+
+/// Signs with `key` until the result is a success (`want_ok`) or a failure; panics
+/// after 3 s (a state change must be seen within the watcher's poll interval).
+pub fn sign_until(s: &Session, key: ObjectHandle, want_ok: bool) -> Result<Vec<u8>, RvError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let r = sign(s, key);
+        if r.is_ok() == want_ok {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not seen within 3 s: {r:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
