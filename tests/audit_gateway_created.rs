@@ -17,16 +17,10 @@ use serde_json::Value;
 
 /// Every record of the trail but seals, in order.
 fn trail(env: &common::TestEnv) -> Vec<Value> {
-    let mut out = Vec::new();
-    for f in keywarden::audit::list_files(&env.path().join("audit")).unwrap() {
-        for line in std::fs::read_to_string(f).unwrap().lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            if v["kind"] != "seal" {
-                out.push(v);
-            }
-        }
-    }
-    out
+    env.trail_records()
+        .into_iter()
+        .filter(|v| v["kind"] != "seal")
+        .collect()
 }
 
 /// The one op record of `function`.

@@ -16,13 +16,7 @@ fn set_level(env: &common::TestEnv, level: &str) {
 }
 
 fn records(env: &common::TestEnv) -> Vec<Value> {
-    let mut out = Vec::new();
-    for f in keywarden::audit::list_files(&env.path().join("audit")).unwrap() {
-        for line in std::fs::read_to_string(f).unwrap().lines() {
-            out.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    out
+    env.trail_records()
 }
 
 /// Signs twice, fails a sign with a mechanism the key cannot do, makes a key: the calls of an

@@ -83,24 +83,9 @@ fn child_signs_with_its_own_uid() {
 }
 
 fn run_as(uid: u32) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["child_signs_with_its_own_uid", "--exact", "--nocapture"])
-        .env(CHILD_ENV, "1")
-        .uid(uid)
-        .gid(SHARED_GID)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child as uid {uid}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT="))
-        .unwrap_or_else(|| panic!("child as uid {uid} printed no result: {stdout}"))
-        .to_string()
+    let mut cmd = Command::new("env");
+    cmd.uid(uid).gid(SHARED_GID);
+    common::child_result(cmd, "child_signs_with_its_own_uid", CHILD_ENV)
 }
 
 #[test]

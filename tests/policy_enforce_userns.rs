@@ -61,30 +61,8 @@ fn child_signs_as_the_group_it_was_given() {
     }
 }
 
-/// Runs the child through `cmd` (its program and leading arguments) and returns
-/// what it printed after `RESULT=`.
-fn run_child(mut cmd: Command) -> String {
-    let out = cmd
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "child_signs_as_the_group_it_was_given",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT="))
-        .unwrap_or_else(|| panic!("child printed no result: {stdout}"))
-        .to_string()
+fn run_child(cmd: Command) -> String {
+    common::child_result(cmd, "child_signs_as_the_group_it_was_given", CHILD_ENV)
 }
 
 #[test]
@@ -114,19 +92,14 @@ fn a_group_mapped_in_a_user_namespace_grants_no_role() {
     assert_eq!(run_child(forged), "hidden");
 
     // The trail says which process was namespaced, and only that one.
-    let trail = std::fs::read_dir(env.path().join("audit"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .collect::<String>();
-    let namespaced: Vec<&str> = trail
-        .lines()
+    let trail: Vec<String> = env.trail_records().iter().map(|r| r.to_string()).collect();
+    let namespaced: Vec<&String> = trail
+        .iter()
         .filter(|l| l.contains("\"userns\":true"))
         .collect();
     assert!(
         !namespaced.is_empty(),
-        "no record of the namespaced child:\n{trail}"
+        "no record of the namespaced child:\n{trail:?}"
     );
     assert!(
         namespaced.iter().all(|l| !l.contains("\"sign\"")),

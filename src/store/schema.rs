@@ -132,8 +132,6 @@ CREATE TABLE pending_rotations (
 );
 "#;
 
-/// Every migration, in order. The schema version this build writes is its length.
-
 /// Version 3: the id of the audit chain that records this store's changes
 /// (`keywarden init`/first use binds it; the CLI and the module refuse a trail
 /// of another chain).

@@ -122,6 +122,17 @@ impl TestEnv {
         c
     }
 
+    /// Every record of the trail in `DIR/audit`, seals included, in chain order.
+    pub fn trail_records(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for f in keywarden::audit::list_files(&self.path().join("audit")).expect("trail files") {
+            for line in std::fs::read_to_string(f).expect("trail file").lines() {
+                out.push(serde_json::from_str(line).expect("a record"));
+            }
+        }
+        out
+    }
+
     /// Runs `keywarden ARGS` in this environment; panics with its output unless it
     /// succeeds, else returns its standard output.
     pub fn cli(&self, args: &[&str]) -> String {
@@ -250,4 +261,28 @@ pub fn run_with_stdin(mut command: Command, input: &str) -> std::process::Output
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
     }
     child.wait_with_output().expect("wait")
+}
+
+/// Re-executes this test binary's `test` (a child-only test that prints
+/// `RESULT=...`) through `cmd` (a program such as `env` or `unshare` with its
+/// leading arguments, and any uid or gid set on it), with `env_var` set so the
+/// child knows it is one; returns what it printed after `RESULT=`.
+pub fn child_result(mut cmd: Command, test: &str, env_var: &str) -> String {
+    let out = cmd
+        .arg(std::env::current_exe().expect("current exe"))
+        .args([test, "--exact", "--nocapture"])
+        .env(env_var, "1")
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {test}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT="))
+        .unwrap_or_else(|| panic!("child {test} printed no result: {stdout}"))
+        .to_string()
 }
