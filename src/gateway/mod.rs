@@ -323,7 +323,16 @@ impl Gateway {
             return Err(Error::FunctionNotSupported);
         }
         if let Some(g) = &self.seal_guard {
-            g.check(&self.backend, &self.audit, self.enforcer.as_ref(), call)?;
+            let facts = self
+                .enforcer
+                .as_ref()
+                .map_or(self.audit.facts(), |e| &e.facts);
+            if let Some((op, r)) = g.check(&self.backend, &self.audit, facts, call) {
+                return Err(match &self.enforcer {
+                    Some(e) => e.refuse_lifecycle(call, Some(op), r),
+                    None => self.refuse_transparent(call, op, r),
+                });
+            }
         }
         match &self.enforcer {
             // Transparent: only the functions that can use a key ask the lifecycle.

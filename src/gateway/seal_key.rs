@@ -10,17 +10,20 @@
 //! refuses edits of them and creations that would carry them
 //! (`versions.rs`; in transparent mode while the store manages some key, when
 //! templates are decoded), so no caller can take the key out of this check.
-//! In enforce mode the cached facts answer (no extra token call); in transparent
-//! mode one `C_GetAttributeValue` per key use on that slot does.
+//! The object's facts come from the cache the audit record and the lifecycle read
+//! anyway (the enforcer's in enforce mode, the recorder's in transparent mode):
+//! at most one `C_GetAttributeValue` per handle.
 
 use pkcs11_sys::*;
 
+use super::lifecycle::LcRefusal;
+use super::objects::FactsCache;
 use super::record::Recorder;
-use super::{Call, Enforcer};
+use super::Call;
 use crate::audit::{SEAL_KEY_ID, SEAL_KEY_LABEL};
 use crate::backend::Backend;
-use crate::error::{Error, Result};
-use crate::policy::{Decision, Op, RuleRef};
+use crate::error::Result;
+use crate::policy::Op;
 
 /// The built-in rule of these refusals.
 const RULE: &str = "audit.seal-key";
@@ -48,114 +51,48 @@ impl SealGuard {
         }))
     }
 
-    /// Refuses the call when it uses, copies, edits or destroys an object of the
-    /// seal key.
+    /// The refusal of a call that uses, copies, edits or destroys an object of the
+    /// seal key, for the caller's one refusal path; `None` for any other call.
     pub(super) fn check(
         &self,
         backend: &Backend,
         audit: &Recorder,
-        enforcer: Option<&Enforcer>,
+        facts: &FactsCache,
         call: &Call,
-    ) -> Result<()> {
-        let Some(op) = Op::for_function(call.function) else {
-            return Ok(());
-        };
+    ) -> Option<(Op, LcRefusal)> {
+        let op = Op::for_function(call.function)?;
         let rv = op.refusal_rv();
         if rv != CKR_KEY_FUNCTION_NOT_PERMITTED && rv != CKR_ACTION_PROHIBITED {
-            return Ok(());
+            return None;
         }
-        let Some(session) = call.session else {
-            return Ok(());
-        };
+        let session = call.session?;
         if audit.slot_of(session) != Some(self.slot) {
-            return Ok(());
+            return None;
         }
-        for object in [call.object, call.other].into_iter().flatten() {
-            if seal_object(backend, enforcer, self.slot, session, object) {
-                return Err(refuse(audit, enforcer, call, op, rv));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Whether `object` is one of the seal key's (an unreadable object is not: the
-/// token answers for it, and enforce mode refuses it on its own).
-fn seal_object(
-    backend: &Backend,
-    enforcer: Option<&Enforcer>,
-    slot: CK_SLOT_ID,
-    session: CK_SESSION_HANDLE,
-    object: CK_OBJECT_HANDLE,
-) -> bool {
-    if let Some(e) = enforcer {
-        return e.facts.get(backend, slot, session, object).is_ok_and(|f| {
-            f.id.as_deref() == Some(SEAL_KEY_ID) && f.label.as_deref() == Some(SEAL_KEY_LABEL)
-        });
-    }
-    // One read of both values, into buffers one byte longer than the seal key's:
-    // a longer value does not fit (CKR_BUFFER_TOO_SMALL marks it unavailable, §5.7)
-    // and is not the seal key's.
-    let mut id = [0u8; SEAL_KEY_ID.len() + 1];
-    let mut label = [0u8; SEAL_KEY_LABEL.len() + 1];
-    let room = |n: usize| CK_ULONG::try_from(n).unwrap_or(0);
-    let mut template = [
-        CK_ATTRIBUTE {
-            type_: CKA_ID,
-            pValue: id.as_mut_ptr().cast(),
-            ulValueLen: room(id.len()),
-        },
-        CK_ATTRIBUTE {
-            type_: CKA_LABEL,
-            pValue: label.as_mut_ptr().cast(),
-            ulValueLen: room(label.len()),
-        },
-    ];
-    match backend.get_attribute_value(session, object, Some(&mut template)) {
-        CKR_OK | CKR_BUFFER_TOO_SMALL | CKR_ATTRIBUTE_TYPE_INVALID | CKR_ATTRIBUTE_SENSITIVE => {}
-        _ => return false,
-    }
-    let value = |a: &CK_ATTRIBUTE, buf: &[u8]| -> Option<Vec<u8>> {
-        let n = usize::try_from(a.ulValueLen).ok()?;
-        (a.ulValueLen != CK_UNAVAILABLE_INFORMATION)
-            .then(|| buf.get(..n).map(<[u8]>::to_vec))
+        // An unreadable object is not the seal key's: the token answers for it.
+        let is_seal = |object| {
+            facts
+                .get(backend, self.slot, session, object)
+                .is_ok_and(|f| {
+                    f.id.as_deref() == Some(SEAL_KEY_ID)
+                        && f.label.as_deref() == Some(SEAL_KEY_LABEL)
+                })
+        };
+        [call.object, call.other]
+            .into_iter()
             .flatten()
-    };
-    value(&template[0], &id).as_deref() == Some(SEAL_KEY_ID)
-        && value(&template[1], &label).as_deref() == Some(SEAL_KEY_LABEL.as_bytes())
-}
-
-fn refuse(audit: &Recorder, enforcer: Option<&Enforcer>, call: &Call, op: Op, rv: CK_RV) -> Error {
-    let reason =
-        "the audit seal key is Keywarden's own: no caller may use, copy, edit or destroy it";
-    match enforcer {
-        // Through the one refusal path (logged, recorded with its rule).
-        Some(e) => e.refuse(
-            call,
-            Some(op),
-            &Decision {
-                allow: false,
-                rule: RuleRef::Builtin(RULE),
-                reason: reason.into(),
-                rv,
-            },
-        ),
-        None => {
-            log::info!(
-                "{}: refused by rule {RULE} ({}): {reason}; session {:?}, object {:?}",
-                call.function.name(),
-                op.name(),
-                call.session,
-                call.object
-            );
-            // Recorded with its rule, as every refusal.
-            if let Err(e) = audit.refused(None, call, rv, RULE, None) {
-                return e;
-            }
-            Error::Refused {
-                rv,
-                rule: RULE.to_owned(),
-            }
-        }
+            .any(is_seal)
+            .then(|| {
+                (
+                    op,
+                    LcRefusal {
+                        rule: RULE,
+                        rv,
+                        reason: "the audit seal key is Keywarden's own: no caller may use, \
+                                 copy, edit or destroy it"
+                            .into(),
+                    },
+                )
+            })
     }
 }
