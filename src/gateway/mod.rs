@@ -196,11 +196,13 @@ impl Gateway {
         self.init_outcome
     }
 
-    /// True in `required` audit mode: a call whose record cannot be written fails,
-    /// and its output must not reach the caller (`ffi::output`).
+    /// True when a successful `f` is recorded in `required` audit mode: a call whose
+    /// record cannot be written fails, and its output must not reach the caller
+    /// (`ffi::output`). At level `security` an operation's success writes no
+    /// record, so its output needs no holding back.
     #[inline]
-    pub fn audit_required(&self) -> bool {
-        self.audit_required
+    pub fn holds_output(&self, f: FunctionId) -> bool {
+        self.audit_required && self.audit.records_success(f)
     }
 
     /// True when the backend offers the PKCS#11 3.0 interface.

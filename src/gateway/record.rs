@@ -250,6 +250,17 @@ impl Recorder {
         &self.facts
     }
 
+    /// Whether a successful call of `f` writes a record at this level: only then
+    /// must `required` mode hold the call's output back until the record is
+    /// durable (`ffi::output`).
+    pub(super) fn records_success(&self, f: F) -> bool {
+        match (self.level, kind(f)) {
+            (AuditLevel::Off, _) | (_, Kind::Quiet) => false,
+            (AuditLevel::All, _) | (AuditLevel::Security, Kind::Call) => true,
+            (AuditLevel::Security, Kind::Init | Kind::Data | Kind::Session) => false,
+        }
+    }
+
     /// The trail, for the policy's reload observer.
     pub(super) fn log(&self) -> &Arc<AuditLog> {
         &self.log
