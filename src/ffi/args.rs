@@ -91,12 +91,28 @@ pub(super) unsafe fn out_array<'a, T>(
     len: CK_ULONG,
     what: &'static str,
 ) -> Result<Option<&'a mut [T]>> {
+    // SAFETY: forwarded contract.
+    unsafe { out_measured(p, len, what, capacity) }
+}
+
+/// An output array whose length `measure` reads from `len` (exactly, or as a
+/// capacity); `None` for NULL with length 0.
+///
+/// # Safety
+/// As for [`out_slice`], for the length `measure` returns.
+#[inline]
+unsafe fn out_measured<'a, T>(
+    p: *mut T,
+    len: CK_ULONG,
+    what: &'static str,
+    measure: impl FnOnce(*const T, CK_ULONG, &'static str) -> Result<usize>,
+) -> Result<Option<&'a mut [T]>> {
     if p.is_null() {
         return null_buffer(len, what);
     }
-    let n = capacity(p, len, what)?;
-    // SAFETY: p is non-NULL and aligned, n elements fit isize, and the caller gives
-    // us exclusive use of at least as many as it said.
+    let n = measure(p, len, what)?;
+    // SAFETY: p is non-NULL and aligned, n elements fit isize (both checked by
+    // `measure`), and the caller gives us exclusive use of at least as many.
     Ok(Some(unsafe { slice::from_raw_parts_mut(p, n) }))
 }
 
@@ -138,12 +154,8 @@ pub(super) unsafe fn out_slice<'a, T>(
     len: CK_ULONG,
     what: &'static str,
 ) -> Result<Option<&'a mut [T]>> {
-    if p.is_null() {
-        return null_buffer(len, what);
-    }
-    let n = checked_len(p, len, what)?;
-    // SAFETY: as for in_slice, and the caller gives us exclusive use of the buffer.
-    Ok(Some(unsafe { slice::from_raw_parts_mut(p, n) }))
+    // SAFETY: forwarded contract.
+    unsafe { out_measured(p, len, what, checked_len) }
 }
 
 /// A required input reference.
