@@ -121,6 +121,19 @@ pub(super) const fn kind(f: F) -> Kind {
     }
 }
 
+/// How a call is recorded at the trail's level (`Recorder::recording`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recording {
+    /// Not at all.
+    Never,
+    /// Only when it fails (level `security`).
+    IfFailed,
+    /// In its operation's record, written when the operation ends.
+    InOperation,
+    /// One record of its own (an `*Init` that succeeds starts its operation's).
+    Always,
+}
+
 /// What is known before the forward of a recorded call.
 // Lives on the caller's stack for one call; boxing the large variant would
 // allocate on every recorded call.
@@ -250,15 +263,26 @@ impl Recorder {
         &self.facts
     }
 
+    /// How a call of `f` is recorded at this level: the one table of
+    /// [`Recorder::before`] and [`Recorder::records_success`].
+    #[inline]
+    fn recording(&self, f: F) -> Recording {
+        match (kind(f), self.level) {
+            (Kind::Quiet, _) | (_, AuditLevel::Off) => Recording::Never,
+            (Kind::Data | Kind::Init | Kind::Session, AuditLevel::Security) => Recording::IfFailed,
+            (Kind::Data, AuditLevel::All) => Recording::InOperation,
+            (Kind::Call | Kind::Init | Kind::Session, _) => Recording::Always,
+        }
+    }
+
     /// Whether a successful call of `f` writes a record at this level: only then
     /// must `required` mode hold the call's output back until the record is
     /// durable (`ffi::output`).
     pub(super) fn records_success(&self, f: F) -> bool {
-        match (self.level, kind(f)) {
-            (AuditLevel::Off, _) | (_, Kind::Quiet) => false,
-            (AuditLevel::All, _) | (AuditLevel::Security, Kind::Call) => true,
-            (AuditLevel::Security, Kind::Init | Kind::Data | Kind::Session) => false,
-        }
+        matches!(
+            self.recording(f),
+            Recording::InOperation | Recording::Always
+        )
     }
 
     /// The trail, for the policy's reload observer.
@@ -433,9 +457,10 @@ impl Recorder {
         ev
     }
 
-    /// A refusal (from `Enforcer::refuse`, the one refusal path): recorded at once
-    /// with its rule, and for a refused named login the identity it tried. Key facts come from the cache only (the refusal may be about
-    /// an object whose facts cannot be read).
+    /// A refusal (from the refusal path of either mode: `Enforcer::refuse`,
+    /// `Gateway::refuse_transparent`): recorded at once with its rule, and for a
+    /// refused named login the identity it tried. Key facts come from the cache
+    /// only (the refusal may be about an object whose facts cannot be read).
     pub(super) fn refused(
         &self,
         enforcer: Option<&Enforcer>,
@@ -464,13 +489,11 @@ impl Recorder {
         call: &Call,
         mechanism: Option<&MechanismSummary>,
     ) -> Option<Pending> {
-        match (kind(call.function), self.level) {
-            (Kind::Quiet, _) | (_, AuditLevel::Off) => return None,
-            (Kind::Data | Kind::Init | Kind::Session, AuditLevel::Security) => {
-                return Some(Pending::IfFailed)
-            }
-            (Kind::Data, AuditLevel::All) => return Some(Pending::Data),
-            (Kind::Call | Kind::Init | Kind::Session, _) => {}
+        match self.recording(call.function) {
+            Recording::Never => return None,
+            Recording::IfFailed => return Some(Pending::IfFailed),
+            Recording::InOperation => return Some(Pending::Data),
+            Recording::Always => {}
         }
         let started = Instant::now();
         let event = match call.function {
