@@ -100,7 +100,7 @@ pub(super) struct Lifecycle {
     pub(super) dir: PathBuf,
     sharing: crate::fsguard::Sharing,
     /// The versions the revocation side file names (`store::revoked`), as last read.
-    revoked: Mutex<Arc<HashSet<VersionId>>>,
+    revoked: Mutex<HashSet<VersionId>>,
     watcher: ChangeWatcher,
     index: ArcSwap<LifecycleIndex>,
     /// The index holds some live version (transparent mode's one check for a
@@ -160,7 +160,7 @@ impl Lifecycle {
             store,
             dir: config.dir.clone(),
             sharing,
-            revoked: Mutex::new(Arc::new(revoked)),
+            revoked: Mutex::new(revoked),
             watcher,
             managed: AtomicBool::new(!index.is_empty()),
             index: ArcSwap::from_pointee(index),
@@ -193,12 +193,12 @@ impl Lifecycle {
         let result = crate::store::revoked(&self.dir, self.sharing).and_then(|revoked| {
             let seq = self.store.change_seq()?;
             let mut known = self.revoked.lock();
-            if seq != have || **known != revoked {
+            if seq != have || *known != revoked {
                 let index = LifecycleIndex::new(with_revoked(self.store.snapshot()?, &revoked));
                 log::debug!("lifecycle index reloaded (change {have} -> {seq})");
                 let managed = !index.is_empty();
                 self.index.store(Arc::new(index));
-                *known = Arc::new(revoked);
+                *known = revoked;
                 self.managed.store(managed, Ordering::Release);
             }
             Ok(())

@@ -361,12 +361,7 @@ impl Gateway {
     #[cold]
     pub fn absurd_count(&self, call: &Call) -> Error {
         if let Some(session) = call.session {
-            let mut info = CK_SESSION_INFO {
-                slotID: 0,
-                state: 0,
-                flags: 0,
-                ulDeviceError: 0,
-            };
+            let mut info = CK_SESSION_INFO::default();
             let rv = self.backend.get_session_info(session, &mut info);
             if rv != CKR_OK {
                 return Error::Backend(rv);
