@@ -434,7 +434,7 @@ impl Gateway {
     }
 
     /// `C_CloseSession`, `C_CloseAllSessions`, `C_Logout`: forward, then follow the
-    /// session and login state (§5.6: closing a slot's last session logs it out;
+    /// session and login state (§5.6: closing every session of a slot logs it out;
     /// its session objects are destroyed, so their cached facts go).
     pub fn session_call(&self, call: Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
         self.recorded(&call, || self.session_call_unrecorded(call, forward))

@@ -74,7 +74,7 @@ impl FactsCache {
         self.map.write().remove(&(slot, object));
     }
 
-    /// Forgets every object of a slot: its last session closed, after which a
+    /// Forgets every object of a slot: no session of it remains open, after which a
     /// token may reissue handles (SoftHSM drops its handle table for the slot).
     pub(super) fn forget_slot(&self, slot: CK_SLOT_ID) {
         self.map.write().retain(|(s, _), _| *s != slot);

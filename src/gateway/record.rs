@@ -658,7 +658,7 @@ impl Recorder {
                     (slot, last)
                 };
                 match (transparent, slot) {
-                    // A slot's last session closed: the token may reissue its
+                    // No session of the slot remains: the token may reissue its
                     // handles (as in enforce mode, objects.rs).
                     (true, Some(slot)) if last => self.facts.forget_slot(slot),
                     // Session objects die with their session (§6.7).

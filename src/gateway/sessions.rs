@@ -3,7 +3,7 @@
 //! PKCS#11 login state belongs to the application and the token, not to one session
 //! (v2.40 §5.6 / §6.7: "all sessions that an application has with a token" share
 //! it), so it is kept per slot; every session is mapped to its slot when opened.
-//! Closing the last session of a slot logs the application out (§5.6
+//! Closing every session of a slot logs the application out (§5.6
 //! C_CloseSession/C_CloseAllSessions), and the table follows.
 //!
 //! Each slot keeps the policy `Subject` resolved from the process facts (observed
@@ -150,7 +150,7 @@ impl Sessions {
     }
 
     /// Forgets a closed session; the last one on its slot logs the slot out (§5.6).
-    /// Returns the slot and whether it was its last session.
+    /// Returns the slot and whether no other session of the slot remains.
     pub(super) fn closed(&self, session: CK_SESSION_HANDLE) -> Option<(CK_SLOT_ID, bool)> {
         let mut t = self.tables.write();
         let slot = t.sessions.remove(&session)?;
