@@ -8,19 +8,11 @@ mod common;
 
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
 use serde_json::Value;
 
 use common::P256;
-
-/// Switches the test configuration's trail to `required` mode.
-fn required_mode(env: &common::TestEnv) {
-    let conf = std::fs::read_to_string(&env.keywarden_conf).unwrap();
-    let conf = conf.replacen("# mode = \"buffered\"", "mode = \"required\"", 1);
-    assert!(conf.contains("mode = \"required\""), "{conf}");
-    std::fs::write(&env.keywarden_conf, conf).unwrap();
-}
 
 /// Reads the trail and hands out the records added since the last look (seals
 /// aside: they come whenever the writer decides).
@@ -136,18 +128,10 @@ fn audit_verify(env: &common::TestEnv) {
     env.cli(&["audit", "verify"]);
 }
 
-fn find(s: &Session, class: ObjectClass, label: &str) -> ObjectHandle {
-    let found = s
-        .find_objects(&[Attribute::Class(class), Attribute::Label(label.into())])
-        .unwrap();
-    assert_eq!(found.len(), 1, "{label}");
-    found[0]
-}
-
 #[test]
 fn every_recorded_function_produces_its_record_and_the_others_none() {
     let env = common::TestEnv::new();
-    required_mode(&env);
+    env.require_audit();
     let mut trail = Trail::new(&env);
     // `keywarden init` (in TestEnv) may have recorded itself already.
     trail.seen = trail.all().len();
@@ -232,7 +216,7 @@ fn every_recorded_function_produces_its_record_and_the_others_none() {
     );
 
     // Search and attribute reads: the find-by-label hot path is not recorded.
-    assert_eq!(find(&s, ObjectClass::SECRET_KEY, "aes-1"), aes);
+    assert_eq!(common::find_one(&s, ObjectClass::SECRET_KEY, "aes-1"), aes);
     s.get_attributes(aes, &[cryptoki::object::AttributeType::Label])
         .unwrap();
     check("find and read", &trail.new_records(), &[]);
@@ -415,7 +399,7 @@ fn enforce_mode_records_refusals_with_their_rule_and_allowed_operations() {
     }
     drop(s);
     p11.finalize().unwrap();
-    required_mode(&env);
+    env.require_audit();
     env.enforce(POLICY);
     let mut trail = Trail::new(&env);
     trail.seen = trail.all().len();
@@ -429,8 +413,8 @@ fn enforce_mode_records_refusals_with_their_rule_and_allowed_operations() {
     let s = p11.open_rw_session(slot).unwrap();
     s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
-    let ok_key = find(&s, ObjectClass::PRIVATE_KEY, "ok-1");
-    let nope = find(&s, ObjectClass::PRIVATE_KEY, "nope");
+    let ok_key = common::find_one(&s, ObjectClass::PRIVATE_KEY, "ok-1");
+    let nope = common::find_one(&s, ObjectClass::PRIVATE_KEY, "nope");
     check(
         "open, login, find",
         &trail.new_records(),

@@ -10,25 +10,9 @@ mod common;
 mod gateway_support;
 
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{ObjectClass, ObjectHandle};
+use cryptoki::object::ObjectClass;
 use cryptoki::session::{Session, UserType};
 use gateway_support::code;
-
-/// Switches the test configuration's trail to `required` mode.
-fn required_mode(env: &common::TestEnv) {
-    let conf = std::fs::read_to_string(&env.keywarden_conf).unwrap();
-    let conf = conf.replacen("# mode = \"buffered\"", "mode = \"required\"", 1);
-    assert!(conf.contains("mode = \"required\""), "{conf}");
-    std::fs::write(&env.keywarden_conf, conf).unwrap();
-}
-
-fn find(s: &Session, class: ObjectClass, label: &str) -> ObjectHandle {
-    s.find_objects(&[
-        cryptoki::object::Attribute::Class(class),
-        cryptoki::object::Attribute::Label(label.into()),
-    ])
-    .unwrap()[0]
-}
 
 /// A token with a signing key `k` and the trail in `required` mode on a 256 KiB
 /// tmpfs (unmounted when the guard is dropped).
@@ -37,7 +21,7 @@ fn full_disk_setup() -> (tempfile::TempDir, audit_support::Tmpfs, common::TestEn
         panic!("this test needs to mount a tmpfs (run as root, as CI does)");
     };
     let env = common::token_with_signing_key("k");
-    required_mode(&env);
+    env.require_audit();
     let dir = fs.0.join("audit");
     let conf = std::fs::read_to_string(&env.keywarden_conf).unwrap();
     let old = format!("\"{}\"", env.path().join("audit").display());
@@ -80,7 +64,7 @@ fn required_mode_refuses_operations_while_the_trail_is_full_and_resumes() {
     let s = p11.open_rw_session(common::test_slot(&p11)).unwrap();
     s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
-    let key = find(&s, ObjectClass::PRIVATE_KEY, "k");
+    let key = common::find_one(&s, ObjectClass::PRIVATE_KEY, "k");
     s.sign(&Mechanism::Ecdsa, key, &[1u8; 32]).unwrap();
 
     let filler = audit_support::fill(&fs.0);
@@ -113,7 +97,7 @@ fn required_mode_refuses_operations_while_the_trail_is_full_and_resumes() {
     let s = p11.open_rw_session(slot).unwrap();
     s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
-    let key = find(&s, ObjectClass::PRIVATE_KEY, "k");
+    let key = common::find_one(&s, ObjectClass::PRIVATE_KEY, "k");
     // An operation under way: C_Finalize ends it with a record (mechanism, key,
     // session) larger than any C_OpenSession record.
     s.sign_init(&Mechanism::Ecdsa, key).unwrap();

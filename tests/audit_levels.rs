@@ -26,12 +26,7 @@ fn workload(env: &common::TestEnv) -> Vec<Value> {
     let s = p11.open_rw_session(common::test_slot(&p11)).unwrap();
     s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
         .unwrap();
-    let key = s
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Label(b"k".to_vec()),
-        ])
-        .unwrap()[0];
+    let key = common::find_one(&s, ObjectClass::PRIVATE_KEY, "k");
     for _ in 0..2 {
         s.sign(&Mechanism::Ecdsa, key, &[1u8; 32]).unwrap();
     }

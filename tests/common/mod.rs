@@ -122,6 +122,14 @@ impl TestEnv {
         c
     }
 
+    /// Switches the configuration's trail to `required` mode.
+    pub fn require_audit(&self) {
+        let conf = std::fs::read_to_string(&self.keywarden_conf).expect("read config");
+        let conf = conf.replacen("# mode = \"buffered\"", "mode = \"required\"", 1);
+        assert!(conf.contains("mode = \"required\""), "{conf}");
+        std::fs::write(&self.keywarden_conf, conf).expect("write config");
+    }
+
     /// Every record of the trail in `DIR/audit`, seals included, in chain order.
     pub fn trail_records(&self) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
@@ -285,4 +293,18 @@ pub fn child_result(mut cmd: Command, test: &str, env_var: &str) -> String {
         .find_map(|l| l.strip_prefix("RESULT="))
         .unwrap_or_else(|| panic!("child {test} printed no result: {stdout}"))
         .to_string()
+}
+
+/// The one object of `class` labelled `label` the session can see.
+pub fn find_one(
+    s: &cryptoki::session::Session,
+    class: cryptoki::object::ObjectClass,
+    label: &str,
+) -> cryptoki::object::ObjectHandle {
+    use cryptoki::object::Attribute;
+    let found = s
+        .find_objects(&[Attribute::Class(class), Attribute::Label(label.into())])
+        .expect("C_FindObjects");
+    assert_eq!(found.len(), 1, "objects labelled {label:?}");
+    found[0]
 }
