@@ -38,6 +38,20 @@ fn holders(locks: &str, ino: u64, offset: u64) -> Vec<i64> {
     pids
 }
 
+/// `/proc/locks` in one `read`: one read is one pass over the kernel's lock list
+/// under its lock (seq_file), while reading in pieces may skip a line when other
+/// processes take or drop locks between the pieces.
+fn proc_locks() -> Option<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    let n = std::fs::File::open("/proc/locks")
+        .ok()?
+        .read(&mut buf)
+        .ok()?;
+    buf.truncate(n);
+    String::from_utf8(buf).ok()
+}
+
 /// "held by pid N (exe)" for the store database at `db`, or why it is unknown.
 pub(crate) fn describe_holders(db: &Path) -> String {
     let shm = db.with_file_name(format!(
@@ -46,10 +60,7 @@ pub(crate) fn describe_holders(db: &Path) -> String {
             .map(|n| n.to_string_lossy())
             .unwrap_or_default()
     ));
-    let (Ok(meta), Ok(locks)) = (
-        std::fs::symlink_metadata(&shm),
-        std::fs::read_to_string("/proc/locks"),
-    ) else {
+    let (Ok(meta), Some(locks)) = (std::fs::symlink_metadata(&shm), proc_locks()) else {
         return "holder unknown".into();
     };
     let pids = holders(&locks, meta.ino(), WAL_WRITE_LOCK);
