@@ -165,8 +165,12 @@ fn deleting_the_newest_file_and_rewriting_the_head_unkeyed_is_reported() {
     std::fs::write(s.audit.join(HEAD_FILE), head).unwrap();
     let (code, text) = verify(&s, &[]);
     assert_eq!(code, Some(1), "{text}");
+    // Where the files split depends on the lengths of the pid and times in each
+    // record: when the removed file held only the stop's final seal, the
+    // per-process rule names that loss first (the report names one problem).
     assert!(
-        text.contains("PROBLEM: audit.head is not keyed with the seal key"),
+        text.contains("PROBLEM: audit.head is not keyed with the seal key")
+            || text.contains("stopped without its final seal"),
         "{text}"
     );
 }
