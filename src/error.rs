@@ -54,15 +54,18 @@ pub enum Error {
     /// (`AuditError::Config`) `CKR_GENERAL_ERROR`, any other failure `CKR_DEVICE_ERROR`.
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
-    /// The policy refused the call (enforce mode): the documented code of the
+    /// The policy or the lifecycle refused the call: the documented code of the
     /// refusal (docs/policy.md, "Operations and refusal codes") and the rule that
-    /// decided. Logged once, where it was decided (`gateway::enforce`).
+    /// decided. The decision only builds it; the gateway logs and records it, once,
+    /// where the call's path ends (`Gateway::settle`).
     #[error("refused by policy rule {rule} with {}", rv_name(*.rv))]
     Refused {
         /// The code the application sees.
         rv: CK_RV,
         /// The rule (or built-in check) that decided.
         rule: String,
+        /// What the log line and the audit record say beside rule and code.
+        detail: Box<RefusalDetail>,
     },
     /// A request of the admin CLI that names something that is not there or
     /// cannot be used as asked (an unknown token or key, a key without `CKA_ID`, an
@@ -72,6 +75,18 @@ pub enum Error {
     /// An internal invariant broke (a caught panic, a poisoned state).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The parts of a refusal that its log line and audit record carry beside its rule
+/// and code (never shown to the application, which sees the code only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefusalDetail {
+    /// The policy operation refused (`sign`, `generate`, ...), when the call has one.
+    pub op: Option<&'static str>,
+    /// Why, in the decision's words.
+    pub reason: String,
+    /// A refused named login: the identity it tried (it has no session identity).
+    pub tried: Option<String>,
 }
 
 /// The crate's result type.

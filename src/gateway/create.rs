@@ -109,6 +109,7 @@ impl Gateway {
                 created = new;
                 rv
             })?;
+            self.forget_created(&call, &created);
             Ok(created)
         })
     }
@@ -120,18 +121,26 @@ impl Gateway {
         call: &Call,
         body: impl FnOnce() -> Result<NewObjects>,
     ) -> Result<()> {
-        let mut pending = self.audit.before(self.enforcer.as_ref(), call, None);
+        let mut pending = self.audit.before(call, None);
         let result = body().map(|created| {
-            self.audit
-                .name_created(self.enforcer.as_ref(), call, pending.as_mut(), &created);
+            self.audit.name_created(call, pending.as_mut(), &created);
         });
         self.audit.after(
-            self.enforcer.as_ref(),
             call,
             pending,
             super::Io::default(),
             result,
         )
+    }
+
+    /// A handle may be reused once its object is gone: facts cached for an old
+    /// object never describe a new one (the enforce path does the same as it goes).
+    fn forget_created(&self, call: &Call, created: &NewObjects) {
+        if let Some(slot) = call.session.and_then(|s| self.sessions.slot_of(s)) {
+            for h in created.iter().flatten() {
+                self.facts.forget(slot, *h);
+            }
+        }
     }
 
     fn create_unrecorded(
@@ -145,6 +154,7 @@ impl Gateway {
             self.guard_create(&call, args)?;
             let (rv, created) = forward(&self.backend, &Additions::default());
             check_rv(rv)?;
+            self.forget_created(&call, &created);
             return Ok(created);
         };
         let p = e.policy();
@@ -167,16 +177,16 @@ impl Gateway {
             },
         );
         if !cd.decision.allow {
-            return Err(e.refuse(&call, Some(op), &cd.decision));
+            return Err(e.refuse(Some(op), &cd.decision));
         }
         // No object leaves a managed key's version, and none joins one (versions.rs).
-        e.keep_versions_on_create(&self.backend, &call, slot, args, source.as_deref())?;
+        e.keep_versions_on_create(&self.backend, slot, args, source.as_deref())?;
         // Auto-registration (docs/lifecycle.md): a token key generated with a
         // label gets a CKA_ID if it has none, and generation and registration run
         // under the rotation lock, so `reconcile` never takes it for an orphan.
         let registration = e.registration_plan(&self.backend, &call, args, slot)?;
         let mut hold = match &registration {
-            Some(r) => Some(e.registration_lock(&self.backend, &call, op, slot, r)?),
+            Some(r) => Some(e.registration_lock(&self.backend, op, slot, r)?),
             None => None,
         };
         let add = Additions {
@@ -207,7 +217,7 @@ impl Gateway {
                         if d.allow {
                             Ok(())
                         } else {
-                            Err(e.refuse(&call, Some(op), &d))
+                            Err(e.refuse(Some(op), &d))
                         }
                     });
                 if let Err(err) = checked {
@@ -254,9 +264,9 @@ impl Gateway {
             let facts = e.facts_of(&self.backend, &call, op, slot, object)?;
             let d = p.decide_set_attributes(&subject, &facts, template);
             if !d.allow {
-                return Err(e.refuse(&call, Some(op), &d));
+                return Err(e.refuse(Some(op), &d));
             }
-            e.keep_versions_on_edit(&self.backend, &call, slot, &facts, template)?;
+            e.keep_versions_on_edit(&self.backend, slot, &facts, template)?;
             let rv = forward(&self.backend);
             // Even a failed edit may have changed some attributes (§5.7 allows
             // partial application): forget the facts either way.
@@ -277,12 +287,14 @@ impl Gateway {
         let Some(e) = &self.enforcer else {
             return Ok(true);
         };
-        match e.decide_key(
+        let decided = e.decide_key(
             &self.backend,
             &call,
             Op::ReadSensitive,
             Some(call.object.unwrap_or(CK_INVALID_HANDLE)),
-        ) {
+        );
+        // A refusal is recorded, and answered by withholding the attributes.
+        match self.settle(&call, decided) {
             Ok(()) => Ok(true),
             Err(Error::Refused { .. }) => Ok(false),
             Err(other) => Err(other),

@@ -1,22 +1,23 @@
 //! Enforce mode: the policy decisions of docs/policy.md, "Enforcement points".
 //!
 //! The gateway holds `Option<Enforcer>`; transparent mode has none, and its path
-//! is one branch. Every refusal goes through [`Enforcer::refuse`], the one place
-//! where refusals are logged (and where the audit trail will take them).
+//! is one branch. A decision is a value: an allowed call goes on, a refused one is
+//! an `Error::Refused` built by [`Enforcer::refuse`] with its rule, code and
+//! reason. Nothing here logs or records a refusal: the gateway does, once, where
+//! the call's path ends (`Gateway::settle`).
 
 use std::sync::Arc;
 
 use pkcs11_sys::*;
 
 use super::decision_memo::{Basis, DecisionMemo, Kept};
+use super::facts_cache::{FactsCache, FactsError};
 use super::lifecycle::{LcRefusal, Lifecycle};
-use super::objects::{FactsCache, FactsError};
-use super::sessions::Sessions;
+use super::session_table::SessionTable;
 use super::Call;
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, RefusalDetail, Result};
 use crate::functions::FunctionId as F;
-use crate::identity::ProcessFacts;
 use crate::policy::{Decision, KeyFacts, Login, Op, Policy, PolicyHandle, Request, Subject};
 
 /// The functions whose allowed decisions a session keeps: the `*Init`s (the
@@ -27,34 +28,64 @@ fn keeps_decision(f: F) -> bool {
     super::record::kind(f) == super::record::Kind::Init
 }
 
-/// The policy, the session table and the facts cache of one running module.
+/// A refusal as the one error every stage returns: rule, code and reason.
+pub(super) fn refusal(op: Option<Op>, d: &Decision, tried: Option<&str>) -> Error {
+    Error::Refused {
+        rv: d.rv,
+        rule: d.rule.to_string(),
+        detail: Box::new(RefusalDetail {
+            op: op.map(Op::name),
+            reason: d.reason.to_string(),
+            tried: tried.map(str::to_owned),
+        }),
+    }
+}
+
+/// A lifecycle refusal (state, unmanaged key, store, seal key) as the same error.
+pub(super) fn lifecycle_refusal(op: Option<Op>, r: LcRefusal) -> Error {
+    Error::Refused {
+        rv: r.rv,
+        rule: r.rule.to_owned(),
+        detail: Box::new(RefusalDetail {
+            op: op.map(Op::name),
+            reason: r.reason,
+            tried: None,
+        }),
+    }
+}
+
+/// The policy and what its decisions read: the gateway's session table and facts
+/// cache (shared, one of each), the lifecycle, and the decision memo.
 #[derive(Debug)]
 pub struct Enforcer {
-    policy: PolicyHandle,
+    policy: Arc<PolicyHandle>,
     /// The credential store of named identities.
     pub(super) store: crate::config::StoreConfig,
     /// `[backend] pin_file`, the token PIN named logins use.
     pub(super) pin_file: Option<std::path::PathBuf>,
     /// `[backend] so_pin_file`, the token SO PIN named SO logins use.
     pub(super) so_pin_file: Option<std::path::PathBuf>,
-    pub(super) sessions: Sessions,
-    pub(super) facts: FactsCache,
+    pub(super) sessions: Arc<SessionTable>,
+    pub(super) facts: Arc<FactsCache>,
     /// States, rotation and usage of managed keys (docs/lifecycle.md): the
     /// gateway's, shared.
     pub(super) lifecycle: Arc<Lifecycle>,
-    /// The audit trail, which records every refusal (set by `Gateway::start`).
-    pub(super) audit: Option<Arc<super::record::Recorder>>,
+    /// The audit engine's trail, for the lifecycle changes the enforcer makes
+    /// (registration, automatic rotation) as it makes them (set by `Gateway::start`).
+    pub(super) trail: Option<Arc<crate::audit::AuditLog>>,
     /// Each session's last allowed key-use decision.
     pub(super) memo: DecisionMemo,
 }
 
 impl Enforcer {
-    /// Opens the policy file (an unusable file fails `C_Initialize`) and observes
-    /// the process once. The policy runs on the lifecycle's clock.
+    /// Opens the policy file (an unusable file fails `C_Initialize`). The policy
+    /// runs on the lifecycle's clock.
     pub(super) fn open(
         file: &std::path::Path,
         config: &crate::config::Config,
         lifecycle: Arc<Lifecycle>,
+        sessions: Arc<SessionTable>,
+        facts: Arc<FactsCache>,
     ) -> Result<Enforcer> {
         let policy = PolicyHandle::open(file, Arc::clone(&lifecycle.clock)).map_err(|e| {
             Error::Config(format!(
@@ -62,31 +93,29 @@ impl Enforcer {
                 e.to_string().replace('\n', " ")
             ))
         })?;
-        let process = ProcessFacts::observe();
-        if process.namespaced {
-            log::warn!(
-                "this process runs in a nested user namespace: its uid, groups, executable \
-                 and host are its own choice there, and the policy matches none of them"
-            );
-        }
         Ok(Enforcer {
-            policy,
+            policy: Arc::new(policy),
             store: config.store.clone(),
             pin_file: config.backend.pin_file.clone(),
             so_pin_file: config.backend.so_pin_file.clone(),
-            sessions: Sessions::new(process),
-            facts: FactsCache::default(),
+            sessions,
+            facts,
             lifecycle,
-            audit: None,
+            trail: None,
             memo: DecisionMemo::default(),
         })
     }
 
-    /// Records refusals and policy reloads in `audit` from now on.
-    pub(super) fn attach_audit(&mut self, audit: &Arc<super::record::Recorder>) {
+    /// Records policy reloads and the enforcer's lifecycle changes in `trail`.
+    pub(super) fn attach_trail(&mut self, trail: &Arc<crate::audit::AuditLog>) {
         self.policy
-            .set_observer(super::record::reload_observer(Arc::clone(audit.log())));
-        self.audit = Some(Arc::clone(audit));
+            .set_observer(super::record::reload_observer(Arc::clone(trail)));
+        self.trail = Some(Arc::clone(trail));
+    }
+
+    /// The policy handle (the recorder names a session's roles with it).
+    pub(super) fn policy_handle(&self) -> &Arc<PolicyHandle> {
+        &self.policy
     }
 
     /// The active policy (reloaded when its file changed).
@@ -94,62 +123,36 @@ impl Enforcer {
         self.policy.load()
     }
 
-    /// The one refusal path: logs the decision with its rule, records it in the
-    /// audit trail, and turns it into the error the application sees (in
-    /// `required` mode a refusal whose record cannot be written is `Error::Audit`).
-    pub(super) fn refuse(&self, call: &Call, op: Option<Op>, d: &Decision) -> Error {
-        self.refuse_naming(call, op, d, None)
+    /// A policy refusal of `op`.
+    pub(super) fn refuse(&self, op: Option<Op>, d: &Decision) -> Error {
+        refusal(op, d, None)
     }
 
     /// [`Enforcer::refuse`], with the identity a refused named login tried (it has
     /// no session identity yet, and the auditor needs the name that was tried).
     pub(super) fn refuse_naming(
         &self,
-        call: &Call,
         op: Option<Op>,
         d: &Decision,
         tried: Option<&str>,
     ) -> Error {
-        log::info!(
-            "{}: refused by policy rule {} ({}): {}; session {:?}, object {:?}, mechanism {:?}",
-            call.function.name(),
-            d.rule,
-            op.map_or("-", Op::name),
-            d.reason,
-            call.session,
-            call.object,
-            call.mechanism,
-        );
-        let rule = d.rule.to_string();
-        if let Some(audit) = &self.audit {
-            if let Err(e) = audit.refused(Some(self), call, d.rv, &rule, tried) {
-                return e;
-            }
-        }
-        Error::Refused { rv: d.rv, rule }
+        refusal(op, d, tried)
     }
 
-    /// A lifecycle refusal (state, unmanaged key, store): through the one path.
-    pub(super) fn refuse_lifecycle(&self, call: &Call, op: Option<Op>, r: LcRefusal) -> Error {
-        let d = Decision {
-            allow: false,
-            rule: crate::policy::RuleRef::Builtin(r.rule),
-            reason: r.reason.into(),
-            rv: r.rv,
-        };
-        self.refuse(call, op, &d)
+    /// A lifecycle refusal (state, unmanaged key, store).
+    pub(super) fn refuse_lifecycle(&self, op: Option<Op>, r: LcRefusal) -> Error {
+        lifecycle_refusal(op, r)
     }
 
-    /// A refusal that is not a policy rule's (facts unreadable, unknown session):
-    /// still through the one path.
-    fn refuse_builtin(&self, call: &Call, op: Option<Op>, rv: CK_RV, why: String) -> Error {
+    /// A refusal that is not a policy rule's (facts unreadable, unknown session).
+    fn refuse_builtin(&self, op: Option<Op>, rv: CK_RV, why: String) -> Error {
         let d = Decision {
             allow: false,
             rule: crate::policy::RuleRef::Builtin("default-deny"),
             reason: why.into(),
             rv,
         };
-        self.refuse(call, op, &d)
+        refusal(op, &d, None)
     }
 
     /// The subject of the call's session; an unknown session is refused as the
@@ -162,9 +165,7 @@ impl Enforcer {
     ) -> Result<(CK_SLOT_ID, Arc<Subject>)> {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         self.sessions.subject(p, session).ok_or_else(|| {
-            self.refuse_builtin(
-                call,
-                op,
+            self.refuse_builtin(op,
                 CKR_SESSION_HANDLE_INVALID,
                 "session not opened through Keywarden".into(),
             )
@@ -186,10 +187,8 @@ impl Enforcer {
         self.facts
             .get(backend, slot, session, object)
             .map_err(|FactsError(rv)| {
-                let code = super::objects::facts_error_rv(op, rv);
-                self.refuse_builtin(
-                    call,
-                    Some(op),
+                let code = super::facts_cache::facts_error_rv(op, rv);
+                self.refuse_builtin(Some(op),
                     code,
                     format!(
                         "the object's attributes could not be read ({})",
@@ -219,7 +218,7 @@ impl Enforcer {
             return if d.allow {
                 Ok(())
             } else {
-                Err(self.refuse(call, Some(op), &d))
+                Err(self.refuse(Some(op), &d))
             };
         };
         let facts = self.facts_of(backend, call, op, slot, o)?;
@@ -228,7 +227,7 @@ impl Enforcer {
         let view = self
             .lifecycle
             .view(backend, slot)
-            .map_err(|r| self.refuse_lifecycle(call, Some(op), r))?;
+            .map_err(|r| self.refuse_lifecycle(Some(op), r))?;
         // A `*Init` repeating the session's last one on an unchanged basis: its
         // kept decision (decision_memo.rs).
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
@@ -261,7 +260,7 @@ impl Enforcer {
             mechanism: call.mechanism,
         });
         if !d.allow {
-            return Err(self.refuse(call, Some(op), &d));
+            return Err(self.refuse(Some(op), &d));
         }
         let kept = self.lifecycle_check(backend, call, op, slot, &view, managed, &enriched, &p)?;
         // Kept only when decided within one second of the clock (the policy read
@@ -288,7 +287,7 @@ impl Enforcer {
         if d.allow {
             Ok(())
         } else {
-            Err(self.refuse(call, Some(op), &d))
+            Err(self.refuse(Some(op), &d))
         }
     }
 
@@ -296,7 +295,6 @@ impl Enforcer {
     /// logged in as SO (rules name `login = "so"` principals).
     pub(super) fn decide_so_login(
         &self,
-        call: &Call,
         identity: Option<crate::policy::NamedIdentity>,
     ) -> Result<()> {
         let p = self.policy();
@@ -310,7 +308,7 @@ impl Enforcer {
         if d.allow {
             Ok(())
         } else {
-            Err(self.refuse(call, Some(Op::SoLogin), &d))
+            Err(self.refuse(Some(Op::SoLogin), &d))
         }
     }
 
@@ -354,29 +352,6 @@ impl Enforcer {
             F::C_SetPIN => self.decide_key(backend, call, Op::SetPin, None),
             F::C_InitToken => self.decide_slot_admin(call, Op::InitToken),
             _ => Ok(()),
-        }
-    }
-
-    /// Bookkeeping after a successful forward that changed objects.
-    pub(super) fn after_ok(&self, call: &Call) {
-        match call.function {
-            F::C_DestroyObject | F::C_SetAttributeValue => {
-                if let (Some(session), Some(object)) = (call.session, call.object) {
-                    if let Some(slot) = self.sessions.slot_of(session) {
-                        self.facts.forget(slot, object);
-                    }
-                }
-            }
-            // A re-initialised token has none of its old objects (and may have a
-            // new serial).
-            F::C_InitToken => {
-                if let Some(slot) = call.slot {
-                    self.facts.forget_slot(slot);
-                    self.lifecycle.forget_slot(slot);
-                    self.memo.forget_all();
-                }
-            }
-            _ => {}
         }
     }
 }

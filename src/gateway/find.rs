@@ -20,6 +20,16 @@ impl Gateway {
         by_id: bool,
         forward: impl FnOnce(&Backend) -> CK_RV,
     ) -> Result<()> {
+        let result = self.find_objects_init_path(call, by_id, forward);
+        self.settle(&call, result)
+    }
+
+    fn find_objects_init_path(
+        &self,
+        call: Call,
+        by_id: bool,
+        forward: impl FnOnce(&Backend) -> CK_RV,
+    ) -> Result<()> {
         self.decide(&call)?;
         check_rv(forward(&self.backend))?;
         match (&self.enforcer, call.session) {
@@ -41,6 +51,17 @@ impl Gateway {
     pub fn find_objects(
         &self,
         call: Call,
+        found: Option<&mut [CK_OBJECT_HANDLE]>,
+        count: &mut CK_ULONG,
+        forward: impl FnOnce(&Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
+    ) -> Result<()> {
+        let result = self.find_objects_path(call, found, count, forward);
+        self.settle(&call, result)
+    }
+
+    fn find_objects_path(
+        &self,
+        call: Call,
         mut found: Option<&mut [CK_OBJECT_HANDLE]>,
         count: &mut CK_ULONG,
         forward: impl FnOnce(&Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
@@ -54,7 +75,7 @@ impl Gateway {
                 return check_rv(forward(&self.backend, found, count));
             }
             let slot = match &found {
-                Some(b) if !b.is_empty() => self.audit.slot_of(session),
+                Some(b) if !b.is_empty() => self.sessions.slot_of(session),
                 _ => None,
             };
             let (Some(slot), Some(buf)) = (slot, found.as_deref_mut()) else {

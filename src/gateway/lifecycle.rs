@@ -639,7 +639,7 @@ impl super::Enforcer {
                 })
             }
             Ok(_) => Ok(Kept::May { counts: None }),
-            Err(r) => Err(self.refuse_lifecycle(call, Some(op), r)),
+            Err(r) => Err(self.refuse_lifecycle(Some(op), r)),
         }
     }
 

@@ -55,11 +55,11 @@ impl Enforcer {
 
     /// Appends a lifecycle record made by `call`, with its actor.
     pub(super) fn record_lifecycle(&self, call: &Call, mut ev: LifecycleEvent) -> Result<()> {
-        let Some(audit) = &self.audit else {
+        let Some(trail) = &self.trail else {
             return Ok(());
         };
         ev.actor = self.actor(call);
-        audit.lifecycle(ev).inspect_err(|e| {
+        trail.append(ev).map_err(Error::Audit).inspect_err(|e| {
             log::error!(
                 "{}: lifecycle audit record not written: {e}",
                 call.function.name()

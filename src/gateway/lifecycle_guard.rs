@@ -15,18 +15,18 @@
 //! `decide` reads anyway (a search one atomic load more); a key use pays the watcher's
 //! check (a clock read and an atomic load) and, while the store manages no key
 //! at all, one more atomic load. Only when some version is live are the object's
-//! facts (the recorder's cache, which the audit record reads anyway), the token
+//! facts (the gateway's one cache, which the audit record reads anyway), the token
 //! serial and one index look-up added: never a store query.
 
 use pkcs11_sys::*;
 
 use super::create::CreateArgs;
 use super::lifecycle::{check, LcRefusal, View};
-use super::objects::FactsError;
+use super::enforce::lifecycle_refusal;
+use super::facts_cache::FactsError;
 use super::{Call, Gateway};
 use crate::abi::Template;
-use crate::error::{Error, Result};
-use crate::functions::FunctionId as F;
+use crate::error::Result;
 use crate::policy::{CreationKind, KeyFacts, Op};
 
 impl Gateway {
@@ -51,7 +51,7 @@ impl Gateway {
     fn guard_uses(&self, call: &Call, op: Op) -> Result<()> {
         let lc = &self.lifecycle;
         lc.refresh()
-            .map_err(|r| self.refuse_transparent(call, op, r))?;
+            .map_err(|r| lifecycle_refusal(Some(op), r))?;
         if !lc.has_managed() {
             return Ok(());
         }
@@ -68,22 +68,22 @@ impl Gateway {
     /// session this module did not open is refused as the token would answer it.
     fn guard_view(&self, call: &Call, op: Op) -> Result<(CK_SLOT_ID, View)> {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
-        let Some(slot) = self.audit.slot_of(session) else {
+        let Some(slot) = self.sessions.slot_of(session) else {
             let r = LcRefusal {
                 rule: "lifecycle.token",
                 rv: CKR_SESSION_HANDLE_INVALID,
                 reason: "session not opened through Keywarden".into(),
             };
-            return Err(self.refuse_transparent(call, op, r));
+            return Err(lifecycle_refusal(Some(op), r));
         };
         let view = self
             .lifecycle
             .view(&self.backend, slot)
-            .map_err(|r| self.refuse_transparent(call, op, r))?;
+            .map_err(|r| lifecycle_refusal(Some(op), r))?;
         Ok((slot, view))
     }
 
-    /// The facts of `object` from the recorder's cache (read once per handle).
+    /// The facts of `object` from the gateway's cache (read once per handle).
     fn guard_facts(
         &self,
         call: &Call,
@@ -92,19 +92,18 @@ impl Gateway {
         object: CK_OBJECT_HANDLE,
     ) -> Result<std::sync::Arc<KeyFacts>> {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
-        self.audit
-            .facts()
+        self.facts
             .get(&self.backend, slot, session, object)
             .map_err(|FactsError(rv)| {
                 let r = LcRefusal {
                     rule: "lifecycle.token",
-                    rv: super::objects::facts_error_rv(op, rv),
+                    rv: super::facts_cache::facts_error_rv(op, rv),
                     reason: format!(
                         "the object's attributes could not be read ({})",
                         crate::abi::rv_name(rv)
                     ),
                 };
-                self.refuse_transparent(call, op, r)
+                lifecycle_refusal(Some(op), r)
             })
     }
 
@@ -118,7 +117,7 @@ impl Gateway {
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(r) => Err(self.refuse_transparent(call, op, r)),
+            Err(r) => Err(lifecycle_refusal(Some(op), r)),
         }
     }
 
@@ -129,7 +128,7 @@ impl Gateway {
         let op = args.kind.access_op();
         self.lifecycle
             .refresh()
-            .map_err(|r| self.refuse_transparent(call, op, r))?;
+            .map_err(|r| lifecycle_refusal(Some(op), r))?;
         if !self.lifecycle.has_managed() {
             return Ok(());
         }
@@ -139,7 +138,7 @@ impl Gateway {
             _ => None,
         };
         super::versions::on_create(&view, args, source.as_deref())
-            .map_err(|r| self.refuse_transparent(call, op, r))
+            .map_err(|r| lifecycle_refusal(Some(op), r))
     }
 
     /// The version check of `C_SetAttributeValue` in transparent mode.
@@ -150,29 +149,20 @@ impl Gateway {
         }
         self.lifecycle
             .refresh()
-            .map_err(|r| self.refuse_transparent(call, op, r))?;
+            .map_err(|r| lifecycle_refusal(Some(op), r))?;
         let (slot, view) = self.guard_view(call, op)?;
         let object = call.object.unwrap_or(CK_INVALID_HANDLE);
         let facts = self.guard_facts(call, op, slot, object)?;
         super::versions::on_edit(|| Ok(view), &facts, template)
-            .map_err(|r| self.refuse_transparent(call, op, r))
+            .map_err(|r| lifecycle_refusal(Some(op), r))
     }
 
     /// Forgets what an edit may have changed (even a failed one: §5.7 allows
     /// partial application).
     pub(super) fn guard_edited(&self, call: &Call) {
-        let slot = call.session.and_then(|s| self.audit.slot_of(s));
+        let slot = call.session.and_then(|s| self.sessions.slot_of(s));
         if let (Some(slot), Some(object)) = (slot, call.object) {
-            self.audit.facts().forget(slot, object);
-        }
-    }
-
-    /// Bookkeeping after a successful forward in transparent mode: a
-    /// re-initialised token may have a new serial.
-    #[inline]
-    pub(super) fn guard_after_ok(&self, call: &Call) {
-        if let (F::C_InitToken, Some(slot)) = (call.function, call.slot) {
-            self.lifecycle.forget_slot(slot);
+            self.facts.forget(slot, object);
         }
     }
 
@@ -198,32 +188,8 @@ impl Gateway {
         object: CK_OBJECT_HANDLE,
     ) -> bool {
         let Some(v) = view else { return true };
-        self.audit
-            .facts()
+        self.facts
             .get(&self.backend, slot, session, object)
             .map_or(true, |f| v.lookup(&f).is_none_or(|m| m.current))
-    }
-
-    /// The one refusal path of transparent mode: logged, recorded in the audit
-    /// trail with its rule (in `required` mode a refusal whose record cannot be
-    /// written is `Error::Audit`).
-    pub(super) fn refuse_transparent(&self, call: &Call, op: Op, r: LcRefusal) -> Error {
-        log::info!(
-            "{}: refused by rule {} ({}): {}; session {:?}, object {:?}, mechanism {:?}",
-            call.function.name(),
-            r.rule,
-            op.name(),
-            r.reason,
-            call.session,
-            call.object,
-            call.mechanism,
-        );
-        if let Err(e) = self.audit.refused(None, call, r.rv, r.rule, None) {
-            return e;
-        }
-        Error::Refused {
-            rv: r.rv,
-            rule: r.rule.to_owned(),
-        }
     }
 }

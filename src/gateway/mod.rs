@@ -14,16 +14,17 @@
 mod create;
 mod decision_memo;
 mod enforce;
+mod facts_cache;
 mod find;
+mod follow;
 mod lifecycle;
 mod lifecycle_audit;
 mod lifecycle_guard;
 mod named;
-mod objects;
 mod record;
 mod register;
 mod seal_key;
-mod sessions;
+mod session_table;
 mod token_ops;
 mod unsupported;
 mod versions;
@@ -41,7 +42,9 @@ use crate::backend::{Backend, InitOutcome};
 use crate::config::{Config, PolicyMode};
 use crate::error::{check_rv, Error, Result};
 use crate::functions::{FnClass, FunctionId};
+use facts_cache::FactsCache;
 use record::Recorder;
+use session_table::SessionTable;
 
 /// The classes whose calls a policy decides before forwarding: where a refusal
 /// could hide the token's "not supported".
@@ -66,6 +69,12 @@ pub struct Gateway {
     lifecycle: Arc<lifecycle::Lifecycle>,
     /// The audit trail: on in both policy modes (`[audit]` is required).
     audit: Arc<Recorder>,
+    /// The one session table (both modes): each session's slot and token, each
+    /// slot's login state and subject.
+    sessions: Arc<SessionTable>,
+    /// The one cache of objects' facts (both modes): decisions, lifecycle checks
+    /// and records read it.
+    facts: Arc<FactsCache>,
     /// With `[audit] seal_token`: the seal key's objects are refused to callers.
     seal_guard: Option<seal_key::SealGuard>,
     /// Enforce mode: the functions the backend lacks (`unsupported.rs`).
@@ -83,15 +92,28 @@ impl Gateway {
     pub fn start(config: Config) -> Result<Gateway> {
         let clock = lifecycle::clock_from_env(config.policy.clock_override)?;
         let lifecycle = Arc::new(lifecycle::Lifecycle::open(&config.store, clock)?);
+        let enforcing = matches!(config.policy.mode, PolicyMode::Enforce { .. });
+        let sessions = Arc::new(SessionTable::new(observe_process(enforcing)));
+        let facts = Arc::new(FactsCache::default());
         let mut enforcer = match &config.policy.mode {
             PolicyMode::Transparent => None,
-            PolicyMode::Enforce { file } => {
-                Some(Enforcer::open(file, &config, Arc::clone(&lifecycle))?)
-            }
+            PolicyMode::Enforce { file } => Some(Enforcer::open(
+                file,
+                &config,
+                Arc::clone(&lifecycle),
+                Arc::clone(&sessions),
+                Arc::clone(&facts),
+            )?),
         };
         let backend = Arc::new(Backend::load(&config.backend.module)?);
         let init_outcome = backend.initialize()?;
-        let audit = match Recorder::open(&config, &backend) {
+        let context = record::Context {
+            sessions: Arc::clone(&sessions),
+            facts: Arc::clone(&facts),
+            policy: enforcer.as_ref().map(|e| Arc::clone(e.policy_handle())),
+            versions: enforcer.as_ref().map(|_| Arc::clone(&lifecycle)),
+        };
+        let audit = match Recorder::open(&config, &backend, context) {
             Ok(r) => Arc::new(r),
             Err(e) => {
                 // C_Initialize fails: no C_Finalize will follow.
@@ -108,15 +130,13 @@ impl Gateway {
                 return Err(e);
             }
         };
-        if let Some(e) = &enforcer {
+        if let Some(e) = &mut enforcer {
             if let Err(err) = lifecycle_audit::bind_store(&audit, &config, e.lifecycle.store()) {
                 let _ = audit.stop();
                 let _ = backend.finalize();
                 return Err(err);
             }
-        }
-        if let Some(e) = &mut enforcer {
-            e.attach_audit(&audit);
+            e.attach_trail(audit.log());
         }
         let unsupported = match &enforcer {
             Some(_) => unsupported::Unsupported::of(&backend),
@@ -143,6 +163,8 @@ impl Gateway {
             audit_required: audit.log().mode() == crate::audit::Mode::Required,
             lifecycle,
             audit,
+            sessions,
+            facts,
             seal_guard,
             unsupported,
         })
@@ -215,10 +237,10 @@ impl Gateway {
     /// not recorded.
     #[inline]
     fn recorded(&self, call: &Call, body: impl FnOnce() -> Result<()>) -> Result<()> {
-        let pending = self.audit.before(self.enforcer.as_ref(), call, None);
+        let pending = self.audit.before(call, None);
         let result = body();
         self.audit
-            .after(self.enforcer.as_ref(), call, pending, Io::default(), result)
+            .after(call, pending, Io::default(), result)
     }
 
     /// One call's path. `forward` performs the backend call and returns its `CK_RV`,
@@ -238,7 +260,7 @@ impl Gateway {
         io: Io,
         forward: impl FnOnce(&Backend) -> (CK_RV, CK_ULONG),
     ) -> Result<()> {
-        let pending = self.audit.before(self.enforcer.as_ref(), &call, None);
+        let pending = self.audit.before(&call, None);
         let mut out_len: CK_ULONG = 0;
         let result = self.forward(&call, |b| {
             let (rv, n) = forward(b);
@@ -252,7 +274,7 @@ impl Gateway {
             ..io
         };
         self.audit
-            .after(self.enforcer.as_ref(), &call, pending, io, result)
+            .after(&call, pending, io, result)
     }
 
     /// A `*Init`: `mechanism` is the decoded mechanism (types and lengths), when it
@@ -264,10 +286,9 @@ impl Gateway {
         mechanism: Option<&crate::abi::MechanismSummary>,
         forward: impl FnOnce(&Backend) -> CK_RV,
     ) -> Result<()> {
-        let pending = self.audit.before(self.enforcer.as_ref(), &call, mechanism);
+        let pending = self.audit.before(&call, mechanism);
         let result = self.forward(&call, forward);
         self.audit.after(
-            self.enforcer.as_ref(),
             &call,
             pending,
             Io::default(),
@@ -282,14 +303,14 @@ impl Gateway {
         flags: CK_FLAGS,
         forward: impl FnOnce(&Backend) -> CK_RV,
     ) -> Result<()> {
-        let pending = self.audit.before(self.enforcer.as_ref(), &call, None);
+        let pending = self.audit.before(&call, None);
         let result = self.forward(&call, forward);
         let io = Io {
             flags,
             ..Io::default()
         };
         self.audit
-            .after(self.enforcer.as_ref(), &call, pending, io, result)
+            .after(&call, pending, io, result)
     }
 
     /// A call's path without its audit record, for a data call Keywarden refused
@@ -299,7 +320,14 @@ impl Gateway {
         call: &Call,
         forward: impl FnOnce(&Backend) -> CK_RV,
     ) -> Result<()> {
-        self.forward(call, forward)
+        self.settle(call, self.forward(call, forward))
+    }
+
+    /// The record stage of a call that writes no record of its own: only a
+    /// refusal is recorded (`Recorder::after`).
+    #[inline]
+    fn settle(&self, call: &Call, result: Result<()>) -> Result<()> {
+        self.audit.after(call, None, Io::default(), result)
     }
 
     /// Decide, forward, follow up: a call's path without its audit record.
@@ -308,10 +336,7 @@ impl Gateway {
         self.decide(call)?;
         let result = check_rv(forward(&self.backend));
         if result.is_ok() {
-            match &self.enforcer {
-                Some(e) => e.after_ok(call),
-                None => self.guard_after_ok(call),
-            }
+            self.follow_objects(call);
         }
         result
     }
@@ -325,15 +350,8 @@ impl Gateway {
             return Err(Error::FunctionNotSupported);
         }
         if let Some(g) = &self.seal_guard {
-            let facts = self
-                .enforcer
-                .as_ref()
-                .map_or(self.audit.facts(), |e| &e.facts);
-            if let Some((op, r)) = g.check(&self.backend, &self.audit, facts, call) {
-                return Err(match &self.enforcer {
-                    Some(e) => e.refuse_lifecycle(call, Some(op), r),
-                    None => self.refuse_transparent(call, op, r),
-                });
+            if let Some((op, r)) = g.check(&self.backend, &self.sessions, &self.facts, call) {
+                return Err(enforce::lifecycle_refusal(Some(op), r));
             }
         }
         match &self.enforcer {
@@ -391,14 +409,11 @@ impl Gateway {
         session: &mut CK_SESSION_HANDLE,
         forward: impl FnOnce(&Backend, &mut CK_SESSION_HANDLE) -> CK_RV,
     ) -> Result<()> {
-        let pending = self.audit.before(self.enforcer.as_ref(), &call, None);
+        let pending = self.audit.before(&call, None);
         let result = self.decide(&call).and_then(|()| {
             check_rv(forward(&self.backend, session))?;
             if let Some(slot) = call.slot {
-                self.audit.opened(slot, *session);
-                if let Some(e) = &self.enforcer {
-                    e.sessions.opened(&e.policy(), slot, *session);
-                }
+                self.session_opened(slot, *session);
             }
             Ok(())
         });
@@ -411,7 +426,6 @@ impl Gateway {
             Err(_) => call,
         };
         let answer = self.audit.after(
-            self.enforcer.as_ref(),
             &recorded,
             pending,
             Io::default(),
@@ -425,10 +439,7 @@ impl Gateway {
             // nothing recorded its opening.
             let handle = std::mem::replace(session, CK_INVALID_HANDLE);
             let _ = self.backend.close_session(handle);
-            self.audit.forget_session(handle);
-            if let Some(e) = &self.enforcer {
-                let _ = e.sessions.closed(handle);
-            }
+            let _ = self.sessions.closed(handle);
         }
         answer
     }
@@ -447,33 +458,7 @@ impl Gateway {
     ) -> Result<()> {
         self.decide(&call)?;
         check_rv(forward(&self.backend))?;
-        let Some(e) = &self.enforcer else {
-            if let (FunctionId::C_CloseSession, Some(session)) = (call.function, call.session) {
-                self.lifecycle.session_closed(session);
-            }
-            return Ok(());
-        };
-        match (call.function, call.session, call.slot) {
-            (FunctionId::C_CloseSession, Some(session), _) => {
-                e.lifecycle.session_closed(session);
-                e.memo.forget_session(session);
-                match e.sessions.closed(session) {
-                    Some((slot, true)) => e.facts.forget_slot(slot),
-                    Some((slot, false)) => e.facts.forget_session_objects(slot),
-                    None => {}
-                }
-            }
-            (FunctionId::C_CloseAllSessions, _, Some(slot)) => {
-                e.sessions.closed_all(slot);
-                e.memo.forget_all();
-                e.facts.forget_slot(slot);
-            }
-            (FunctionId::C_Logout, Some(session), _) => {
-                e.sessions
-                    .set_login(&e.policy(), session, crate::policy::Login::Public, None);
-            }
-            _ => {}
-        }
+        self.follow_sessions(&call);
         Ok(())
     }
 
@@ -501,7 +486,15 @@ impl Gateway {
     ) -> Result<()> {
         self.decide(&call)?;
         let Some(e) = &self.enforcer else {
-            return check_rv(forward(&self.backend, pin));
+            check_rv(forward(&self.backend, pin))?;
+            if let (CKU_SO | CKU_USER, Some(session)) = (user_type, call.session) {
+                let login = match user_type {
+                    CKU_SO => crate::policy::Login::So,
+                    _ => crate::policy::Login::User,
+                };
+                self.sessions.set_login(None, session, login, None);
+            }
+            return Ok(());
         };
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         let login = match user_type {
@@ -513,12 +506,12 @@ impl Gateway {
         };
         let named = match pin.map(crate::store::identity::parse_pin) {
             Some(crate::store::identity::Pin::Named { name, secret }) => {
-                Some(e.verify_named(&call, name, secret)?)
+                Some(e.verify_named(name, secret)?)
             }
             _ => None,
         };
         if user_type == CKU_SO {
-            e.decide_so_login(&call, named.clone())?;
+            e.decide_so_login(named.clone())?;
         }
         match &named {
             Some(_) => {
@@ -534,7 +527,22 @@ impl Gateway {
                 id.name
             );
         }
-        e.sessions.set_login(&e.policy(), session, login, named);
+        self.sessions
+            .set_login(Some(&e.policy()), session, login, named);
         Ok(())
     }
+}
+
+/// The calling process's facts, observed once at `C_Initialize` for the session
+/// table's subjects. In enforce mode a nested user namespace is worth a warning:
+/// there the facts are the process's own choice.
+fn observe_process(enforcing: bool) -> crate::identity::ProcessFacts {
+    let process = crate::identity::ProcessFacts::observe();
+    if enforcing && process.namespaced {
+        log::warn!(
+            "this process runs in a nested user namespace: its uid, groups, executable \
+             and host are its own choice there, and the policy matches none of them"
+        );
+    }
+    process
 }

@@ -10,7 +10,6 @@ use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
 use super::enforce::Enforcer;
-use super::Call;
 use crate::error::{Error, Result};
 use crate::policy::{Decision, NamedIdentity, RuleRef};
 
@@ -19,7 +18,6 @@ impl Enforcer {
     /// with `CKR_PIN_INCORRECT`, a store failure fails closed.
     pub(super) fn verify_named(
         &self,
-        call: &Call,
         name: &str,
         secret: &[u8],
     ) -> Result<NamedIdentity> {
@@ -33,7 +31,7 @@ impl Enforcer {
                     reason: format!("named login {name:?}: unknown name or wrong secret").into(),
                     rv: CKR_PIN_INCORRECT,
                 };
-                Err(self.refuse_naming(call, None, &d, Some(name)))
+                Err(self.refuse_naming(None, &d, Some(name)))
             }
         }
     }

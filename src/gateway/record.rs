@@ -19,8 +19,9 @@ use std::time::Instant;
 use parking_lot::RwLock;
 use pkcs11_sys::*;
 
-use super::enforce::Enforcer;
-use super::objects::FactsCache;
+use super::facts_cache::FactsCache;
+use super::lifecycle::Lifecycle;
+use super::session_table::SessionTable;
 use super::Call;
 use crate::abi::MechanismSummary;
 use crate::audit::{
@@ -29,10 +30,10 @@ use crate::audit::{
 };
 use crate::backend::Backend;
 use crate::config::{AuditLevel, Config, PolicyMode};
-use crate::error::{Error, Result};
+use crate::error::{Error, RefusalDetail, Result};
 use crate::fasthash::FastHash;
 use crate::functions::FunctionId as F;
-use crate::policy::KeyFacts;
+use crate::policy::{KeyFacts, PolicyHandle};
 
 /// What the front end knows about a data call's buffers: lengths, never contents.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -162,23 +163,29 @@ pub(super) struct Recorder {
     level: AuditLevel,
     ops: OpTracker,
     backend: Arc<Backend>,
-    /// Session → its slot and that token's serial, for every session opened
-    /// through this gateway (both modes).
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, SessionPlace, FastHash>>,
-    /// Token serial numbers by slot, read once.
-    serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>, FastHash>>,
-    /// Transparent mode: key labels and ids, read once per handle (enforce mode
-    /// uses the enforcer's cache, which its decisions fill anyway).
-    facts: FactsCache,
+    /// What the record's context reads: the gateway's session table and facts
+    /// cache, and in enforce mode the policy (roles) and lifecycle (versions).
+    ctx: Context,
     /// Shared label and id strings per handle, with the facts they came from.
     names: RwLock<HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), NamedFacts, FastHash>>,
 }
 
+/// What a record's context is read from: the gateway's own state, shared. The
+/// recorder reads it and never changes it (the gateway follows sessions and
+/// objects, `follow.rs`).
+#[derive(Debug)]
+pub(super) struct Context {
+    pub(super) sessions: Arc<SessionTable>,
+    pub(super) facts: Arc<FactsCache>,
+    /// Enforce mode: a named session's roles are named under the active policy.
+    pub(super) policy: Option<Arc<PolicyHandle>>,
+    /// Enforce mode: a managed key's version, from the lifecycle index in memory
+    /// (transparent mode names no version: it does not read the store per call).
+    pub(super) versions: Option<Arc<Lifecycle>>,
+}
+
 /// The facts a key's shared names were made from, and the names.
 type NamedFacts = (Arc<KeyFacts>, KeyNames);
-
-/// A session's slot and that token's serial.
-type SessionPlace = (CK_SLOT_ID, Option<Arc<str>>);
 
 type KeyNames = (Option<Arc<str>>, Option<Arc<[u8]>>, Option<u32>);
 
@@ -228,7 +235,7 @@ impl Recorder {
     /// Opens the trail (`[audit]`, required in every configuration) and records the
     /// module's start and the configuration and policy it read. The token sealer
     /// needs the initialised backend.
-    pub(super) fn open(config: &Config, backend: &Arc<Backend>) -> Result<Recorder> {
+    pub(super) fn open(config: &Config, backend: &Arc<Backend>, ctx: Context) -> Result<Recorder> {
         let sealer = crate::audit::sealer_for(config, backend)?;
         let log = AuditLog::open(AuditConfig::from_section(&config.audit)?, sealer)?;
         let mut start = ModuleEvent::new(ModuleWhat::Start);
@@ -251,16 +258,9 @@ impl Recorder {
             level: config.audit.level,
             ops: OpTracker::new(),
             backend: Arc::clone(backend),
-            sessions: RwLock::new(HashMap::default()),
-            serials: RwLock::new(HashMap::default()),
-            facts: FactsCache::default(),
+            ctx,
             names: RwLock::new(HashMap::default()),
         })
-    }
-
-    /// Transparent mode's facts cache (the lifecycle checks read it too).
-    pub(super) fn facts(&self) -> &FactsCache {
-        &self.facts
     }
 
     /// How a call of `f` is recorded at this level: the one table of
@@ -300,11 +300,6 @@ impl Recorder {
         self.append(event)
     }
 
-    /// A lifecycle change the module made (`lifecycle_audit.rs`).
-    pub(super) fn lifecycle(&self, event: crate::audit::LifecycleEvent) -> Result<()> {
-        self.append(event)
-    }
-
     /// `C_Finalize`: operations still under way end with `CKR_SESSION_CLOSED`, a
     /// stop record, then the writer seals, syncs and stops (before the backend is
     /// finalised: a token sealer needs it).
@@ -339,42 +334,29 @@ impl Recorder {
         }
     }
 
-    pub(super) fn slot_of(&self, session: CK_SESSION_HANDLE) -> Option<CK_SLOT_ID> {
-        self.sessions.read().get(&session).map(|(slot, _)| *slot)
-    }
-
+    /// The serial number of `slot`'s token (the session table keeps it).
     fn serial(&self, slot: CK_SLOT_ID) -> Option<Arc<str>> {
-        if let Some(s) = self.serials.read().get(&slot) {
-            return Some(Arc::clone(s));
-        }
-        let mut info = zeroed_token_info();
-        if self.backend.get_token_info(slot, &mut info) != CKR_OK {
-            return None;
-        }
-        let serial: Arc<str> = String::from_utf8_lossy(&info.serialNumber)
-            .trim_end()
-            .into();
-        self.serials.write().insert(slot, Arc::clone(&serial));
-        Some(serial)
+        self.ctx
+            .sessions
+            .serial(slot, || super::session_table::read_serial(&self.backend, slot))
     }
 
     /// Label, `CKA_ID` of a key. `read`: may ask the token (one
     /// `C_GetAttributeValue`, once per handle); else only what is cached.
     fn key(
         &self,
-        enforcer: Option<&Enforcer>,
         slot: CK_SLOT_ID,
         session: CK_SESSION_HANDLE,
         object: CK_OBJECT_HANDLE,
         read: bool,
     ) -> Option<KeyRef> {
-        let cache = enforcer.map_or(&self.facts, |e| &e.facts);
+        let cache = &self.ctx.facts;
         let facts = match cache.peek(slot, object) {
             Some(f) => f,
             None if read => cache.get(&self.backend, slot, session, object).ok()?,
             None => return None,
         };
-        let (label, id, version) = self.names(enforcer, slot, object, &facts);
+        let (label, id, version) = self.names(slot, object, &facts);
         Some(KeyRef { label, id, version })
     }
 
@@ -387,7 +369,6 @@ impl Recorder {
     /// handle's first recorded use (a `CKA_ID` names one version for good).
     fn names(
         &self,
-        enforcer: Option<&Enforcer>,
         slot: CK_SLOT_ID,
         object: CK_OBJECT_HANDLE,
         facts: &Arc<KeyFacts>,
@@ -397,8 +378,8 @@ impl Recorder {
                 return names.clone();
             }
         }
-        let version = enforcer.and_then(|e| {
-            let view = e.lifecycle.view_for_search(&self.backend, slot)?;
+        let version = self.ctx.versions.as_ref().and_then(|lc| {
+            let view = lc.view_for_search(&self.backend, slot)?;
             view.lookup(facts).map(|m| m.version.version)
         });
         let names: KeyNames = (
@@ -417,7 +398,6 @@ impl Recorder {
     /// The record's context: slot, token, session, identity and role, key.
     fn context(
         &self,
-        enforcer: Option<&Enforcer>,
         call: &Call,
         rv: CK_RV,
         read_key: bool,
@@ -425,7 +405,11 @@ impl Recorder {
         let mut ev = OpEvent::from_call(call, rv);
         let located = match (call.slot, call.session) {
             (Some(slot), _) => Some((slot, self.serial(slot))),
-            (None, Some(session)) => self.sessions.read().get(&session).cloned(),
+            (None, Some(session)) => self
+                .ctx
+                .sessions
+                .place(session)
+                .map(|p| (p.slot, p.serial)),
             (None, None) => None,
         };
         if let Some((slot, serial)) = located {
@@ -436,17 +420,21 @@ impl Recorder {
             }
             ev.token = serial;
             if let (Some(session), Some(object)) = (call.session, call.object) {
-                if let Some(k) = self.key(enforcer, slot, session, object, read_key) {
+                if let Some(k) = self.key(slot, session, object, read_key) {
                     ev.set_key(k);
                 }
             }
         }
         // Only a named login gives a subject an identity (a flag read, not a
         // session look-up, until the first one).
-        let named = enforcer.filter(|e| e.sessions.any_named_login());
-        if let (Some(e), Some(session)) = (named, call.session) {
-            let p = e.policy();
-            if let Some((_, subject)) = e.sessions.subject(&p, session) {
+        let named = self
+            .ctx
+            .policy
+            .as_ref()
+            .filter(|_| self.ctx.sessions.any_named_login());
+        if let (Some(policy), Some(session)) = (named, call.session) {
+            let p = policy.load();
+            if let Some((_, subject)) = self.ctx.sessions.subject(&p, session) {
                 if let Some(id) = &subject.principal().identity {
                     let roles = subject.role_names(&p);
                     let role = (!roles.is_empty()).then(|| roles.join(","));
@@ -457,26 +445,33 @@ impl Recorder {
         ev
     }
 
-    /// A refusal (from the refusal path of either mode: `Enforcer::refuse`,
-    /// `Gateway::refuse_transparent`): recorded at once with its rule, and for a
-    /// refused named login the identity it tried. Key facts come from the cache
-    /// only (the refusal may be about an object whose facts cannot be read).
-    pub(super) fn refused(
-        &self,
-        enforcer: Option<&Enforcer>,
-        call: &Call,
-        rv: CK_RV,
-        rule: &str,
-        tried: Option<&str>,
-    ) -> Result<()> {
-        if self.level == AuditLevel::Off {
-            return Ok(());
+    /// A refusal, whatever stage made it: logged with its rule, operation and
+    /// reason, and recorded with its rule (for a refused named login with the
+    /// identity it tried). Key facts come from the cache only (the refusal may be
+    /// about an object whose facts cannot be read). In `required` mode a refusal
+    /// whose record cannot be written is `Error::Audit`, as any lost record is.
+    #[cold]
+    fn refused(&self, call: &Call, rv: CK_RV, rule: String, detail: Box<RefusalDetail>) -> Error {
+        log::info!(
+            "{}: refused by rule {rule} ({}): {}; session {:?}, object {:?}, mechanism {:?}",
+            call.function.name(),
+            detail.op.unwrap_or("-"),
+            detail.reason,
+            call.session,
+            call.object,
+            call.mechanism,
+        );
+        if self.level != AuditLevel::Off {
+            let mut ev = self.context(call, rv, false).denied(rule.as_str());
+            if let Some(name) = &detail.tried {
+                ev = ev.with_identity(name.as_str(), None);
+            }
+            if let Err(e) = self.append(ev) {
+                log::error!("{}: audit record not written: {e}", call.function.name());
+                return e;
+            }
         }
-        let mut ev = self.context(enforcer, call, rv, false).denied(rule);
-        if let Some(name) = tried {
-            ev = ev.with_identity(name, None);
-        }
-        self.append(ev)
+        Error::Refused { rv, rule, detail }
     }
 
     /// Before the forward of a recorded call: the time, and (for calls and
@@ -485,7 +480,6 @@ impl Recorder {
     #[inline]
     pub(super) fn before(
         &self,
-        enforcer: Option<&Enforcer>,
         call: &Call,
         mechanism: Option<&MechanismSummary>,
     ) -> Option<Pending> {
@@ -500,7 +494,7 @@ impl Recorder {
             // A login's identity is the one after the call.
             F::C_Login | F::C_LoginUser => None,
             _ => {
-                let mut ev = self.context(enforcer, call, CKR_OK, true);
+                let mut ev = self.context(call, CKR_OK, true);
                 if let Some(m) = mechanism {
                     ev.set_mechanism(m);
                 }
@@ -510,26 +504,34 @@ impl Recorder {
         Some(Pending::Call { started, event })
     }
 
-    /// After the forward: records what the call ended, and follows sessions. A
-    /// refusal was recorded where it was made; in `required` mode a record that
-    /// could not be written turns the call's result into `Error::Audit`.
+    /// The record stage, at the end of every call's path: a refusal (of any
+    /// call, recorded or not) is logged and recorded here; an allowed call's
+    /// record says what the backend answered and what the call ended. In
+    /// `required` mode a record that could not be written turns the call's result
+    /// into `Error::Audit`.
+    #[inline]
     pub(super) fn after(
         &self,
-        enforcer: Option<&Enforcer>,
         call: &Call,
         pending: Option<Pending>,
         io: Io,
         result: Result<()>,
     ) -> Result<()> {
+        let result = match result {
+            Err(Error::Refused { rv, rule, detail }) => {
+                return Err(self.refused(call, rv, rule, detail))
+            }
+            other => other,
+        };
         let Some(pending) = pending else {
             return result;
         };
         let rv = match &result {
             Ok(()) => CKR_OK,
-            Err(Error::Refused { .. } | Error::Audit(_)) => return result,
+            Err(Error::Audit(_)) => return result,
             Err(e) => e.rv(),
         };
-        let written = self.record(enforcer, call, pending, io, rv);
+        let written = self.record(call, pending, io, rv);
         match written {
             Ok(()) => result,
             Err(e) => {
@@ -541,7 +543,6 @@ impl Recorder {
 
     fn record(
         &self,
-        enforcer: Option<&Enforcer>,
         call: &Call,
         pending: Pending,
         io: Io,
@@ -550,7 +551,7 @@ impl Recorder {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         let (started, event) = match pending {
             Pending::Call { started, event } => (started, event),
-            Pending::IfFailed => return self.record_if_failed(enforcer, call, io, rv),
+            Pending::IfFailed => return self.record_if_failed(call, io, rv),
             Pending::Data => {
                 // The signature a verification checks is not data.
                 let in_len = if call.function == F::C_VerifyFinal {
@@ -586,13 +587,12 @@ impl Recorder {
                     }
                 }
             }
-            _ => self.record_call(enforcer, call, started, event, io, rv),
+            _ => self.record_call(call, started, event, io, rv),
         }
     }
 
     fn record_call(
         &self,
-        enforcer: Option<&Enforcer>,
         call: &Call,
         started: Instant,
         event: Option<OpEvent>,
@@ -606,7 +606,7 @@ impl Recorder {
         }
         let mut ev = match event {
             Some(ev) => ev,
-            None => self.context(enforcer, call, rv, false),
+            None => self.context(call, rv, false),
         };
         ev.rv = crate::audit::Rv(rv);
         ev.bytes_in = io.in_len;
@@ -614,7 +614,7 @@ impl Recorder {
         let ev = ev.with_duration(started.elapsed());
         let mut ended = Vec::new();
         if rv == CKR_OK {
-            ended = self.follow(enforcer, call, &io);
+            ended = self.ended(call, &io);
         }
         self.append(ev)?;
         ended.into_iter().try_for_each(|op| self.append(op))
@@ -624,76 +624,42 @@ impl Recorder {
     /// (its key, when cached); a successful one only updates the session table.
     fn record_if_failed(
         &self,
-        enforcer: Option<&Enforcer>,
         call: &Call,
         io: Io,
         rv: CK_RV,
     ) -> Result<()> {
         if rv == CKR_OK {
             // No operation is tracked at this level, so nothing it ends is recorded.
-            if kind(call.function) == Kind::Session {
-                self.follow(enforcer, call, &io);
-            }
             return Ok(());
         }
         if rv == CKR_BUFFER_TOO_SMALL {
             return Ok(());
         }
-        let mut ev = self.context(enforcer, call, rv, false);
+        let mut ev = self.context(call, rv, false);
         ev.bytes_in = io.in_len;
         ev.bytes_out = io.out_len;
         self.append(ev)
     }
 
-    /// Session bookkeeping after a successful call; returns the operations it ended.
-    fn follow(&self, enforcer: Option<&Enforcer>, call: &Call, io: &Io) -> Vec<OpEvent> {
-        let transparent = enforcer.is_none();
+    /// The operations a successful call ended: those of a closed session or slot,
+    /// and those `C_SessionCancel` cancelled (v3.0 §5.6). The session table and
+    /// the facts cache are the gateway's to follow (`follow.rs`).
+    fn ended(&self, call: &Call, io: &Io) -> Vec<OpEvent> {
+        // CK_ULONG is u64 here but 32 bits wide on other targets.
+        #[allow(clippy::useless_conversion)]
         match (call.function, call.session, call.slot) {
             (F::C_CloseSession, Some(session), _) => {
-                let (slot, last) = {
-                    let mut sessions = self.sessions.write();
-                    let slot = sessions.remove(&session).map(|(slot, _)| slot);
-                    let last = transparent
-                        && slot.is_some_and(|s| !sessions.values().any(|(o, _)| *o == s));
-                    (slot, last)
-                };
-                match (transparent, slot) {
-                    // No session of the slot remains: the token may reissue its
-                    // handles (as in enforce mode, objects.rs).
-                    (true, Some(slot)) if last => self.facts.forget_slot(slot),
-                    // Session objects die with their session (§6.7).
-                    (true, Some(slot)) => self.facts.forget_session_objects(slot),
-                    _ => {}
-                }
-                #[allow(clippy::useless_conversion)]
                 self.ops.close_session(u64::from(session), call.function)
             }
             (F::C_CloseAllSessions, _, Some(slot)) => {
-                self.sessions.write().retain(|_, (s, _)| *s != slot);
-                if transparent {
-                    self.facts.forget_slot(slot);
-                }
-                #[allow(clippy::useless_conversion)]
                 self.ops.close_slot(Some(u64::from(slot)), call.function)
             }
             (F::C_SessionCancel, Some(session), _) => cancelled(io.flags)
                 .filter_map(|k| {
-                    #[allow(clippy::useless_conversion)]
                     self.ops
                         .abandon(u64::from(session), k, call.function, CKR_FUNCTION_CANCELED)
                 })
                 .collect(),
-            (F::C_DestroyObject | F::C_SetAttributeValue, Some(session), _) if transparent => {
-                if let (Some(slot), Some(object)) = (self.slot_of(session), call.object) {
-                    self.facts.forget(slot, object);
-                }
-                Vec::new()
-            }
-            (F::C_InitToken, _, Some(slot)) => {
-                self.serials.write().remove(&slot);
-                self.facts.forget_slot(slot);
-                Vec::new()
-            }
             _ => Vec::new(),
         }
     }
@@ -702,9 +668,9 @@ impl Recorder {
     /// pair's private key), read after the call through the facts cache (one
     /// `C_GetAttributeValue` of non-secret attributes, no lock held over it), with
     /// its managed version in enforce mode (a registration is in the index by now).
+    /// The creating path has dropped whatever the cache held under the new handles.
     pub(super) fn name_created(
         &self,
-        enforcer: Option<&Enforcer>,
         call: &Call,
         pending: Option<&mut Pending>,
         created: &super::NewObjects,
@@ -718,30 +684,15 @@ impl Recorder {
         let Some(object) = created[1].or(created[0]) else {
             return;
         };
-        let (Some(session), Some(slot)) =
-            (call.session, call.session.and_then(|s| self.slot_of(s)))
-        else {
+        let (Some(session), Some(slot)) = (
+            call.session,
+            call.session.and_then(|s| self.ctx.sessions.slot_of(s)),
+        ) else {
             return;
         };
-        if enforcer.is_none() {
-            // A handle may be reused once its object is gone: never name a new
-            // object after facts cached for an old one.
-            self.facts.forget(slot, object);
-        }
-        if let Some(k) = self.key(enforcer, slot, session, object, true) {
+        if let Some(k) = self.key(slot, session, object, true) {
             ev.set_new_key(k);
         }
-    }
-
-    /// A session closed without a record (the undone open of `Gateway::open_session`).
-    pub(super) fn forget_session(&self, session: CK_SESSION_HANDLE) {
-        self.sessions.write().remove(&session);
-    }
-
-    /// A session the backend just opened.
-    pub(super) fn opened(&self, slot: CK_SLOT_ID, session: CK_SESSION_HANDLE) {
-        let serial = self.serial(slot);
-        self.sessions.write().insert(session, (slot, serial));
     }
 }
 
@@ -759,27 +710,4 @@ fn cancelled(flags: CK_FLAGS) -> impl Iterator<Item = OpKind> {
     MAP.into_iter()
         .filter(move |(f, _)| flags & *f != 0)
         .map(|(_, k)| k)
-}
-
-fn zeroed_token_info() -> CK_TOKEN_INFO {
-    CK_TOKEN_INFO {
-        label: [b' '; 32],
-        manufacturerID: [b' '; 32],
-        model: [b' '; 16],
-        serialNumber: [b' '; 16],
-        flags: 0,
-        ulMaxSessionCount: 0,
-        ulSessionCount: 0,
-        ulMaxRwSessionCount: 0,
-        ulRwSessionCount: 0,
-        ulMaxPinLen: 0,
-        ulMinPinLen: 0,
-        ulTotalPublicMemory: 0,
-        ulFreePublicMemory: 0,
-        ulTotalPrivateMemory: 0,
-        ulFreePrivateMemory: 0,
-        hardwareVersion: CK_VERSION { major: 0, minor: 0 },
-        firmwareVersion: CK_VERSION { major: 0, minor: 0 },
-        utcTime: [b' '; 16],
-    }
 }

@@ -93,9 +93,7 @@ impl Enforcer {
         let id = match private_id.or(public_id) {
             Some(id) => id.to_vec(),
             None => crate::lifecycle::new_cka_id().map_err(|e| {
-                self.refuse_lifecycle(
-                    call,
-                    Some(Op::Generate),
+                self.refuse_lifecycle(Some(Op::Generate),
                     LcRefusal::store(format!("no CKA_ID could be drawn: {e}")),
                 )
             })?,
@@ -106,7 +104,7 @@ impl Enforcer {
             let view = self
                 .lifecycle
                 .view(backend, slot)
-                .map_err(|r| self.refuse_lifecycle(call, Some(Op::Generate), r))?;
+                .map_err(|r| self.refuse_lifecycle(Some(Op::Generate), r))?;
             if view.index.version(&view.serial, &id).is_some() {
                 log::warn!(
                     "{}: CKA_ID of a managed version reused; the new key is not registered",
@@ -132,15 +130,12 @@ impl Enforcer {
     pub(super) fn registration_lock(
         &self,
         backend: &Backend,
-        call: &Call,
         op: Op,
         slot: CK_SLOT_ID,
         r: &Registration,
     ) -> Result<RegistrationHold<'_>> {
         let lock = RotationLock::acquire(&self.lifecycle.dir).map_err(|e| {
-            self.refuse_lifecycle(
-                call,
-                Some(op),
+            self.refuse_lifecycle(Some(op),
                 LcRefusal::store(format!("the rotation lock could not be taken: {e}")),
             )
         })?;
@@ -153,7 +148,7 @@ impl Enforcer {
             let serial = self
                 .lifecycle
                 .serial(backend, slot)
-                .map_err(|e| self.refuse_lifecycle(call, Some(op), e))?;
+                .map_err(|e| self.refuse_lifecycle(Some(op), e))?;
             let intent = PendingRotation {
                 token_serial: serial.to_string(),
                 cka_id: r.id.clone(),
@@ -161,9 +156,7 @@ impl Enforcer {
                 started_at: self.lifecycle.now(),
             };
             self.lifecycle.store().begin_pending(&intent).map_err(|e| {
-                self.refuse_lifecycle(
-                    call,
-                    Some(op),
+                self.refuse_lifecycle(Some(op),
                     LcRefusal::store(format!("the new key could not be recorded: {e}")),
                 )
             })?;
@@ -200,7 +193,7 @@ impl Enforcer {
                 let serial = self
                     .lifecycle
                     .serial(backend, slot)
-                    .map_err(|e| self.refuse_lifecycle(call, Some(op), e))?;
+                    .map_err(|e| self.refuse_lifecycle(Some(op), e))?;
                 let store = self.lifecycle.store();
                 let now = self.lifecycle.now();
                 let write = || -> crate::store::StoreResult<()> {
@@ -233,9 +226,7 @@ impl Enforcer {
                     Ok(())
                 };
                 write().map_err(|e| {
-                    self.refuse_lifecycle(
-                        call,
-                        Some(op),
+                    self.refuse_lifecycle(Some(op),
                         LcRefusal::store(format!("the new key could not be registered: {e}")),
                     )
                 })

@@ -16,9 +16,9 @@
 
 use pkcs11_sys::*;
 
+use super::facts_cache::FactsCache;
 use super::lifecycle::LcRefusal;
-use super::objects::FactsCache;
-use super::record::Recorder;
+use super::session_table::SessionTable;
 use super::Call;
 use crate::audit::{SEAL_KEY_ID, SEAL_KEY_LABEL};
 use crate::backend::Backend;
@@ -56,7 +56,7 @@ impl SealGuard {
     pub(super) fn check(
         &self,
         backend: &Backend,
-        audit: &Recorder,
+        sessions: &SessionTable,
         facts: &FactsCache,
         call: &Call,
     ) -> Option<(Op, LcRefusal)> {
@@ -66,7 +66,7 @@ impl SealGuard {
             return None;
         }
         let session = call.session?;
-        if audit.slot_of(session) != Some(self.slot) {
+        if sessions.slot_of(session) != Some(self.slot) {
             return None;
         }
         // An unreadable object is not the seal key's: the token answers for it.

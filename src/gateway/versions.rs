@@ -31,7 +31,7 @@ use pkcs11_sys::*;
 
 use super::create::CreateArgs;
 use super::lifecycle::{LcRefusal, View};
-use super::{Call, Enforcer};
+use super::Enforcer;
 use crate::abi::Template;
 use crate::backend::Backend;
 use crate::error::Result;
@@ -66,7 +66,6 @@ impl Enforcer {
     pub(super) fn keep_versions_on_create(
         &self,
         backend: &Backend,
-        call: &Call,
         slot: CK_SLOT_ID,
         args: &CreateArgs<'_, '_>,
         source: Option<&KeyFacts>,
@@ -75,20 +74,19 @@ impl Enforcer {
         self.lifecycle
             .view(backend, slot)
             .and_then(|view| on_create(&view, args, source))
-            .map_err(|r| self.refuse_lifecycle(call, Some(op), r))
+            .map_err(|r| self.refuse_lifecycle(Some(op), r))
     }
 
     /// The version check of `C_SetAttributeValue` on an object with `facts`.
     pub(super) fn keep_versions_on_edit(
         &self,
         backend: &Backend,
-        call: &Call,
         slot: CK_SLOT_ID,
         facts: &KeyFacts,
         template: &Template<'_>,
     ) -> Result<()> {
         on_edit(|| self.lifecycle.view(backend, slot), facts, template)
-            .map_err(|r| self.refuse_lifecycle(call, Some(Op::SetAttribute), r))
+            .map_err(|r| self.refuse_lifecycle(Some(Op::SetAttribute), r))
     }
 }
 

@@ -1,14 +1,17 @@
-//! Session and login tracking (enforce mode only).
+//! The session table: the one place per-session state lives, in both policy modes.
 //!
-//! PKCS#11 login state belongs to the application and the token, not to one session
-//! (v2.40 §5.6 / §6.7: "all sessions that an application has with a token" share
-//! it), so it is kept per slot; every session is mapped to its slot when opened.
-//! Closing every session of a slot logs the application out (§5.6
-//! C_CloseSession/C_CloseAllSessions), and the table follows.
+//! Per session its slot and that token's serial number; per slot the application's
+//! login state, its named identity and (enforce mode) the policy `Subject` resolved
+//! for it. PKCS#11 login state belongs to the application and the token, not to one
+//! session (v2.40 §5.6 / §6.7: "all sessions that an application has with a token"
+//! share it), so it is kept per slot. Closing every session of a slot logs the
+//! application out (§5.6 C_CloseSession/C_CloseAllSessions), and the table follows.
+//! What else is kept per session — the decision memo (`decision_memo.rs`), the audit
+//! engine's operations in flight, the lifecycle's searches — is keyed by the same
+//! handle and forgotten by the gateway in the same step (`Gateway::follow_sessions`).
 //!
-//! Each slot keeps the policy `Subject` resolved from the process facts (observed
-//! once at `C_Initialize`), its login state and its named identity; it is
-//! re-resolved when the login changes or when the policy was reloaded since.
+//! A subject is resolved from the process facts (observed once at `C_Initialize`)
+//! and re-resolved when the login changes or when the policy was reloaded since.
 //! Locks are held only for map look-ups, never across a backend call.
 //!
 //! Cost: clients often open and close a session per operation, so a slot's first
@@ -35,15 +38,26 @@ struct SlotState {
     login: Login,
     identity: Option<NamedIdentity>,
     sessions: usize,
-    subject: Arc<Subject>,
+    /// Enforce mode: the login's subject, resolved under some policy generation
+    /// (`None` until a policy asks, and always in transparent mode).
+    subject: Option<Arc<Subject>>,
+}
+
+/// A session's slot and that token's serial number (for the audit record).
+#[derive(Debug, Clone)]
+pub(super) struct Place {
+    pub(super) slot: CK_SLOT_ID,
+    pub(super) serial: Option<Arc<str>>,
 }
 
 type HandleMap<V> = HashMap<CK_ULONG, V, crate::fasthash::FastHash>;
 
 #[derive(Debug, Default)]
 struct Tables {
-    sessions: HandleMap<CK_SLOT_ID>,
+    sessions: HandleMap<Place>,
     slots: HandleMap<SlotState>,
+    /// Token serial numbers by slot, read once (`SessionTable::serial`).
+    serials: HandleMap<Arc<str>>,
     /// Per login state (`Login as usize`), the subject without a named identity,
     /// for the newest policy generation it was resolved under.
     plain: [Option<Arc<Subject>>; 3],
@@ -72,9 +86,9 @@ impl Tables {
     }
 }
 
-/// Sessions → slots, and per slot the login state and resolved subject.
+/// Sessions → their place, and per slot the login state and resolved subject.
 #[derive(Debug)]
-pub(super) struct Sessions {
+pub(super) struct SessionTable {
     process: ProcessFacts,
     tables: RwLock<Tables>,
     /// Set at the first login with a named identity, never cleared: until then no
@@ -82,9 +96,9 @@ pub(super) struct Sessions {
     named_logins: AtomicBool,
 }
 
-impl Sessions {
-    pub(super) fn new(process: ProcessFacts) -> Sessions {
-        Sessions {
+impl SessionTable {
+    pub(super) fn new(process: ProcessFacts) -> SessionTable {
+        SessionTable {
             process,
             tables: RwLock::new(Tables::default()),
             named_logins: AtomicBool::new(false),
@@ -116,23 +130,48 @@ impl Sessions {
         fresh
     }
 
-    /// Records a session the backend just opened on `slot`.
-    pub(super) fn opened(&self, policy: &Policy, slot: CK_SLOT_ID, session: CK_SESSION_HANDLE) {
+    /// The serial number of `slot`'s token: cached, else read by `read` (outside
+    /// the lock) and kept. `None` when it cannot be read.
+    pub(super) fn serial(
+        &self,
+        slot: CK_SLOT_ID,
+        read: impl FnOnce() -> Option<Arc<str>>,
+    ) -> Option<Arc<str>> {
+        if let Some(s) = self.tables.read().serials.get(&slot) {
+            return Some(Arc::clone(s));
+        }
+        let serial = read()?;
+        self.tables.write().serials.insert(slot, Arc::clone(&serial));
+        Some(serial)
+    }
+
+    /// Records a session the backend just opened on `slot`. With a policy
+    /// (enforce mode) the slot's first session gets the shared public subject.
+    pub(super) fn opened(
+        &self,
+        policy: Option<&Policy>,
+        slot: CK_SLOT_ID,
+        session: CK_SESSION_HANDLE,
+        serial: Option<Arc<str>>,
+    ) {
         let mut t = self.tables.write();
-        t.sessions.insert(session, slot);
+        t.sessions.insert(session, Place { slot, serial });
         if let Some(state) = t.slots.get_mut(&slot) {
             state.sessions += 1;
             return;
         }
         // A slot's first session: public, without identity.
-        let subject = match t.plain(Login::Public, policy.generation()) {
-            Some(s) => s,
-            None => {
-                drop(t);
-                let fresh = self.resolve(policy, Login::Public, None);
-                t = self.tables.write();
-                fresh
-            }
+        let subject = match policy {
+            None => None,
+            Some(p) => match t.plain(Login::Public, p.generation()) {
+                Some(s) => Some(s),
+                None => {
+                    drop(t);
+                    let fresh = self.resolve(p, Login::Public, None);
+                    t = self.tables.write();
+                    Some(fresh)
+                }
+            },
         };
         // Another thread may have added the slot while the lock was released.
         let state = t.slots.entry(slot).or_insert_with(|| SlotState {
@@ -145,15 +184,21 @@ impl Sessions {
     }
 
     /// The slot of a session we saw opened.
+    #[inline]
     pub(super) fn slot_of(&self, session: CK_SESSION_HANDLE) -> Option<CK_SLOT_ID> {
-        self.tables.read().sessions.get(&session).copied()
+        self.tables.read().sessions.get(&session).map(|p| p.slot)
+    }
+
+    /// The slot and token serial of a session we saw opened.
+    pub(super) fn place(&self, session: CK_SESSION_HANDLE) -> Option<Place> {
+        self.tables.read().sessions.get(&session).cloned()
     }
 
     /// Forgets a closed session; the last one on its slot logs the slot out (§5.6).
     /// Returns the slot and whether no other session of the slot remains.
     pub(super) fn closed(&self, session: CK_SESSION_HANDLE) -> Option<(CK_SLOT_ID, bool)> {
         let mut t = self.tables.write();
-        let slot = t.sessions.remove(&session)?;
+        let slot = t.sessions.remove(&session)?.slot;
         let last = t.slots.get_mut(&slot).is_some_and(|s| {
             s.sessions = s.sessions.saturating_sub(1);
             s.sessions == 0
@@ -167,14 +212,20 @@ impl Sessions {
     /// `C_CloseAllSessions`: every session of the slot is gone, and so is its login.
     pub(super) fn closed_all(&self, slot: CK_SLOT_ID) {
         let mut t = self.tables.write();
-        t.sessions.retain(|_, s| *s != slot);
+        t.sessions.retain(|_, p| p.slot != slot);
         t.slots.remove(&slot);
     }
 
+    /// `C_InitToken`: the token may have a new serial.
+    pub(super) fn token_reinitialised(&self, slot: CK_SLOT_ID) {
+        self.tables.write().serials.remove(&slot);
+    }
+
     /// A login (or logout, `Login::Public`) on the slot of `session` succeeded.
+    /// With a policy (enforce mode) the new subject is resolved at once.
     pub(super) fn set_login(
         &self,
-        policy: &Policy,
+        policy: Option<&Policy>,
         session: CK_SESSION_HANDLE,
         login: Login,
         identity: Option<NamedIdentity>,
@@ -182,9 +233,9 @@ impl Sessions {
         if identity.is_some() {
             self.named_logins.store(true, Ordering::Release);
         }
-        let subject = self.resolve(policy, login, identity.clone());
+        let subject = policy.map(|p| self.resolve(p, login, identity.clone()));
         let mut t = self.tables.write();
-        let Some(slot) = t.sessions.get(&session).copied() else {
+        let Some(slot) = t.sessions.get(&session).map(|p| p.slot) else {
             return;
         };
         if let Some(s) = t.slots.get_mut(&slot) {
@@ -195,12 +246,13 @@ impl Sessions {
     }
 
     /// Whether any login so far named an identity (see `named_logins`).
+    #[inline]
     pub(super) fn any_named_login(&self) -> bool {
         self.named_logins.load(Ordering::Acquire)
     }
 
     /// The subject of a session, resolved under `policy`'s generation: a subject
-    /// from an older generation is re-resolved once and kept.
+    /// from an older generation (or none yet) is resolved once and kept.
     pub(super) fn subject(
         &self,
         policy: &Policy,
@@ -208,10 +260,12 @@ impl Sessions {
     ) -> Option<(CK_SLOT_ID, Arc<Subject>)> {
         let (slot, login, identity) = {
             let t = self.tables.read();
-            let slot = *t.sessions.get(&session)?;
+            let slot = t.sessions.get(&session)?.slot;
             let s = t.slots.get(&slot)?;
-            if s.subject.generation() == policy.generation() {
-                return Some((slot, Arc::clone(&s.subject)));
+            if let Some(subject) = &s.subject {
+                if subject.generation() == policy.generation() {
+                    return Some((slot, Arc::clone(subject)));
+                }
             }
             (slot, s.login, s.identity.clone())
         };
@@ -220,7 +274,7 @@ impl Sessions {
         if let Some(s) = t.slots.get_mut(&slot) {
             // Only if the login did not change meanwhile.
             if s.login == login && s.identity == identity {
-                s.subject = Arc::clone(&fresh);
+                s.subject = Some(Arc::clone(&fresh));
             }
         }
         Some((slot, fresh))
@@ -239,6 +293,39 @@ impl Sessions {
     }
 }
 
+/// The serial number of `slot`'s token as the token reports it, trailing blanks
+/// trimmed (§3.2 pads `serialNumber` with blanks); `None` when it cannot be read.
+pub(super) fn read_serial(backend: &crate::backend::Backend, slot: CK_SLOT_ID) -> Option<Arc<str>> {
+    let mut info = zeroed_token_info();
+    if backend.get_token_info(slot, &mut info) != CKR_OK {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&info.serialNumber).trim_end().into())
+}
+
+fn zeroed_token_info() -> CK_TOKEN_INFO {
+    CK_TOKEN_INFO {
+        label: [b' '; 32],
+        manufacturerID: [b' '; 32],
+        model: [b' '; 16],
+        serialNumber: [b' '; 16],
+        flags: 0,
+        ulMaxSessionCount: 0,
+        ulSessionCount: 0,
+        ulMaxRwSessionCount: 0,
+        ulRwSessionCount: 0,
+        ulMaxPinLen: 0,
+        ulMinPinLen: 0,
+        ulTotalPublicMemory: 0,
+        ulFreePublicMemory: 0,
+        ulTotalPrivateMemory: 0,
+        ulFreePrivateMemory: 0,
+        hardwareVersion: CK_VERSION { major: 0, minor: 0 },
+        firmwareVersion: CK_VERSION { major: 0, minor: 0 },
+        utcTime: [b' '; 16],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,11 +338,11 @@ mod tests {
 
     #[test]
     fn plain_subjects_are_shared_per_generation_and_logins_are_per_slot() {
-        let s = Sessions::new(ProcessFacts::observe());
+        let s = SessionTable::new(ProcessFacts::observe());
         let p = policy();
-        s.opened(&p, 1, 10);
-        s.opened(&p, 2, 20);
-        s.opened(&p, 1, 11);
+        s.opened(Some(&p), 1, 10, None);
+        s.opened(Some(&p), 2, 20, None);
+        s.opened(Some(&p), 1, 11, None);
         let (slot, a) = s.subject(&p, 10).unwrap();
         let (_, b) = s.subject(&p, 20).unwrap();
         assert_eq!(slot, 1);
@@ -264,7 +351,7 @@ mod tests {
 
         // A login changes its slot only (§5.6), and closing the slot's last
         // session logs it out.
-        s.set_login(&p, 11, Login::User, None);
+        s.set_login(Some(&p), 11, Login::User, None);
         assert_eq!(s.subject(&p, 10).unwrap().1.principal().login, Login::User);
         assert_eq!(
             s.subject(&p, 20).unwrap().1.principal().login,
@@ -273,7 +360,7 @@ mod tests {
         assert_eq!(s.closed(10), Some((1, false)));
         assert_eq!(s.closed(11), Some((1, true)));
         assert_eq!(s.slot_of(11), None);
-        s.opened(&p, 1, 12);
+        s.opened(Some(&p), 1, 12, None);
         assert_eq!(
             s.subject(&p, 12).unwrap().1.principal().login,
             Login::Public
@@ -287,7 +374,7 @@ mod tests {
         assert!(Arc::ptr_eq(&c, &d));
         assert!(!Arc::ptr_eq(&a, &c));
         // An older policy's resolution does not replace the newer shared one.
-        s.opened(&p, 3, 30);
+        s.opened(Some(&p), 3, 30, None);
         assert!(Arc::ptr_eq(&s.subject(&q, 20).unwrap().1, &c));
     }
 
