@@ -22,73 +22,17 @@ use pkcs11_sys::{CKR_BUFFER_TOO_SMALL, CKR_OK, CKR_SESSION_CLOSED, CKR_SIGNATURE
 use super::record::{OpEvent, Rv};
 use crate::functions::FunctionId;
 
-/// The operations a session can have under way (at most one of each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OpKind {
-    /// `C_EncryptInit` …
-    Encrypt,
-    /// `C_DecryptInit` …
-    Decrypt,
-    /// `C_DigestInit` …
-    Digest,
-    /// `C_SignInit` …
-    Sign,
-    /// `C_VerifyInit` …
-    Verify,
-    /// `C_SignRecoverInit` …
-    SignRecover,
-    /// `C_VerifyRecoverInit` …
-    VerifyRecover,
-}
+/// The operations a session can have under way, and where each data call leaves
+/// them, are the function table's (`functions::Effect`).
+pub use crate::functions::OpKind;
+use crate::functions::{Effect, Phase};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Update,
-    Last,
-}
-
-/// For a data call: its phase and, per operation it feeds, whether that operation
-/// counts the call's input (`true`) or its output (`false`) as its input bytes.
+/// For a data call: its phase and the operations it feeds (the table's `effect`).
+#[inline]
 fn data_call(f: FunctionId) -> Option<(Phase, &'static [(OpKind, bool)])> {
-    use FunctionId as F;
-    use OpKind::*;
-    use Phase::*;
-    Some(match f {
-        F::C_Encrypt | F::C_EncryptFinal => (Last, &[(Encrypt, true)]),
-        F::C_EncryptUpdate => (Update, &[(Encrypt, true)]),
-        F::C_Decrypt | F::C_DecryptFinal => (Last, &[(Decrypt, true)]),
-        F::C_DecryptUpdate => (Update, &[(Decrypt, true)]),
-        F::C_Digest | F::C_DigestFinal => (Last, &[(Digest, true)]),
-        F::C_DigestUpdate | F::C_DigestKey => (Update, &[(Digest, true)]),
-        F::C_Sign | F::C_SignFinal => (Last, &[(Sign, true)]),
-        F::C_SignUpdate => (Update, &[(Sign, true)]),
-        F::C_Verify | F::C_VerifyFinal => (Last, &[(Verify, true)]),
-        F::C_VerifyUpdate => (Update, &[(Verify, true)]),
-        F::C_SignRecover => (Last, &[(SignRecover, true)]),
-        F::C_VerifyRecover => (Last, &[(VerifyRecover, true)]),
-        F::C_DigestEncryptUpdate => (Update, &[(Digest, true), (Encrypt, true)]),
-        F::C_SignEncryptUpdate => (Update, &[(Sign, true), (Encrypt, true)]),
-        // The digest and the verification consume what the decryption produced.
-        F::C_DecryptDigestUpdate => (Update, &[(Decrypt, true), (Digest, false)]),
-        F::C_DecryptVerifyUpdate => (Update, &[(Decrypt, true), (Verify, false)]),
-        _ => return None,
-    })
-}
-
-impl OpKind {
-    /// The operation a `*Init` starts.
-    pub fn from_init(f: FunctionId) -> Option<OpKind> {
-        use FunctionId as F;
-        Some(match f {
-            F::C_EncryptInit => OpKind::Encrypt,
-            F::C_DecryptInit => OpKind::Decrypt,
-            F::C_DigestInit => OpKind::Digest,
-            F::C_SignInit => OpKind::Sign,
-            F::C_VerifyInit => OpKind::Verify,
-            F::C_SignRecoverInit => OpKind::SignRecover,
-            F::C_VerifyRecoverInit => OpKind::VerifyRecover,
-            _ => return None,
-        })
+    match f.effect() {
+        Effect::Feeds(phase, feeds) => Some((phase, feeds)),
+        _ => None,
     }
 }
 

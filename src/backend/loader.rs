@@ -85,8 +85,8 @@ pub fn inspect_module(path: &Path) -> Result<ModuleSummary> {
 /// Whether the module's table has an entry for `f` (generated from the one table).
 pub(super) fn has_entry(t: &CK_FUNCTION_LIST_3_0, f: crate::functions::FunctionId) -> bool {
     macro_rules! present {
-        (v2_40 { $( $c2:ident $n2:ident ( $( $a2:ident : $t2:ty ),* ); )* }
-         v3_0 { $( $c3:ident $n3:ident ( $( $a3:ident : $t3:ty ),* ); )* }) => {
+        (v2_40 { $( $c2:ident [ $($k2:tt)* ] $n2:ident ( $( $a2:ident : $t2:ty ),* ); )* }
+         v3_0 { $( $c3:ident [ $($k3:tt)* ] $n3:ident ( $( $a3:ident : $t3:ty ),* ); )* }) => {
             match f {
                 $( crate::functions::FunctionId::$n2 => t.$n2.is_some(), )*
                 $( crate::functions::FunctionId::$n3 => t.$n3.is_some(), )*
@@ -98,7 +98,7 @@ pub(super) fn has_entry(t: &CK_FUNCTION_LIST_3_0, f: crate::functions::FunctionI
 
 fn count_v2_40(t: &CK_FUNCTION_LIST_3_0) -> usize {
     macro_rules! count {
-        (v2_40 { $( $c:ident $n:ident ( $( $a:ident : $t:ty ),* ); )* } v3_0 { $($rest:tt)* }) => {
+        (v2_40 { $( $c:ident [ $($k:tt)* ] $n:ident ( $( $a:ident : $t:ty ),* ); )* } v3_0 { $($rest:tt)* }) => {
             [ $( t.$n.is_some(), )* ].iter().filter(|b| **b).count()
         };
     }
@@ -201,8 +201,8 @@ fn function_list_2_40(lib: &Library, path: &Path) -> Result<CK_FUNCTION_LIST_3_0
 
 macro_rules! raw_data_calls {
     (
-        v2_40 { $( $c2:ident $n2:ident ( $( $a2:ident : $t2:ty ),* ); )* }
-        v3_0 { $( $c3:ident $n3:ident ( $( $a3:ident : $t3:ty ),* ); )* }
+        v2_40 { $( $c2:ident [ $($k2:tt)* ] $n2:ident ( $( $a2:ident : $t2:ty ),* ); )* }
+        v3_0 { $( $c3:ident [ $($k3:tt)* ] $n3:ident ( $( $a3:ident : $t3:ty ),* ); )* }
     ) => {
         #[allow(non_snake_case)]
         impl super::Backend {

@@ -15,8 +15,8 @@ use crate::functions::FunctionId;
 
 macro_rules! generate_entry_points {
     (
-        v2_40 { $( $c2:ident $n2:ident ( $( $a2:ident : $t2:ty ),* ); )* }
-        v3_0 { $( $c3:ident $n3:ident ( $( $a3:ident : $t3:ty ),* ); )* }
+        v2_40 { $( $c2:ident [ $($k2:tt)* ] $n2:ident ( $( $a2:ident : $t2:ty ),* ); )* }
+        v3_0 { $( $c3:ident [ $($k3:tt)* ] $n3:ident ( $( $a3:ident : $t3:ty ),* ); )* }
     ) => {
         $( generate_entry_points!(@entry $c2 $n2 ( $( $a2 : $t2 ),* )); )*
         $( generate_entry_points!(@entry $c3 $n3 ( $( $a3 : $t3 ),* )); )*
@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn every_v2_40_slot_is_filled() {
         macro_rules! all_some {
-            (v2_40 { $( $c:ident $n:ident ( $( $a:ident : $t:ty ),* ); )* } v3_0 { $($rest:tt)* }) => {
+            (v2_40 { $( $c:ident [ $($k:tt)* ] $n:ident ( $( $a:ident : $t:ty ),* ); )* } v3_0 { $($rest:tt)* }) => {
                 [ $( FUNCTION_LIST_2_40.$n.is_some() && FUNCTION_LIST_3_0.$n.is_some(), )* ]
             };
         }

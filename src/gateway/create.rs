@@ -125,12 +125,8 @@ impl Gateway {
         let result = body().map(|created| {
             self.audit.name_created(call, pending.as_mut(), &created);
         });
-        self.audit.after(
-            call,
-            pending,
-            super::Io::default(),
-            result,
-        )
+        self.audit
+            .after(call, pending, super::Io::default(), result)
     }
 
     /// A handle may be reused once its object is gone: facts cached for an old

@@ -17,7 +17,7 @@ use super::session_table::SessionTable;
 use super::Call;
 use crate::backend::Backend;
 use crate::error::{Error, RefusalDetail, Result};
-use crate::functions::FunctionId as F;
+use crate::functions::{Decide, FunctionId as F};
 use crate::policy::{Decision, KeyFacts, Login, Op, Policy, PolicyHandle, Request, Subject};
 
 /// The functions whose allowed decisions a session keeps: the `*Init`s (the
@@ -25,7 +25,7 @@ use crate::policy::{Decision, KeyFacts, Login, Op, Policy, PolicyHandle, Request
 /// same key. The rarer key uses (destroy, copy, wrap, unwrap, derive, digest-key)
 /// are decided afresh every time.
 fn keeps_decision(f: F) -> bool {
-    super::record::kind(f) == super::record::Kind::Init
+    f.record_kind() == crate::functions::RecordKind::Init
 }
 
 /// A refusal as the one error every stage returns: rule, code and reason.
@@ -130,12 +130,7 @@ impl Enforcer {
 
     /// [`Enforcer::refuse`], with the identity a refused named login tried (it has
     /// no session identity yet, and the auditor needs the name that was tried).
-    pub(super) fn refuse_naming(
-        &self,
-        op: Option<Op>,
-        d: &Decision,
-        tried: Option<&str>,
-    ) -> Error {
+    pub(super) fn refuse_naming(&self, op: Option<Op>, d: &Decision, tried: Option<&str>) -> Error {
         refusal(op, d, tried)
     }
 
@@ -165,7 +160,8 @@ impl Enforcer {
     ) -> Result<(CK_SLOT_ID, Arc<Subject>)> {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         self.sessions.subject(p, session).ok_or_else(|| {
-            self.refuse_builtin(op,
+            self.refuse_builtin(
+                op,
                 CKR_SESSION_HANDLE_INVALID,
                 "session not opened through Keywarden".into(),
             )
@@ -188,7 +184,8 @@ impl Enforcer {
             .get(backend, slot, session, object)
             .map_err(|FactsError(rv)| {
                 let code = super::facts_cache::facts_error_rv(op, rv);
-                self.refuse_builtin(Some(op),
+                self.refuse_builtin(
+                    Some(op),
                     code,
                     format!(
                         "the object's attributes could not be read ({})",
@@ -312,46 +309,30 @@ impl Enforcer {
         }
     }
 
-    /// The decision before forwarding a call described by its descriptor alone:
-    /// key use at `*Init`, `C_DigestKey`, `C_DestroyObject`, `C_CopyObject`'s
-    /// source, `C_WrapKey` (wrapping key and wrapped key), `C_UnwrapKey`,
-    /// `C_DeriveKey`, and the administrative functions. Calls that carry data of an
-    /// authorised operation only forward.
+    /// The decision before forwarding a call described by its descriptor alone,
+    /// as the function table's `decide` column says: key use at `*Init`,
+    /// `C_DigestKey`, `C_DestroyObject`, `C_CopyObject`'s source, `C_WrapKey`
+    /// (wrapping key and wrapped key), `C_UnwrapKey`, `C_DeriveKey` (copy, unwrap
+    /// and derive: the key they act on here; the new object is decided in
+    /// `Gateway::create`), and the administrative functions. Calls that carry data
+    /// of an authorised operation only forward.
     pub(super) fn before(&self, backend: &Backend, call: &Call) -> Result<()> {
-        match call.function {
-            F::C_SignInit
-            | F::C_SignRecoverInit
-            | F::C_VerifyInit
-            | F::C_VerifyRecoverInit
-            | F::C_EncryptInit
-            | F::C_DecryptInit
-            | F::C_DigestKey
-            | F::C_DestroyObject
-            // Copy, unwrap and derive: the key they act on here; the new object is
-            // decided in `Gateway::create`.
-            | F::C_CopyObject
-            | F::C_UnwrapKey
-            | F::C_DeriveKey => {
-                let op = Op::for_function(call.function).ok_or_else(|| {
-                    Error::Internal(format!("{} has no operation", call.function.name()))
-                })?;
-                self.decide_key(
-                    backend,
-                    call,
-                    op,
-                    Some(call.object.unwrap_or(CK_INVALID_HANDLE)),
-                )
-            }
-            F::C_WrapKey => {
-                let wrapping = call.object.unwrap_or(CK_INVALID_HANDLE);
-                self.decide_key(backend, call, Op::Wrap, Some(wrapping))?;
+        let object = call.object.unwrap_or(CK_INVALID_HANDLE);
+        let op = || {
+            Op::for_function(call.function).ok_or_else(|| {
+                Error::Internal(format!("{} has no operation", call.function.name()))
+            })
+        };
+        match call.function.decide() {
+            Decide::Nothing | Decide::Template => Ok(()),
+            Decide::Key => self.decide_key(backend, call, op()?, Some(object)),
+            Decide::Keys => {
+                self.decide_key(backend, call, op()?, Some(object))?;
                 let wrapped = call.other.unwrap_or(CK_INVALID_HANDLE);
                 self.decide_key(backend, call, Op::Export, Some(wrapped))
             }
-            F::C_InitPIN => self.decide_key(backend, call, Op::InitPin, None),
-            F::C_SetPIN => self.decide_key(backend, call, Op::SetPin, None),
-            F::C_InitToken => self.decide_slot_admin(call, Op::InitToken),
-            _ => Ok(()),
+            Decide::Session => self.decide_key(backend, call, op()?, None),
+            Decide::Slot => self.decide_slot_admin(call, op()?),
         }
     }
 }

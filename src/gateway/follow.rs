@@ -7,15 +7,15 @@
 use pkcs11_sys::*;
 
 use super::{Call, Gateway};
-use crate::functions::FunctionId as F;
+use crate::functions::{Effect, FunctionId as F};
 use crate::policy::Login;
 
 impl Gateway {
     /// A session the backend just opened on `slot`.
     pub(super) fn session_opened(&self, slot: CK_SLOT_ID, session: CK_SESSION_HANDLE) {
-        let serial = self
-            .sessions
-            .serial(slot, || super::session_table::read_serial(&self.backend, slot));
+        let serial = self.sessions.serial(slot, || {
+            super::session_table::read_serial(&self.backend, slot)
+        });
         match &self.enforcer {
             Some(e) => self
                 .sessions
@@ -30,8 +30,8 @@ impl Gateway {
     /// token may reissue any handle, so the slot's cached facts go.
     pub(super) fn follow_sessions(&self, call: &Call) {
         let memo = self.enforcer.as_ref().map(|e| &e.memo);
-        match (call.function, call.session, call.slot) {
-            (F::C_CloseSession, Some(session), _) => {
+        match (call.function.effect(), call.session, call.slot) {
+            (Effect::EndsSession, Some(session), _) => {
                 self.lifecycle.session_closed(session);
                 if let Some(m) = memo {
                     m.forget_session(session);
@@ -42,14 +42,14 @@ impl Gateway {
                     None => {}
                 }
             }
-            (F::C_CloseAllSessions, _, Some(slot)) => {
+            (Effect::EndsSlot, _, Some(slot)) => {
                 self.sessions.closed_all(slot);
                 if let Some(m) = memo {
                     m.forget_all();
                 }
                 self.facts.forget_slot(slot);
             }
-            (F::C_Logout, Some(session), _) => match &self.enforcer {
+            (_, Some(session), _) if call.function == F::C_Logout => match &self.enforcer {
                 Some(e) => self
                     .sessions
                     .set_login(Some(&e.policy()), session, Login::Public, None),

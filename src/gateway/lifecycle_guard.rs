@@ -21,9 +21,9 @@
 use pkcs11_sys::*;
 
 use super::create::CreateArgs;
-use super::lifecycle::{check, LcRefusal, View};
 use super::enforce::lifecycle_refusal;
 use super::facts_cache::FactsError;
+use super::lifecycle::{check, LcRefusal, View};
 use super::{Call, Gateway};
 use crate::abi::Template;
 use crate::error::Result;
@@ -50,8 +50,7 @@ impl Gateway {
     #[inline]
     fn guard_uses(&self, call: &Call, op: Op) -> Result<()> {
         let lc = &self.lifecycle;
-        lc.refresh()
-            .map_err(|r| lifecycle_refusal(Some(op), r))?;
+        lc.refresh().map_err(|r| lifecycle_refusal(Some(op), r))?;
         if !lc.has_managed() {
             return Ok(());
         }

@@ -239,8 +239,7 @@ impl Gateway {
     fn recorded(&self, call: &Call, body: impl FnOnce() -> Result<()>) -> Result<()> {
         let pending = self.audit.before(call, None);
         let result = body();
-        self.audit
-            .after(call, pending, Io::default(), result)
+        self.audit.after(call, pending, Io::default(), result)
     }
 
     /// One call's path. `forward` performs the backend call and returns its `CK_RV`,
@@ -273,8 +272,7 @@ impl Gateway {
             out_len: u64::from(out_len),
             ..io
         };
-        self.audit
-            .after(&call, pending, io, result)
+        self.audit.after(&call, pending, io, result)
     }
 
     /// A `*Init`: `mechanism` is the decoded mechanism (types and lengths), when it
@@ -288,12 +286,7 @@ impl Gateway {
     ) -> Result<()> {
         let pending = self.audit.before(&call, mechanism);
         let result = self.forward(&call, forward);
-        self.audit.after(
-            &call,
-            pending,
-            Io::default(),
-            result,
-        )
+        self.audit.after(&call, pending, Io::default(), result)
     }
 
     /// `C_SessionCancel` (v3.0): the operations its `flags` name end here.
@@ -309,8 +302,7 @@ impl Gateway {
             flags,
             ..Io::default()
         };
-        self.audit
-            .after(&call, pending, io, result)
+        self.audit.after(&call, pending, io, result)
     }
 
     /// A call's path without its audit record, for a data call Keywarden refused
@@ -425,12 +417,7 @@ impl Gateway {
             },
             Err(_) => call,
         };
-        let answer = self.audit.after(
-            &recorded,
-            pending,
-            Io::default(),
-            result,
-        );
+        let answer = self.audit.after(&recorded, pending, Io::default(), result);
         if opened && answer.is_err() {
             // `required` mode: the open's record could not be written, so the
             // application is told the call failed — then no session may exist

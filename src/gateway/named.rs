@@ -16,11 +16,7 @@ use crate::policy::{Decision, NamedIdentity, RuleRef};
 impl Enforcer {
     /// Verifies `name:secret`; a failure is refused (through the one refusal path)
     /// with `CKR_PIN_INCORRECT`, a store failure fails closed.
-    pub(super) fn verify_named(
-        &self,
-        name: &str,
-        secret: &[u8],
-    ) -> Result<NamedIdentity> {
+    pub(super) fn verify_named(&self, name: &str, secret: &[u8]) -> Result<NamedIdentity> {
         let store = crate::store::open(&self.store)?;
         match crate::store::identity::verify(&store, name, secret)? {
             Some(identity) => Ok(NamedIdentity::from(&identity)),

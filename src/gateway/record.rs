@@ -32,7 +32,7 @@ use crate::backend::Backend;
 use crate::config::{AuditLevel, Config, PolicyMode};
 use crate::error::{Error, RefusalDetail, Result};
 use crate::fasthash::FastHash;
-use crate::functions::FunctionId as F;
+use crate::functions::{Effect, FunctionId as F, RecordKind};
 use crate::policy::{KeyFacts, PolicyHandle};
 
 /// What the front end knows about a data call's buffers: lengths, never contents.
@@ -46,80 +46,6 @@ pub struct Io {
     pub size_query: bool,
     /// `C_SessionCancel`'s flags: which operations it cancels.
     pub flags: CK_FLAGS,
-}
-
-/// How a function is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    /// Not recorded unless refused: library, slot and session information,
-    /// search, attribute reads, random numbers. Find-by-label is a hot path.
-    Quiet,
-    /// One record after the forward, with the backend's result (failures too).
-    Call,
-    /// A `*Init`: the operation is recorded at its end; a failed one at once.
-    Init,
-    /// A data call of an operation under way (summarised by `OpTracker`).
-    Data,
-    /// Opening and closing sessions: recorded like [`Kind::Call`] at level `all`,
-    /// only when they fail at level `security`.
-    Session,
-}
-
-/// The recording kind of every function (the one table).
-#[inline]
-pub(super) const fn kind(f: F) -> Kind {
-    match f {
-        F::C_Login
-        | F::C_LoginUser
-        | F::C_Logout
-        | F::C_InitToken
-        | F::C_InitPIN
-        | F::C_SetPIN
-        | F::C_GetOperationState
-        | F::C_SetOperationState
-        | F::C_CreateObject
-        | F::C_CopyObject
-        | F::C_DestroyObject
-        | F::C_SetAttributeValue
-        | F::C_GenerateKey
-        | F::C_GenerateKeyPair
-        | F::C_WrapKey
-        | F::C_UnwrapKey
-        | F::C_DeriveKey => Kind::Call,
-        F::C_EncryptInit
-        | F::C_DecryptInit
-        | F::C_DigestInit
-        | F::C_SignInit
-        | F::C_VerifyInit
-        | F::C_SignRecoverInit
-        | F::C_VerifyRecoverInit => Kind::Init,
-        F::C_Encrypt
-        | F::C_EncryptUpdate
-        | F::C_EncryptFinal
-        | F::C_Decrypt
-        | F::C_DecryptUpdate
-        | F::C_DecryptFinal
-        | F::C_Digest
-        | F::C_DigestUpdate
-        | F::C_DigestKey
-        | F::C_DigestFinal
-        | F::C_Sign
-        | F::C_SignUpdate
-        | F::C_SignFinal
-        | F::C_SignRecover
-        | F::C_Verify
-        | F::C_VerifyUpdate
-        | F::C_VerifyFinal
-        | F::C_VerifyRecover
-        | F::C_DigestEncryptUpdate
-        | F::C_DecryptDigestUpdate
-        | F::C_SignEncryptUpdate
-        | F::C_DecryptVerifyUpdate => Kind::Data,
-        F::C_OpenSession | F::C_CloseSession | F::C_CloseAllSessions | F::C_SessionCancel => {
-            Kind::Session
-        }
-        _ => Kind::Quiet,
-    }
 }
 
 /// How a call is recorded at the trail's level (`Recorder::recording`).
@@ -267,11 +193,13 @@ impl Recorder {
     /// [`Recorder::before`] and [`Recorder::records_success`].
     #[inline]
     fn recording(&self, f: F) -> Recording {
-        match (kind(f), self.level) {
-            (Kind::Quiet, _) | (_, AuditLevel::Off) => Recording::Never,
-            (Kind::Data | Kind::Init | Kind::Session, AuditLevel::Security) => Recording::IfFailed,
-            (Kind::Data, AuditLevel::All) => Recording::InOperation,
-            (Kind::Call | Kind::Init | Kind::Session, _) => Recording::Always,
+        match (f.record_kind(), self.level) {
+            (RecordKind::Quiet, _) | (_, AuditLevel::Off) => Recording::Never,
+            (RecordKind::Data | RecordKind::Init | RecordKind::Session, AuditLevel::Security) => {
+                Recording::IfFailed
+            }
+            (RecordKind::Data, AuditLevel::All) => Recording::InOperation,
+            (RecordKind::Call | RecordKind::Init | RecordKind::Session, _) => Recording::Always,
         }
     }
 
@@ -336,9 +264,9 @@ impl Recorder {
 
     /// The serial number of `slot`'s token (the session table keeps it).
     fn serial(&self, slot: CK_SLOT_ID) -> Option<Arc<str>> {
-        self.ctx
-            .sessions
-            .serial(slot, || super::session_table::read_serial(&self.backend, slot))
+        self.ctx.sessions.serial(slot, || {
+            super::session_table::read_serial(&self.backend, slot)
+        })
     }
 
     /// Label, `CKA_ID` of a key. `read`: may ask the token (one
@@ -367,12 +295,7 @@ impl Recorder {
     /// reused only while the facts cache holds the same facts for the handle, so
     /// an edited or re-created object is named afresh; a version is that of the
     /// handle's first recorded use (a `CKA_ID` names one version for good).
-    fn names(
-        &self,
-        slot: CK_SLOT_ID,
-        object: CK_OBJECT_HANDLE,
-        facts: &Arc<KeyFacts>,
-    ) -> KeyNames {
+    fn names(&self, slot: CK_SLOT_ID, object: CK_OBJECT_HANDLE, facts: &Arc<KeyFacts>) -> KeyNames {
         if let Some((f, names)) = self.names.read().get(&(slot, object)) {
             if Arc::ptr_eq(f, facts) {
                 return names.clone();
@@ -396,20 +319,11 @@ impl Recorder {
     }
 
     /// The record's context: slot, token, session, identity and role, key.
-    fn context(
-        &self,
-        call: &Call,
-        rv: CK_RV,
-        read_key: bool,
-    ) -> OpEvent {
+    fn context(&self, call: &Call, rv: CK_RV, read_key: bool) -> OpEvent {
         let mut ev = OpEvent::from_call(call, rv);
         let located = match (call.slot, call.session) {
             (Some(slot), _) => Some((slot, self.serial(slot))),
-            (None, Some(session)) => self
-                .ctx
-                .sessions
-                .place(session)
-                .map(|p| (p.slot, p.serial)),
+            (None, Some(session)) => self.ctx.sessions.place(session).map(|p| (p.slot, p.serial)),
             (None, None) => None,
         };
         if let Some((slot, serial)) = located {
@@ -541,13 +455,7 @@ impl Recorder {
         }
     }
 
-    fn record(
-        &self,
-        call: &Call,
-        pending: Pending,
-        io: Io,
-        rv: CK_RV,
-    ) -> Result<()> {
+    fn record(&self, call: &Call, pending: Pending, io: Io, rv: CK_RV) -> Result<()> {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         let (started, event) = match pending {
             Pending::Call { started, event } => (started, event),
@@ -571,8 +479,8 @@ impl Recorder {
                 return ops.try_each(|op| self.append(op));
             }
         };
-        match kind(call.function) {
-            Kind::Init => {
+        match call.function.record_kind() {
+            RecordKind::Init => {
                 let mut ev = event.unwrap_or_else(|| OpEvent::from_call(call, rv));
                 let op_kind = OpKind::from_init(call.function);
                 match op_kind {
@@ -622,12 +530,7 @@ impl Recorder {
 
     /// Level `security`: a failed operation call or session change is one record
     /// (its key, when cached); a successful one only updates the session table.
-    fn record_if_failed(
-        &self,
-        call: &Call,
-        io: Io,
-        rv: CK_RV,
-    ) -> Result<()> {
+    fn record_if_failed(&self, call: &Call, io: Io, rv: CK_RV) -> Result<()> {
         if rv == CKR_OK {
             // No operation is tracked at this level, so nothing it ends is recorded.
             return Ok(());
@@ -647,14 +550,14 @@ impl Recorder {
     fn ended(&self, call: &Call, io: &Io) -> Vec<OpEvent> {
         // CK_ULONG is u64 here but 32 bits wide on other targets.
         #[allow(clippy::useless_conversion)]
-        match (call.function, call.session, call.slot) {
-            (F::C_CloseSession, Some(session), _) => {
+        match (call.function.effect(), call.session, call.slot) {
+            (Effect::EndsSession, Some(session), _) => {
                 self.ops.close_session(u64::from(session), call.function)
             }
-            (F::C_CloseAllSessions, _, Some(slot)) => {
+            (Effect::EndsSlot, _, Some(slot)) => {
                 self.ops.close_slot(Some(u64::from(slot)), call.function)
             }
-            (F::C_SessionCancel, Some(session), _) => cancelled(io.flags)
+            (Effect::Cancels, Some(session), _) => cancelled(io.flags)
                 .filter_map(|k| {
                     self.ops
                         .abandon(u64::from(session), k, call.function, CKR_FUNCTION_CANCELED)
@@ -698,16 +601,8 @@ impl Recorder {
 
 /// The operations `C_SessionCancel`'s flags name (v3.0 §5.6).
 fn cancelled(flags: CK_FLAGS) -> impl Iterator<Item = OpKind> {
-    const MAP: [(CK_FLAGS, OpKind); 7] = [
-        (CKF_ENCRYPT, OpKind::Encrypt),
-        (CKF_DECRYPT, OpKind::Decrypt),
-        (CKF_DIGEST, OpKind::Digest),
-        (CKF_SIGN, OpKind::Sign),
-        (CKF_SIGN_RECOVER, OpKind::SignRecover),
-        (CKF_VERIFY, OpKind::Verify),
-        (CKF_VERIFY_RECOVER, OpKind::VerifyRecover),
-    ];
-    MAP.into_iter()
+    OpKind::CANCEL_FLAGS
+        .into_iter()
         .filter(move |(f, _)| flags & *f != 0)
         .map(|(_, k)| k)
 }

@@ -93,7 +93,8 @@ impl Enforcer {
         let id = match private_id.or(public_id) {
             Some(id) => id.to_vec(),
             None => crate::lifecycle::new_cka_id().map_err(|e| {
-                self.refuse_lifecycle(Some(Op::Generate),
+                self.refuse_lifecycle(
+                    Some(Op::Generate),
                     LcRefusal::store(format!("no CKA_ID could be drawn: {e}")),
                 )
             })?,
@@ -135,7 +136,8 @@ impl Enforcer {
         r: &Registration,
     ) -> Result<RegistrationHold<'_>> {
         let lock = RotationLock::acquire(&self.lifecycle.dir).map_err(|e| {
-            self.refuse_lifecycle(Some(op),
+            self.refuse_lifecycle(
+                Some(op),
                 LcRefusal::store(format!("the rotation lock could not be taken: {e}")),
             )
         })?;
@@ -156,7 +158,8 @@ impl Enforcer {
                 started_at: self.lifecycle.now(),
             };
             self.lifecycle.store().begin_pending(&intent).map_err(|e| {
-                self.refuse_lifecycle(Some(op),
+                self.refuse_lifecycle(
+                    Some(op),
                     LcRefusal::store(format!("the new key could not be recorded: {e}")),
                 )
             })?;
@@ -226,7 +229,8 @@ impl Enforcer {
                     Ok(())
                 };
                 write().map_err(|e| {
-                    self.refuse_lifecycle(Some(op),
+                    self.refuse_lifecycle(
+                        Some(op),
                         LcRefusal::store(format!("the new key could not be registered: {e}")),
                     )
                 })

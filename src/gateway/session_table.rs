@@ -141,7 +141,10 @@ impl SessionTable {
             return Some(Arc::clone(s));
         }
         let serial = read()?;
-        self.tables.write().serials.insert(slot, Arc::clone(&serial));
+        self.tables
+            .write()
+            .serials
+            .insert(slot, Arc::clone(&serial));
         Some(serial)
     }
 
@@ -300,7 +303,11 @@ pub(super) fn read_serial(backend: &crate::backend::Backend, slot: CK_SLOT_ID) -
     if backend.get_token_info(slot, &mut info) != CKR_OK {
         return None;
     }
-    Some(String::from_utf8_lossy(&info.serialNumber).trim_end().into())
+    Some(
+        String::from_utf8_lossy(&info.serialNumber)
+            .trim_end()
+            .into(),
+    )
 }
 
 fn zeroed_token_info() -> CK_TOKEN_INFO {

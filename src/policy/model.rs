@@ -171,34 +171,6 @@ impl Op {
             | Op::SoLogin => CKR_ACTION_PROHIBITED,
         }
     }
-
-    /// The operation a PKCS#11 function is decided as, for the functions that map
-    /// one to one. `C_Login` (only `CKU_SO` is `so-login`), `C_GetAttributeValue`
-    /// (only secret attributes are `read-sensitive-attribute`) and the second
-    /// checks of `C_WrapKey`, `C_UnwrapKey`, `C_DeriveKey` depend on arguments and
-    /// are the gateway's to make (docs/policy.md, "Enforcement points").
-    pub fn for_function(function: FunctionId) -> Option<Op> {
-        use FunctionId as F;
-        Some(match function {
-            F::C_SignInit | F::C_SignRecoverInit => Op::Sign,
-            F::C_VerifyInit | F::C_VerifyRecoverInit => Op::Verify,
-            F::C_EncryptInit => Op::Encrypt,
-            F::C_DecryptInit => Op::Decrypt,
-            F::C_WrapKey => Op::Wrap,
-            F::C_UnwrapKey => Op::Unwrap,
-            F::C_DeriveKey => Op::Derive,
-            F::C_DigestKey => Op::DigestWithKey,
-            F::C_GenerateKey | F::C_GenerateKeyPair => Op::Generate,
-            F::C_CreateObject => Op::Create,
-            F::C_CopyObject => Op::Copy,
-            F::C_DestroyObject => Op::Destroy,
-            F::C_SetAttributeValue => Op::SetAttribute,
-            F::C_InitToken => Op::InitToken,
-            F::C_InitPIN => Op::InitPin,
-            F::C_SetPIN => Op::SetPin,
-            _ => return None,
-        })
-    }
 }
 
 impl fmt::Display for Op {
@@ -467,3 +439,39 @@ impl Decision {
         )
     }
 }
+
+/// `Op::for_function`, generated from the function table's `op` column.
+macro_rules! op_for_function {
+    (
+        v2_40 { $( $c2:ident [ $r2:ident $o2:tt $($x2:tt)+ ] $n2:ident $args2:tt; )* }
+        v3_0 { $( $c3:ident [ $r3:ident $o3:tt $($x3:tt)+ ] $n3:ident $args3:tt; )* }
+    ) => {
+        impl Op {
+            /// The operation a PKCS#11 function is decided as, for the functions that
+            /// map one to one (the function table's `op` column). `C_Login` (only
+            /// `CKU_SO` is `so-login`), `C_GetAttributeValue` (only secret attributes
+            /// are `read-sensitive-attribute`) and the second checks of `C_WrapKey`,
+            /// `C_UnwrapKey`, `C_DeriveKey` depend on arguments and are the gateway's
+            /// to make (docs/policy.md, "Enforcement points").
+            #[inline]
+            pub const fn for_function(function: FunctionId) -> Option<Op> {
+                match function {
+                    $( FunctionId::$n2 => op_column!($o2), )*
+                    $( FunctionId::$n3 => op_column!($o3), )*
+                }
+            }
+        }
+    };
+}
+
+/// One cell of the `op` column: `-` is none.
+macro_rules! op_column {
+    (-) => {
+        None
+    };
+    ($op:ident) => {
+        Some(Op::$op)
+    };
+}
+
+crate::for_each_pkcs11_function!(op_for_function);
