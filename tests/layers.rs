@@ -90,14 +90,6 @@ const KNOWN_VIOLATIONS: &[Known] = &[
         to: "audit",
         why: "`Config::validate` parses `audit.syslog` with `audit::SyslogTarget::parse`",
     },
-    // Removed by the pipeline refactor: the `CK_RV` name table (`abi/rv.rs`, which
-    // uses nothing of the crate) moves under `error`.
-    Known {
-        from: "error",
-        to: "abi",
-        why: "error's messages name codes with `abi::rv_name` while `abi` returns \
-              `error::Result`: a cycle inside the bottom layer",
-    },
 ];
 
 /// Where `unsafe` may appear: a directory (ending in `/`) or a file.

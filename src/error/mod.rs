@@ -3,10 +3,14 @@
 //! A code returned by the real module travels as [`Error::Backend`] and is handed to
 //! the application unchanged: Keywarden never collapses a token's answer into
 //! `CKR_GENERAL_ERROR`. Messages never contain PINs, key material or data buffers.
+//! The names of `CK_RV` codes live here too (`rv_name`, re-exported by `abi`), as
+//! these messages name codes.
+
+mod rv;
 
 use pkcs11_sys::*;
 
-use crate::abi::rv_name;
+pub use rv::rv_name;
 
 /// Everything that can go wrong in Keywarden, each with a documented `CK_RV`.
 #[derive(Debug, thiserror::Error)]
