@@ -83,13 +83,6 @@ const KNOWN_VIOLATIONS: &[Known] = &[
         to: "audit",
         why: "`Error::Audit` wraps `audit::AuditError` and `Error::rv` inspects it",
     },
-    // Removed by the pipeline refactor: the syslog target syntax moves into `config`
-    // (or the audit engine validates its own section).
-    Known {
-        from: "config",
-        to: "audit",
-        why: "`Config::validate` parses `audit.syslog` with `audit::SyslogTarget::parse`",
-    },
 ];
 
 /// Where `unsafe` may appear: a directory (ending in `/`) or a file.

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod syslog;
+
+pub use syslog::SyslogTarget;
+
 /// The environment variable naming the configuration file.
 pub const CONF_ENV: &str = "KEYWARDEN_CONF";
 /// Where the configuration lives when `KEYWARDEN_CONF` is not set.
@@ -364,7 +368,9 @@ impl Config {
             .into_iter()
             .flatten()
         {
-            crate::audit::SyslogTarget::parse(target).map_err(|e| Error::Config(e.to_string()))?;
+            // Worded as the audit engine words it when it reads the section.
+            SyslogTarget::parse(target)
+                .map_err(|e| Error::Config(format!("audit configuration: {e}")))?;
         }
         if let PolicyMode::Enforce { file } = &self.policy.mode {
             absolute("policy.file", file)?;
