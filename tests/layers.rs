@@ -64,26 +64,11 @@ struct Known {
     why: &'static str,
 }
 
-/// Every dependency that runs against the layering today. Each one is removed by the
-/// pipeline refactor; when it is, this check fails until its entry is deleted here
-/// (and in docs/architecture.md), so the list only shrinks. Never add an entry for new
-/// code: put the item in the right layer instead.
-const KNOWN_VIOLATIONS: &[Known] = &[
-    // Removed by the pipeline refactor: the store's callers turn `StoreError` into
-    // `Error` themselves.
-    Known {
-        from: "error",
-        to: "store",
-        why: "`Error::Store` wraps `store::StoreError` (`#[from]`)",
-    },
-    // Removed by the pipeline refactor: the audit engine's callers turn `AuditError`
-    // into `Error`, choosing the `CK_RV` there.
-    Known {
-        from: "error",
-        to: "audit",
-        why: "`Error::Audit` wraps `audit::AuditError` and `Error::rv` inspects it",
-    },
-];
+/// Dependencies allowed to run against the layering: none, and the list may only
+/// shrink. An entry whose dependency no longer exists fails the check until it is
+/// deleted here (and in docs/architecture.md). Never add an entry for new code: put
+/// the item in the right layer instead.
+const KNOWN_VIOLATIONS: &[Known] = &[];
 
 /// Where `unsafe` may appear: a directory (ending in `/`) or a file.
 const UNSAFE_ALLOWED: &[&str] = &["src/ffi/", "src/backend/loader.rs"];
