@@ -9,9 +9,10 @@ mod mechanism;
 mod mechanism_buffers;
 mod names;
 mod outbuf;
-mod rv;
 mod template;
 
+// `CK_RV` names live with the error type, whose messages name codes.
+pub use crate::error::rv_name;
 pub use attributes::{fill_attribute, AttrOut};
 pub use mechanism::{GcmLayout, MechParams, MechanismSummary, MechanismView};
 pub use mechanism_buffers::check_inner_buffers;
@@ -21,7 +22,6 @@ pub use names::{
     mgf_name,
 };
 pub use outbuf::{write_counted, OutBuf};
-pub use rv::rv_name;
 pub use template::{Attr, EcCurve, Template};
 
 use pkcs11_sys::CK_ULONG;

@@ -83,10 +83,10 @@ pub fn bind(
     establish: impl FnOnce() -> Result<()>,
 ) -> Result<Binding> {
     let bound = store.audit_chain()?;
-    let mut trail = super::chain_id(dir).map_err(Error::Audit)?;
+    let mut trail = super::chain_id(dir).map_err(Error::from)?;
     if trail.is_none() && (bound.is_none() || replace) {
         establish()?;
-        trail = super::chain_id(dir).map_err(Error::Audit)?;
+        trail = super::chain_id(dir).map_err(Error::from)?;
     }
     let refuse = |bound: &str, trail: Option<&str>| {
         Error::Config(format!(

@@ -3,6 +3,10 @@
 
 use std::io;
 
+use pkcs11_sys::{CKR_DEVICE_ERROR, CKR_DEVICE_MEMORY, CKR_GENERAL_ERROR};
+
+use crate::error::{Error, Failure};
+
 /// What can go wrong while writing, sealing or reading the trail. `Clone`, because
 /// one failed batch answers every `required`-mode caller waiting on it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,3 +54,46 @@ impl AuditError {
 
 /// Shorthand for the engine's results.
 pub type AuditResult<T> = std::result::Result<T, AuditError>;
+
+/// The code a caller is refused with when its record cannot be written (in
+/// `required` mode) or the trail fails it otherwise.
+impl From<AuditError> for Error {
+    fn from(e: AuditError) -> Error {
+        let rv = match &e {
+            // "Insufficient memory on the token": the nearest code to "the token's
+            // log is full".
+            AuditError::DiskFull(_) => CKR_DEVICE_MEMORY,
+            // A bad `[audit]` setting or an unsafe trail file (fsguard) is the
+            // configuration's fault, as a bad store or config file is.
+            AuditError::Config(_) => CKR_GENERAL_ERROR,
+            _ => CKR_DEVICE_ERROR,
+        };
+        Error::Audit(Failure::new(rv, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_errors_have_documented_codes() {
+        assert_eq!(
+            Error::from(AuditError::DiskFull("x".into())).rv(),
+            CKR_DEVICE_MEMORY
+        );
+        assert_eq!(
+            Error::from(AuditError::Io("x".into())).rv(),
+            CKR_DEVICE_ERROR
+        );
+        assert_eq!(
+            Error::from(AuditError::Config("x".into())).rv(),
+            CKR_GENERAL_ERROR
+        );
+        let e = Error::from(AuditError::DiskFull("x".into()));
+        assert_eq!(e.to_string(), "audit trail full: x");
+        assert!(
+            matches!(&e, Error::Audit(f) if f.get::<AuditError>().is_some_and(AuditError::is_disk_full))
+        );
+    }
+}

@@ -38,6 +38,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 pub use crate::config::AuditMode as Mode;
+// The target's syntax is the configuration's, checked when the file is read.
+pub use crate::config::SyslogTarget;
 pub use binding::{bind, chain_id, Binding};
 pub use chain::{chain_id_of, HeadCheck, HeadInfo};
 pub use chain::{from_hex, to_hex, Digest, Tip, GENESIS};
@@ -58,7 +60,7 @@ pub use record::{
     SealEvent, Timestamp,
 };
 pub use seal::{HmacSealer, Seal, SealKeys, Sealer, HMAC_ALG};
-pub use syslog::{format_5424, SyslogTarget};
+pub use syslog::format_5424;
 pub use token_seal::{TokenSealer, SEAL_KEY_ID, SEAL_KEY_LABEL};
 pub use trail::{file_name, list_files, HEAD_FILE};
 pub use verify::{verify, verify_with, Expect, Location, Options, Problem, Report};
@@ -120,13 +122,9 @@ impl AuditConfig {
             max_file_bytes: s.rotate_mb.saturating_mul(1 << 20),
             seal_every_records: s.seal_every_records,
             seal_every: Duration::from_secs(s.seal_every_secs),
-            syslog: s.syslog.as_deref().map(SyslogTarget::parse).transpose()?,
+            syslog: syslog_target(s.syslog.as_deref())?,
             sharing: s.sharing().map_err(|e| AuditError::Config(e.to_string()))?,
-            seal_syslog: s
-                .seal_syslog
-                .as_deref()
-                .map(SyslogTarget::parse)
-                .transpose()?,
+            seal_syslog: syslog_target(s.seal_syslog.as_deref())?,
             ..AuditConfig::new(&s.dir)
         })
     }
@@ -140,6 +138,13 @@ impl AuditConfig {
             seal_rule: (self.seal_every_records.max(1), self.seal_every.as_secs()),
         }
     }
+}
+
+/// A `[audit] syslog`/`seal_syslog` setting, its syntax error as a configuration error.
+fn syslog_target(text: Option<&str>) -> AuditResult<Option<SyslogTarget>> {
+    text.map(SyslogTarget::parse)
+        .transpose()
+        .map_err(AuditError::Config)
 }
 
 /// The software sealer named by `[audit] seal_key_file`, if any.

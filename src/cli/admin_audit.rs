@@ -87,7 +87,7 @@ impl CliAudit {
         let store_dir = &config.store.dir;
         // Buffered mode: this command's records so far reach the trail (and name
         // its chain) before the chain is read.
-        au.log.flush().map_err(Error::Audit)?;
+        au.log.flush().map_err(Error::from)?;
         let began = std::cell::Cell::new(false);
         let binding = audit::bind(&au.dir, store_dir, store, replace, || {
             // A new trail: its first record says what it is for.
@@ -99,7 +99,7 @@ impl CliAudit {
                 )),
             );
             began.set(true);
-            au.log.flush().map_err(Error::Audit)
+            au.log.flush().map_err(Error::from)
         })?;
         if let (audit::Binding::Adopted { chain, previous }, false) = (binding, began.get()) {
             let detail = match previous {

@@ -149,7 +149,7 @@ fn parse_time(s: &str) -> std::result::Result<Timestamp, String> {
 }
 
 pub(super) fn audit_err(e: audit::AuditError) -> Error {
-    Error::Audit(e)
+    Error::from(e)
 }
 
 /// The audit directory and the configuration's `[audit]` section, if one was read.
@@ -273,11 +273,11 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
             let count = match output {
                 Some(path) => {
                     let file = std::fs::File::create(path)
-                        .map_err(|e| Error::Audit(audit::AuditError::io(path.display(), &e)))?;
+                        .map_err(|e| Error::from(audit::AuditError::io(path.display(), &e)))?;
                     let mut out = BufWriter::new(file);
                     let n = audit::export(&dir, &f, *format, &mut out).map_err(audit_err)?;
                     out.flush()
-                        .map_err(|e| Error::Audit(audit::AuditError::io(path.display(), &e)))?;
+                        .map_err(|e| Error::from(audit::AuditError::io(path.display(), &e)))?;
                     n
                 }
                 None => {

@@ -29,7 +29,7 @@ pub(super) fn tail(
     let stop = if follow { Some(stop_flag()?) } else { None };
     // Where following starts is fixed before the last records are read, so a record
     // written meanwhile is printed once: by the follow loop, not as a recent one.
-    let files = audit::list_files(dir).map_err(Error::Audit)?;
+    let files = audit::list_files(dir).map_err(Error::from)?;
     let mut cursor = match files.last() {
         Some(p) => {
             let (offset, line) = complete_prefix(p);
@@ -59,7 +59,7 @@ pub(super) fn tail(
         }
         before_cursor || cursor.path.as_os_str().is_empty()
     })
-    .map_err(Error::Audit)?;
+    .map_err(Error::from)?;
     // Lines that are not records are reported now, and again when following ends.
     let warned = super::audit::skipped_exit(&skipped);
     let done = |skipped: &audit::Skipped| {
@@ -94,7 +94,7 @@ pub(super) fn tail(
         }
         if !progressed {
             // Nothing new here: move on if a newer file has started.
-            let files = audit::list_files(dir).map_err(Error::Audit)?;
+            let files = audit::list_files(dir).map_err(Error::from)?;
             if let Some(next) = files.iter().find(|p| **p > cursor.path) {
                 cursor = Cursor {
                     path: next.clone(),
@@ -143,7 +143,7 @@ impl Cursor {
         if self.path.as_os_str().is_empty() || len(&self.path) <= self.offset {
             return Ok(false);
         }
-        let io = |e: std::io::Error| Error::Audit(audit::AuditError::io(self.path.display(), &e));
+        let io = |e: std::io::Error| Error::from(audit::AuditError::io(self.path.display(), &e));
         let mut file = crate::fsguard::open_nofollow(&self.path).map_err(io)?;
         file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
         let mut fresh = Vec::new();

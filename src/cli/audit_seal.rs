@@ -127,7 +127,7 @@ pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, Pa
         },
     };
     let point = ec_point(&session, public)?;
-    let verifier = EcdsaVerifier::from_point(&point).map_err(Error::Audit)?;
+    let verifier = EcdsaVerifier::from_point(&point).map_err(Error::from)?;
     self_test(&session, &verifier)?;
     let file = SealPubFile::new(&verifier.point(), Some(req.token));
     // Relative to the checked directory, never through a link planted in it.
@@ -135,7 +135,7 @@ pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, Pa
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let rendered = file.render().map_err(Error::Audit)?;
+    let rendered = file.render().map_err(Error::from)?;
     crate::fsguard::GuardedDir::create(req.audit_dir, req.sharing)
         .and_then(|d| d.replace(&name, rendered.as_bytes()))
         .map_err(|e| Error::Config(format!("cannot write {}: {e}", pub_path.display())))?;
@@ -160,7 +160,7 @@ fn replace_lost_key(session: &Session, req: &SealKeyRequest<'_>, pub_path: &Path
             .map_err(fail("C_DestroyObject (the lost key's public half)"))?;
     }
     if pub_path.exists() {
-        let old = EcdsaVerifier::from_file(pub_path).map_err(Error::Audit)?;
+        let old = EcdsaVerifier::from_file(pub_path).map_err(Error::from)?;
         let kept = req
             .audit_dir
             .join(format!("{RETIRED_PREFIX}{}.pub", old.key_id()));
@@ -249,5 +249,5 @@ fn self_test(session: &Session, verifier: &EcdsaVerifier) -> Result<()> {
     let sig = session
         .sign(&Mechanism::Ecdsa, private, &seal_digest(&head))
         .map_err(fail("C_Sign (self-test)"))?;
-    verifier.check(&head, &sig).map_err(Error::Audit)
+    verifier.check(&head, &sig).map_err(Error::from)
 }

@@ -24,7 +24,7 @@ pub(super) fn bind_store(
     store: &dyn crate::store::Store,
 ) -> Result<()> {
     // Buffered mode: the start records must be on disk for the chain id to be read.
-    audit.flush().map_err(Error::Audit)?;
+    audit.flush().map_err(Error::from)?;
     let store_dir = &config.store.dir;
     let binding = crate::audit::bind(&config.audit.dir, store_dir, store, false, || Ok(()))?;
     if let Binding::Adopted { chain, .. } = binding {
@@ -59,7 +59,7 @@ impl Enforcer {
             return Ok(());
         };
         ev.actor = self.actor(call);
-        trail.append(ev).map_err(Error::Audit).inspect_err(|e| {
+        trail.append(ev).map_err(Error::from).inspect_err(|e| {
             log::error!(
                 "{}: lifecycle audit record not written: {e}",
                 call.function.name()

@@ -190,7 +190,7 @@ impl Gateway {
         self.backend.finalize()?;
         match audited {
             Err(e) if self.audit.log().mode() == crate::audit::Mode::Required => {
-                Err(Error::Audit(e))
+                Err(Error::from(e))
             }
             _ => Ok(()),
         }

@@ -219,7 +219,7 @@ impl Recorder {
     }
 
     fn append(&self, event: impl Into<crate::audit::Event>) -> Result<()> {
-        self.log.append(event).map_err(Error::Audit)
+        self.log.append(event).map_err(Error::from)
     }
 
     /// An administrative record of the module (`lifecycle_audit.rs`: the store's

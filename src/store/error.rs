@@ -2,15 +2,19 @@
 //!
 //! Every failure to reach a trustworthy store is an error, never a default: the module
 //! refuses whatever needs the store (fail closed). In the crate-wide [`crate::Error`]
-//! they travel as `Error::Store` and are reported to PKCS#11 callers as
-//! `CKR_GENERAL_ERROR` — the code the spec keeps for "the module cannot go on", the same
-//! one a broken configuration gets. The lifecycle and identity layers that call the
+//! they travel as `Error::Store` (the `From` impl below) and are reported to PKCS#11
+//! callers as `CKR_GENERAL_ERROR` — the code the spec keeps for "the module cannot go
+//! on", the same one a broken configuration gets. The lifecycle and identity layers that call the
 //! store decide the *logical* answers themselves (a wrong named PIN is
 //! `CKR_PIN_INCORRECT`, from `Ok(None)`, not from an error here).
 //!
 //! Messages name the file and the remedy; they never contain secrets or hashes.
 
 use std::path::PathBuf;
+
+use pkcs11_sys::CKR_GENERAL_ERROR;
+
+use crate::error::{Error, Failure};
 
 /// Why the store refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,4 +92,24 @@ pub enum StoreError {
         /// What was reported.
         detail: String,
     },
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        Error::Store(Failure::new(CKR_GENERAL_ERROR, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_are_general_errors() {
+        let locked = StoreError::Locked {
+            path: "/s/keywarden.db".into(),
+            timeout_ms: 2000,
+        };
+        assert_eq!(Error::from(locked).rv(), CKR_GENERAL_ERROR);
+    }
 }

@@ -293,7 +293,7 @@ fn change(cx: &Ctx, au: &CliAudit, command: KeysCommand) -> Result<ExitCode> {
 
 fn rotate_err(e: RotateError) -> Error {
     match e {
-        RotateError::Store(s) => Error::Store(s),
+        RotateError::Store(s) => Error::from(s),
         other => Error::Config(other.to_string()),
     }
 }

@@ -3,10 +3,14 @@
 //! A code returned by the real module travels as [`Error::Backend`] and is handed to
 //! the application unchanged: Keywarden never collapses a token's answer into
 //! `CKR_GENERAL_ERROR`. Messages never contain PINs, key material or data buffers.
+//! The names of `CK_RV` codes live here too (`rv_name`, re-exported by `abi`), as
+//! these messages name codes.
+
+mod rv;
 
 use pkcs11_sys::*;
 
-use crate::abi::rv_name;
+pub use rv::rv_name;
 
 /// Everything that can go wrong in Keywarden, each with a documented `CK_RV`.
 #[derive(Debug, thiserror::Error)]
@@ -44,16 +48,18 @@ pub enum Error {
     Load(String),
     /// The metadata store is unusable or refused a change (missing, locked too long,
     /// read-only, corrupt, newer schema, conflict). Operations that need the store
-    /// fail closed with `CKR_GENERAL_ERROR`; see `store::StoreError`.
+    /// fail closed with `CKR_GENERAL_ERROR`; see `store::StoreError`, whose `From`
+    /// impl (in `store`) builds this variant.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(Failure),
     /// The audit record of an operation could not be written in `required` mode:
     /// the operation is refused (fail closed). A full trail is
     /// `CKR_DEVICE_MEMORY` ("insufficient memory on the token", the nearest code to
     /// "the token's log is full"), a bad `[audit]` setting or an unsafe trail file
-    /// (`AuditError::Config`) `CKR_GENERAL_ERROR`, any other failure `CKR_DEVICE_ERROR`.
-    #[error("{0}")]
-    Audit(#[from] crate::audit::AuditError),
+    /// (`AuditError::Config`) `CKR_GENERAL_ERROR`, any other failure `CKR_DEVICE_ERROR`:
+    /// the `From<AuditError>` impl (in `audit`) chooses the code.
+    #[error(transparent)]
+    Audit(Failure),
     /// The policy or the lifecycle refused the call: the documented code of the
     /// refusal (docs/policy.md, "Operations and refusal codes") and the rule that
     /// decided. The decision only builds it; the gateway logs and records it, once,
@@ -93,7 +99,8 @@ pub struct RefusalDetail {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The `CK_RV` this error is reported as. This is the one mapping.
+    /// The `CK_RV` this error is reported as. This is the one mapping; a store or
+    /// audit failure carries the code its `From` impl chose.
     pub fn rv(&self) -> CK_RV {
         match self {
             Error::Backend(rv) => *rv,
@@ -104,15 +111,57 @@ impl Error {
             Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
             Error::BufferTooSmall => CKR_BUFFER_TOO_SMALL,
             Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
-            Error::Audit(e) if e.is_disk_full() => CKR_DEVICE_MEMORY,
-            // A bad `[audit]` setting or an unsafe trail file (fsguard) is the
-            // configuration's fault, as a bad store or config file is.
-            Error::Audit(crate::audit::AuditError::Config(_)) => CKR_GENERAL_ERROR,
-            Error::Audit(_) => CKR_DEVICE_ERROR,
-            Error::Config(_) | Error::Load(_) | Error::Store(_) | Error::Internal(_) => {
-                CKR_GENERAL_ERROR
-            }
+            Error::Store(f) | Error::Audit(f) => f.rv(),
+            Error::Config(_) | Error::Load(_) | Error::Internal(_) => CKR_GENERAL_ERROR,
         }
+    }
+}
+
+/// The error of a module above this layer (the metadata store, the audit engine),
+/// with the `CK_RV` that module chose for it when it converted the error (its
+/// `From` impl for [`Error`]): so this layer needs none of their types. The message
+/// and `Debug` are the original error's; [`Failure::get`] gives the original back
+/// to code that knows its type.
+pub struct Failure {
+    rv: CK_RV,
+    cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Failure {
+    /// `cause`, to be reported as `rv`.
+    pub fn new(rv: CK_RV, cause: impl std::error::Error + Send + Sync + 'static) -> Failure {
+        Failure {
+            rv,
+            cause: Box::new(cause),
+        }
+    }
+
+    /// The code chosen for the failure.
+    pub fn rv(&self) -> CK_RV {
+        self.rv
+    }
+
+    /// The original error, if it is an `E`.
+    pub fn get<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.cause.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.cause, f)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.cause, f)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
     }
 }
 
@@ -148,20 +197,20 @@ mod tests {
         assert_eq!(Error::Config("x".into()).rv(), CKR_GENERAL_ERROR);
         assert_eq!(Error::NotInitialized.rv(), CKR_CRYPTOKI_NOT_INITIALIZED);
         assert_eq!(Error::ArgumentsBad("p").rv(), CKR_ARGUMENTS_BAD);
-        let locked = crate::store::StoreError::Locked {
-            path: "/s/keywarden.db".into(),
-            timeout_ms: 2000,
-        };
-        assert_eq!(Error::from(locked).rv(), CKR_GENERAL_ERROR);
-        use crate::audit::AuditError;
-        assert_eq!(
-            Error::from(AuditError::DiskFull("x".into())).rv(),
-            CKR_DEVICE_MEMORY
-        );
-        assert_eq!(
-            Error::from(AuditError::Io("x".into())).rv(),
-            CKR_DEVICE_ERROR
-        );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the cause's message")]
+    struct Cause;
+
+    #[test]
+    fn a_failure_keeps_its_code_message_debug_and_cause() {
+        let e = Error::Audit(Failure::new(CKR_DEVICE_MEMORY, Cause));
+        assert_eq!(e.rv(), CKR_DEVICE_MEMORY);
+        assert_eq!(e.to_string(), "the cause's message");
+        assert_eq!(format!("{e:?}"), "Audit(Cause)");
+        assert!(matches!(&e, Error::Audit(f) if f.get::<Cause>().is_some()));
+        assert!(matches!(&e, Error::Audit(f) if f.get::<std::io::Error>().is_none()));
     }
 
     #[test]
