@@ -7,10 +7,10 @@ use super::args::{in_template, out_array, out_ref, out_template};
 use super::boundary::{forward, with_gateway};
 use super::decode::{template_from_raw, with_forced};
 use super::output::handles_if_recorded;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::functions::FunctionId as F;
 use crate::gateway::{Call, CreateArgs};
-use crate::policy::{is_secret_attribute, CreationKind};
+use crate::policy::CreationKind;
 
 /// `C_CreateObject`
 pub(super) unsafe fn C_CreateObject(
@@ -125,7 +125,8 @@ pub(super) unsafe fn C_GetObjectSize(
 }
 
 /// `C_GetAttributeValue`: the token fills the caller's template in place and applies
-/// the per-attribute rules itself; its code comes back unchanged.
+/// the per-attribute rules itself; its code comes back unchanged. Secret-valued
+/// attributes the policy withholds are the gateway's (`Gateway::get_attributes`).
 pub(super) unsafe fn C_GetAttributeValue(
     hSession: CK_SESSION_HANDLE,
     hObject: CK_OBJECT_HANDLE,
@@ -136,43 +137,9 @@ pub(super) unsafe fn C_GetAttributeValue(
     // SAFETY: caller's contract: ulCount attributes, read and written in place.
     let template = unsafe { out_template(&call, pTemplate, ulCount) }?;
     with_gateway(|gw| {
-        let asks_secret = gw.enforcing()
-            && template
-                .as_deref()
-                .is_some_and(|t| t.iter().any(|a| is_secret_attribute(a.type_)));
-        let template = match template {
-            Some(t) if asks_secret && !gw.may_read_secret(call)? => t,
-            other => return gw.call(call, |b| b.get_attribute_value(hSession, hObject, other)),
-        };
-        // Refused: the token is asked only for the lengths of the secret
-        // attributes (NULL pValue) and the caller sees them as unavailable.
-        let mut copy: Vec<CK_ATTRIBUTE> = template
-            .iter()
-            .map(|a| {
-                if is_secret_attribute(a.type_) {
-                    CK_ATTRIBUTE {
-                        pValue: std::ptr::null_mut(),
-                        ulValueLen: 0,
-                        ..*a
-                    }
-                } else {
-                    *a
-                }
-            })
-            .collect();
-        let result = gw.call(call, |b| {
-            b.get_attribute_value(hSession, hObject, Some(&mut copy))
-        });
-        for (dst, src) in template.iter_mut().zip(&copy) {
-            dst.ulValueLen = if is_secret_attribute(dst.type_) {
-                CK_UNAVAILABLE_INFORMATION
-            } else {
-                src.ulValueLen
-            };
-        }
-        // §5.7: with several per-attribute problems any of their codes may be
-        // returned; a token error wins, else the refusal's code.
-        result.and(Err(Error::Backend(CKR_ATTRIBUTE_SENSITIVE)))
+        gw.get_attributes(call, template, |b, t| {
+            b.get_attribute_value(hSession, hObject, t)
+        })
     })
 }
 

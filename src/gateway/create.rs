@@ -11,7 +11,7 @@ use pkcs11_sys::*;
 use super::{Call, Gateway};
 use crate::abi::Template;
 use crate::backend::Backend;
-use crate::error::{check_rv, Error, Result};
+use crate::error::{check_rv, Result};
 use crate::policy::{Creation, CreationKind, Op};
 
 /// The new objects a creation made: one, or a key pair's (public, private).
@@ -273,27 +273,5 @@ impl Gateway {
         let rv = forward(&self.backend);
         self.guard_edited(&call);
         check_rv(rv)
-    }
-
-    /// `C_GetAttributeValue` of secret-valued attributes in enforce mode: whether
-    /// `read-sensitive-attribute` is allowed on the object. A refusal is logged
-    /// here; the front end then withholds just those attributes
-    /// (`CK_UNAVAILABLE_INFORMATION`, `CKR_ATTRIBUTE_SENSITIVE`, §5.7).
-    pub fn may_read_secret(&self, call: Call) -> Result<bool> {
-        let Some(e) = &self.enforcer else {
-            return Ok(true);
-        };
-        let decided = e.decide_key(
-            &self.backend,
-            &call,
-            Op::ReadSensitive,
-            Some(call.object.unwrap_or(CK_INVALID_HANDLE)),
-        );
-        // A refusal is recorded, and answered by withholding the attributes.
-        match self.settle(&call, decided) {
-            Ok(()) => Ok(true),
-            Err(Error::Refused { .. }) => Ok(false),
-            Err(other) => Err(other),
-        }
     }
 }

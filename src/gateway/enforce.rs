@@ -109,7 +109,7 @@ impl Enforcer {
     /// Records policy reloads and the enforcer's lifecycle changes in `trail`.
     pub(super) fn attach_trail(&mut self, trail: &Arc<crate::audit::AuditLog>) {
         self.policy
-            .set_observer(super::record::reload_observer(Arc::clone(trail)));
+            .set_observer(super::recorder::reload_observer(Arc::clone(trail)));
         self.trail = Some(Arc::clone(trail));
     }
 

@@ -8,7 +8,7 @@
 
 use pkcs11_sys::CK_INVALID_HANDLE;
 
-use super::record::Recorder;
+use super::recorder::Recorder;
 use super::{Call, Enforcer};
 use crate::audit::{AdminEvent, Binding, LifecycleEvent, Outcome, ProcessInfo};
 use crate::config::Config;

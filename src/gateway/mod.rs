@@ -11,6 +11,7 @@
 //! (`lifecycle_guard.rs`), and a call that uses no key costs the descriptor, one
 //! branch and one closure call.
 
+mod attributes;
 mod create;
 mod decision_memo;
 mod enforce;
@@ -21,7 +22,7 @@ mod lifecycle;
 mod lifecycle_audit;
 mod lifecycle_guard;
 mod named;
-mod record;
+mod recorder;
 mod register;
 mod seal_key;
 mod session_table;
@@ -36,14 +37,14 @@ use pkcs11_sys::*;
 pub use crate::call::Call;
 pub use create::{unwrap_bits_hint, Additions, CreateArgs, NewObjects};
 pub use enforce::Enforcer;
-pub use record::Io;
+pub use recorder::Io;
 
 use crate::backend::{Backend, InitOutcome};
 use crate::config::{Config, PolicyMode};
 use crate::error::{check_rv, Error, Result};
 use crate::functions::{FnClass, FunctionId};
 use facts_cache::FactsCache;
-use record::Recorder;
+use recorder::Recorder;
 use session_table::SessionTable;
 
 /// The classes whose calls a policy decides before forwarding: where a refusal
@@ -107,7 +108,7 @@ impl Gateway {
         };
         let backend = Arc::new(Backend::load(&config.backend.module)?);
         let init_outcome = backend.initialize()?;
-        let context = record::Context {
+        let context = recorder::Context {
             sessions: Arc::clone(&sessions),
             facts: Arc::clone(&facts),
             policy: enforcer.as_ref().map(|e| Arc::clone(e.policy_handle())),
@@ -233,7 +234,7 @@ impl Gateway {
     }
 
     /// Runs `body` (a call's decision and forward) between the audit trail's
-    /// `before` and `after` (src/gateway/record.rs): one `match` for calls that are
+    /// `before` and `after` (src/gateway/recorder/): one `match` for calls that are
     /// not recorded.
     #[inline]
     fn recorded(&self, call: &Call, body: impl FnOnce() -> Result<()>) -> Result<()> {

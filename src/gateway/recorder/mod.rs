@@ -1,4 +1,4 @@
-//! The gateway's side of the audit trail: which calls are recorded, and what each
+//! The record stage of a call's path, the gateway's side of the audit trail: which calls are recorded, and what each
 //! record says (docs/audit.md, "What the gateway records").
 //!
 //! The engine (`crate::audit`) writes, chains and seals records; this file decides
@@ -19,21 +19,24 @@ use std::time::Instant;
 use parking_lot::RwLock;
 use pkcs11_sys::*;
 
-use super::facts_cache::FactsCache;
-use super::lifecycle::Lifecycle;
-use super::session_table::SessionTable;
+mod context;
+mod reloads;
+
+pub(super) use context::Context;
+use context::NamedFacts;
+pub(super) use reloads::{reload_event, reload_observer};
+
 use super::Call;
 use crate::abi::MechanismSummary;
 use crate::audit::{
-    AuditConfig, AuditLog, AuditResult, KeyRef, ModuleEvent, ModuleWhat, OpEvent, OpKind,
-    OpTracker, Outcome, ReloadEvent, ReloadWhat,
+    AuditConfig, AuditLog, AuditResult, ModuleEvent, ModuleWhat, OpEvent, OpKind, OpTracker,
+    ReloadWhat,
 };
 use crate::backend::Backend;
 use crate::config::{AuditLevel, Config, PolicyMode};
 use crate::error::{Error, RefusalDetail, Result};
 use crate::fasthash::FastHash;
 use crate::functions::{Effect, FunctionId as F, RecordKind};
-use crate::policy::{KeyFacts, PolicyHandle};
 
 /// What the front end knows about a data call's buffers: lengths, never contents.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -94,67 +97,6 @@ pub(super) struct Recorder {
     ctx: Context,
     /// Shared label and id strings per handle, with the facts they came from.
     names: RwLock<HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), NamedFacts, FastHash>>,
-}
-
-/// What a record's context is read from: the gateway's own state, shared. The
-/// recorder reads it and never changes it (the gateway follows sessions and
-/// objects, `follow.rs`).
-#[derive(Debug)]
-pub(super) struct Context {
-    pub(super) sessions: Arc<SessionTable>,
-    pub(super) facts: Arc<FactsCache>,
-    /// Enforce mode: a named session's roles are named under the active policy.
-    pub(super) policy: Option<Arc<PolicyHandle>>,
-    /// Enforce mode: a managed key's version, from the lifecycle index in memory
-    /// (transparent mode names no version: it does not read the store per call).
-    pub(super) versions: Option<Arc<Lifecycle>>,
-}
-
-/// The facts a key's shared names were made from, and the names.
-type NamedFacts = (Arc<KeyFacts>, KeyNames);
-
-type KeyNames = (Option<Arc<str>>, Option<Arc<[u8]>>, Option<u32>);
-
-/// Bound of the name cache (cleared when reached: handles of destroyed objects
-/// would otherwise accumulate).
-const NAMES_MAX: usize = 4096;
-
-fn sha256_of(path: &std::path::Path) -> Option<String> {
-    use sha2::Digest as _;
-    let bytes = std::fs::read(path).ok()?;
-    Some(crate::audit::to_hex(&sha2::Sha256::digest(&bytes)))
-}
-
-/// A reload record for a file that was read (or refused).
-pub(super) fn reload_event(
-    what: ReloadWhat,
-    path: &std::path::Path,
-    detail: Option<String>,
-) -> ReloadEvent {
-    ReloadEvent {
-        what,
-        path: path.display().to_string(),
-        sha256: sha256_of(path),
-        outcome: if detail.is_none() {
-            Outcome::Ok
-        } else {
-            Outcome::Error
-        },
-        detail,
-    }
-}
-
-/// The policy handle's observer: a record per reload, and per refused edit.
-pub(super) fn reload_observer(log: Arc<AuditLog>) -> crate::policy::ReloadObserver {
-    Box::new(move |path, reload| {
-        let detail = match reload {
-            crate::policy::Reload::Failed(why) => Some(why.clone()),
-            _ => None,
-        };
-        if let Err(e) = log.append(reload_event(ReloadWhat::Policy, path, detail)) {
-            log::error!("audit: policy reload not recorded: {e}");
-        }
-    })
 }
 
 impl Recorder {
@@ -260,103 +202,6 @@ impl Recorder {
         if let Err(e) = self.log.append(m) {
             log::error!("audit: could not record a module error: {e}");
         }
-    }
-
-    /// The serial number of `slot`'s token (the session table keeps it).
-    fn serial(&self, slot: CK_SLOT_ID) -> Option<Arc<str>> {
-        self.ctx.sessions.serial(slot, || {
-            super::session_table::read_serial(&self.backend, slot)
-        })
-    }
-
-    /// Label, `CKA_ID` of a key. `read`: may ask the token (one
-    /// `C_GetAttributeValue`, once per handle); else only what is cached.
-    fn key(
-        &self,
-        slot: CK_SLOT_ID,
-        session: CK_SESSION_HANDLE,
-        object: CK_OBJECT_HANDLE,
-        read: bool,
-    ) -> Option<KeyRef> {
-        let cache = &self.ctx.facts;
-        let facts = match cache.peek(slot, object) {
-            Some(f) => f,
-            None if read => cache.get(&self.backend, slot, session, object).ok()?,
-            None => return None,
-        };
-        let (label, id, version) = self.names(slot, object, &facts);
-        Some(KeyRef { label, id, version })
-    }
-
-    /// The shared label and id strings of a key and its managed version (enforce
-    /// mode: from the lifecycle index in memory; transparent mode does not read
-    /// the store per call), made once per facts entry: a record then costs
-    /// reference counts, not allocations freed on the writer's thread. An entry is
-    /// reused only while the facts cache holds the same facts for the handle, so
-    /// an edited or re-created object is named afresh; a version is that of the
-    /// handle's first recorded use (a `CKA_ID` names one version for good).
-    fn names(&self, slot: CK_SLOT_ID, object: CK_OBJECT_HANDLE, facts: &Arc<KeyFacts>) -> KeyNames {
-        if let Some((f, names)) = self.names.read().get(&(slot, object)) {
-            if Arc::ptr_eq(f, facts) {
-                return names.clone();
-            }
-        }
-        let version = self.ctx.versions.as_ref().and_then(|lc| {
-            let view = lc.view_for_search(&self.backend, slot)?;
-            view.lookup(facts).map(|m| m.version.version)
-        });
-        let names: KeyNames = (
-            facts.label.as_deref().map(Arc::from),
-            facts.id.as_deref().map(Arc::from),
-            version,
-        );
-        let mut map = self.names.write();
-        if map.len() >= NAMES_MAX {
-            map.clear();
-        }
-        map.insert((slot, object), (Arc::clone(facts), names.clone()));
-        names
-    }
-
-    /// The record's context: slot, token, session, identity and role, key.
-    fn context(&self, call: &Call, rv: CK_RV, read_key: bool) -> OpEvent {
-        let mut ev = OpEvent::from_call(call, rv);
-        let located = match (call.slot, call.session) {
-            (Some(slot), _) => Some((slot, self.serial(slot))),
-            (None, Some(session)) => self.ctx.sessions.place(session).map(|p| (p.slot, p.serial)),
-            (None, None) => None,
-        };
-        if let Some((slot, serial)) = located {
-            // CK_ULONG is u64 here but 32 bits wide on other targets.
-            #[allow(clippy::useless_conversion)]
-            {
-                ev.slot = Some(u64::from(slot));
-            }
-            ev.token = serial;
-            if let (Some(session), Some(object)) = (call.session, call.object) {
-                if let Some(k) = self.key(slot, session, object, read_key) {
-                    ev.set_key(k);
-                }
-            }
-        }
-        // Only a named login gives a subject an identity (a flag read, not a
-        // session look-up, until the first one).
-        let named = self
-            .ctx
-            .policy
-            .as_ref()
-            .filter(|_| self.ctx.sessions.any_named_login());
-        if let (Some(policy), Some(session)) = (named, call.session) {
-            let p = policy.load();
-            if let Some((_, subject)) = self.ctx.sessions.subject(&p, session) {
-                if let Some(id) = &subject.principal().identity {
-                    let roles = subject.role_names(&p);
-                    let role = (!roles.is_empty()).then(|| roles.join(","));
-                    ev = ev.with_identity(id.name.as_str(), role.map(Into::into));
-                }
-            }
-        }
-        ev
     }
 
     /// A refusal, whatever stage made it: logged with its rule, operation and
@@ -564,37 +409,6 @@ impl Recorder {
                 })
                 .collect(),
             _ => Vec::new(),
-        }
-    }
-
-    /// A creating call succeeded: its pending record names the new object (a key
-    /// pair's private key), read after the call through the facts cache (one
-    /// `C_GetAttributeValue` of non-secret attributes, no lock held over it), with
-    /// its managed version in enforce mode (a registration is in the index by now).
-    /// The creating path has dropped whatever the cache held under the new handles.
-    pub(super) fn name_created(
-        &self,
-        call: &Call,
-        pending: Option<&mut Pending>,
-        created: &super::NewObjects,
-    ) {
-        let Some(Pending::Call {
-            event: Some(ev), ..
-        }) = pending
-        else {
-            return;
-        };
-        let Some(object) = created[1].or(created[0]) else {
-            return;
-        };
-        let (Some(session), Some(slot)) = (
-            call.session,
-            call.session.and_then(|s| self.ctx.sessions.slot_of(s)),
-        ) else {
-            return;
-        };
-        if let Some(k) = self.key(slot, session, object, true) {
-            ev.set_new_key(k);
         }
     }
 }
