@@ -673,7 +673,7 @@ impl super::Enforcer {
             let session = backend
                 .open_helper_session_rw(slot)
                 .map_err(|e| format!("helper session: {e}"))?;
-            let token = super::token_ops::BackendToken {
+            let token = crate::lifecycle::BackendToken {
                 session,
                 serial: serial.to_owned(),
             };

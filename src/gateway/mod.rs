@@ -24,7 +24,6 @@ mod record;
 mod register;
 mod seal_key;
 mod sessions;
-mod token_ops;
 mod unsupported;
 mod versions;
 

@@ -121,7 +121,7 @@ impl Enforcer {
             add_private: private_id.is_none(),
             add_public: pair && public_id.is_none(),
             id,
-            start_date: super::token_ops::ck_date(self.lifecycle.now()),
+            start_date: crate::lifecycle::ck_date(self.lifecycle.now()),
         }))
     }
 

@@ -6,10 +6,13 @@
 //! - this file: [`permits`] (the per-operation state check the gateway calls on
 //!   the hot path) and [`due`] / [`schedule`];
 //! - `token`: [`TokenOps`], what rotation, adoption and destruction need of a token;
+//! - `backend_token`: `BackendToken`, [`TokenOps`] over the loaded backend (the
+//!   module's automatic rotation);
 //! - `rotate`: [`rotate`], [`reconcile`], [`RotationLock`], [`new_cka_id`];
 //! - `index`: [`LifecycleIndex`], the gateway's cached view (lookups by `CKA_ID`,
 //!   label-search hiding, the per-operation check).
 
+mod backend_token;
 mod index;
 mod rotate;
 mod token;
@@ -17,6 +20,8 @@ mod token;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use backend_token::BackendToken;
+pub use backend_token::ck_date;
 pub use index::{current_version, key_facts, LifecycleIndex};
 pub use rotate::{
     is_rotation_id, new_cka_id, reconcile, rotate, Orphan, RotateError, RotateOutcome,

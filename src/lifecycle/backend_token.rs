@@ -7,7 +7,7 @@ use pkcs11_sys::*;
 
 use crate::abi::{key_type_from_name, key_type_name, EcCurve};
 use crate::backend::{FindAttr, HelperSession};
-use crate::lifecycle::{KeyShape, TokenError, TokenObject, TokenOps};
+use super::token::{KeyShape, TokenError, TokenObject, TokenOps};
 use crate::store::UnixTime;
 
 /// The boolean usage and protection attributes a rotation copies.
@@ -25,9 +25,9 @@ const FLAGS: [CK_ATTRIBUTE_TYPE; 10] = [
 ];
 
 /// One token, through a helper session.
-pub(super) struct BackendToken<'a> {
-    pub(super) session: HelperSession<'a>,
-    pub(super) serial: String,
+pub(crate) struct BackendToken<'a> {
+    pub(crate) session: HelperSession<'a>,
+    pub(crate) serial: String,
 }
 
 fn terr(what: &'static str) -> impl Fn(crate::error::Error) -> TokenError {
@@ -39,7 +39,7 @@ fn ulong_of(b: &[u8]) -> Option<CK_ULONG> {
 }
 
 /// `CK_DATE` ("YYYYMMDD", UTC) of a Unix time (days-to-civil, H. Hinnant).
-pub(super) fn ck_date(t: UnixTime) -> Vec<u8> {
+pub fn ck_date(t: UnixTime) -> Vec<u8> {
     let (y, m, d) = crate::store::civil_date(t);
     format!("{y:04}{m:02}{d:02}").into_bytes()
 }
