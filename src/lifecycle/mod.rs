@@ -6,6 +6,8 @@
 //! - this file: [`permits`] (the per-operation state check the gateway calls on
 //!   the hot path) and [`due`] / [`schedule`];
 //! - `token`: [`TokenOps`], what rotation, adoption and destruction need of a token;
+//! - `shape`: [`KeyShape`], [`COPIED_FLAGS`] and [`KeyShape::generation`], what
+//!   "the same key again" is for every [`TokenOps`];
 //! - `backend_token`: `BackendToken`, [`TokenOps`] over the loaded backend (the
 //!   module's automatic rotation);
 //! - `rotate`: [`rotate`], [`reconcile`], [`RotationLock`], [`new_cka_id`];
@@ -15,6 +17,7 @@
 mod backend_token;
 mod index;
 mod rotate;
+mod shape;
 mod token;
 
 #[cfg(test)]
@@ -27,7 +30,8 @@ pub use rotate::{
     is_rotation_id, new_cka_id, reconcile, rotate, Orphan, RotateError, RotateOutcome,
     RotationLock, FAULT_ENV, LOCK_FILE, ROTATION_ID_MAGIC,
 };
-pub use token::{KeyShape, TokenError, TokenObject, TokenOps};
+pub use shape::{Generation, KeyGen, KeyShape, TemplateAttr, COPIED_FLAGS};
+pub use token::{TokenError, TokenObject, TokenOps};
 
 use pkcs11_sys::{CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID, CK_RV};
 
