@@ -9,7 +9,6 @@ use std::sync::Arc;
 use pkcs11_sys::*;
 
 use super::decision_memo::{Basis, DecisionMemo, Kept};
-use super::lifecycle::{LcRefusal, Lifecycle};
 use super::objects::{FactsCache, FactsError};
 use super::sessions::Sessions;
 use super::Call;
@@ -17,6 +16,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::functions::FunctionId as F;
 use crate::identity::ProcessFacts;
+use crate::lifecycle::{LcRefusal, LifecycleRuntime, View};
 use crate::policy::{Decision, KeyFacts, Login, Op, Policy, PolicyHandle, Request, Subject};
 
 /// The functions whose allowed decisions a session keeps: the `*Init`s (the
@@ -41,7 +41,7 @@ pub struct Enforcer {
     pub(super) facts: FactsCache,
     /// States, rotation and usage of managed keys (docs/lifecycle.md): the
     /// gateway's, shared.
-    pub(super) lifecycle: Arc<Lifecycle>,
+    pub(super) lifecycle: Arc<LifecycleRuntime>,
     /// The audit trail, which records every refusal (set by `Gateway::start`).
     pub(super) audit: Option<Arc<super::record::Recorder>>,
     /// Each session's last allowed key-use decision.
@@ -54,7 +54,7 @@ impl Enforcer {
     pub(super) fn open(
         file: &std::path::Path,
         config: &crate::config::Config,
-        lifecycle: Arc<Lifecycle>,
+        lifecycle: Arc<LifecycleRuntime>,
     ) -> Result<Enforcer> {
         let policy = PolicyHandle::open(file, Arc::clone(&lifecycle.clock)).map_err(|e| {
             Error::Config(format!(
@@ -253,7 +253,7 @@ impl Enforcer {
             }
         }
         let managed = view.lookup(&facts);
-        let enriched = super::lifecycle::View::enrich(Arc::clone(&facts), managed.as_ref());
+        let enriched = View::enrich(Arc::clone(&facts), managed.as_ref());
         let d = p.decide(&Request {
             subject: &subject,
             op,

@@ -62,7 +62,7 @@ pub struct Gateway {
     /// States and usage of managed keys, in both policy modes (the store is
     /// required in both): the enforcer's in enforce mode, `lifecycle_guard.rs`'s
     /// in transparent mode.
-    lifecycle: Arc<lifecycle::Lifecycle>,
+    lifecycle: Arc<crate::lifecycle::LifecycleRuntime>,
     /// The audit trail: on in both policy modes (`[audit]` is required).
     audit: Arc<Recorder>,
     /// With `[audit] seal_token`: the seal key's objects are refused to callers.
@@ -80,8 +80,11 @@ impl Gateway {
     /// the backend: a token sealer uses it); an unusable trail fails
     /// `C_Initialize` too.
     pub fn start(config: Config) -> Result<Gateway> {
-        let clock = lifecycle::clock_from_env(config.policy.clock_override)?;
-        let lifecycle = Arc::new(lifecycle::Lifecycle::open(&config.store, clock)?);
+        let clock = crate::lifecycle::clock_from_env(config.policy.clock_override)?;
+        let lifecycle = Arc::new(crate::lifecycle::LifecycleRuntime::open(
+            &config.store,
+            clock,
+        )?);
         let mut enforcer = match &config.policy.mode {
             PolicyMode::Transparent => None,
             PolicyMode::Enforce { file } => {

@@ -20,12 +20,11 @@
 use pkcs11_sys::*;
 
 use super::create::{CreateArgs, NewObjects};
-use super::lifecycle::LcRefusal;
 use super::{Call, Enforcer};
 use crate::audit::{LifecycleEvent, Outcome};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::lifecycle::RotationLock;
+use crate::lifecycle::{LcRefusal, RotationLock};
 use crate::policy::{CreateDecision, CreationKind, Op, Policy};
 use crate::store::{KeyState, NewKey, NewVersion, PendingRotation, SqliteStore, Store};
 

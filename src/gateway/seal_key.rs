@@ -16,13 +16,13 @@
 
 use pkcs11_sys::*;
 
-use super::lifecycle::LcRefusal;
 use super::objects::FactsCache;
 use super::record::Recorder;
 use super::Call;
 use crate::audit::{SEAL_KEY_ID, SEAL_KEY_LABEL};
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::lifecycle::LcRefusal;
 use crate::policy::Op;
 
 /// The built-in rule of these refusals.

@@ -5,9 +5,9 @@
 
 use pkcs11_sys::*;
 
+use super::{KeyShape, TemplateAttr, TokenError, TokenObject, TokenOps, COPIED_FLAGS};
 use crate::abi::{key_type_name, EcCurve};
 use crate::backend::{FindAttr, HelperSession};
-use super::{KeyShape, TemplateAttr, TokenError, TokenObject, TokenOps, COPIED_FLAGS};
 use crate::store::UnixTime;
 
 /// One token, through a helper session.
@@ -181,7 +181,11 @@ impl TokenOps for BackendToken<'_> {
         let template = |t: &[TemplateAttr]| t.iter().map(find_attr).collect::<Vec<_>>();
         let public = g.public.as_deref().map(template);
         self.session
-            .generate(g.mechanism.mechanism(), public.as_deref(), &template(&g.private))
+            .generate(
+                g.mechanism.mechanism(),
+                public.as_deref(),
+                &template(&g.private),
+            )
             .map(|_| ())
             .map_err(terr("generate"))
     }

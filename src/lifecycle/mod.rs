@@ -12,23 +12,32 @@
 //!   module's automatic rotation);
 //! - `rotate`: [`rotate`], [`reconcile`], [`RotationLock`], [`new_cka_id`];
 //! - `index`: [`LifecycleIndex`], the gateway's cached view (lookups by `CKA_ID`,
-//!   label-search hiding, the per-operation check).
+//!   label-search hiding, the per-operation check);
+//! - `runtime`: `LifecycleRuntime`, the lifecycle state of one running module (the
+//!   store, the index kept current, token serials, usage counters, search
+//!   visibility, the per-operation `check_use` and automatic rotation), which the
+//!   gateway holds.
 
 mod backend_token;
 mod index;
 mod rotate;
+mod runtime;
 mod shape;
 mod token;
 
 #[cfg(test)]
 mod tests;
 
-pub(crate) use backend_token::BackendToken;
 pub use backend_token::ck_date;
+use backend_token::BackendToken;
 pub use index::{current_version, key_facts, LifecycleIndex};
 pub use rotate::{
     is_rotation_id, new_cka_id, reconcile, rotate, Orphan, RotateError, RotateOutcome,
     RotationLock, FAULT_ENV, LOCK_FILE, ROTATION_ID_MAGIC,
+};
+pub(crate) use runtime::{
+    check_use, clock_from_env, AutoRotation, LcRefusal, LifecycleRuntime, ManagedObject, View,
+    ROTATE_RETRY,
 };
 pub use shape::{Generation, KeyGen, KeyShape, TemplateAttr, COPIED_FLAGS};
 pub use token::{TokenError, TokenObject, TokenOps};

@@ -130,20 +130,19 @@ impl KeyShape {
         label: &str,
         start: UnixTime,
     ) -> Result<Generation, TokenError> {
-        let with_flags = |flags: &[(u64, bool)]| {
-            let mut t = vec![
-                TemplateAttr::Token(true),
-                TemplateAttr::Id(id.to_vec()),
-                TemplateAttr::Label(label.to_owned()),
-                TemplateAttr::StartDate(start),
-            ];
-            t.extend(
-                flags
-                    .iter()
-                    .filter_map(|(c, v)| Some(TemplateAttr::Flag(CK_ULONG::try_from(*c).ok()?, *v))),
-            );
-            t
-        };
+        let with_flags =
+            |flags: &[(u64, bool)]| {
+                let mut t = vec![
+                    TemplateAttr::Token(true),
+                    TemplateAttr::Id(id.to_vec()),
+                    TemplateAttr::Label(label.to_owned()),
+                    TemplateAttr::StartDate(start),
+                ];
+                t.extend(flags.iter().filter_map(|(c, v)| {
+                    Some(TemplateAttr::Flag(CK_ULONG::try_from(*c).ok()?, *v))
+                }));
+                t
+            };
         let mut private = with_flags(&self.private_flags);
         let mut public = with_flags(&self.public_flags);
         let unsupported = || TokenError(format!("cannot generate a {} key", self.algorithm));
@@ -226,15 +225,16 @@ mod tests {
         let g = shape("CKK_AES", false).generation(b"KW1", "k", 0).unwrap();
         assert_eq!(g.mechanism, KeyGen::AesKey);
         assert!(g.public.is_none());
-        assert!(g.private.ends_with(&[
-            TemplateAttr::ValueLen(32),
-            TemplateAttr::KeyType(CKK_AES)
-        ]));
+        assert!(g
+            .private
+            .ends_with(&[TemplateAttr::ValueLen(32), TemplateAttr::KeyType(CKK_AES)]));
     }
 
     #[test]
     fn an_unknown_algorithm_is_refused_by_name() {
-        let e = shape("CKK_DSA", true).generation(b"KW1", "k", 0).unwrap_err();
+        let e = shape("CKK_DSA", true)
+            .generation(b"KW1", "k", 0)
+            .unwrap_err();
         assert_eq!(e.to_string(), "token: cannot generate a CKK_DSA key");
     }
 }
