@@ -1,7 +1,9 @@
 //! The lifecycle engine: what each SP 800-57 state permits, when a version
-//! is due under its cryptoperiod, and rotation orchestrated between a token and the
-//! store. Pure over typed inputs and an explicit `now`; the token is behind
-//! [`TokenOps`], so everything here runs in unit tests without one.
+//! is due under its cryptoperiod, rotation orchestrated between a token and the
+//! store, and the lifecycle state of a running module. The decisions are pure over
+//! typed inputs and an explicit `now`, and the token is behind [`TokenOps`], so they
+//! run in unit tests without one; `runtime` holds what the module keeps between
+//! calls.
 //!
 //! - this file: [`permits`] (the per-operation state check the gateway calls on
 //!   the hot path) and [`due`] / [`schedule`];
