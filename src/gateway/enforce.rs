@@ -12,12 +12,12 @@ use pkcs11_sys::*;
 
 use super::decision_memo::{Basis, DecisionMemo, Kept};
 use super::facts_cache::{FactsCache, FactsError};
-use super::lifecycle::{LcRefusal, Lifecycle};
 use super::session_table::SessionTable;
 use super::Call;
 use crate::backend::Backend;
 use crate::error::{Error, RefusalDetail, Result};
 use crate::functions::{Decide, FunctionId as F};
+use crate::lifecycle::{LcRefusal, LifecycleRuntime, View};
 use crate::policy::{Decision, KeyFacts, Login, Op, Policy, PolicyHandle, Request, Subject};
 
 /// The functions whose allowed decisions a session keeps: the `*Init`s (the
@@ -69,7 +69,7 @@ pub struct Enforcer {
     pub(super) facts: Arc<FactsCache>,
     /// States, rotation and usage of managed keys (docs/lifecycle.md): the
     /// gateway's, shared.
-    pub(super) lifecycle: Arc<Lifecycle>,
+    pub(super) lifecycle: Arc<LifecycleRuntime>,
     /// The audit engine's trail, for the lifecycle changes the enforcer makes
     /// (registration, automatic rotation) as it makes them (set by `Gateway::start`).
     pub(super) trail: Option<Arc<crate::audit::AuditLog>>,
@@ -83,7 +83,7 @@ impl Enforcer {
     pub(super) fn open(
         file: &std::path::Path,
         config: &crate::config::Config,
-        lifecycle: Arc<Lifecycle>,
+        lifecycle: Arc<LifecycleRuntime>,
         sessions: Arc<SessionTable>,
         facts: Arc<FactsCache>,
     ) -> Result<Enforcer> {
@@ -249,7 +249,7 @@ impl Enforcer {
             }
         }
         let managed = view.lookup(&facts);
-        let enriched = super::lifecycle::View::enrich(Arc::clone(&facts), managed.as_ref());
+        let enriched = View::enrich(Arc::clone(&facts), managed.as_ref());
         let d = p.decide(&Request {
             subject: &subject,
             op,

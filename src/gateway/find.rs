@@ -104,7 +104,7 @@ impl Gateway {
                         !(hide_superseded && superseded)
                             && p.may_see(
                                 &subject,
-                                &super::lifecycle::View::enrich(facts, managed.as_ref()),
+                                &crate::lifecycle::View::enrich(facts, managed.as_ref()),
                             )
                     }
                     None => p.may_see(&subject, &facts),

@@ -23,10 +23,10 @@ use pkcs11_sys::*;
 use super::create::CreateArgs;
 use super::enforce::lifecycle_refusal;
 use super::facts_cache::FactsError;
-use super::lifecycle::{check, LcRefusal, View};
 use super::{Call, Gateway};
 use crate::abi::Template;
 use crate::error::Result;
+use crate::lifecycle::{check_use, LcRefusal, View};
 use crate::policy::{CreationKind, KeyFacts, Op};
 
 impl Gateway {
@@ -110,7 +110,7 @@ impl Gateway {
         let (slot, view) = self.guard_view(call, op)?;
         let facts = self.guard_facts(call, op, slot, object)?;
         let now = self.lifecycle.now();
-        match check(view.lookup(&facts), &facts, op, now, None) {
+        match check_use(view.lookup(&facts), &facts, op, now, None) {
             Ok(Some(u)) => {
                 self.lifecycle.record_use(u.version.id, now);
                 Ok(())

@@ -27,7 +27,6 @@ mod register;
 mod seal_key;
 mod session_calls;
 mod session_table;
-mod token_ops;
 mod unsupported;
 mod versions;
 
@@ -68,7 +67,7 @@ pub struct Gateway {
     /// States and usage of managed keys, in both policy modes (the store is
     /// required in both): the enforcer's in enforce mode, `lifecycle_guard.rs`'s
     /// in transparent mode.
-    lifecycle: Arc<lifecycle::Lifecycle>,
+    lifecycle: Arc<crate::lifecycle::LifecycleRuntime>,
     /// The audit trail: on in both policy modes (`[audit]` is required).
     audit: Arc<Recorder>,
     /// The one session table (both modes): each session's slot and token, each
@@ -92,8 +91,11 @@ impl Gateway {
     /// the backend: a token sealer uses it); an unusable trail fails
     /// `C_Initialize` too.
     pub fn start(config: Config) -> Result<Gateway> {
-        let clock = lifecycle::clock_from_env(config.policy.clock_override)?;
-        let lifecycle = Arc::new(lifecycle::Lifecycle::open(&config.store, clock)?);
+        let clock = crate::lifecycle::clock_from_env(config.policy.clock_override)?;
+        let lifecycle = Arc::new(crate::lifecycle::LifecycleRuntime::open(
+            &config.store,
+            clock,
+        )?);
         let enforcing = matches!(config.policy.mode, PolicyMode::Enforce { .. });
         let sessions = Arc::new(SessionTable::new(observe_process(enforcing)));
         let facts = Arc::new(FactsCache::default());

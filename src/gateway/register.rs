@@ -20,12 +20,11 @@
 use pkcs11_sys::*;
 
 use super::create::{CreateArgs, NewObjects};
-use super::lifecycle::LcRefusal;
 use super::{Call, Enforcer};
 use crate::audit::{LifecycleEvent, Outcome};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::lifecycle::RotationLock;
+use crate::lifecycle::{LcRefusal, RotationLock};
 use crate::policy::{CreateDecision, CreationKind, Op, Policy};
 use crate::store::{KeyState, NewKey, NewVersion, PendingRotation, SqliteStore, Store};
 
@@ -120,7 +119,7 @@ impl Enforcer {
             add_private: private_id.is_none(),
             add_public: pair && public_id.is_none(),
             id,
-            start_date: super::token_ops::ck_date(self.lifecycle.now()),
+            start_date: crate::lifecycle::ck_date(self.lifecycle.now()),
         }))
     }
 

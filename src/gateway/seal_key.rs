@@ -17,12 +17,12 @@
 use pkcs11_sys::*;
 
 use super::facts_cache::FactsCache;
-use super::lifecycle::LcRefusal;
 use super::session_table::SessionTable;
 use super::Call;
 use crate::audit::{SEAL_KEY_ID, SEAL_KEY_LABEL};
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::lifecycle::LcRefusal;
 use crate::policy::Op;
 
 /// The built-in rule of these refusals.

@@ -30,11 +30,11 @@
 use pkcs11_sys::*;
 
 use super::create::CreateArgs;
-use super::lifecycle::{LcRefusal, View};
 use super::Enforcer;
 use crate::abi::Template;
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::lifecycle::{LcRefusal, View};
 use crate::policy::{CreationKind, KeyFacts, Op};
 
 /// The built-in rule these refusals are reported under.

@@ -1,28 +1,48 @@
 //! The lifecycle engine: what each SP 800-57 state permits, when a version
-//! is due under its cryptoperiod, and rotation orchestrated between a token and the
-//! store. Pure over typed inputs and an explicit `now`; the token is behind
-//! [`TokenOps`], so everything here runs in unit tests without one.
+//! is due under its cryptoperiod, rotation orchestrated between a token and the
+//! store, and the lifecycle state of a running module. The decisions are pure over
+//! typed inputs and an explicit `now`, and the token is behind [`TokenOps`], so they
+//! run in unit tests without one; `runtime` holds what the module keeps between
+//! calls.
 //!
 //! - this file: [`permits`] (the per-operation state check the gateway calls on
 //!   the hot path) and [`due`] / [`schedule`];
 //! - `token`: [`TokenOps`], what rotation, adoption and destruction need of a token;
+//! - `shape`: [`KeyShape`], [`COPIED_FLAGS`] and [`KeyShape::generation`], what
+//!   "the same key again" is for every [`TokenOps`];
+//! - `backend_token`: `BackendToken`, [`TokenOps`] over the loaded backend (the
+//!   module's automatic rotation);
 //! - `rotate`: [`rotate`], [`reconcile`], [`RotationLock`], [`new_cka_id`];
 //! - `index`: [`LifecycleIndex`], the gateway's cached view (lookups by `CKA_ID`,
-//!   label-search hiding, the per-operation check).
+//!   label-search hiding, the per-operation check);
+//! - `runtime`: `LifecycleRuntime`, the lifecycle state of one running module (the
+//!   store, the index kept current, token serials, usage counters, search
+//!   visibility, the per-operation `check_use` and automatic rotation), which the
+//!   gateway holds.
 
+mod backend_token;
 mod index;
 mod rotate;
+mod runtime;
+mod shape;
 mod token;
 
 #[cfg(test)]
 mod tests;
 
+pub use backend_token::ck_date;
+use backend_token::BackendToken;
 pub use index::{current_version, key_facts, LifecycleIndex};
 pub use rotate::{
     is_rotation_id, new_cka_id, reconcile, rotate, Orphan, RotateError, RotateOutcome,
     RotationLock, FAULT_ENV, LOCK_FILE, ROTATION_ID_MAGIC,
 };
-pub use token::{KeyShape, TokenError, TokenObject, TokenOps};
+pub(crate) use runtime::{
+    check_use, clock_from_env, AutoRotation, LcRefusal, LifecycleRuntime, ManagedObject, View,
+    ROTATE_RETRY,
+};
+pub use shape::{Generation, KeyGen, KeyShape, TemplateAttr, COPIED_FLAGS};
+pub use token::{TokenError, TokenObject, TokenOps};
 
 use pkcs11_sys::{CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID, CK_RV};
 

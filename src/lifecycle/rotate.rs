@@ -134,11 +134,58 @@ pub fn rotate(
     now: UnixTime,
     hook: &mut dyn FnMut(),
 ) -> Result<RotateOutcome, RotateError> {
+    let versions = store.versions(key.id)?;
+    let (active, model) = model_version(key, &versions, expect_version)?;
+    let shape = token.shape(&model.cka_id)?;
+    // The intent first: a crash from here to the commit leaves objects that
+    // `reconcile` knows to be ours.
+    store.begin_pending(&PendingRotation {
+        token_serial: token.serial(),
+        cka_id: new_id.to_vec(),
+        label: key.label.clone(),
+        started_at: now,
+    })?;
+    if let Err(e) = token.generate(&shape, new_id, &key.label, now) {
+        // A failed generation may still have left one half of a pair.
+        if token.destroy(new_id).is_ok() {
+            let _ = store.clear_pending(&token.serial(), new_id);
+        }
+        return Err(e.into());
+    }
+    hook();
+    let new = NewVersion {
+        token_serial: token.serial(),
+        cka_id: new_id.to_vec(),
+        algorithm: shape.algorithm.clone(),
+        size_bits: shape.size_bits,
+        curve: shape.curve.clone(),
+    };
+    let committed = store.rotate(key.id, active.map(|v| v.id), &new, reason, now);
+    let rotation = committed.map_err(|e| uncommitted(store, token, key, new_id, e))?;
+    let warning = rotation.previous.as_ref().and_then(|p| {
+        token
+            .set_dates(&p.cka_id, None, Some(now))
+            .err()
+            .map(|e| format!("version {}: CKA_END_DATE not set: {e}", p.version))
+    });
+    Ok(RotateOutcome {
+        previous: rotation.previous,
+        current: rotation.current,
+        warning,
+    })
+}
+
+/// The active version of `key` (if any) and the version the next one is modelled
+/// on, or why the key cannot be rotated now.
+fn model_version<'v>(
+    key: &ManagedKey,
+    versions: &'v [KeyVersion],
+    expect_version: Option<u32>,
+) -> Result<(Option<&'v KeyVersion>, &'v KeyVersion), RotateError> {
     let not = |why: String| RotateError::NotRotatable {
         label: key.label.clone(),
         why,
     };
-    let versions = store.versions(key.id)?;
     let active = versions.iter().find(|v| v.state == KeyState::Active);
     if let Some(s) = versions.iter().find(|v| v.state == KeyState::Suspended) {
         return Err(not(format!(
@@ -169,64 +216,34 @@ pub fn rotate(
                 .find(|v| v.state != KeyState::Destroyed)
         })
         .ok_or_else(|| not("no version left on the token to model the next one on".into()))?;
-    let shape = token.shape(&model.cka_id)?;
-    // The intent first: a crash from here to the commit leaves objects that
-    // `reconcile` knows to be ours.
-    store.begin_pending(&PendingRotation {
-        token_serial: token.serial(),
-        cka_id: new_id.to_vec(),
-        label: key.label.clone(),
-        started_at: now,
-    })?;
-    if let Err(e) = token.generate(&shape, new_id, &key.label, now) {
-        // A failed generation may still have left one half of a pair.
-        if token.destroy(new_id).is_ok() {
+    Ok((active, model))
+}
+
+/// The store did not commit the rotation: the objects made under `new_id` belong to
+/// no version and are destroyed. The intent stays if they could not be destroyed
+/// (reconcile's to finish).
+fn uncommitted(
+    store: &dyn Store,
+    token: &dyn TokenOps,
+    key: &ManagedKey,
+    new_id: &[u8],
+    e: StoreError,
+) -> RotateError {
+    let destroyed = match token.destroy(new_id) {
+        Ok(n) => {
             let _ = store.clear_pending(&token.serial(), new_id);
+            n
         }
-        return Err(e.into());
+        Err(_) => 0,
+    };
+    match e {
+        StoreError::Conflict(detail) => RotateError::LostRace {
+            label: key.label.clone(),
+            detail,
+            destroyed,
+        },
+        other => RotateError::Store(other),
     }
-    hook();
-    let new = NewVersion {
-        token_serial: token.serial(),
-        cka_id: new_id.to_vec(),
-        algorithm: shape.algorithm.clone(),
-        size_bits: shape.size_bits,
-        curve: shape.curve.clone(),
-    };
-    let committed = store.rotate(key.id, active.map(|v| v.id), &new, reason, now);
-    let rotation = match committed {
-        Ok(r) => r,
-        Err(e) => {
-            // Nothing was committed: the objects we made belong to no version. The
-            // intent stays if they could not be destroyed (reconcile's to finish).
-            let destroyed = match token.destroy(new_id) {
-                Ok(n) => {
-                    let _ = store.clear_pending(&token.serial(), new_id);
-                    n
-                }
-                Err(_) => 0,
-            };
-            return Err(match e {
-                StoreError::Conflict(detail) => RotateError::LostRace {
-                    label: key.label.clone(),
-                    detail,
-                    destroyed,
-                },
-                other => RotateError::Store(other),
-            });
-        }
-    };
-    let warning = rotation.previous.as_ref().and_then(|p| {
-        token
-            .set_dates(&p.cka_id, None, Some(now))
-            .err()
-            .map(|e| format!("version {}: CKA_END_DATE not set: {e}", p.version))
-    });
-    Ok(RotateOutcome {
-        previous: rotation.previous,
-        current: rotation.current,
-        warning,
-    })
 }
 
 /// The objects of a rotation (or registration) that never committed: its intent

@@ -1,8 +1,10 @@
 //! What the lifecycle needs of a token, as a small trait: the CLI implements it
-//! with `cryptoki` over the real token, unit tests with an in-memory fake. Objects
+//! with `cryptoki` over the real token, the module over the loaded backend
+//! (`backend_token.rs`), unit tests with an in-memory fake. Objects
 //! are addressed by `CKA_ID` (a version is the set of objects sharing one), never by
 //! handle, so no handle outlives the call that found it.
 
+use super::shape::KeyShape;
 use crate::store::UnixTime;
 
 /// A token failure, in words (the CLI shows it; nothing branches on its kind).
@@ -19,28 +21,6 @@ pub struct TokenObject {
     pub id: Vec<u8>,
     /// `CKA_LABEL` (lossy UTF-8).
     pub label: String,
-}
-
-/// Everything needed to generate "the same key again" with a new `CKA_ID`: type,
-/// size or curve, and the boolean usage/protection attributes of each object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyShape {
-    /// `CKK_*` name, as the store records it.
-    pub algorithm: String,
-    /// RSA modulus or secret key size, bits.
-    pub size_bits: Option<u32>,
-    /// Curve name (for display and the store) when known.
-    pub curve: Option<String>,
-    /// DER `CKA_EC_PARAMS` of an EC/Edwards key (what generation needs).
-    pub ec_params: Option<Vec<u8>>,
-    /// RSA public exponent, big-endian.
-    pub public_exponent: Option<Vec<u8>>,
-    /// `true` for a key pair, `false` for a secret key.
-    pub pair: bool,
-    /// Boolean attributes of the private (or secret) key: `(CKA_*, value)`.
-    pub private_flags: Vec<(u64, bool)>,
-    /// Boolean attributes of the public key.
-    pub public_flags: Vec<(u64, bool)>,
 }
 
 /// The token operations of the lifecycle. All by `CKA_ID` or label.

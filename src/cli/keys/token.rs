@@ -22,7 +22,9 @@ use zeroize::Zeroizing;
 
 use crate::abi::{key_type_name, EcCurve};
 use crate::error::{Error, Result};
-use crate::lifecycle::{KeyShape, TokenError, TokenObject, TokenOps};
+use crate::lifecycle::{
+    KeyGen, KeyShape, TemplateAttr, TokenError, TokenObject, TokenOps, COPIED_FLAGS,
+};
 use crate::store::UnixTime;
 
 /// Which token, and how to log in to it.
@@ -40,22 +42,7 @@ pub(crate) struct TokenArgs {
     pin_file: Option<PathBuf>,
 }
 
-/// Boolean attributes copied from a key to its next version: the usage and
-/// protection ones an application chose at generation. Attributes a type does not
-/// have are skipped by `get_attributes`, so one table serves every object class.
-const FLAGS: [(CK_ULONG, AttributeType); 10] = [
-    (CKA_SIGN, AttributeType::Sign),
-    (CKA_VERIFY, AttributeType::Verify),
-    (CKA_ENCRYPT, AttributeType::Encrypt),
-    (CKA_DECRYPT, AttributeType::Decrypt),
-    (CKA_WRAP, AttributeType::Wrap),
-    (CKA_UNWRAP, AttributeType::Unwrap),
-    (CKA_DERIVE, AttributeType::Derive),
-    (CKA_SENSITIVE, AttributeType::Sensitive),
-    (CKA_EXTRACTABLE, AttributeType::Extractable),
-    (CKA_PRIVATE, AttributeType::Private),
-];
-
+/// The cryptoki attribute of one of `lifecycle::COPIED_FLAGS` (`None` for another code).
 fn flag_attribute(code: CK_ULONG, value: bool) -> Option<Attribute> {
     Some(match code {
         CKA_SIGN => Attribute::Sign(value),
@@ -70,6 +57,44 @@ fn flag_attribute(code: CK_ULONG, value: bool) -> Option<Attribute> {
         CKA_PRIVATE => Attribute::Private(value),
         _ => return None,
     })
+}
+
+/// The value of one of `lifecycle::COPIED_FLAGS` read from a token: `(CKA_*, value)`.
+fn flag_value(a: &Attribute) -> Option<(CK_ULONG, bool)> {
+    let code = CK_ULONG::from(a.attribute_type());
+    [true, false]
+        .into_iter()
+        .find(|v| flag_attribute(code, *v).as_ref() == Some(a))
+        .map(|v| (code, v))
+}
+
+/// A generation template's attribute as cryptoki takes it (`None` for a flag
+/// cryptoki has no attribute for).
+fn attribute(a: &TemplateAttr) -> std::result::Result<Option<Attribute>, TokenError> {
+    Ok(Some(match a {
+        TemplateAttr::Token(v) => Attribute::Token(*v),
+        TemplateAttr::Id(id) => Attribute::Id(id.clone()),
+        TemplateAttr::Label(l) => Attribute::Label(l.as_bytes().to_vec()),
+        TemplateAttr::StartDate(t) => Attribute::StartDate(date(*t)?),
+        TemplateAttr::Flag(c, v) => return Ok(flag_attribute(*c, *v)),
+        TemplateAttr::EcParams(p) => Attribute::EcParams(p.clone()),
+        TemplateAttr::ModulusBits(b) => Attribute::ModulusBits((*b).into()),
+        TemplateAttr::PublicExponent(e) => Attribute::PublicExponent(e.clone()),
+        TemplateAttr::ValueLen(n) => Attribute::ValueLen((*n).into()),
+        TemplateAttr::KeyType(k) => {
+            Attribute::KeyType(KeyType::try_from(*k).map_err(terr("CKA_KEY_TYPE"))?)
+        }
+    }))
+}
+
+fn mechanism(g: KeyGen) -> Mechanism<'static> {
+    match g {
+        KeyGen::EcKeyPair => Mechanism::EccKeyPairGen,
+        KeyGen::EcEdwardsKeyPair => Mechanism::EccEdwardsKeyPairGen,
+        KeyGen::RsaPkcsKeyPair => Mechanism::RsaPkcsKeyPairGen,
+        KeyGen::AesKey => Mechanism::AesKeyGen,
+        KeyGen::GenericSecretKey => Mechanism::GenericSecretKeyGen,
+    }
 }
 
 fn terr(what: &str) -> impl Fn(cryptoki::error::Error) -> TokenError + '_ {
@@ -204,30 +229,15 @@ impl CryptokiToken {
     }
 
     fn flags(&self, h: ObjectHandle) -> std::result::Result<Vec<(CK_ULONG, bool)>, TokenError> {
-        let types: Vec<AttributeType> = FLAGS.iter().map(|(_, t)| *t).collect();
+        let types: Vec<AttributeType> = COPIED_FLAGS
+            .iter()
+            .filter_map(|c| AttributeType::try_from(*c).ok())
+            .collect();
         let attrs = self
             .session
             .get_attributes(h, &types)
             .map_err(terr("C_GetAttributeValue"))?;
-        let mut out = Vec::new();
-        for a in attrs {
-            let code = CK_ULONG::from(a.attribute_type());
-            let value = match a {
-                Attribute::Sign(v)
-                | Attribute::Verify(v)
-                | Attribute::Encrypt(v)
-                | Attribute::Decrypt(v)
-                | Attribute::Wrap(v)
-                | Attribute::Unwrap(v)
-                | Attribute::Derive(v)
-                | Attribute::Sensitive(v)
-                | Attribute::Extractable(v)
-                | Attribute::Private(v) => v,
-                _ => continue,
-            };
-            out.push((code, value));
-        }
-        Ok(out)
+        Ok(attrs.iter().filter_map(flag_value).collect())
     }
 
     fn handles(
@@ -349,60 +359,29 @@ impl TokenOps for CryptokiToken {
         label: &str,
         start: UnixTime,
     ) -> std::result::Result<(), TokenError> {
-        let common = vec![
-            Attribute::Token(true),
-            Attribute::Id(id.to_vec()),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::StartDate(date(start)?),
-        ];
-        let with_flags = |flags: &[(CK_ULONG, bool)]| {
-            let mut t = common.clone();
-            t.extend(flags.iter().filter_map(|(c, v)| flag_attribute(*c, *v)));
-            t
+        // A start the token cannot hold as a date fails before anything else.
+        date(start)?;
+        let g = shape.generation(id, label, start)?;
+        let template = |t: &[TemplateAttr]| -> std::result::Result<Vec<Attribute>, TokenError> {
+            let mut out = Vec::with_capacity(t.len());
+            for a in t {
+                out.extend(attribute(a)?);
+            }
+            Ok(out)
         };
-        let mut private = with_flags(&shape.private_flags);
-        let mut public = with_flags(&shape.public_flags);
-        let unsupported = || TokenError(format!("cannot generate a {} key", shape.algorithm));
-        let mechanism = match shape.algorithm.as_str() {
-            "CKK_EC" | "CKK_EC_EDWARDS" => {
-                public.push(Attribute::EcParams(
-                    shape.ec_params.clone().ok_or_else(unsupported)?,
-                ));
-                if shape.algorithm == "CKK_EC" {
-                    Mechanism::EccKeyPairGen
-                } else {
-                    Mechanism::EccEdwardsKeyPairGen
-                }
+        let private = template(&g.private)?;
+        let mechanism = mechanism(g.mechanism);
+        match &g.public {
+            Some(public) => {
+                self.session
+                    .generate_key_pair(&mechanism, &template(public)?, &private)
+                    .map_err(terr("C_GenerateKeyPair"))?;
             }
-            "CKK_RSA" => {
-                let bits = shape.size_bits.ok_or_else(unsupported)?;
-                public.push(Attribute::ModulusBits(CK_ULONG::from(bits).into()));
-                if let Some(e) = &shape.public_exponent {
-                    public.push(Attribute::PublicExponent(e.clone()));
-                }
-                Mechanism::RsaPkcsKeyPairGen
+            None => {
+                self.session
+                    .generate_key(&mechanism, &private)
+                    .map_err(terr("C_GenerateKey"))?;
             }
-            "CKK_AES" | "CKK_GENERIC_SECRET" => {
-                let bytes = shape.size_bits.ok_or_else(unsupported)? / 8;
-                private.push(Attribute::ValueLen(CK_ULONG::from(bytes).into()));
-                if shape.algorithm == "CKK_AES" {
-                    private.push(Attribute::KeyType(KeyType::AES));
-                    Mechanism::AesKeyGen
-                } else {
-                    private.push(Attribute::KeyType(KeyType::GENERIC_SECRET));
-                    Mechanism::GenericSecretKeyGen
-                }
-            }
-            _ => return Err(unsupported()),
-        };
-        if shape.pair {
-            self.session
-                .generate_key_pair(&mechanism, &public, &private)
-                .map_err(terr("C_GenerateKeyPair"))?;
-        } else {
-            self.session
-                .generate_key(&mechanism, &private)
-                .map_err(terr("C_GenerateKey"))?;
         }
         Ok(())
     }
@@ -493,4 +472,23 @@ pub(crate) fn read_pin(file: Option<&Path>) -> Result<Zeroizing<String>> {
         ));
     }
     Ok(pin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every attribute a rotation copies is one cryptoki can write and read back:
+    /// none is dropped on the CLI's side.
+    #[test]
+    fn every_copied_flag_round_trips_through_cryptoki() {
+        for code in COPIED_FLAGS {
+            assert!(AttributeType::try_from(code).is_ok(), "{code:#x}");
+            for v in [true, false] {
+                let a = flag_attribute(code, v).unwrap_or_else(|| panic!("{code:#x}"));
+                assert_eq!(CK_ULONG::from(a.attribute_type()), code);
+                assert_eq!(flag_value(&a), Some((code, v)));
+            }
+        }
+    }
 }

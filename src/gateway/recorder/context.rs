@@ -10,9 +10,9 @@ use pkcs11_sys::*;
 use super::{Pending, Recorder};
 use crate::audit::{KeyRef, OpEvent};
 use crate::gateway::facts_cache::FactsCache;
-use crate::gateway::lifecycle::Lifecycle;
 use crate::gateway::session_table::SessionTable;
 use crate::gateway::Call;
+use crate::lifecycle::LifecycleRuntime;
 use crate::policy::{KeyFacts, PolicyHandle};
 
 /// What a record's context is read from: the gateway's own state, shared. The
@@ -26,7 +26,7 @@ pub(in crate::gateway) struct Context {
     pub(in crate::gateway) policy: Option<Arc<PolicyHandle>>,
     /// Enforce mode: a managed key's version, from the lifecycle index in memory
     /// (transparent mode names no version: it does not read the store per call).
-    pub(in crate::gateway) versions: Option<Arc<Lifecycle>>,
+    pub(in crate::gateway) versions: Option<Arc<LifecycleRuntime>>,
 }
 
 /// The facts a key's shared names were made from, and the names.

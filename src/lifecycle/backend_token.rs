@@ -5,29 +5,15 @@
 
 use pkcs11_sys::*;
 
-use crate::abi::{key_type_from_name, key_type_name, EcCurve};
+use super::{KeyShape, TemplateAttr, TokenError, TokenObject, TokenOps, COPIED_FLAGS};
+use crate::abi::{key_type_name, EcCurve};
 use crate::backend::{FindAttr, HelperSession};
-use crate::lifecycle::{KeyShape, TokenError, TokenObject, TokenOps};
 use crate::store::UnixTime;
 
-/// The boolean usage and protection attributes a rotation copies.
-const FLAGS: [CK_ATTRIBUTE_TYPE; 10] = [
-    CKA_SIGN,
-    CKA_VERIFY,
-    CKA_ENCRYPT,
-    CKA_DECRYPT,
-    CKA_WRAP,
-    CKA_UNWRAP,
-    CKA_DERIVE,
-    CKA_SENSITIVE,
-    CKA_EXTRACTABLE,
-    CKA_PRIVATE,
-];
-
 /// One token, through a helper session.
-pub(super) struct BackendToken<'a> {
-    pub(super) session: HelperSession<'a>,
-    pub(super) serial: String,
+pub(crate) struct BackendToken<'a> {
+    pub(crate) session: HelperSession<'a>,
+    pub(crate) serial: String,
 }
 
 fn terr(what: &'static str) -> impl Fn(crate::error::Error) -> TokenError {
@@ -39,9 +25,25 @@ fn ulong_of(b: &[u8]) -> Option<CK_ULONG> {
 }
 
 /// `CK_DATE` ("YYYYMMDD", UTC) of a Unix time (days-to-civil, H. Hinnant).
-pub(super) fn ck_date(t: UnixTime) -> Vec<u8> {
+pub fn ck_date(t: UnixTime) -> Vec<u8> {
     let (y, m, d) = crate::store::civil_date(t);
     format!("{y:04}{m:02}{d:02}").into_bytes()
+}
+
+/// A generation template's attribute as the backend takes it.
+fn find_attr(a: &TemplateAttr) -> FindAttr {
+    match a {
+        TemplateAttr::Token(v) => FindAttr::Token(*v),
+        TemplateAttr::Id(id) => FindAttr::Id(id.clone()),
+        TemplateAttr::Label(l) => FindAttr::Label(l.clone()),
+        TemplateAttr::StartDate(t) => FindAttr::Bytes(CKA_START_DATE, ck_date(*t)),
+        TemplateAttr::Flag(ty, v) => FindAttr::Flag(*ty, *v),
+        TemplateAttr::EcParams(p) => FindAttr::Bytes(CKA_EC_PARAMS, p.clone()),
+        TemplateAttr::ModulusBits(b) => FindAttr::Ulong(CKA_MODULUS_BITS, *b),
+        TemplateAttr::PublicExponent(e) => FindAttr::Bytes(CKA_PUBLIC_EXPONENT, e.clone()),
+        TemplateAttr::ValueLen(n) => FindAttr::Ulong(CKA_VALUE_LEN, *n),
+        TemplateAttr::KeyType(k) => FindAttr::KeyType(*k),
+    }
 }
 
 impl BackendToken<'_> {
@@ -81,7 +83,7 @@ impl BackendToken<'_> {
     // CK_ULONG is `u64` here, `u32` on 32-bit targets.
     #[allow(clippy::useless_conversion)]
     fn flags(&self, h: CK_OBJECT_HANDLE) -> Vec<(u64, bool)> {
-        FLAGS
+        COPIED_FLAGS
             .iter()
             .filter_map(|ty| match self.get(h, *ty).as_deref() {
                 Some([v]) => Some((u64::from(*ty), *v != CK_FALSE)),
@@ -175,58 +177,15 @@ impl TokenOps for BackendToken<'_> {
         label: &str,
         start: UnixTime,
     ) -> Result<(), TokenError> {
-        let common = vec![
-            FindAttr::Token(true),
-            FindAttr::Id(id.to_vec()),
-            FindAttr::Label(label.to_owned()),
-            FindAttr::Bytes(CKA_START_DATE, ck_date(start)),
-        ];
-        let with_flags = |flags: &[(u64, bool)]| {
-            let mut t = common.clone();
-            t.extend(
-                flags
-                    .iter()
-                    .filter_map(|(c, v)| Some(FindAttr::Flag(CK_ULONG::try_from(*c).ok()?, *v))),
-            );
-            t
-        };
-        let mut private = with_flags(&shape.private_flags);
-        let mut public = with_flags(&shape.public_flags);
-        let unsupported = || TokenError(format!("cannot generate a {} key", shape.algorithm));
-        let mechanism = match shape.algorithm.as_str() {
-            "CKK_EC" | "CKK_EC_EDWARDS" => {
-                let params = shape.ec_params.clone().ok_or_else(unsupported)?;
-                public.push(FindAttr::Bytes(CKA_EC_PARAMS, params));
-                if shape.algorithm == "CKK_EC" {
-                    CKM_EC_KEY_PAIR_GEN
-                } else {
-                    CKM_EC_EDWARDS_KEY_PAIR_GEN
-                }
-            }
-            "CKK_RSA" => {
-                let bits = shape.size_bits.ok_or_else(unsupported)?;
-                public.push(FindAttr::Ulong(CKA_MODULUS_BITS, CK_ULONG::from(bits)));
-                if let Some(e) = &shape.public_exponent {
-                    public.push(FindAttr::Bytes(CKA_PUBLIC_EXPONENT, e.clone()));
-                }
-                CKM_RSA_PKCS_KEY_PAIR_GEN
-            }
-            "CKK_AES" | "CKK_GENERIC_SECRET" => {
-                let bytes = shape.size_bits.ok_or_else(unsupported)? / 8;
-                private.push(FindAttr::Ulong(CKA_VALUE_LEN, CK_ULONG::from(bytes)));
-                let kt = key_type_from_name(&shape.algorithm).ok_or_else(unsupported)?;
-                private.push(FindAttr::KeyType(kt));
-                if shape.algorithm == "CKK_AES" {
-                    CKM_AES_KEY_GEN
-                } else {
-                    CKM_GENERIC_SECRET_KEY_GEN
-                }
-            }
-            _ => return Err(unsupported()),
-        };
-        let public = shape.pair.then_some(public.as_slice());
+        let g = shape.generation(id, label, start)?;
+        let template = |t: &[TemplateAttr]| t.iter().map(find_attr).collect::<Vec<_>>();
+        let public = g.public.as_deref().map(template);
         self.session
-            .generate(mechanism, public, &private)
+            .generate(
+                g.mechanism.mechanism(),
+                public.as_deref(),
+                &template(&g.private),
+            )
             .map(|_| ())
             .map_err(terr("generate"))
     }
