@@ -121,12 +121,13 @@ impl Gateway {
         call: &Call,
         body: impl FnOnce() -> Result<NewObjects>,
     ) -> Result<()> {
-        let mut pending = self.audit.before(call, None);
+        let mut pending = None;
+        self.audit.before(call, None, &mut pending);
         let result = body().map(|created| {
             self.audit.name_created(call, pending.as_mut(), &created);
         });
         self.audit
-            .after(call, pending, super::Io::default(), result)
+            .after(call, &mut pending, super::Io::default(), result)
     }
 
     /// A handle may be reused once its object is gone: facts cached for an old

@@ -241,9 +241,10 @@ impl Gateway {
     /// not recorded.
     #[inline]
     fn recorded(&self, call: &Call, body: impl FnOnce() -> Result<()>) -> Result<()> {
-        let pending = self.audit.before(call, None);
+        let mut pending = None;
+        self.audit.before(call, None, &mut pending);
         let result = body();
-        self.audit.after(call, pending, Io::default(), result)
+        self.audit.after(call, &mut pending, Io::default(), result)
     }
 
     /// One call's path. `forward` performs the backend call and returns its `CK_RV`,
@@ -263,7 +264,8 @@ impl Gateway {
         io: Io,
         forward: impl FnOnce(&Backend) -> (CK_RV, CK_ULONG),
     ) -> Result<()> {
-        let pending = self.audit.before(&call, None);
+        let mut pending = None;
+        self.audit.before(&call, None, &mut pending);
         let mut out_len: CK_ULONG = 0;
         let result = self.forward(&call, |b| {
             let (rv, n) = forward(b);
@@ -276,7 +278,7 @@ impl Gateway {
             out_len: u64::from(out_len),
             ..io
         };
-        self.audit.after(&call, pending, io, result)
+        self.audit.after(&call, &mut pending, io, result)
     }
 
     /// A `*Init`: `mechanism` is the decoded mechanism (types and lengths), when it
@@ -288,9 +290,10 @@ impl Gateway {
         mechanism: Option<&crate::abi::MechanismSummary>,
         forward: impl FnOnce(&Backend) -> CK_RV,
     ) -> Result<()> {
-        let pending = self.audit.before(&call, mechanism);
+        let mut pending = None;
+        self.audit.before(&call, mechanism, &mut pending);
         let result = self.forward(&call, forward);
-        self.audit.after(&call, pending, Io::default(), result)
+        self.audit.after(&call, &mut pending, Io::default(), result)
     }
 
     /// `C_SessionCancel` (v3.0): the operations its `flags` name end here.
@@ -300,13 +303,14 @@ impl Gateway {
         flags: CK_FLAGS,
         forward: impl FnOnce(&Backend) -> CK_RV,
     ) -> Result<()> {
-        let pending = self.audit.before(&call, None);
+        let mut pending = None;
+        self.audit.before(&call, None, &mut pending);
         let result = self.forward(&call, forward);
         let io = Io {
             flags,
             ..Io::default()
         };
-        self.audit.after(&call, pending, io, result)
+        self.audit.after(&call, &mut pending, io, result)
     }
 
     /// A call's path without its audit record, for a data call Keywarden refused
@@ -323,7 +327,7 @@ impl Gateway {
     /// refusal is recorded (`Recorder::after`).
     #[inline]
     fn settle(&self, call: &Call, result: Result<()>) -> Result<()> {
-        self.audit.after(call, None, Io::default(), result)
+        self.audit.after(call, &mut None, Io::default(), result)
     }
 
     /// Decide, forward, follow up: a call's path without its audit record.

@@ -20,7 +20,8 @@ impl Gateway {
         session: &mut CK_SESSION_HANDLE,
         forward: impl FnOnce(&Backend, &mut CK_SESSION_HANDLE) -> CK_RV,
     ) -> Result<()> {
-        let pending = self.audit.before(&call, None);
+        let mut pending = None;
+        self.audit.before(&call, None, &mut pending);
         let result = self.decide(&call).and_then(|()| {
             check_rv(forward(&self.backend, session))?;
             if let Some(slot) = call.slot {
@@ -36,7 +37,9 @@ impl Gateway {
             },
             Err(_) => call,
         };
-        let answer = self.audit.after(&recorded, pending, Io::default(), result);
+        let answer = self
+            .audit
+            .after(&recorded, &mut pending, Io::default(), result);
         if opened && answer.is_err() {
             // `required` mode: the open's record could not be written, so the
             // application is told the call failed — then no session may exist

@@ -233,21 +233,34 @@ impl Recorder {
         Error::Refused { rv, rule, detail }
     }
 
-    /// Before the forward of a recorded call: the time, and (for calls and
-    /// `*Init`s) the record's context as it is before the call — the key of a
-    /// `C_DestroyObject` must be named before it is gone.
-    #[inline]
+    /// Before the forward: sets `pending` (the caller's stack slot, so no record
+    /// under construction is moved between frames) to what the record stage will
+    /// need. For calls and `*Init`s recorded on their own that is the time and the
+    /// record's context as it is before the call — the key of a `C_DestroyObject`
+    /// must be named before it is gone; a call that is not recorded, or only if it
+    /// fails, costs one table look-up here.
+    #[inline(always)]
     pub(super) fn before(
         &self,
         call: &Call,
         mechanism: Option<&MechanismSummary>,
-    ) -> Option<Pending> {
-        match self.recording(call.function) {
-            Recording::Never => return None,
-            Recording::IfFailed => return Some(Pending::IfFailed),
-            Recording::InOperation => return Some(Pending::Data),
-            Recording::Always => {}
-        }
+        pending: &mut Option<Pending>,
+    ) {
+        *pending = match self.recording(call.function) {
+            Recording::Never => None,
+            Recording::IfFailed => Some(Pending::IfFailed),
+            Recording::InOperation => Some(Pending::Data),
+            Recording::Always => return self.before_call(call, mechanism, pending),
+        };
+    }
+
+    #[inline(never)]
+    fn before_call(
+        &self,
+        call: &Call,
+        mechanism: Option<&MechanismSummary>,
+        pending: &mut Option<Pending>,
+    ) {
         let started = Instant::now();
         let event = match call.function {
             // A login's identity is the one after the call.
@@ -260,16 +273,31 @@ impl Recorder {
                 Some(ev)
             }
         };
-        Some(Pending::Call { started, event })
+        *pending = Some(Pending::Call { started, event });
     }
 
     /// The record stage, at the end of every call's path: a refusal (of any
     /// call, recorded or not) is logged and recorded here; an allowed call's
     /// record says what the backend answered and what the call ended. In
     /// `required` mode a record that could not be written turns the call's result
-    /// into `Error::Audit`.
-    #[inline]
+    /// into `Error::Audit`. A success that writes nothing (not recorded, or only
+    /// if it fails) returns at once.
+    #[inline(always)]
     pub(super) fn after(
+        &self,
+        call: &Call,
+        pending: &mut Option<Pending>,
+        io: Io,
+        result: Result<()>,
+    ) -> Result<()> {
+        if result.is_ok() && matches!(pending, None | Some(Pending::IfFailed)) {
+            return result;
+        }
+        self.after_recorded(call, pending.take(), io, result)
+    }
+
+    #[inline(never)]
+    fn after_recorded(
         &self,
         call: &Call,
         pending: Option<Pending>,
