@@ -208,6 +208,7 @@ macro_rules! define_function_ids {
             }
 
             /// The function's policy class.
+            #[inline]
             pub const fn class(self) -> FnClass {
                 match self { $( FunctionId::$n2 => FnClass::$c2, )* $( FunctionId::$n3 => FnClass::$c3, )* }
             }
@@ -237,6 +238,14 @@ crate::for_each_pkcs11_function!(define_function_ids);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_is_in_discriminant_order() {
+        // Tables indexed by `f as usize` are built from `ALL`.
+        for (i, f) in FunctionId::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i, "{}", f.name());
+        }
+    }
 
     #[test]
     fn v2_40_has_68_functions_and_v3_0_adds_24() {

@@ -9,6 +9,7 @@
 //! entry under its handle.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -16,6 +17,7 @@ use pkcs11_sys::*;
 
 use crate::abi::EcCurve;
 use crate::backend::Backend;
+use crate::fasthash::FastHash;
 use crate::policy::KeyFacts;
 
 /// One cached object: its facts, and whether it is a token object.
@@ -28,7 +30,10 @@ struct Entry {
 /// The facts cache.
 #[derive(Debug, Default)]
 pub(super) struct FactsCache {
-    map: RwLock<HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), Entry, crate::fasthash::FastHash>>,
+    map: RwLock<HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), Entry, FastHash>>,
+    /// Set when a session object is cached, cleared when none is left: most
+    /// `C_CloseSession`s then find nothing to forget without taking the lock.
+    session_objects: AtomicBool,
 }
 
 /// Why facts could not be read: the backend's code.
@@ -50,13 +55,18 @@ impl FactsCache {
         }
         let (facts, token) = read_facts(backend, session, object)?;
         let facts = Arc::new(facts);
-        self.map.write().insert(
+        let mut map = self.map.write();
+        map.insert(
             (slot, object),
             Entry {
                 facts: Arc::clone(&facts),
                 token,
             },
         );
+        if !token {
+            // Under the lock, so a concurrent forget cannot clear it after the insert.
+            self.session_objects.store(true, Ordering::Release);
+        }
         Ok(facts)
     }
 
@@ -77,12 +87,26 @@ impl FactsCache {
     /// Forgets every object of a slot: no session of it remains open, after which a
     /// token may reissue handles (SoftHSM drops its handle table for the slot).
     pub(super) fn forget_slot(&self, slot: CK_SLOT_ID) {
-        self.map.write().retain(|(s, _), _| *s != slot);
+        let mut map = self.map.write();
+        map.retain(|(s, _), _| *s != slot);
+        self.note_session_objects(&map);
     }
 
     /// Forgets the session objects of a slot (a session closed).
+    #[inline]
     pub(super) fn forget_session_objects(&self, slot: CK_SLOT_ID) {
-        self.map.write().retain(|(s, _), e| *s != slot || e.token);
+        if !self.session_objects.load(Ordering::Acquire) {
+            return;
+        }
+        let mut map = self.map.write();
+        map.retain(|(s, _), e| *s != slot || e.token);
+        self.note_session_objects(&map);
+    }
+
+    /// Under the write lock: whether any session object is still cached.
+    fn note_session_objects(&self, map: &HashMap<(CK_SLOT_ID, CK_OBJECT_HANDLE), Entry, FastHash>) {
+        let any = map.values().any(|e| !e.token);
+        self.session_objects.store(any, Ordering::Release);
     }
 }
 

@@ -13,14 +13,12 @@ use crate::policy::Login;
 impl Gateway {
     /// A session the backend just opened on `slot`.
     pub(super) fn session_opened(&self, slot: CK_SLOT_ID, session: CK_SESSION_HANDLE) {
-        let serial = self.sessions.serial(slot, || {
-            super::session_table::read_serial(&self.backend, slot)
-        });
+        let read_serial = || super::session_table::read_serial(&self.backend, slot);
         match &self.enforcer {
             Some(e) => self
                 .sessions
-                .opened(Some(&e.policy()), slot, session, serial),
-            None => self.sessions.opened(None, slot, session, serial),
+                .opened(Some(&e.policy()), slot, session, read_serial),
+            None => self.sessions.opened(None, slot, session, read_serial),
         }
     }
 
@@ -60,8 +58,19 @@ impl Gateway {
     }
 
     /// After any other successful forward: objects a call changed are read afresh.
-    #[inline]
+    /// Most calls change none: one comparison here, the rest out of line.
+    #[inline(always)]
     pub(super) fn follow_objects(&self, call: &Call) {
+        if matches!(
+            call.function,
+            F::C_DestroyObject | F::C_SetAttributeValue | F::C_InitToken
+        ) {
+            self.follow_changed_objects(call);
+        }
+    }
+
+    #[inline(never)]
+    fn follow_changed_objects(&self, call: &Call) {
         match (call.function, call.session, call.slot) {
             (F::C_DestroyObject | F::C_SetAttributeValue, Some(session), _) => {
                 if let (Some(slot), Some(object)) = (self.sessions.slot_of(session), call.object) {

@@ -148,16 +148,30 @@ impl SessionTable {
         Some(serial)
     }
 
-    /// Records a session the backend just opened on `slot`. With a policy
-    /// (enforce mode) the slot's first session gets the shared public subject.
+    /// Records a session the backend just opened on `slot`, with its token's
+    /// serial (cached per slot; `read_serial` asks the token, outside the lock,
+    /// the first time). With a policy (enforce mode) the slot's first session gets
+    /// the shared public subject.
     pub(super) fn opened(
         &self,
         policy: Option<&Policy>,
         slot: CK_SLOT_ID,
         session: CK_SESSION_HANDLE,
-        serial: Option<Arc<str>>,
+        read_serial: impl FnOnce() -> Option<Arc<str>>,
     ) {
         let mut t = self.tables.write();
+        let serial = match t.serials.get(&slot) {
+            Some(s) => Some(Arc::clone(s)),
+            None => {
+                drop(t);
+                let serial = read_serial();
+                t = self.tables.write();
+                if let Some(s) = &serial {
+                    t.serials.insert(slot, Arc::clone(s));
+                }
+                serial
+            }
+        };
         t.sessions.insert(session, Place { slot, serial });
         if let Some(state) = t.slots.get_mut(&slot) {
             state.sessions += 1;
@@ -347,9 +361,9 @@ mod tests {
     fn plain_subjects_are_shared_per_generation_and_logins_are_per_slot() {
         let s = SessionTable::new(ProcessFacts::observe());
         let p = policy();
-        s.opened(Some(&p), 1, 10, None);
-        s.opened(Some(&p), 2, 20, None);
-        s.opened(Some(&p), 1, 11, None);
+        s.opened(Some(&p), 1, 10, || None);
+        s.opened(Some(&p), 2, 20, || None);
+        s.opened(Some(&p), 1, 11, || None);
         let (slot, a) = s.subject(&p, 10).unwrap();
         let (_, b) = s.subject(&p, 20).unwrap();
         assert_eq!(slot, 1);
@@ -367,7 +381,7 @@ mod tests {
         assert_eq!(s.closed(10), Some((1, false)));
         assert_eq!(s.closed(11), Some((1, true)));
         assert_eq!(s.slot_of(11), None);
-        s.opened(Some(&p), 1, 12, None);
+        s.opened(Some(&p), 1, 12, || None);
         assert_eq!(
             s.subject(&p, 12).unwrap().1.principal().login,
             Login::Public
@@ -381,7 +395,7 @@ mod tests {
         assert!(Arc::ptr_eq(&c, &d));
         assert!(!Arc::ptr_eq(&a, &c));
         // An older policy's resolution does not replace the newer shared one.
-        s.opened(Some(&p), 3, 30, None);
+        s.opened(Some(&p), 3, 30, || None);
         assert!(Arc::ptr_eq(&s.subject(&q, 20).unwrap().1, &c));
     }
 

@@ -51,6 +51,18 @@ pub struct Io {
     pub flags: CK_FLAGS,
 }
 
+/// How a call of `f` is recorded at `level`.
+const fn recording_at(f: F, level: AuditLevel) -> Recording {
+    match (f.record_kind(), level) {
+        (RecordKind::Quiet, _) | (_, AuditLevel::Off) => Recording::Never,
+        (RecordKind::Data | RecordKind::Init | RecordKind::Session, AuditLevel::Security) => {
+            Recording::IfFailed
+        }
+        (RecordKind::Data, AuditLevel::All) => Recording::InOperation,
+        (RecordKind::Call | RecordKind::Init | RecordKind::Session, _) => Recording::Always,
+    }
+}
+
 /// How a call is recorded at the trail's level (`Recorder::recording`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Recording {
@@ -90,6 +102,8 @@ pub(super) struct Recorder {
     log: Arc<AuditLog>,
     /// Which calls are recorded (`[audit] level`).
     level: AuditLevel,
+    /// `recording_at` for every function at `level`, indexed by `FunctionId`.
+    recordings: [Recording; F::ALL.len()],
     ops: OpTracker,
     backend: Arc<Backend>,
     /// What the record's context reads: the gateway's session table and facts
@@ -124,6 +138,7 @@ impl Recorder {
         Ok(Recorder {
             log: Arc::new(log),
             level: config.audit.level,
+            recordings: std::array::from_fn(|i| recording_at(F::ALL[i], config.audit.level)),
             ops: OpTracker::new(),
             backend: Arc::clone(backend),
             ctx,
@@ -132,17 +147,10 @@ impl Recorder {
     }
 
     /// How a call of `f` is recorded at this level: the one table of
-    /// [`Recorder::before`] and [`Recorder::records_success`].
-    #[inline]
+    /// [`Recorder::before`] and [`Recorder::records_success`], computed once.
+    #[inline(always)]
     fn recording(&self, f: F) -> Recording {
-        match (f.record_kind(), self.level) {
-            (RecordKind::Quiet, _) | (_, AuditLevel::Off) => Recording::Never,
-            (RecordKind::Data | RecordKind::Init | RecordKind::Session, AuditLevel::Security) => {
-                Recording::IfFailed
-            }
-            (RecordKind::Data, AuditLevel::All) => Recording::InOperation,
-            (RecordKind::Call | RecordKind::Init | RecordKind::Session, _) => Recording::Always,
-        }
+        self.recordings[f as usize]
     }
 
     /// Whether a successful call of `f` writes a record at this level: only then
