@@ -13,13 +13,9 @@ use crate::policy::Login;
 impl Gateway {
     /// A session the backend just opened on `slot`.
     pub(super) fn session_opened(&self, slot: CK_SLOT_ID, session: CK_SESSION_HANDLE) {
-        let read_serial = || super::session_table::read_serial(&self.backend, slot);
-        match &self.enforcer {
-            Some(e) => self
-                .sessions
-                .opened(Some(&e.policy()), slot, session, read_serial),
-            None => self.sessions.opened(None, slot, session, read_serial),
-        }
+        self.sessions.opened(slot, session, || {
+            super::session_table::read_serial(&self.backend, slot)
+        });
     }
 
     /// After a successful `C_CloseSession`, `C_CloseAllSessions` or `C_Logout`.

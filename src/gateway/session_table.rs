@@ -14,12 +14,14 @@
 //! and re-resolved when the login changes or when the policy was reloaded since.
 //! Locks are held only for map look-ups, never across a backend call.
 //!
-//! Cost: clients often open and close a session per operation, so a slot's first
-//! session is the common case of `C_OpenSession`. The subject of a login state
-//! without a named identity depends only on the process facts and the policy, so
-//! it is resolved once per policy generation and shared (`Tables::plain`): an open
-//! is then a map insert and an `Arc` clone, not a resolution (~3 000 instructions
-//! and a dozen allocations). The maps hash handles with `FastHash`, not SipHash:
+//! Cost: clients often open and close a session per operation, so that pair is
+//! kept cheap: a slot's state (with its token serial) stays once seen, so an open
+//! is one slot look-up and one insert under one write lock, a close one remove and
+//! one look-up; the subject is resolved only when a policy asks. The subject of a
+//! login state without a named identity depends only on the process facts and the
+//! policy, so it is resolved once per policy generation and shared
+//! (`Tables::plain`), not per slot (~3 000 instructions and a dozen allocations
+//! each). The maps hash handles with `FastHash`, not SipHash:
 //! handles are small integers the token assigns.
 
 use std::collections::HashMap;
@@ -32,8 +34,9 @@ use pkcs11_sys::*;
 use crate::identity::ProcessFacts;
 use crate::policy::{Login, NamedIdentity, Policy, Principal, Subject};
 
-/// What the gateway knows about one slot's login.
-#[derive(Debug, Clone)]
+/// What the gateway knows about one slot: its token's serial and the login. Kept
+/// once seen (slots are few), reset to a public login when its last session closes.
+#[derive(Debug, Clone, Default)]
 struct SlotState {
     login: Login,
     identity: Option<NamedIdentity>,
@@ -41,6 +44,17 @@ struct SlotState {
     /// Enforce mode: the login's subject, resolved under some policy generation
     /// (`None` until a policy asks, and always in transparent mode).
     subject: Option<Arc<Subject>>,
+    /// The token's serial number, read once (`None` until read, or unreadable).
+    serial: Option<Arc<str>>,
+}
+
+impl SlotState {
+    /// §5.6: with no session left the application is logged out of the token.
+    fn logged_out(&mut self) {
+        self.login = Login::Public;
+        self.identity = None;
+        self.subject = None;
+    }
 }
 
 /// A session's slot and that token's serial number (for the audit record).
@@ -56,8 +70,6 @@ type HandleMap<V> = HashMap<CK_ULONG, V, crate::fasthash::FastHash>;
 struct Tables {
     sessions: HandleMap<Place>,
     slots: HandleMap<SlotState>,
-    /// Token serial numbers by slot, read once (`SessionTable::serial`).
-    serials: HandleMap<Arc<str>>,
     /// Per login state (`Login as usize`), the subject without a named identity,
     /// for the newest policy generation it was resolved under.
     plain: [Option<Arc<Subject>>; 3],
@@ -137,67 +149,43 @@ impl SessionTable {
         slot: CK_SLOT_ID,
         read: impl FnOnce() -> Option<Arc<str>>,
     ) -> Option<Arc<str>> {
-        if let Some(s) = self.tables.read().serials.get(&slot) {
-            return Some(Arc::clone(s));
+        if let Some(s) = self.tables.read().slots.get(&slot).and_then(|s| s.serial.clone()) {
+            return Some(s);
         }
         let serial = read()?;
-        self.tables
-            .write()
-            .serials
-            .insert(slot, Arc::clone(&serial));
-        Some(serial)
+        let mut t = self.tables.write();
+        let state = t.slots.entry(slot).or_default();
+        Some(Arc::clone(state.serial.get_or_insert(serial)))
     }
 
     /// Records a session the backend just opened on `slot`, with its token's
-    /// serial (cached per slot; `read_serial` asks the token, outside the lock,
-    /// the first time). With a policy (enforce mode) the slot's first session gets
-    /// the shared public subject.
+    /// serial (kept per slot; `read_serial` asks the token, outside the lock, the
+    /// first time). A slot without sessions is logged in publicly, without
+    /// identity; its subject is resolved when a policy first asks.
     pub(super) fn opened(
         &self,
-        policy: Option<&Policy>,
         slot: CK_SLOT_ID,
         session: CK_SESSION_HANDLE,
         read_serial: impl FnOnce() -> Option<Arc<str>>,
     ) {
-        let mut t = self.tables.write();
-        let serial = match t.serials.get(&slot) {
-            Some(s) => Some(Arc::clone(s)),
-            None => {
-                drop(t);
-                let serial = read_serial();
-                t = self.tables.write();
-                if let Some(s) = &serial {
-                    t.serials.insert(slot, Arc::clone(s));
-                }
-                serial
+        {
+            let mut t = self.tables.write();
+            if let Some(state) = t.slots.get_mut(&slot).filter(|s| s.serial.is_some()) {
+                state.sessions += 1;
+                let serial = state.serial.clone();
+                t.sessions.insert(session, Place { slot, serial });
+                return;
             }
-        };
-        t.sessions.insert(session, Place { slot, serial });
-        if let Some(state) = t.slots.get_mut(&slot) {
-            state.sessions += 1;
-            return;
         }
-        // A slot's first session: public, without identity.
-        let subject = match policy {
-            None => None,
-            Some(p) => match t.plain(Login::Public, p.generation()) {
-                Some(s) => Some(s),
-                None => {
-                    drop(t);
-                    let fresh = self.resolve(p, Login::Public, None);
-                    t = self.tables.write();
-                    Some(fresh)
-                }
-            },
-        };
-        // Another thread may have added the slot while the lock was released.
-        let state = t.slots.entry(slot).or_insert_with(|| SlotState {
-            login: Login::Public,
-            identity: None,
-            sessions: 0,
-            subject,
-        });
+        let read = read_serial();
+        let mut t = self.tables.write();
+        let state = t.slots.entry(slot).or_default();
+        if state.serial.is_none() {
+            state.serial = read;
+        }
         state.sessions += 1;
+        let serial = state.serial.clone();
+        t.sessions.insert(session, Place { slot, serial });
     }
 
     /// The slot of a session we saw opened.
@@ -218,11 +206,11 @@ impl SessionTable {
         let slot = t.sessions.remove(&session)?.slot;
         let last = t.slots.get_mut(&slot).is_some_and(|s| {
             s.sessions = s.sessions.saturating_sub(1);
+            if s.sessions == 0 {
+                s.logged_out();
+            }
             s.sessions == 0
         });
-        if last {
-            t.slots.remove(&slot);
-        }
         Some((slot, last))
     }
 
@@ -230,12 +218,17 @@ impl SessionTable {
     pub(super) fn closed_all(&self, slot: CK_SLOT_ID) {
         let mut t = self.tables.write();
         t.sessions.retain(|_, p| p.slot != slot);
-        t.slots.remove(&slot);
+        if let Some(s) = t.slots.get_mut(&slot) {
+            s.sessions = 0;
+            s.logged_out();
+        }
     }
 
     /// `C_InitToken`: the token may have a new serial.
     pub(super) fn token_reinitialised(&self, slot: CK_SLOT_ID) {
-        self.tables.write().serials.remove(&slot);
+        if let Some(s) = self.tables.write().slots.get_mut(&slot) {
+            s.serial = None;
+        }
     }
 
     /// A login (or logout, `Login::Public`) on the slot of `session` succeeded.
@@ -361,9 +354,9 @@ mod tests {
     fn plain_subjects_are_shared_per_generation_and_logins_are_per_slot() {
         let s = SessionTable::new(ProcessFacts::observe());
         let p = policy();
-        s.opened(Some(&p), 1, 10, || None);
-        s.opened(Some(&p), 2, 20, || None);
-        s.opened(Some(&p), 1, 11, || None);
+        s.opened(1, 10, || None);
+        s.opened(2, 20, || None);
+        s.opened(1, 11, || None);
         let (slot, a) = s.subject(&p, 10).unwrap();
         let (_, b) = s.subject(&p, 20).unwrap();
         assert_eq!(slot, 1);
@@ -381,7 +374,7 @@ mod tests {
         assert_eq!(s.closed(10), Some((1, false)));
         assert_eq!(s.closed(11), Some((1, true)));
         assert_eq!(s.slot_of(11), None);
-        s.opened(Some(&p), 1, 12, || None);
+        s.opened(1, 12, || None);
         assert_eq!(
             s.subject(&p, 12).unwrap().1.principal().login,
             Login::Public
@@ -395,7 +388,7 @@ mod tests {
         assert!(Arc::ptr_eq(&c, &d));
         assert!(!Arc::ptr_eq(&a, &c));
         // An older policy's resolution does not replace the newer shared one.
-        s.opened(Some(&p), 3, 30, || None);
+        s.opened(3, 30, || None);
         assert!(Arc::ptr_eq(&s.subject(&q, 20).unwrap().1, &c));
     }
 
