@@ -130,7 +130,7 @@ impl OpTracker {
     /// After a `*Init` returned `CKR_OK`: remembers the operation. `template` is its
     /// record so far (slot, session, mechanism, key, identity, decision); `started`
     /// is when the `*Init` was called. Returns an operation the tracker still had
-    /// for this session and kind (its end was missed), to record as it is.
+    /// for the session and kind (its end was missed), to record as it is.
     pub fn begin(
         &self,
         session: u64,

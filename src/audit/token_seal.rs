@@ -159,7 +159,7 @@ fn open<'a>(backend: &'a Backend, label: &str) -> AuditResult<HelperSession<'a>>
         .map_err(seal_err("opening a session for the seal"))
 }
 
-/// The one object of the seal key of this class this session sees, if any.
+/// The one object of the seal key of this class the helper session sees, if any.
 fn visible(
     session: &HelperSession<'_>,
     class: pkcs11_sys::CK_OBJECT_CLASS,

@@ -318,7 +318,7 @@ impl HelperSession<'_> {
         }
     }
 
-    /// `C_Login(CKU_USER)` on this session's token: `Ok(true)` when it logged in,
+    /// `C_Login(CKU_USER)` on the token of the helper session: `Ok(true)` when it logged in,
     /// `Ok(false)` when the application already was (its login is shared, §5.6).
     /// Login state is per application per token: until [`HelperSession::logout`]
     /// every session of the application on the token is logged in.

@@ -35,7 +35,7 @@ use crate::identity::ProcessFacts;
 use crate::policy::{Login, NamedIdentity, Policy, Principal, Subject};
 
 /// What the gateway knows about one slot: its token's serial and the login. Kept
-/// once seen (slots are few), reset to a public login when its last session closes.
+/// once seen (slots are few), reset to a public login when no session of the slot remains.
 #[derive(Debug, Clone, Default)]
 struct SlotState {
     login: Login,
@@ -149,7 +149,13 @@ impl SessionTable {
         slot: CK_SLOT_ID,
         read: impl FnOnce() -> Option<Arc<str>>,
     ) -> Option<Arc<str>> {
-        if let Some(s) = self.tables.read().slots.get(&slot).and_then(|s| s.serial.clone()) {
+        if let Some(s) = self
+            .tables
+            .read()
+            .slots
+            .get(&slot)
+            .and_then(|s| s.serial.clone())
+        {
             return Some(s);
         }
         let serial = read()?;
