@@ -309,41 +309,10 @@ impl SessionTable {
     }
 }
 
-/// The serial number of `slot`'s token as the token reports it, trailing blanks
-/// trimmed (§3.2 pads `serialNumber` with blanks); `None` when it cannot be read.
+/// The serial number of `slot`'s token (`Backend::token_serial`); `None` when it
+/// cannot be read.
 pub(super) fn read_serial(backend: &crate::backend::Backend, slot: CK_SLOT_ID) -> Option<Arc<str>> {
-    let mut info = zeroed_token_info();
-    if backend.get_token_info(slot, &mut info) != CKR_OK {
-        return None;
-    }
-    Some(
-        String::from_utf8_lossy(&info.serialNumber)
-            .trim_end()
-            .into(),
-    )
-}
-
-fn zeroed_token_info() -> CK_TOKEN_INFO {
-    CK_TOKEN_INFO {
-        label: [b' '; 32],
-        manufacturerID: [b' '; 32],
-        model: [b' '; 16],
-        serialNumber: [b' '; 16],
-        flags: 0,
-        ulMaxSessionCount: 0,
-        ulSessionCount: 0,
-        ulMaxRwSessionCount: 0,
-        ulRwSessionCount: 0,
-        ulMaxPinLen: 0,
-        ulMinPinLen: 0,
-        ulTotalPublicMemory: 0,
-        ulFreePublicMemory: 0,
-        ulTotalPrivateMemory: 0,
-        ulFreePrivateMemory: 0,
-        hardwareVersion: CK_VERSION { major: 0, minor: 0 },
-        firmwareVersion: CK_VERSION { major: 0, minor: 0 },
-        utcTime: [b' '; 16],
-    }
+    backend.token_serial(slot).ok().map(Arc::from)
 }
 
 #[cfg(test)]
