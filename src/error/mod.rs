@@ -63,7 +63,7 @@ pub enum Error {
     /// The policy or the lifecycle refused the call: the documented code of the
     /// refusal (docs/policy.md, "Operations and refusal codes") and the rule that
     /// decided. The decision only builds it; the gateway logs and records it, once,
-    /// where the call's path ends (`Gateway::settle`).
+    /// where the call's path ends (`Recorder::after`).
     #[error("refused by policy rule {rule} with {}", rv_name(*.rv))]
     Refused {
         /// The code the application sees.

@@ -6,6 +6,7 @@
 //! the store manages some key ([`Gateway::enforcing`]), and hands them over typed;
 //! otherwise the transparent path never reaches this file.
 
+use super::enforce::refusal;
 use pkcs11_sys::*;
 
 use super::{Call, Gateway};
@@ -174,7 +175,7 @@ impl Gateway {
             },
         );
         if !cd.decision.allow {
-            return Err(e.refuse(Some(op), &cd.decision));
+            return Err(refusal(Some(op), &cd.decision, None));
         }
         // No object leaves a managed key's version, and none joins one (versions.rs).
         e.keep_versions_on_create(&self.backend, slot, args, source.as_deref())?;
@@ -214,7 +215,7 @@ impl Gateway {
                         if d.allow {
                             Ok(())
                         } else {
-                            Err(e.refuse(Some(op), &d))
+                            Err(refusal(Some(op), &d, None))
                         }
                     });
                 if let Err(err) = checked {
@@ -261,7 +262,7 @@ impl Gateway {
             let facts = e.facts_of(&self.backend, &call, op, slot, object)?;
             let d = p.decide_set_attributes(&subject, &facts, template);
             if !d.allow {
-                return Err(e.refuse(Some(op), &d));
+                return Err(refusal(Some(op), &d, None));
             }
             e.keep_versions_on_edit(&self.backend, slot, &facts, template)?;
             let rv = forward(&self.backend);

@@ -2,9 +2,9 @@
 //!
 //! The gateway holds `Option<Enforcer>`; transparent mode has none, and its path
 //! is one branch. A decision is a value: an allowed call goes on, a refused one is
-//! an `Error::Refused` built by [`Enforcer::refuse`] with its rule, code and
-//! reason. Nothing here logs or records a refusal: the gateway does, once, where
-//! the call's path ends (`Gateway::settle`).
+//! an `Error::Refused` built by [`refusal`] (or [`lifecycle_refusal`]) with its
+//! rule, code and reason. Nothing here logs or records a refusal: the gateway's
+//! record stage does, once, where the call's path ends (`Recorder::after`).
 
 use std::sync::Arc;
 
@@ -52,6 +52,17 @@ pub(super) fn lifecycle_refusal(op: Option<Op>, r: LcRefusal) -> Error {
             tried: None,
         }),
     }
+}
+
+/// A refusal that is not a policy rule's (facts unreadable, unknown session).
+fn builtin_refusal(op: Option<Op>, rv: CK_RV, why: String) -> Error {
+    let d = Decision {
+        allow: false,
+        rule: crate::policy::RuleRef::Builtin("default-deny"),
+        reason: why.into(),
+        rv,
+    };
+    refusal(op, &d, None)
 }
 
 /// The policy and what its decisions read: the gateway's session table and facts
@@ -123,33 +134,6 @@ impl Enforcer {
         self.policy.load()
     }
 
-    /// A policy refusal of `op`.
-    pub(super) fn refuse(&self, op: Option<Op>, d: &Decision) -> Error {
-        refusal(op, d, None)
-    }
-
-    /// [`Enforcer::refuse`], with the identity a refused named login tried (it has
-    /// no session identity yet, and the auditor needs the name that was tried).
-    pub(super) fn refuse_naming(&self, op: Option<Op>, d: &Decision, tried: Option<&str>) -> Error {
-        refusal(op, d, tried)
-    }
-
-    /// A lifecycle refusal (state, unmanaged key, store).
-    pub(super) fn refuse_lifecycle(&self, op: Option<Op>, r: LcRefusal) -> Error {
-        lifecycle_refusal(op, r)
-    }
-
-    /// A refusal that is not a policy rule's (facts unreadable, unknown session).
-    fn refuse_builtin(&self, op: Option<Op>, rv: CK_RV, why: String) -> Error {
-        let d = Decision {
-            allow: false,
-            rule: crate::policy::RuleRef::Builtin("default-deny"),
-            reason: why.into(),
-            rv,
-        };
-        refusal(op, &d, None)
-    }
-
     /// The subject of the call's session; an unknown session is refused as the
     /// backend would (it was not opened through this module instance).
     pub(super) fn subject_of(
@@ -160,7 +144,7 @@ impl Enforcer {
     ) -> Result<(CK_SLOT_ID, Arc<Subject>)> {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         self.sessions.subject(p, session).ok_or_else(|| {
-            self.refuse_builtin(
+            builtin_refusal(
                 op,
                 CKR_SESSION_HANDLE_INVALID,
                 "session not opened through Keywarden".into(),
@@ -184,7 +168,7 @@ impl Enforcer {
             .get(backend, slot, session, object)
             .map_err(|FactsError(rv)| {
                 let code = super::facts_cache::facts_error_rv(op, rv);
-                self.refuse_builtin(
+                builtin_refusal(
                     Some(op),
                     code,
                     format!(
@@ -215,7 +199,7 @@ impl Enforcer {
             return if d.allow {
                 Ok(())
             } else {
-                Err(self.refuse(Some(op), &d))
+                Err(refusal(Some(op), &d, None))
             };
         };
         let facts = self.facts_of(backend, call, op, slot, o)?;
@@ -224,7 +208,7 @@ impl Enforcer {
         let view = self
             .lifecycle
             .view(backend, slot)
-            .map_err(|r| self.refuse_lifecycle(Some(op), r))?;
+            .map_err(|r| lifecycle_refusal(Some(op), r))?;
         // A `*Init` repeating the session's last one on an unchanged basis: its
         // kept decision (decision_memo.rs).
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
@@ -257,7 +241,7 @@ impl Enforcer {
             mechanism: call.mechanism,
         });
         if !d.allow {
-            return Err(self.refuse(Some(op), &d));
+            return Err(refusal(Some(op), &d, None));
         }
         let kept = self.lifecycle_check(backend, call, op, slot, &view, managed, &enriched, &p)?;
         // Kept only when decided within one second of the clock (the policy read
@@ -284,7 +268,7 @@ impl Enforcer {
         if d.allow {
             Ok(())
         } else {
-            Err(self.refuse(Some(op), &d))
+            Err(refusal(Some(op), &d, None))
         }
     }
 
@@ -305,7 +289,7 @@ impl Enforcer {
         if d.allow {
             Ok(())
         } else {
-            Err(self.refuse(Some(Op::SoLogin), &d))
+            Err(refusal(Some(Op::SoLogin), &d, None))
         }
     }
 

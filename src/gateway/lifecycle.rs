@@ -5,6 +5,7 @@
 //! automatic rotation of a version past due reported and recorded in the audit
 //! trail (`lifecycle_audit.rs`).
 
+use super::enforce::lifecycle_refusal;
 use pkcs11_sys::CK_SLOT_ID;
 
 use super::decision_memo::Kept;
@@ -45,7 +46,7 @@ impl super::Enforcer {
                 })
             }
             Ok(_) => Ok(Kept::May { counts: None }),
-            Err(r) => Err(self.refuse_lifecycle(Some(op), r)),
+            Err(r) => Err(lifecycle_refusal(Some(op), r)),
         }
     }
 

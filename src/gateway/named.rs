@@ -9,7 +9,7 @@
 use pkcs11_sys::*;
 use zeroize::Zeroizing;
 
-use super::enforce::Enforcer;
+use super::enforce::{refusal, Enforcer};
 use crate::error::{Error, Result};
 use crate::policy::{Decision, NamedIdentity, RuleRef};
 
@@ -27,7 +27,7 @@ impl Enforcer {
                     reason: format!("named login {name:?}: unknown name or wrong secret").into(),
                     rv: CKR_PIN_INCORRECT,
                 };
-                Err(self.refuse_naming(None, &d, Some(name)))
+                Err(refusal(None, &d, Some(name)))
             }
         }
     }

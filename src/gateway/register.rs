@@ -17,6 +17,7 @@
 //! bringing such a key under management (with its own cryptoperiod) is an
 //! administrator's decision, `keywarden keys adopt`.
 
+use super::enforce::lifecycle_refusal;
 use pkcs11_sys::*;
 
 use super::create::{CreateArgs, NewObjects};
@@ -92,7 +93,7 @@ impl Enforcer {
         let id = match private_id.or(public_id) {
             Some(id) => id.to_vec(),
             None => crate::lifecycle::new_cka_id().map_err(|e| {
-                self.refuse_lifecycle(
+                lifecycle_refusal(
                     Some(Op::Generate),
                     LcRefusal::store(format!("no CKA_ID could be drawn: {e}")),
                 )
@@ -104,7 +105,7 @@ impl Enforcer {
             let view = self
                 .lifecycle
                 .view(backend, slot)
-                .map_err(|r| self.refuse_lifecycle(Some(Op::Generate), r))?;
+                .map_err(|r| lifecycle_refusal(Some(Op::Generate), r))?;
             if view.index.version(&view.serial, &id).is_some() {
                 log::warn!(
                     "{}: CKA_ID of a managed version reused; the new key is not registered",
@@ -135,7 +136,7 @@ impl Enforcer {
         r: &Registration,
     ) -> Result<RegistrationHold<'_>> {
         let lock = RotationLock::acquire(&self.lifecycle.dir).map_err(|e| {
-            self.refuse_lifecycle(
+            lifecycle_refusal(
                 Some(op),
                 LcRefusal::store(format!("the rotation lock could not be taken: {e}")),
             )
@@ -149,7 +150,7 @@ impl Enforcer {
             let serial = self
                 .lifecycle
                 .serial(backend, slot)
-                .map_err(|e| self.refuse_lifecycle(Some(op), e))?;
+                .map_err(|e| lifecycle_refusal(Some(op), e))?;
             let intent = PendingRotation {
                 token_serial: serial.to_string(),
                 cka_id: r.id.clone(),
@@ -157,7 +158,7 @@ impl Enforcer {
                 started_at: self.lifecycle.now(),
             };
             self.lifecycle.store().begin_pending(&intent).map_err(|e| {
-                self.refuse_lifecycle(
+                lifecycle_refusal(
                     Some(op),
                     LcRefusal::store(format!("the new key could not be recorded: {e}")),
                 )
@@ -195,7 +196,7 @@ impl Enforcer {
                 let serial = self
                     .lifecycle
                     .serial(backend, slot)
-                    .map_err(|e| self.refuse_lifecycle(Some(op), e))?;
+                    .map_err(|e| lifecycle_refusal(Some(op), e))?;
                 let store = self.lifecycle.store();
                 let now = self.lifecycle.now();
                 let write = || -> crate::store::StoreResult<()> {
@@ -228,7 +229,7 @@ impl Enforcer {
                     Ok(())
                 };
                 write().map_err(|e| {
-                    self.refuse_lifecycle(
+                    lifecycle_refusal(
                         Some(op),
                         LcRefusal::store(format!("the new key could not be registered: {e}")),
                     )

@@ -94,24 +94,18 @@ impl Gateway {
         forward: impl FnOnce(&Backend, Option<&[u8]>) -> CK_RV,
     ) -> Result<()> {
         self.decide(&call)?;
-        let Some(e) = &self.enforcer else {
-            check_rv(forward(&self.backend, pin))?;
-            if let (CKU_SO | CKU_USER, Some(session)) = (user_type, call.session) {
-                let login = match user_type {
-                    CKU_SO => crate::policy::Login::So,
-                    _ => crate::policy::Login::User,
-                };
-                self.sessions.set_login(None, session, login, None);
-            }
-            return Ok(());
-        };
-        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         let login = match user_type {
             CKU_SO => crate::policy::Login::So,
             CKU_USER => crate::policy::Login::User,
             // CKU_CONTEXT_SPECIFIC re-authenticates one operation: no state change,
             // and the PIN goes to the token as given.
             _ => return check_rv(forward(&self.backend, pin)),
+        };
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        let Some(e) = &self.enforcer else {
+            check_rv(forward(&self.backend, pin))?;
+            self.sessions.set_login(None, session, login, None);
+            return Ok(());
         };
         let named = match pin.map(crate::store::identity::parse_pin) {
             Some(crate::store::identity::Pin::Named { name, secret }) => {

@@ -27,6 +27,7 @@
 //! [`on_create`] and [`on_edit`] are the checks; the enforcer refuses through its
 //! path, transparent mode through `lifecycle_guard.rs`'s.
 
+use super::enforce::lifecycle_refusal;
 use pkcs11_sys::*;
 
 use super::create::CreateArgs;
@@ -74,7 +75,7 @@ impl Enforcer {
         self.lifecycle
             .view(backend, slot)
             .and_then(|view| on_create(&view, args, source))
-            .map_err(|r| self.refuse_lifecycle(Some(op), r))
+            .map_err(|r| lifecycle_refusal(Some(op), r))
     }
 
     /// The version check of `C_SetAttributeValue` on an object with `facts`.
@@ -86,7 +87,7 @@ impl Enforcer {
         template: &Template<'_>,
     ) -> Result<()> {
         on_edit(|| self.lifecycle.view(backend, slot), facts, template)
-            .map_err(|r| self.refuse_lifecycle(Some(Op::SetAttribute), r))
+            .map_err(|r| lifecycle_refusal(Some(Op::SetAttribute), r))
     }
 }
 

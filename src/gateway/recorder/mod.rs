@@ -412,11 +412,10 @@ impl Recorder {
     /// Level `security`: a failed operation call or session change is one record
     /// (its key, when cached); a successful one only updates the session table.
     fn record_if_failed(&self, call: &Call, io: Io, rv: CK_RV) -> Result<()> {
-        if rv == CKR_OK {
-            // No operation is tracked at this level, so nothing it ends is recorded.
-            return Ok(());
-        }
-        if rv == CKR_BUFFER_TOO_SMALL {
+        // A success never gets here (`after` returns first: no operation is tracked
+        // at this level, so nothing it ends is recorded); a too-small buffer is asked
+        // again.
+        if rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL {
             return Ok(());
         }
         let mut ev = self.context(call, rv, false);
