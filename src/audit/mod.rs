@@ -27,6 +27,7 @@ mod syslog;
 mod token_seal;
 mod trail;
 mod verify;
+mod verify_checks;
 mod verify_report;
 mod verify_rules;
 mod writer;
