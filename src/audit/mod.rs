@@ -5,8 +5,8 @@
 //! Writing: build an [`Event`] (usually an [`OpEvent`]; [`OpTracker`] builds one per
 //! multi-part operation) and give it to [`AuditLog::append`]. In `required` mode
 //! `append` returns once the record is on disk, or the error that kept it off; in
-//! `buffered` mode it returns once the record is queued. See `writer.rs` for the
-//! loss window, `trail.rs` for files and locking, `chain.rs` for the chain and
+//! `buffered` mode it returns once the record is queued. See `writer/` for the
+//! loss window, `trail/` for files and locking, `chain.rs` for the chain and
 //! `seal.rs` for seals.
 //!
 //! Nothing here formats a PIN, key material or data: record types have no field for
