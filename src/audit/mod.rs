@@ -10,7 +10,7 @@
 //! `seal.rs` for seals.
 //!
 //! Nothing here formats a PIN, key material or data: record types have no field for
-//! them (see `record.rs`), and the seal key's `Debug` is redacted.
+//! them (see `record/`), and the seal key's `Debug` is redacted.
 
 mod binding;
 mod chain;
