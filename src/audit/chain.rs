@@ -9,7 +9,7 @@
 //!
 //! The head file (`audit.head`) says where the chain ends — last seq, its hash, the
 //! current file and its length — so a writer need not scan a file to continue the
-//! chain. It is a hint checked against the trail on every append (see `trail.rs`):
+//! chain. It is a hint checked against the trail on every append (see `trail/`):
 //! the trail files are the truth.
 
 use serde::Deserialize;

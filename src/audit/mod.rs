@@ -5,12 +5,12 @@
 //! Writing: build an [`Event`] (usually an [`OpEvent`]; [`OpTracker`] builds one per
 //! multi-part operation) and give it to [`AuditLog::append`]. In `required` mode
 //! `append` returns once the record is on disk, or the error that kept it off; in
-//! `buffered` mode it returns once the record is queued. See `writer.rs` for the
-//! loss window, `trail.rs` for files and locking, `chain.rs` for the chain and
+//! `buffered` mode it returns once the record is queued. See `writer/` for the
+//! loss window, `trail/` for files and locking, `chain.rs` for the chain and
 //! `seal.rs` for seals.
 //!
 //! Nothing here formats a PIN, key material or data: record types have no field for
-//! them (see `record.rs`), and the seal key's `Debug` is redacted.
+//! them (see `record/`), and the seal key's `Debug` is redacted.
 
 mod binding;
 mod chain;
@@ -27,6 +27,7 @@ mod syslog;
 mod token_seal;
 mod trail;
 mod verify;
+mod verify_checks;
 mod verify_report;
 mod verify_rules;
 mod writer;

@@ -22,30 +22,23 @@
 //! seals each writer's rule calls for, no missing first files unless archived —
 //! and, given the off-host copy of the seals (`offhost.rs`), that each of them is
 //! in the trail as the SIEM received it.
+//!
+//! This file walks the files and each record's link; the checks on a record
+//! beyond its link, and those at the trail's end, are in `verify_checks.rs`.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::chain::{chain_id_of, Digest, HeadCheck, HeadInfo, Link, Tip, GENESIS};
+use super::chain::{Digest, HeadCheck, HeadInfo, Link, Tip, GENESIS};
 use super::error::{AuditError, AuditResult};
 use super::offhost::OffHost;
 use super::record::Timestamp;
-use super::seal::{Seal, Sealer};
+use super::seal::Sealer;
 use super::trail::{list_files, HEAD_FILE};
 pub use super::verify_report::{Location, Problem, Report};
 pub use super::verify_rules::Expect;
-use super::verify_rules::{Fields, Writers};
-
-#[derive(Deserialize)]
-struct SealFields {
-    kind: Option<String>,
-    sealed_seq: Option<u64>,
-    head: Option<String>,
-    alg: Option<String>,
-    key_id: Option<String>,
-    sig: Option<String>,
-}
+use super::verify_rules::Writers;
 
 #[derive(Deserialize)]
 struct TimeField {
@@ -113,13 +106,9 @@ pub struct Options<'a> {
 
 /// [`verify`], and what `opts.expect` and `opts.against` call for.
 pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
-    let (from, to, sealer) = (opts.from, opts.to, opts.sealer);
-    let expect = opts.expect.clone();
-    let strict = expect.as_ref().is_some_and(|e| e.sealed);
-    let files: Vec<PathBuf> = list_files(dir)?
-        .into_iter()
-        .filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(true))
-        .collect();
+    let expect = opts.expect.as_ref();
+    let strict = expect.is_some_and(|e| e.sealed);
+    let files = trail_files(dir)?;
     let mut report = Report::default();
     if files.is_empty() {
         report
@@ -127,44 +116,23 @@ pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
             .push(format!("no trail files in {}", dir.display()));
         return Ok(report);
     }
-    let starts: Vec<Option<Timestamp>> = files.iter().map(|p| first_time(p)).collect();
-    let begins_by = |t: Timestamp| starts.iter().rposition(|s| s.is_some_and(|s| s <= t));
-    let first = from.and_then(begins_by).unwrap_or(0);
-    let last = match to {
-        Some(t) => begins_by(t).unwrap_or(0),
-        None => files.len() - 1,
-    };
+    let (first, last) = file_range(&files, opts.from, opts.to);
     // The head is read before the files: a writer appending meanwhile only adds
     // records after the one it names.
     let head_bytes = crate::fsguard::read_nofollow(&dir.join(HEAD_FILE)).unwrap_or_default();
-    let checked = HeadInfo::decode_with(&head_bytes, sealer);
-    let mut late = None;
-    match &checked {
-        None if strict => {
-            late = Some(Problem::HeadMissing(
-                if head_bytes.is_empty() {
-                    "is missing or empty"
-                } else if HeadInfo::decode(&head_bytes).is_some() {
-                    "does not hold under the seal key (rewritten without it)"
-                } else {
-                    "is damaged"
-                }
-                .to_owned(),
-            ))
-        }
-        None => report.notes.push(format!("{HEAD_FILE} is missing, empty or damaged: removal of the last records cannot be detected")),
-        Some((_, HeadCheck::Unkeyed | HeadCheck::KeyedUnchecked))
-            if expect.as_ref().is_some_and(|e| e.keyed_head) =>
-        {
-            late = Some(Problem::HeadNotKeyed)
-        }
-        Some(_) => {}
-    }
+    let checked = HeadInfo::decode_with(&head_bytes, opts.sealer);
+    let mut late = head_problem(
+        &head_bytes,
+        checked.as_ref().map(|(_, c)| *c),
+        expect,
+        strict,
+        &mut report,
+    );
     let head = checked.as_ref().and_then(|(h, _)| h.tip);
     report.chain = checked.as_ref().and_then(|(h, _)| h.chain.clone());
-    if let Some(what) = expect.as_ref().and_then(|e| e.missing_key.clone()) {
+    if let Some(what) = expect.and_then(|e| e.missing_key.clone()) {
         late = Some(Problem::SealKeyMissing(what));
-    } else if strict && sealer.is_none() {
+    } else if strict && opts.sealer.is_none() {
         late.get_or_insert(Problem::SealKeyMissing(
             "sealing is configured but no key was given to check the seals (--seal-key, --seal-pub, or DIR/seal-key.pub)".into(),
         ));
@@ -172,37 +140,14 @@ pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
     let mut v = Verifier {
         report,
         prev: None,
-        sealer,
+        sealer: opts.sealer,
         head,
         need_keys: expect.is_some(),
-        writers: strict.then(|| Writers::new(expect.as_ref().and_then(|e| e.rule))),
+        writers: strict.then(|| Writers::new(expect.and_then(|e| e.rule))),
         against: opts.against,
         matched: 0,
     };
-    if first > 0 {
-        let bytes = read(&files[first - 1])?;
-        if let Some(line) = split_lines(&bytes).0.last() {
-            v.prev = Link::parse(line).map(|l| {
-                (
-                    Tip {
-                        seq: l.seq,
-                        hash: Digest::of_line(line),
-                    },
-                    None,
-                )
-            });
-        }
-    } else if name_seq(&files[0]).unwrap_or(0) > 0 {
-        let seq = name_seq(&files[0]).unwrap_or(0);
-        let archived = from.is_some() || expect.as_ref().is_some_and(|e| e.archived);
-        if expect.is_some() && !archived {
-            late.get_or_insert(Problem::FilesMissing(seq));
-        } else {
-            v.report.notes.push(format!(
-                "the trail starts at seq {seq} (earlier files were archived or removed)"
-            ));
-        }
-    }
+    v.start(&files, first, opts, &mut late)?;
     for (i, path) in files.iter().enumerate().take(last + 1).skip(first) {
         let bytes = read(path)?;
         let expected_first = if v.prev.is_none() {
@@ -216,16 +161,7 @@ pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
         }
     }
     if last == files.len() - 1 && v.report.problem.is_none() {
-        v.check_head();
-        v.check_offhost_end();
-        if let Some(w) = &v.writers {
-            match w.finish() {
-                Ok(notes) => v.report.notes.extend(notes),
-                Err(p) => {
-                    v.fail(p);
-                }
-            }
-        }
+        v.check_end();
     }
     if let Some(copy) = opts.against {
         v.report.offhost_matched = Some(v.matched);
@@ -246,23 +182,127 @@ pub fn verify_with(dir: &Path, opts: &Options<'_>) -> AuditResult<Report> {
     Ok(v.report)
 }
 
-struct Verifier<'a> {
-    report: Report,
+/// The trail's files in order, empty ones left out.
+fn trail_files(dir: &Path) -> AuditResult<Vec<PathBuf>> {
+    Ok(list_files(dir)?
+        .into_iter()
+        .filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(true))
+        .collect())
+}
+
+/// Indices of the first and last file holding records of the period.
+fn file_range(files: &[PathBuf], from: Option<Timestamp>, to: Option<Timestamp>) -> (usize, usize) {
+    let starts: Vec<Option<Timestamp>> = files.iter().map(|p| first_time(p)).collect();
+    let begins_by = |t: Timestamp| starts.iter().rposition(|s| s.is_some_and(|s| s <= t));
+    let first = from.and_then(begins_by).unwrap_or(0);
+    let last = match to {
+        Some(t) => begins_by(t).unwrap_or(0),
+        None => files.len() - 1,
+    };
+    (first, last)
+}
+
+/// What the head file shows against the expectations: a problem reported when the
+/// records show none, or a note when nothing is expected of a missing head.
+fn head_problem(
+    head_bytes: &[u8],
+    check: Option<HeadCheck>,
+    expect: Option<&Expect>,
+    strict: bool,
+    report: &mut Report,
+) -> Option<Problem> {
+    match check {
+        None if strict => Some(Problem::HeadMissing(
+            if head_bytes.is_empty() {
+                "is missing or empty"
+            } else if HeadInfo::decode(head_bytes).is_some() {
+                "does not hold under the seal key (rewritten without it)"
+            } else {
+                "is damaged"
+            }
+            .to_owned(),
+        )),
+        None => {
+            report.notes.push(format!("{HEAD_FILE} is missing, empty or damaged: removal of the last records cannot be detected"));
+            None
+        }
+        Some(HeadCheck::Unkeyed | HeadCheck::KeyedUnchecked)
+            if expect.is_some_and(|e| e.keyed_head) =>
+        {
+            Some(Problem::HeadNotKeyed)
+        }
+        Some(_) => None,
+    }
+}
+
+pub(super) struct Verifier<'a> {
+    pub(super) report: Report,
     /// The last good record and where it is (`None` when it precedes the range).
-    prev: Option<(Tip, Option<Location>)>,
-    sealer: Option<&'a dyn Sealer>,
+    pub(super) prev: Option<(Tip, Option<Location>)>,
+    pub(super) sealer: Option<&'a dyn Sealer>,
     /// The chain's end according to the head file.
-    head: Option<Tip>,
+    pub(super) head: Option<Tip>,
     /// Expectations were given: a seal no key checks is a problem.
-    need_keys: bool,
+    pub(super) need_keys: bool,
     /// The per-process rules (sealing expected).
-    writers: Option<Writers>,
+    pub(super) writers: Option<Writers>,
     /// The off-host copy of the seals, and how many of them were found.
-    against: Option<&'a OffHost>,
-    matched: usize,
+    pub(super) against: Option<&'a OffHost>,
+    pub(super) matched: usize,
 }
 
 impl Verifier<'_> {
+    /// Links the range to the record before it, or notes (or, when files are
+    /// expected, defers a problem about) a trail whose first files are gone.
+    fn start(
+        &mut self,
+        files: &[PathBuf],
+        first: usize,
+        opts: &Options<'_>,
+        late: &mut Option<Problem>,
+    ) -> AuditResult<()> {
+        let expect = opts.expect.as_ref();
+        if first > 0 {
+            let bytes = read(&files[first - 1])?;
+            if let Some(line) = split_lines(&bytes).0.last() {
+                self.prev = Link::parse(line).map(|l| {
+                    (
+                        Tip {
+                            seq: l.seq,
+                            hash: Digest::of_line(line),
+                        },
+                        None,
+                    )
+                });
+            }
+        } else if name_seq(&files[0]).unwrap_or(0) > 0 {
+            let seq = name_seq(&files[0]).unwrap_or(0);
+            let archived = opts.from.is_some() || expect.is_some_and(|e| e.archived);
+            if expect.is_some() && !archived {
+                late.get_or_insert(Problem::FilesMissing(seq));
+            } else {
+                self.report.notes.push(format!(
+                    "the trail starts at seq {seq} (earlier files were archived or removed)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// At the trail's end: the head, the off-host copy's last seal, each writer's rule.
+    fn check_end(&mut self) {
+        self.check_head();
+        self.check_offhost_end();
+        if let Some(w) = &self.writers {
+            match w.finish() {
+                Ok(notes) => self.report.notes.extend(notes),
+                Err(p) => {
+                    self.fail(p);
+                }
+            }
+        }
+    }
+
     /// Checks one file; false when a problem ends the check.
     fn file(
         &mut self,
@@ -282,38 +322,10 @@ impl Verifier<'_> {
                 return self.fail(Problem::Unparsable(at(i, None)));
             };
             let here = at(i, Some(link.seq));
-            let (expected, prev_hash) = match &self.prev {
-                Some((tip, _)) => (tip.seq + 1, tip.hash),
-                None => (
-                    expected_first.unwrap_or(link.seq),
-                    if expected_first == Some(0) {
-                        GENESIS
-                    } else {
-                        Digest::from_hex(&link.prev).unwrap_or(GENESIS)
-                    },
-                ),
+            let (expected, prev_hash) = match self.link(&lines, i, &link, &here, expected_first) {
+                Ok(v) => v,
+                Err(p) => return self.fail(p),
             };
-            if link.seq != expected {
-                let next_seq = lines.get(i + 1).and_then(|l| Link::parse(l)).map(|l| l.seq);
-                let problem = if link.seq < expected || next_seq == Some(expected) {
-                    Problem::Reordered(here, expected)
-                } else {
-                    Problem::Missing(here, expected)
-                };
-                return self.fail(problem);
-            }
-            if Digest::from_hex(&link.prev) != Some(prev_hash) {
-                let hash = Digest::of_line(line);
-                let successor_links = lines
-                    .get(i + 1)
-                    .and_then(|l| Link::parse(l))
-                    .map(|l| Digest::from_hex(&l.prev) == Some(hash));
-                let culprit = match (successor_links, &self.prev) {
-                    (Some(false), _) | (_, None) | (_, Some((_, None))) => here,
-                    (_, Some((_, Some(prev_at)))) => prev_at.clone(),
-                };
-                return self.fail(Problem::Altered(culprit));
-            }
             let tip = Tip {
                 seq: link.seq,
                 hash: Digest::of_line(line),
@@ -347,131 +359,52 @@ impl Verifier<'_> {
         true
     }
 
-    fn fail(&mut self, p: Problem) -> bool {
-        self.report.problem = Some(p);
-        false
-    }
-
-    /// Checks a seal record; counts the records after the last verified seal.
-    fn seal(
-        &mut self,
-        line: &[u8],
+    /// Checks line `i`'s `seq` and `prev` against the record before it; gives the
+    /// expected `seq` and the previous line's hash.
+    fn link(
+        &self,
+        lines: &[&[u8]],
+        i: usize,
+        link: &Link,
         here: &Location,
-        prev_hash: Digest,
-        seq: u64,
-    ) -> Result<(), Problem> {
-        let fields: Option<SealFields> = serde_json::from_slice(line).ok();
-        let Some(s) = fields.filter(|f| f.kind.as_deref() == Some("seal")) else {
-            self.report.unsealed_tail += 1;
-            return Ok(());
+        expected_first: Option<u64>,
+    ) -> Result<(u64, Digest), Problem> {
+        let (expected, prev_hash) = match &self.prev {
+            Some((tip, _)) => (tip.seq + 1, tip.hash),
+            None => (
+                expected_first.unwrap_or(link.seq),
+                if expected_first == Some(0) {
+                    GENESIS
+                } else {
+                    Digest::from_hex(&link.prev).unwrap_or(GENESIS)
+                },
+            ),
         };
-        let bad = |why: &str| Problem::BadSeal(here.clone(), why.to_owned());
-        if s.head.as_deref().and_then(Digest::from_hex) != Some(prev_hash)
-            || s.sealed_seq.map(|q| q + 1) != Some(seq)
-        {
-            return Err(bad("it does not name the record before it"));
-        }
-        let seal = Seal {
-            alg: s.alg.unwrap_or_default(),
-            key_id: s.key_id.unwrap_or_default(),
-            sig: s
-                .sig
-                .as_deref()
-                .and_then(super::chain::from_hex)
-                .ok_or_else(|| bad("unreadable signature"))?,
-        };
-        match self.sealer.map(|k| k.verify(&prev_hash.0, &seal)) {
-            Some(Ok(true)) => {
-                self.report.seals_verified += 1;
-                self.report.last_sealed_seq = s.sealed_seq;
-                self.report.unsealed_tail = 0;
-                Ok(())
-            }
-            Some(Err(e)) => Err(bad(&e.to_string())),
-            // With keys given, a seal by none of them is what a rewriter who made
-            // their own key would leave: report it, never count it as fine.
-            Some(Ok(false)) => Err(bad(&format!(
-                "made by a key that was not given (alg {}, key_id {}); give its key to check it",
-                seal.alg, seal.key_id
-            ))),
-            None if self.need_keys => Err(Problem::SealKeyMissing(format!(
-                "{here} is sealed by alg {}, key_id {}, and no key to check it was given",
-                seal.alg, seal.key_id
-            ))),
-            None => {
-                let note = format!(
-                    "seals by alg {}, key_id {} were not checked (no key given)",
-                    seal.alg, seal.key_id
-                );
-                if !self.report.notes.contains(&note) {
-                    self.report.notes.push(note);
-                }
-                self.report.seals_unchecked += 1;
-                self.report.unsealed_tail += 1;
-                Ok(())
-            }
-        }
-    }
-
-    /// The checks beyond the chain: the chain id against the head, the writers'
-    /// sealing rules, the off-host copy.
-    fn extra(&mut self, line: &[u8], here: &Location) -> Result<(), Problem> {
-        if here.seq == Some(0) {
-            let first = chain_id_of(line);
-            match &self.report.chain {
-                Some(head) if *head != first => {
-                    return Err(Problem::ChainMismatch {
-                        head: head.clone(),
-                        first,
-                    })
-                }
-                Some(_) => {}
-                None => self.report.chain = Some(first),
-            }
-        }
-        if let Some(w) = &mut self.writers {
-            let f: Fields = serde_json::from_slice(line).unwrap_or_default();
-            w.record(&f, here)?;
-        }
-        if let (Some(copy), Some(seq)) = (self.against, here.seq) {
-            if let Some(theirs) = copy.get(seq) {
-                if theirs != line {
-                    return Err(Problem::OffHost(format!(
-                        "{here} differs from the seal {} holds for seq {seq}: the trail was rewritten",
-                        copy.source
-                    )));
-                }
-                self.matched += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// After the last file: a seal of the off-host copy beyond the trail's end
-    /// means records were removed from the end.
-    fn check_offhost_end(&mut self) {
-        let Some(copy) = self.against else { return };
-        let last = self.prev.as_ref().map(|(t, _)| t.seq);
-        if let Some(seq) = copy.first_after(last) {
-            if self.report.problem.is_none() {
-                self.fail(Problem::OffHost(format!(
-                    "{} holds a seal at seq {seq}, after the trail's end ({}): records were removed",
-                    copy.source,
-                    last.map_or_else(|| "nothing".to_owned(), |s| format!("seq {s}"))
-                )));
-            }
-        }
-    }
-
-    /// After the last file: the record the head file names must have been seen.
-    fn check_head(&mut self) {
-        let Some(head) = self.head else { return };
-        let last_seq = self.prev.as_ref().map(|(t, _)| t.seq);
-        if last_seq.is_none_or(|s| s < head.seq) && self.report.problem.is_none() {
-            self.report.problem = Some(Problem::TailMissing {
-                head_seq: head.seq,
-                last_seq,
+        if link.seq != expected {
+            let next_seq = lines.get(i + 1).and_then(|l| Link::parse(l)).map(|l| l.seq);
+            return Err(if link.seq < expected || next_seq == Some(expected) {
+                Problem::Reordered(here.clone(), expected)
+            } else {
+                Problem::Missing(here.clone(), expected)
             });
         }
+        if Digest::from_hex(&link.prev) != Some(prev_hash) {
+            let hash = Digest::of_line(lines[i]);
+            let successor_links = lines
+                .get(i + 1)
+                .and_then(|l| Link::parse(l))
+                .map(|l| Digest::from_hex(&l.prev) == Some(hash));
+            let culprit = match (successor_links, &self.prev) {
+                (Some(false), _) | (_, None) | (_, Some((_, None))) => here.clone(),
+                (_, Some((_, Some(prev_at)))) => prev_at.clone(),
+            };
+            return Err(Problem::Altered(culprit));
+        }
+        Ok((expected, prev_hash))
+    }
+
+    pub(super) fn fail(&mut self, p: Problem) -> bool {
+        self.report.problem = Some(p);
+        false
     }
 }

@@ -7,8 +7,8 @@
 //!   bucketed by operation; any error names `file:line:col` (fail closed);
 //! - `evaluate`: [`Policy::resolve`] a [`Principal`] once into a [`Subject`], then
 //!   [`Policy::decide`] each [`Request`] and [`Policy::may_see`] each found object;
-//! - `creation`, `create_decide`: the `[creation]` rules and
-//!   [`Policy::decide_create`] / [`Policy::decide_set_attributes`];
+//! - `creation`: the `[creation]` rules and [`Policy::decide_create`] /
+//!   [`Policy::decide_set_attributes`];
 //! - `cryptoperiod`: `[[cryptoperiod]]`, [`Policy::cryptoperiod_for`] (lifecycle);
 //! - `lint`: findings for `keywarden policy check`;
 //! - `handle`: [`PolicyHandle`], the active policy, reloaded when the file changes;
@@ -18,7 +18,6 @@
 mod bridge;
 mod clock;
 mod compile;
-mod create_decide;
 mod creation;
 mod cryptoperiod;
 mod evaluate;
@@ -35,8 +34,7 @@ mod tests;
 
 pub use clock::{injected_now, Clock, LocalTime, ManualClock, SystemClock, NOW_ENV};
 pub use compile::Policy;
-pub use create_decide::{CreateDecision, Creation, CreationKind};
-pub use creation::DEFAULT_KEY_TYPES;
+pub use creation::{CreateDecision, Creation, CreationKind, DEFAULT_KEY_TYPES};
 pub use cryptoperiod::{parse_period, Cryptoperiod, UnmanagedKeys, WhenDue};
 pub use evaluate::{Request, Subject};
 pub use handle::{PolicyHandle, Reload, ReloadObserver, DEFAULT_CHECK_INTERVAL_MS};

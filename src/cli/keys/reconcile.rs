@@ -7,7 +7,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use super::{hex, rotate_err, Ctx};
+use super::rotate::rotate_err;
+use super::{hex, Ctx};
 use crate::audit::LifecycleEvent;
 use crate::cli::admin_audit::CliAudit;
 use crate::error::{Error, Result};

@@ -1,7 +1,6 @@
-//! Decisions on new objects and on edits: [`Policy::decide_create`] (generate,
-//! generate pair, create/import, unwrap, derive, copy), [`Policy::decide_set_attributes`]
-//! and [`Policy::check_new_key`] (the after-the-fact check of a created key whose
-//! size the template did not state).
+//! [`Policy::decide_create`] (generate, generate pair, create/import, unwrap,
+//! derive, copy) and [`Policy::check_new_key`] (the after-the-fact check of a
+//! created key whose size the template did not state).
 //!
 //! Order of checks (the first refusal wins): the copy source's `copy` rule, then for
 //! each new object: label rule → classification → copy loosening → key type and
@@ -10,12 +9,13 @@
 
 use pkcs11_sys::*;
 
-use super::compile::Policy;
-use super::creation::{is_key, is_private_or_secret, key_type_of_mechanism, Material};
-use super::evaluate::{Now, Subject};
-use super::matchers::{KeyCtx, MechArg};
-use super::model::{Decision, KeyFacts, Level, Op, RuleRef};
+use super::checks::{is_key, is_private_or_secret, key_type_of_mechanism, Material};
+use super::facts::{size_facts, template_facts};
 use crate::abi::{mechanism_name, Template};
+use crate::policy::compile::Policy;
+use crate::policy::evaluate::{Now, Subject};
+use crate::policy::matchers::{KeyCtx, MechArg};
+use crate::policy::model::{Decision, KeyFacts, Level, Op, RuleRef};
 
 /// Which function creates the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,67 +80,13 @@ pub struct CreateDecision {
 }
 
 /// One object a creation makes, as policy sees it.
-struct NewObject<'a, 't> {
-    facts: KeyFacts,
-    template: &'a Template<'t>,
-    type_from_mechanism: bool,
+pub(super) struct NewObject<'a, 't> {
+    pub(super) facts: KeyFacts,
+    pub(super) template: &'a Template<'t>,
+    pub(super) type_from_mechanism: bool,
 }
 
-fn lossy(b: Option<&[u8]>) -> Option<String> {
-    b.map(|b| String::from_utf8_lossy(b).into_owned())
-}
-
-fn bits_of_bytes(b: &[u8]) -> u32 {
-    let significant = b.iter().skip_while(|x| **x == 0).count();
-    u32::try_from(significant.saturating_mul(8)).unwrap_or(u32::MAX)
-}
-
-fn to_bits(bytes: CK_ULONG) -> u32 {
-    u32::try_from(bytes.saturating_mul(8)).unwrap_or(u32::MAX)
-}
-
-/// The size facts a template states, by key type.
-fn size_facts(t: &Template<'_>, facts: &mut KeyFacts) {
-    use super::creation::{family, Family};
-    let Some(kt) = facts.key_type else { return };
-    facts.bits = match family(kt) {
-        Family::Rsa => t
-            .modulus_bits()
-            .map(|b| u32::try_from(b).unwrap_or(u32::MAX))
-            .or_else(|| t.bytes(CKA_MODULUS).map(bits_of_bytes)),
-        Family::Aes | Family::Secret | Family::Other => t
-            .value_len()
-            .map(to_bits)
-            .or_else(|| t.bytes(CKA_VALUE).map(|v| to_bits(v.len() as CK_ULONG))),
-        Family::DsaDh => t
-            .ulong(CKA_PRIME_BITS)
-            .map(|b| u32::try_from(b).unwrap_or(u32::MAX))
-            .or_else(|| t.bytes(CKA_PRIME).map(bits_of_bytes)),
-        Family::Ec => None,
-    };
-    if family(kt) == Family::Ec {
-        facts.curve = t.ec_curve();
-    }
-}
-
-/// Facts stated by a template alone.
-pub(crate) fn template_facts(t: &Template<'_>) -> KeyFacts {
-    let mut f = KeyFacts {
-        class: t.class(),
-        key_type: t.key_type(),
-        label: lossy(t.label()),
-        id: t.id().map(<[u8]>::to_vec),
-        classification: None,
-        sensitive: t.sensitive(),
-        extractable: t.extractable(),
-        bits: None,
-        curve: None,
-    };
-    size_facts(t, &mut f);
-    f
-}
-
-fn refuse(rule: &'static str, rv: CK_RV, reason: String) -> Decision {
+pub(super) fn refuse(rule: &'static str, rv: CK_RV, reason: String) -> Decision {
     Decision::deny(RuleRef::Builtin(rule), rv, reason)
 }
 
@@ -282,6 +228,39 @@ impl Policy {
     ) -> Result<Decision, Decision> {
         let f = &obj.facts;
         let ctx = self.key_ctx(f);
+        self.check_naming(c, f, &ctx)?;
+        if let Some(src) = source {
+            self.check_copy_placement(&ctx, src)?;
+        }
+        self.check_object_material(c, obj, out)?;
+        if is_private_or_secret(f.class) {
+            self.check_protection(s, c, obj, &ctx, now, out)?;
+        }
+        if c.kind == CreationKind::Copy {
+            return Ok(Decision::allow(
+                RuleRef::Builtin("copy.loosening"),
+                "copy keeps its source's protection",
+            ));
+        }
+        let mech = match (c.kind, c.mechanism) {
+            (CreationKind::Generate | CreationKind::GenerateKeyPair, Some(m)) => MechArg::Is(m),
+            _ => MechArg::None,
+        };
+        let d = self.decide_in(s, c.kind.access_op(), Some(&ctx), mech, now);
+        if d.allow {
+            Ok(d)
+        } else {
+            Err(d)
+        }
+    }
+
+    /// The label rule (not on a copy) and `require_classification`.
+    fn check_naming(
+        &self,
+        c: &Creation<'_, '_>,
+        f: &KeyFacts,
+        ctx: &KeyCtx<'_>,
+    ) -> Result<(), Decision> {
         let keyset = ctx.keyset.and_then(|i| self.keysets.get(usize::from(i)));
         let cp = &self.creation;
         if is_key(f.class) && c.kind != CreationKind::Copy {
@@ -299,30 +278,45 @@ impl Policy {
                 format!("label {:?} falls in no keyset with a classification (creation.require_classification)", f.label.as_deref().unwrap_or("")),
             ));
         }
-        if let Some(src) = source {
-            if ctx.level < src.level {
-                return Err(refuse(
-                    "copy.loosening",
-                    CKR_TEMPLATE_INCONSISTENT,
-                    format!(
-                        "the copy would be {} but its source is {}",
-                        ctx.level, src.level
-                    ),
-                ));
-            }
-            let owner = |k: Option<u16>| {
-                k.and_then(|i| self.keysets.get(usize::from(i)))
-                    .and_then(|k| k.owner)
-            };
-            if owner(ctx.keyset) != owner(src.keyset) {
-                return Err(refuse(
-                    "copy.loosening",
-                    CKR_TEMPLATE_INCONSISTENT,
-                    "the copy's label moves it away from its source's owner".into(),
-                ));
-            }
+        Ok(())
+    }
+
+    /// A copy may not land below its source's level or under another owner.
+    fn check_copy_placement(&self, ctx: &KeyCtx<'_>, src: &KeyCtx<'_>) -> Result<(), Decision> {
+        if ctx.level < src.level {
+            return Err(refuse(
+                "copy.loosening",
+                CKR_TEMPLATE_INCONSISTENT,
+                format!(
+                    "the copy would be {} but its source is {}",
+                    ctx.level, src.level
+                ),
+            ));
         }
-        match cp.check_material(
+        let owner = |k: Option<u16>| {
+            k.and_then(|i| self.keysets.get(usize::from(i)))
+                .and_then(|k| k.owner)
+        };
+        if owner(ctx.keyset) != owner(src.keyset) {
+            return Err(refuse(
+                "copy.loosening",
+                CKR_TEMPLATE_INCONSISTENT,
+                "the copy's label moves it away from its source's owner".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Key type and size; an unknown size is checked on the created key after
+    /// unwrap, derive or copy, and refused otherwise.
+    fn check_object_material(
+        &self,
+        c: &Creation<'_, '_>,
+        obj: &NewObject<'_, '_>,
+        out: &mut CreateDecision,
+    ) -> Result<(), Decision> {
+        let f = &obj.facts;
+        match self.creation.check_material(
             f.class,
             f.key_type,
             f.bits,
@@ -346,121 +340,6 @@ impl Policy {
                 }
             }
         }
-        if is_private_or_secret(f.class) {
-            self.check_protection(s, c, obj, &ctx, now, out)?;
-        }
-        if c.kind == CreationKind::Copy {
-            return Ok(Decision::allow(
-                RuleRef::Builtin("copy.loosening"),
-                "copy keeps its source's protection",
-            ));
-        }
-        let mech = match (c.kind, c.mechanism) {
-            (CreationKind::Generate | CreationKind::GenerateKeyPair, Some(m)) => MechArg::Is(m),
-            _ => MechArg::None,
-        };
-        let d = self.decide_in(s, c.kind.access_op(), Some(&ctx), mech, now);
-        if d.allow {
-            Ok(d)
-        } else {
-            Err(d)
-        }
-    }
-
-    /// `CKA_SENSITIVE`, `CKA_EXTRACTABLE` and `[creation] set` on a private or secret key.
-    fn check_protection(
-        &self,
-        s: &Subject,
-        c: &Creation<'_, '_>,
-        obj: &NewObject<'_, '_>,
-        ctx: &KeyCtx<'_>,
-        now: &mut Now<'_>,
-        out: &mut CreateDecision,
-    ) -> Result<(), Decision> {
-        let cp = &self.creation;
-        let t = obj.template;
-        let mut export: Option<bool> = None;
-        let mut may_export = |now: &mut Now<'_>| {
-            *export.get_or_insert_with(|| {
-                self.decide_in(s, Op::Export, Some(ctx), MechArg::None, now)
-                    .allow
-            })
-        };
-        let src = c.source;
-        // (attribute, required value, template's value, source's value, rule)
-        let checks = [
-            (
-                CKA_SENSITIVE,
-                true,
-                t.sensitive(),
-                src.and_then(|k| k.sensitive),
-                cp.require_sensitive,
-                "creation.sensitive",
-            ),
-            (
-                CKA_EXTRACTABLE,
-                false,
-                t.extractable(),
-                src.and_then(|k| k.extractable),
-                cp.require_non_extractable,
-                "creation.extractable",
-            ),
-        ];
-        for (attr, safe, given, from_source, required, rule) in checks {
-            let name = crate::abi::attribute_name(attr);
-            if given == Some(!safe) && from_source == Some(safe) {
-                return Err(refuse(
-                    "copy.loosening",
-                    CKR_TEMPLATE_INCONSISTENT,
-                    format!(
-                        "a copy may not set {name}={} on a key that has {name}={safe}",
-                        !safe
-                    ),
-                ));
-            }
-            if !required {
-                continue;
-            }
-            match given {
-                Some(v) if v == safe => {}
-                Some(_) => {
-                    if !may_export(now) {
-                        return Err(refuse(
-                            rule,
-                            CKR_TEMPLATE_INCONSISTENT,
-                            format!(
-                                "{name}={} on a private or secret key needs a rule allowing export",
-                                !safe
-                            ),
-                        ));
-                    }
-                }
-                // Left out: inherited when the source is safe, else forced, also on
-                // a copy of a loose legacy key (a copy may tighten: v2.40 §4.9,
-                // §4.10 footnotes on CKA_SENSITIVE and CKA_EXTRACTABLE).
-                None if from_source == Some(safe) => {}
-                None => out.force.push((attr, safe)),
-            }
-        }
-        if c.kind != CreationKind::Copy {
-            for &(attr, want) in &cp.set {
-                match t.flag(attr) {
-                    Some(v) if v != want => {
-                        return Err(refuse(
-                            "creation.attribute",
-                            CKR_TEMPLATE_INCONSISTENT,
-                            format!(
-                            "{}={v} is refused on new private and secret keys (creation.set: {})",
-                            crate::abi::attribute_name(attr),
-                            cp.set_names().join(", ")
-                        ),
-                        ))
-                    }
-                    Some(_) => {}
-                    None => out.force.push((attr, want)),
-                }
-            }
-        }
         Ok(())
     }
 
@@ -481,70 +360,5 @@ impl Policy {
                 format!("the key's {what} is unknown"),
             ),
         }
-    }
-
-    /// The decision on `C_SetAttributeValue`: the `set-attribute` rule for the
-    /// key, then no loosening: `CKA_SENSITIVE` may not become FALSE,
-    /// `CKA_EXTRACTABLE` may not become TRUE, a `[creation] set` attribute may
-    /// not be turned against policy, and a new label may not lower the key's
-    /// classification or move it to another owner. Refusals are
-    /// `CKR_ACTION_PROHIBITED`.
-    pub fn decide_set_attributes(
-        &self,
-        subject: &Subject,
-        key: &KeyFacts,
-        template: &Template<'_>,
-    ) -> Decision {
-        self.with_fresh(subject, |s| {
-            let ctx = self.key_ctx(key);
-            let mut now = self.now();
-            let d = self.decide_in(s, Op::SetAttribute, Some(&ctx), MechArg::None, &mut now);
-            if !d.allow {
-                return d;
-            }
-            let loosen =
-                |why: String| refuse("set-attribute.loosening", CKR_ACTION_PROHIBITED, why);
-            if template.sensitive() == Some(false) && key.sensitive != Some(false) {
-                return loosen("CKA_SENSITIVE may not be set to FALSE".into());
-            }
-            if template.extractable() == Some(true) && key.extractable != Some(true) {
-                return loosen("CKA_EXTRACTABLE may not be set to TRUE".into());
-            }
-            if is_private_or_secret(key.class) {
-                if let Some(&(attr, want)) = self
-                    .creation
-                    .set
-                    .iter()
-                    .find(|(a, w)| template.flag(*a) == Some(!*w))
-                {
-                    return loosen(format!(
-                        "{} must stay {want} (creation.set)",
-                        crate::abi::attribute_name(attr)
-                    ));
-                }
-            }
-            if template.label().is_some() {
-                let mut renamed = key.clone();
-                renamed.label = lossy(template.label());
-                let new = self.key_ctx(&renamed);
-                if new.level < ctx.level {
-                    return loosen(format!(
-                        "the new label would lower the key from {} to {}",
-                        ctx.level, new.level
-                    ));
-                }
-                let owner = |k: Option<u16>| {
-                    k.and_then(|i| self.keysets.get(usize::from(i)))
-                        .and_then(|k| k.owner)
-                };
-                if owner(new.keyset) != owner(ctx.keyset) {
-                    return loosen("the new label would move the key to another owner".into());
-                }
-                if let Some(why) = self.creation.check_label(renamed.label.as_deref()) {
-                    return loosen(why);
-                }
-            }
-            d
-        })
     }
 }
