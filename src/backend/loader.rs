@@ -205,7 +205,7 @@ macro_rules! raw_data_calls {
         v3_0 { $( $c3:ident [ $($k3:tt)* ] $n3:ident ( $( $a3:ident : $t3:ty ),* ); )* }
     ) => {
         #[allow(non_snake_case)]
-        impl super::Backend {
+        impl super::LoadedModule {
             $( raw_data_calls!(@one $c2 $n2 ( $( $a2 : $t2 ),* )); )*
         }
     };

@@ -251,7 +251,7 @@ impl Lifecycle {
     /// The serial of the token in `slot`, read once per slot.
     pub(super) fn serial(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         slot: CK_SLOT_ID,
     ) -> std::result::Result<Arc<str>, LcRefusal> {
         if let Some(s) = self.serials.read().get(&slot) {
@@ -277,7 +277,7 @@ impl Lifecycle {
     /// The view a key use is decided with (fails closed on a stale index).
     pub(super) fn view(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         slot: CK_SLOT_ID,
     ) -> std::result::Result<View, LcRefusal> {
         let index = self.index()?;
@@ -287,7 +287,7 @@ impl Lifecycle {
 
     /// The view for searches: the last good index even when a re-read failed
     /// (hiding superseded versions is a convenience; every use is still checked).
-    pub(super) fn view_for_search(&self, backend: &Backend, slot: CK_SLOT_ID) -> Option<View> {
+    pub(super) fn view_for_search(&self, backend: &dyn Backend, slot: CK_SLOT_ID) -> Option<View> {
         let _ = self.index();
         let serial = self.serial(backend, slot).ok()?;
         Some(View {
@@ -617,7 +617,7 @@ impl super::Enforcer {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn lifecycle_check(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         call: &super::Call,
         op: Op,
         slot: CK_SLOT_ID,
@@ -656,7 +656,7 @@ impl super::Enforcer {
     #[allow(clippy::too_many_arguments)]
     fn auto_rotate(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         call: &super::Call,
         slot: CK_SLOT_ID,
         serial: &str,

@@ -38,7 +38,7 @@ pub use create::{unwrap_bits_hint, Additions, CreateArgs, NewObjects};
 pub use enforce::Enforcer;
 pub use record::Io;
 
-use crate::backend::{Backend, InitOutcome};
+use crate::backend::{Backend, InitOutcome, LoadedModule};
 use crate::config::{Config, PolicyMode};
 use crate::error::{check_rv, Error, Result};
 use crate::functions::{FnClass, FunctionId};
@@ -59,7 +59,7 @@ const fn decided_by_policy(f: FunctionId) -> bool {
 #[derive(Debug)]
 pub struct Gateway {
     config: Config,
-    backend: Arc<Backend>,
+    backend: Arc<dyn Backend>,
     init_outcome: InitOutcome,
     /// `Some` in enforce mode only: transparent mode's path is one branch on it.
     enforcer: Option<Enforcer>,
@@ -90,6 +90,22 @@ impl Gateway {
     /// the backend: a token sealer uses it); an unusable trail fails
     /// `C_Initialize` too.
     pub fn start(config: Config) -> Result<Gateway> {
+        Gateway::start_from(config, |c| {
+            Ok(Arc::new(LoadedModule::load(&c.backend.module)?))
+        })
+    }
+
+    /// [`Gateway::start`] over a backend of the caller's (the unit tests' double):
+    /// `config.backend.module` is then only named in the start record.
+    pub fn start_with(config: Config, backend: Arc<dyn Backend>) -> Result<Gateway> {
+        Gateway::start_from(config, |_| Ok(backend))
+    }
+
+    /// The start: `backend` is called once the store and the policy are open.
+    fn start_from(
+        config: Config,
+        backend: impl FnOnce(&Config) -> Result<Arc<dyn Backend>>,
+    ) -> Result<Gateway> {
         let clock = lifecycle::clock_from_env(config.policy.clock_override)?;
         let lifecycle = Arc::new(lifecycle::Lifecycle::open(&config.store, clock)?);
         let enforcing = matches!(config.policy.mode, PolicyMode::Enforce { .. });
@@ -105,7 +121,7 @@ impl Gateway {
                 Arc::clone(&facts),
             )?),
         };
-        let backend = Arc::new(Backend::load(&config.backend.module)?);
+        let backend = backend(&config)?;
         let init_outcome = backend.initialize()?;
         let context = record::Context {
             sessions: Arc::clone(&sessions),
@@ -122,7 +138,7 @@ impl Gateway {
             }
         };
         // The sealer found the seal token: so does this (a failure is a bug there).
-        let seal_guard = match seal_key::SealGuard::start(&config, &backend) {
+        let seal_guard = match seal_key::SealGuard::start(&config, &*backend) {
             Ok(g) => g,
             Err(e) => {
                 let _ = audit.stop();
@@ -139,7 +155,7 @@ impl Gateway {
             e.attach_trail(audit.log());
         }
         let unsupported = match &enforcer {
-            Some(_) => unsupported::Unsupported::of(&backend),
+            Some(_) => unsupported::Unsupported::of(&*backend),
             None => unsupported::Unsupported::default(),
         };
         log::info!(
@@ -245,7 +261,7 @@ impl Gateway {
     /// One call's path. `forward` performs the backend call and returns its `CK_RV`,
     /// which comes back unchanged as `Err(Error::Backend(rv))` when it is not `CKR_OK`.
     #[inline]
-    pub fn call(&self, call: Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+    pub fn call(&self, call: Call, forward: impl FnOnce(&dyn Backend) -> CK_RV) -> Result<()> {
         self.recorded(&call, || self.forward(&call, forward))
     }
 
@@ -257,7 +273,7 @@ impl Gateway {
         &self,
         call: Call,
         io: Io,
-        forward: impl FnOnce(&Backend) -> (CK_RV, CK_ULONG),
+        forward: impl FnOnce(&dyn Backend) -> (CK_RV, CK_ULONG),
     ) -> Result<()> {
         let pending = self.audit.before(&call, None);
         let mut out_len: CK_ULONG = 0;
@@ -282,7 +298,7 @@ impl Gateway {
         &self,
         call: Call,
         mechanism: Option<&crate::abi::MechanismSummary>,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         let pending = self.audit.before(&call, mechanism);
         let result = self.forward(&call, forward);
@@ -294,7 +310,7 @@ impl Gateway {
         &self,
         call: Call,
         flags: CK_FLAGS,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         let pending = self.audit.before(&call, None);
         let result = self.forward(&call, forward);
@@ -310,7 +326,7 @@ impl Gateway {
     pub fn forward_unrecorded(
         &self,
         call: &Call,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         self.settle(call, self.forward(call, forward))
     }
@@ -324,9 +340,9 @@ impl Gateway {
 
     /// Decide, forward, follow up: a call's path without its audit record.
     #[inline]
-    fn forward(&self, call: &Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+    fn forward(&self, call: &Call, forward: impl FnOnce(&dyn Backend) -> CK_RV) -> Result<()> {
         self.decide(call)?;
-        let result = check_rv(forward(&self.backend));
+        let result = check_rv(forward(&*self.backend));
         if result.is_ok() {
             self.follow_objects(call);
         }
@@ -342,7 +358,7 @@ impl Gateway {
             return Err(Error::FunctionNotSupported);
         }
         if let Some(g) = &self.seal_guard {
-            if let Some((op, r)) = g.check(&self.backend, &self.sessions, &self.facts, call) {
+            if let Some((op, r)) = g.check(&*self.backend, &self.sessions, &self.facts, call) {
                 return Err(enforce::lifecycle_refusal(Some(op), r));
             }
         }
@@ -355,11 +371,11 @@ impl Gateway {
             // The token's own answer for a function it lacks, whatever the policy.
             Some(_)
                 if decided_by_policy(call.function)
-                    && self.unsupported.lacks(&self.backend, call) =>
+                    && self.unsupported.lacks(&*self.backend, call) =>
             {
                 Err(Error::FunctionNotSupported)
             }
-            Some(e) => e.before(&self.backend, call),
+            Some(e) => e.before(&*self.backend, call),
         }
     }
 
@@ -399,11 +415,11 @@ impl Gateway {
         &self,
         call: Call,
         session: &mut CK_SESSION_HANDLE,
-        forward: impl FnOnce(&Backend, &mut CK_SESSION_HANDLE) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, &mut CK_SESSION_HANDLE) -> CK_RV,
     ) -> Result<()> {
         let pending = self.audit.before(&call, None);
         let result = self.decide(&call).and_then(|()| {
-            check_rv(forward(&self.backend, session))?;
+            check_rv(forward(&*self.backend, session))?;
             if let Some(slot) = call.slot {
                 self.session_opened(slot, *session);
             }
@@ -434,17 +450,21 @@ impl Gateway {
     /// `C_CloseSession`, `C_CloseAllSessions`, `C_Logout`: forward, then follow the
     /// session and login state (§5.6: closing every session of a slot logs it out;
     /// its session objects are destroyed, so their cached facts go).
-    pub fn session_call(&self, call: Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+    pub fn session_call(
+        &self,
+        call: Call,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
+    ) -> Result<()> {
         self.recorded(&call, || self.session_call_unrecorded(call, forward))
     }
 
     fn session_call_unrecorded(
         &self,
         call: Call,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         self.decide(&call)?;
-        check_rv(forward(&self.backend))?;
+        check_rv(forward(&*self.backend))?;
         self.follow_sessions(&call);
         Ok(())
     }
@@ -457,7 +477,7 @@ impl Gateway {
         call: Call,
         user_type: CK_USER_TYPE,
         pin: Option<&[u8]>,
-        forward: impl FnOnce(&Backend, Option<&[u8]>) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, Option<&[u8]>) -> CK_RV,
     ) -> Result<()> {
         self.recorded(&call, || {
             self.login_unrecorded(call, user_type, pin, forward)
@@ -469,11 +489,11 @@ impl Gateway {
         call: Call,
         user_type: CK_USER_TYPE,
         pin: Option<&[u8]>,
-        forward: impl FnOnce(&Backend, Option<&[u8]>) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, Option<&[u8]>) -> CK_RV,
     ) -> Result<()> {
         self.decide(&call)?;
         let Some(e) = &self.enforcer else {
-            check_rv(forward(&self.backend, pin))?;
+            check_rv(forward(&*self.backend, pin))?;
             if let (CKU_SO | CKU_USER, Some(session)) = (user_type, call.session) {
                 let login = match user_type {
                     CKU_SO => crate::policy::Login::So,
@@ -489,7 +509,7 @@ impl Gateway {
             CKU_USER => crate::policy::Login::User,
             // CKU_CONTEXT_SPECIFIC re-authenticates one operation: no state change,
             // and the PIN goes to the token as given.
-            _ => return check_rv(forward(&self.backend, pin)),
+            _ => return check_rv(forward(&*self.backend, pin)),
         };
         let named = match pin.map(crate::store::identity::parse_pin) {
             Some(crate::store::identity::Pin::Named { name, secret }) => {
@@ -503,9 +523,9 @@ impl Gateway {
         match &named {
             Some(_) => {
                 let token_pin = e.token_pin(user_type)?;
-                check_rv(forward(&self.backend, Some(&token_pin)))?;
+                check_rv(forward(&*self.backend, Some(&token_pin)))?;
             }
-            None => check_rv(forward(&self.backend, pin))?,
+            None => check_rv(forward(&*self.backend, pin))?,
         }
         if let Some(id) = &named {
             log::info!(

@@ -88,7 +88,7 @@ pub(super) struct Recorder {
     /// Which calls are recorded (`[audit] level`).
     level: AuditLevel,
     ops: OpTracker,
-    backend: Arc<Backend>,
+    backend: Arc<dyn Backend>,
     /// What the record's context reads: the gateway's session table and facts
     /// cache, and in enforce mode the policy (roles) and lifecycle (versions).
     ctx: Context,
@@ -161,7 +161,11 @@ impl Recorder {
     /// Opens the trail (`[audit]`, required in every configuration) and records the
     /// module's start and the configuration and policy it read. The token sealer
     /// needs the initialised backend.
-    pub(super) fn open(config: &Config, backend: &Arc<Backend>, ctx: Context) -> Result<Recorder> {
+    pub(super) fn open(
+        config: &Config,
+        backend: &Arc<dyn Backend>,
+        ctx: Context,
+    ) -> Result<Recorder> {
         let sealer = crate::audit::sealer_for(config, backend)?;
         let log = AuditLog::open(AuditConfig::from_section(&config.audit)?, sealer)?;
         let mut start = ModuleEvent::new(ModuleWhat::Start);
@@ -265,7 +269,7 @@ impl Recorder {
     /// The serial number of `slot`'s token (the session table keeps it).
     fn serial(&self, slot: CK_SLOT_ID) -> Option<Arc<str>> {
         self.ctx.sessions.serial(slot, || {
-            super::session_table::read_serial(&self.backend, slot)
+            super::session_table::read_serial(&*self.backend, slot)
         })
     }
 
@@ -281,7 +285,7 @@ impl Recorder {
         let cache = &self.ctx.facts;
         let facts = match cache.peek(slot, object) {
             Some(f) => f,
-            None if read => cache.get(&self.backend, slot, session, object).ok()?,
+            None if read => cache.get(&*self.backend, slot, session, object).ok()?,
             None => return None,
         };
         let (label, id, version) = self.names(slot, object, &facts);
@@ -302,7 +306,7 @@ impl Recorder {
             }
         }
         let version = self.ctx.versions.as_ref().and_then(|lc| {
-            let view = lc.view_for_search(&self.backend, slot)?;
+            let view = lc.view_for_search(&*self.backend, slot)?;
             view.lookup(facts).map(|m| m.version.version)
         });
         let names: KeyNames = (

@@ -298,7 +298,10 @@ impl SessionTable {
 
 /// The serial number of `slot`'s token as the token reports it, trailing blanks
 /// trimmed (§3.2 pads `serialNumber` with blanks); `None` when it cannot be read.
-pub(super) fn read_serial(backend: &crate::backend::Backend, slot: CK_SLOT_ID) -> Option<Arc<str>> {
+pub(super) fn read_serial(
+    backend: &dyn crate::backend::Backend,
+    slot: CK_SLOT_ID,
+) -> Option<Arc<str>> {
     let mut info = zeroed_token_info();
     if backend.get_token_info(slot, &mut info) != CKR_OK {
         return None;
