@@ -24,6 +24,8 @@ mod loader;
 mod api;
 mod calls;
 mod crypto_calls;
+#[cfg(test)]
+pub(crate) mod double;
 mod forward;
 mod helpers;
 
