@@ -26,6 +26,8 @@ mod record;
 mod register;
 mod seal_key;
 mod session_table;
+#[cfg(test)]
+mod tests;
 mod token_ops;
 mod unsupported;
 mod versions;
