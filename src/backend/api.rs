@@ -285,7 +285,7 @@ macro_rules! crypto_shapes {
     };
 }
 
-/// The trait's declarations of the [`crypto_shapes!`] functions.
+/// The trait's declarations of the `crypto_shapes!` functions.
 macro_rules! declare_crypto_shapes {
     (
         init_with_key { $( $(#[$d1:meta])* $n1:ident => $f1:ident; )* }

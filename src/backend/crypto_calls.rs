@@ -1,6 +1,6 @@
 //! The loaded module's cryptographic and key-management functions (PKCS#11 v2.40
 //! §5.8-§5.15), forwarded to the module's table. The functions of the common call
-//! shapes are generated from the one list in `api.rs` ([`crypto_shapes!`]).
+//! shapes are generated from the one list in `api.rs` (`crypto_shapes!`).
 
 use pkcs11_sys::*;
 
@@ -8,7 +8,7 @@ use super::forward::{input, mech_ptr, out_parts, output};
 use super::{CryptoCalls, LoadedModule};
 use crate::abi::OutBuf;
 
-/// The loaded module's forwarders of the [`crypto_shapes!`] functions.
+/// The loaded module's forwarders of the `crypto_shapes!` functions.
 macro_rules! forward_crypto_shapes {
     (
         init_with_key { $( $(#[$d1:meta])* $n1:ident => $f1:ident; )* }

@@ -2,7 +2,7 @@
 //! on the [`Backend`] trait's methods (so they run on any backend, the test double
 //! included).
 //!
-//! The forwarding methods (`calls.rs`) pass an application's arguments through; the
+//! The trait's methods (`api.rs`) pass an application's arguments through; the
 //! helpers here are for work Keywarden does itself — today the audit seal: find the
 //! token by label, open a public read-only session, find a key by a small typed
 //! template, sign one buffer, close the session. They take and return Rust values,

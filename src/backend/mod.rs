@@ -5,7 +5,7 @@
 //!   sealer use, one safe method per PKCS#11 function plus initialise, finalise
 //!   and which functions exist.
 //! - [`LoadedModule`]: the implementation over a real module, loaded defensively by
-//!   [`loader`]; `calls.rs` and `crypto_calls.rs` forward each method to its table.
+//!   `loader.rs`; `calls.rs` and `crypto_calls.rs` forward each method to its table.
 //! - `helpers.rs`: Keywarden's own short conversations with any backend (find the
 //!   token by label, a helper session, sign once), built on the trait's methods.
 //! - `double` (unit tests only): an in-memory token with a fault script.

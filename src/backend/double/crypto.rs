@@ -133,7 +133,7 @@ impl State {
     }
 }
 
-/// The double's answers to the [`crypto_shapes!`] functions.
+/// The double's answers to the `crypto_shapes!` functions.
 macro_rules! double_crypto_shapes {
     (
         init_with_key { $( $(#[$d1:meta])* $n1:ident => $f1:ident; )* }
