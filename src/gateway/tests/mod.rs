@@ -170,6 +170,14 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// `C_Finalize`, as a front end ends a gateway: the store flusher and the
+    /// trail's writer stop before the directory goes.
+    fn drop(&mut self) {
+        let _ = self.gw.stop();
+    }
+}
+
 /// A mechanism without parameters.
 fn mechanism(mechanism: CK_MECHANISM_TYPE) -> CK_MECHANISM {
     CK_MECHANISM {
