@@ -17,7 +17,7 @@ use keywarden::audit::{
     AuditLog, Digest, EcdsaVerifier, HmacSealer, Mode, Seal, Sealer, TokenSealer, SEAL_KEY_ID,
     SEAL_KEY_LABEL, SEAL_PUB_FILE,
 };
-use keywarden::backend::Backend;
+use keywarden::backend::{Backend, LoadedModule};
 
 use common::{TestEnv, SOFTHSM_MODULE, TOKEN_LABEL, USER_PIN};
 
@@ -64,8 +64,8 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn backend() -> Arc<Backend> {
-    let b = Backend::load(Path::new(SOFTHSM_MODULE)).unwrap();
+fn backend() -> Arc<dyn Backend> {
+    let b = LoadedModule::load(Path::new(SOFTHSM_MODULE)).unwrap();
     b.initialize().unwrap();
     Arc::new(b)
 }
@@ -241,7 +241,7 @@ fn token_sealer_needs_the_key_and_its_seals_verify_with_the_pub_file() {
 }
 
 /// Writes a trail of `n` records sealed by the token every 5, with the engine.
-fn sealed_trail(env: &TestEnv, n: u64) -> Arc<Backend> {
+fn sealed_trail(env: &TestEnv, n: u64) -> Arc<dyn Backend> {
     let out = init_seal_key(env);
     assert!(out.status.success(), "{}", text(&out));
     let b = backend();

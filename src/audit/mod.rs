@@ -175,7 +175,7 @@ pub fn sealer_from_section(
 /// them would only be noticed by an auditor much later.
 pub fn sealer_for(
     config: &crate::config::Config,
-    backend: &Arc<crate::backend::Backend>,
+    backend: &Arc<dyn crate::backend::Backend>,
 ) -> AuditResult<Option<Arc<dyn Sealer>>> {
     let s = &config.audit;
     match &s.seal_token {

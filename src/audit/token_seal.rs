@@ -42,7 +42,7 @@ pub const SEAL_KEY_ID: &[u8] = b"keywarden-audit-seal-v1";
 
 /// Signs chain heads with the token's audit key, through the gateway's backend.
 pub struct TokenSealer {
-    backend: Arc<Backend>,
+    backend: Arc<dyn Backend>,
     token_label: String,
     /// `audit.seal_pin_file`, else `backend.pin_file`: the login for a private
     /// seal key.
@@ -80,12 +80,12 @@ impl TokenSealer {
     /// must), so a misconfiguration or a lost key shows at start, not at the first
     /// seal.
     pub fn new(
-        backend: Arc<Backend>,
+        backend: Arc<dyn Backend>,
         token_label: &str,
         pin_file: Option<&Path>,
     ) -> AuditResult<TokenSealer> {
         let verifier = {
-            let session = open(&backend, token_label)?;
+            let session = open(&*backend, token_label)?;
             let public = one(&session, CKO_PUBLIC_KEY, token_label)?;
             let point = session
                 .attribute_bytes(public, CKA_EC_POINT)
@@ -120,7 +120,7 @@ impl TokenSealer {
         f: impl FnOnce(&HelperSession<'_>, CK_OBJECT_HANDLE) -> AuditResult<T>,
     ) -> AuditResult<T> {
         let label = self.token_label.as_str();
-        let session = open(&self.backend, label)?;
+        let session = open(&*self.backend, label)?;
         if let Some(key) = visible(&session, CKO_PRIVATE_KEY)? {
             return f(&session, key);
         }
@@ -150,7 +150,7 @@ impl TokenSealer {
     }
 }
 
-fn open<'a>(backend: &'a Backend, label: &str) -> AuditResult<HelperSession<'a>> {
+fn open<'a>(backend: &'a dyn Backend, label: &str) -> AuditResult<HelperSession<'a>> {
     let slot = backend
         .slot_by_token_label(label)
         .map_err(seal_err("finding the audit token"))?;

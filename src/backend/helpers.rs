@@ -1,6 +1,8 @@
-//! Keywarden's own short conversations with the backend, as typed Rust calls.
+//! Keywarden's own short conversations with a backend, as typed Rust calls, built
+//! on the [`Backend`] trait's methods (so they run on any backend, the test double
+//! included).
 //!
-//! The forwarding methods (`calls.rs`) pass an application's arguments through; the
+//! The trait's methods (`api.rs`) pass an application's arguments through; the
 //! helpers here are for work Keywarden does itself — today the audit seal: find the
 //! token by label, open a public read-only session, find a key by a small typed
 //! template, sign one buffer, close the session. They take and return Rust values,
@@ -104,7 +106,7 @@ fn unpad(field: &[u8]) -> &[u8] {
     &field[..end]
 }
 
-impl Backend {
+impl dyn Backend + '_ {
     /// Slots with a token present.
     pub fn slots_with_token(&self) -> Result<Vec<CK_SLOT_ID>> {
         // The list can grow between the size query and the fetch (a token inserted):
@@ -194,7 +196,7 @@ impl Backend {
 
 /// A session Keywarden opened for itself (see the module docs).
 pub struct HelperSession<'a> {
-    backend: &'a Backend,
+    backend: &'a dyn Backend,
     handle: CK_SESSION_HANDLE,
 }
 

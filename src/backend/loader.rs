@@ -205,7 +205,7 @@ macro_rules! raw_data_calls {
         v3_0 { $( $c3:ident [ $($k3:tt)* ] $n3:ident ( $( $a3:ident : $t3:ty ),* ); )* }
     ) => {
         #[allow(non_snake_case)]
-        impl super::Backend {
+        impl super::LoadedModule {
             $( raw_data_calls!(@one $c2 $n2 ( $( $a2 : $t2 ),* )); )*
         }
     };
@@ -223,3 +223,35 @@ macro_rules! raw_data_calls {
 }
 
 crate::for_each_pkcs11_function!(raw_data_calls);
+
+// The test double (`double/`) reads and fills templates the way a module does:
+// through each attribute's `pValue`. These two are the only pointer reads it
+// needs, kept here with the backend's other `unsafe`.
+
+/// The value bytes of one template attribute (`None` for a NULL `pValue`).
+#[cfg(test)]
+pub(super) fn attr_value(a: &CK_ATTRIBUTE) -> Option<&[u8]> {
+    let len = usize::try_from(a.ulValueLen).ok()?;
+    if a.pValue.is_null() {
+        return None;
+    }
+    // SAFETY: the template contract of every `Backend` method (api.rs): a non-NULL
+    // `pValue` points to `ulValueLen` bytes live for the call, as the C function
+    // requires of its caller; the slice does not outlive the borrowed attribute.
+    Some(unsafe { std::slice::from_raw_parts(a.pValue.cast::<u8>(), len) })
+}
+
+/// The value buffer (`None` for a NULL `pValue`) and the length cell of one
+/// template attribute, to answer `C_GetAttributeValue`.
+#[cfg(test)]
+pub(super) fn attr_value_mut(a: &mut CK_ATTRIBUTE) -> (Option<&mut [u8]>, &mut CK_ULONG) {
+    let len = usize::try_from(a.ulValueLen).unwrap_or(0);
+    let buf = if a.pValue.is_null() {
+        None
+    } else {
+        // SAFETY: as for `attr_value`: `pValue` points to `ulValueLen` writable
+        // bytes live for the call, and nothing else borrows them meanwhile.
+        Some(unsafe { std::slice::from_raw_parts_mut(a.pValue.cast::<u8>(), len) })
+    };
+    (buf, &mut a.ulValueLen)
+}

@@ -1,5 +1,14 @@
-//! The real ("backend") PKCS#11 module: loaded defensively by [`loader`], then called
-//! through the safe methods of [`Backend`] (in `calls.rs`).
+//! The real ("backend") PKCS#11 module behind Keywarden, and the seam the gateway
+//! calls it through.
+//!
+//! - [`Backend`] (`api.rs`): the trait the gateway, the lifecycle and the audit
+//!   sealer use, one safe method per PKCS#11 function plus initialise, finalise
+//!   and which functions exist.
+//! - [`LoadedModule`]: the implementation over a real module, loaded defensively by
+//!   `loader.rs`; `calls.rs` and `crypto_calls.rs` forward each method to its table.
+//! - `helpers.rs`: Keywarden's own short conversations with any backend (find the
+//!   token by label, a helper session, sign once), built on the trait's methods.
+//! - `double` (unit tests only): an in-memory token with a fault script.
 //!
 //! `loader.rs` (loading the table, and the `forward!` macro that calls its entries)
 //! and `ffi` are the only places with `unsafe`. The safe API takes Rust
@@ -7,11 +16,16 @@
 //! `NULL_PTR` with a zero length, and is forwarded as `NULL_PTR` so the backend answers
 //! exactly as it would directly.
 
-// First: `forward!`, used by the call files, is defined in `loader`.
+// First: `forward!`, used by the call files, is defined in `loader`, and
+// `crypto_shapes!` in `api`.
 #[macro_use]
 mod loader;
+#[macro_use]
+mod api;
 mod calls;
 mod crypto_calls;
+#[cfg(test)]
+pub(crate) mod double;
 mod forward;
 mod helpers;
 
@@ -22,7 +36,7 @@ use pkcs11_sys::*;
 
 use crate::error::{Error, Result};
 
-pub use calls::Notify;
+pub use api::{Backend, Calls, CryptoCalls, Notify};
 pub use helpers::{FindAttr, HelperSession};
 pub use loader::{inspect_module, ModuleSummary};
 
@@ -41,8 +55,9 @@ pub fn os_locking_init_args() -> CK_C_INITIALIZE_ARGS {
     }
 }
 
-/// A loaded backend module and its normalised function table.
-pub struct Backend {
+/// A loaded backend module and its normalised function table: the [`Backend`]
+/// every gateway outside the unit tests runs on.
+pub struct LoadedModule {
     path: PathBuf,
     /// The backend's functions in the 3.0-sized table; 3.0 entries are `None` for a
     /// 2.40 module, and any entry the module left NULL is `None`.
@@ -52,9 +67,9 @@ pub struct Backend {
     owns_initialization: AtomicBool,
 }
 
-impl std::fmt::Debug for Backend {
+impl std::fmt::Debug for LoadedModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend")
+        f.debug_struct("LoadedModule")
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
@@ -69,11 +84,11 @@ pub enum InitOutcome {
     AlreadyInitialized,
 }
 
-impl Backend {
+impl LoadedModule {
     /// Loads the module at `path` (see [`loader`] for the defensive rules).
-    pub fn load(path: &Path) -> Result<Backend> {
+    pub fn load(path: &Path) -> Result<LoadedModule> {
         let fns = loader::load_function_table(path)?;
-        Ok(Backend {
+        Ok(LoadedModule {
             path: path.to_owned(),
             fns,
             owns_initialization: AtomicBool::new(false),
@@ -84,23 +99,22 @@ impl Backend {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
 
-    /// Whether the module's function table has an entry for `f` (it may still
-    /// answer `CKR_FUNCTION_NOT_SUPPORTED` when called).
-    pub fn has_function(&self, f: crate::functions::FunctionId) -> bool {
+impl Backend for LoadedModule {
+    fn has_function(&self, f: crate::functions::FunctionId) -> bool {
         loader::has_entry(&self.fns, f)
     }
 
-    /// True when the backend offers the PKCS#11 3.0 interface.
-    pub fn has_v3_0(&self) -> bool {
+    fn has_v3_0(&self) -> bool {
         self.fns.version.major >= 3
     }
 
-    /// Initialises the backend with Keywarden's own arguments: OS locking, no
-    /// application mutex callbacks, whatever the application passed to us (§5.4).
-    /// `CKR_CRYPTOKI_ALREADY_INITIALIZED` is accepted: the application (or another
-    /// provider in the same process) loaded the backend directly as well.
-    pub fn initialize(&self) -> Result<InitOutcome> {
+    /// OS locking, no application mutex callbacks, whatever the application
+    /// passed to us (§5.4). `CKR_CRYPTOKI_ALREADY_INITIALIZED` is accepted: the
+    /// application (or another provider in the same process) loaded the backend
+    /// directly as well.
+    fn initialize(&self) -> Result<InitOutcome> {
         let rv = self.c_initialize_os_locking();
         match rv {
             CKR_OK => {
@@ -116,12 +130,15 @@ impl Backend {
         }
     }
 
-    /// Finalises the backend if, and only if, our `C_Initialize` initialised it.
-    pub fn finalize(&self) -> Result<()> {
+    fn finalize(&self) -> Result<()> {
         if self.owns_initialization.swap(false, Ordering::SeqCst) {
             crate::error::check_rv(self.c_finalize())
         } else {
             Ok(())
         }
+    }
+
+    fn loaded_module(&self) -> Option<&LoadedModule> {
+        Some(self)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pkcs11_sys::*;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, LoadedModule};
 use crate::error::{Error, Result};
 use crate::functions::FunctionId;
 use crate::gateway::{Call, Gateway};
@@ -195,19 +195,24 @@ pub(super) fn absurd_count(call: &Call) -> Error {
 /// A data call refused by Keywarden's argument checks, handed to the token as it
 /// came (the raw forwarders in `backend/loader.rs`): the token's answer and operation state are its own.
 /// Not recorded: the operation's record follows its next call, or its next
-/// `*Init` records it as abandoned.
+/// `*Init` records it as abandoned. A backend that is no loaded module has no raw
+/// forwarders: the refusal stands.
 #[cold]
 pub(super) fn forward_refused(
     function: FunctionId,
     session: CK_SESSION_HANDLE,
-    f: impl FnOnce(&Backend) -> CK_RV,
+    f: impl FnOnce(&LoadedModule) -> CK_RV,
 ) -> Result<()> {
-    with_gateway(|gw| gw.forward_unrecorded(&Call::session(function, session), f))
+    with_gateway(|gw| {
+        gw.forward_unrecorded(&Call::session(function, session), |b| {
+            b.loaded_module().map_or(CKR_ARGUMENTS_BAD, f)
+        })
+    })
 }
 
 /// The common handler tail: describe the call, let the gateway decide and forward.
 #[inline]
-pub(super) fn forward(call: Call, f: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+pub(super) fn forward(call: Call, f: impl FnOnce(&dyn Backend) -> CK_RV) -> Result<()> {
     with_gateway(|gw| gw.call(call, f))
 }
 

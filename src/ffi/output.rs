@@ -33,7 +33,7 @@ pub(super) fn data_call(
     call: Call,
     io: Io,
     mut out: OutBuf<'_>,
-    mut forward: impl FnMut(&Backend, OutBuf<'_>) -> CK_RV,
+    mut forward: impl FnMut(&dyn Backend, OutBuf<'_>) -> CK_RV,
 ) -> Result<()> {
     if out.is_size_query() || !gw.holds_output(call.function) {
         return gw.call_io(call, io, |b| {

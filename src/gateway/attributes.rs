@@ -19,7 +19,7 @@ impl Gateway {
         &self,
         call: Call,
         template: Option<&mut [CK_ATTRIBUTE]>,
-        forward: impl FnOnce(&Backend, Option<&mut [CK_ATTRIBUTE]>) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, Option<&mut [CK_ATTRIBUTE]>) -> CK_RV,
     ) -> Result<()> {
         let asks_secret = self.enforcing()
             && template
@@ -66,7 +66,7 @@ impl Gateway {
             return Ok(true);
         };
         let decided = e.decide_key(
-            &self.backend,
+            &*self.backend,
             &call,
             Op::ReadSensitive,
             Some(call.object.unwrap_or(CK_INVALID_HANDLE)),

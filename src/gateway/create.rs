@@ -91,7 +91,7 @@ impl Gateway {
         &self,
         call: Call,
         args: &CreateArgs<'_, '_>,
-        forward: impl FnOnce(&Backend, &Additions<'_>) -> (CK_RV, NewObjects),
+        forward: impl FnOnce(&dyn Backend, &Additions<'_>) -> (CK_RV, NewObjects),
     ) -> Result<()> {
         self.recorded_create(&call, || self.create_unrecorded(call, args, forward))
     }
@@ -101,7 +101,7 @@ impl Gateway {
     pub fn create_plain(
         &self,
         call: Call,
-        forward: impl FnOnce(&Backend) -> (CK_RV, NewObjects),
+        forward: impl FnOnce(&dyn Backend) -> (CK_RV, NewObjects),
     ) -> Result<()> {
         self.recorded_create(&call, || {
             let mut created = [None, None];
@@ -145,12 +145,12 @@ impl Gateway {
         &self,
         call: Call,
         args: &CreateArgs<'_, '_>,
-        forward: impl FnOnce(&Backend, &Additions<'_>) -> (CK_RV, NewObjects),
+        forward: impl FnOnce(&dyn Backend, &Additions<'_>) -> (CK_RV, NewObjects),
     ) -> Result<NewObjects> {
         self.decide(&call)?;
         let Some(e) = &self.enforcer else {
             self.guard_create(&call, args)?;
-            let (rv, created) = forward(&self.backend, &Additions::default());
+            let (rv, created) = forward(&*self.backend, &Additions::default());
             check_rv(rv)?;
             self.forget_created(&call, &created);
             return Ok(created);
@@ -160,7 +160,7 @@ impl Gateway {
         let (slot, subject) = e.subject_of(&p, &call, Some(op))?;
         let source = match (args.kind, call.object) {
             (CreationKind::Copy, Some(o)) => {
-                Some(e.facts_of(&self.backend, &call, Op::Copy, slot, o)?)
+                Some(e.facts_of(&*self.backend, &call, Op::Copy, slot, o)?)
             }
             _ => None,
         };
@@ -178,13 +178,13 @@ impl Gateway {
             return Err(refusal(Some(op), &cd.decision, None));
         }
         // No object leaves a managed key's version, and none joins one (versions.rs).
-        e.keep_versions_on_create(&self.backend, slot, args, source.as_deref())?;
+        e.keep_versions_on_create(&*self.backend, slot, args, source.as_deref())?;
         // Auto-registration (docs/lifecycle.md): a token key generated with a
         // label gets a CKA_ID if it has none, and generation and registration run
         // under the rotation lock, so `reconcile` never takes it for an orphan.
-        let registration = e.registration_plan(&self.backend, &call, args, slot)?;
+        let registration = e.registration_plan(&*self.backend, &call, args, slot)?;
         let mut hold = match &registration {
-            Some(r) => Some(e.registration_lock(&self.backend, op, slot, r)?),
+            Some(r) => Some(e.registration_lock(&*self.backend, op, slot, r)?),
             None => None,
         };
         let add = Additions {
@@ -193,7 +193,7 @@ impl Gateway {
             public_id: registration.as_ref().and_then(|r| r.public_add()),
             start_date: registration.as_ref().map(|r| r.start_date()),
         };
-        let (rv, created) = forward(&self.backend, &add);
+        let (rv, created) = forward(&*self.backend, &add);
         check_rv(rv)?;
         for h in created.iter().flatten() {
             e.facts.forget(slot, *h);
@@ -202,7 +202,7 @@ impl Gateway {
             let session = call.session.unwrap_or(CK_INVALID_HANDLE);
             for h in created.iter().flatten() {
                 let checked = e
-                    .facts_of(&self.backend, &call, op, slot, *h)
+                    .facts_of(&*self.backend, &call, op, slot, *h)
                     .and_then(|facts| {
                         let d = match (facts.bits, args.bits_hint) {
                             (None, Some(bits)) => {
@@ -229,7 +229,7 @@ impl Gateway {
             }
         }
         if let (Some(r), Some(h)) = (registration, hold.as_mut()) {
-            e.register(&self.backend, &call, slot, &created, r, h, &cd, &p)?;
+            e.register(&*self.backend, &call, slot, &created, r, h, &cd, &p)?;
         }
         Ok(created)
     }
@@ -240,7 +240,7 @@ impl Gateway {
         &self,
         call: Call,
         template: &Template<'_>,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         self.recorded(&call, || {
             self.set_attributes_unrecorded(call, template, forward)
@@ -251,7 +251,7 @@ impl Gateway {
         &self,
         call: Call,
         template: &Template<'_>,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         self.decide(&call)?;
         if let Some(e) = &self.enforcer {
@@ -259,20 +259,20 @@ impl Gateway {
             let op = Op::SetAttribute;
             let (slot, subject) = e.subject_of(&p, &call, Some(op))?;
             let object = call.object.unwrap_or(CK_INVALID_HANDLE);
-            let facts = e.facts_of(&self.backend, &call, op, slot, object)?;
+            let facts = e.facts_of(&*self.backend, &call, op, slot, object)?;
             let d = p.decide_set_attributes(&subject, &facts, template);
             if !d.allow {
                 return Err(refusal(Some(op), &d, None));
             }
-            e.keep_versions_on_edit(&self.backend, slot, &facts, template)?;
-            let rv = forward(&self.backend);
+            e.keep_versions_on_edit(&*self.backend, slot, &facts, template)?;
+            let rv = forward(&*self.backend);
             // Even a failed edit may have changed some attributes (§5.7 allows
             // partial application): forget the facts either way.
             e.facts.forget(slot, object);
             return check_rv(rv);
         }
         self.guard_edit(&call, template)?;
-        let rv = forward(&self.backend);
+        let rv = forward(&*self.backend);
         self.guard_edited(&call);
         check_rv(rv)
     }

@@ -157,7 +157,7 @@ impl Enforcer {
     /// code (never allow on an error).
     pub(super) fn facts_of(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         call: &Call,
         op: Op,
         slot: CK_SLOT_ID,
@@ -182,7 +182,7 @@ impl Enforcer {
     /// Decides one key use (or an administrative operation when `object` is None).
     pub(super) fn decide_key(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         call: &Call,
         op: Op,
         object: Option<CK_OBJECT_HANDLE>,
@@ -300,7 +300,7 @@ impl Enforcer {
     /// and derive: the key they act on here; the new object is decided in
     /// `Gateway::create`), and the administrative functions. Calls that carry data
     /// of an authorised operation only forward.
-    pub(super) fn before(&self, backend: &Backend, call: &Call) -> Result<()> {
+    pub(super) fn before(&self, backend: &dyn Backend, call: &Call) -> Result<()> {
         let object = call.object.unwrap_or(CK_INVALID_HANDLE);
         let op = || {
             Op::for_function(call.function).ok_or_else(|| {

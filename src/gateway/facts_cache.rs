@@ -45,7 +45,7 @@ impl FactsCache {
     /// happens without any lock held.
     pub(super) fn get(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         slot: CK_SLOT_ID,
         session: CK_SESSION_HANDLE,
         object: CK_OBJECT_HANDLE,
@@ -161,7 +161,7 @@ fn bits_of(b: &[u8]) -> u32 {
 /// `CKR_ATTRIBUTE_SENSITIVE` or `CKR_BUFFER_TOO_SMALL`: those are normal here
 /// (a certificate has no key type). Any other code is an error.
 fn read_facts(
-    backend: &Backend,
+    backend: &dyn Backend,
     session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
 ) -> Result<(KeyFacts, bool), FactsError> {
@@ -245,7 +245,7 @@ fn read_facts(
 /// One `C_GetAttributeValue` into `bufs`; the filled length of each attribute, or
 /// `None` when the token marked it unavailable.
 fn query(
-    backend: &Backend,
+    backend: &dyn Backend,
     session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     types: &[CK_ATTRIBUTE_TYPE],
@@ -279,7 +279,7 @@ fn query(
 
 /// The length of one attribute (NULL `pValue`), `None` when unavailable.
 fn probe_len(
-    backend: &Backend,
+    backend: &dyn Backend,
     session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     ty: CK_ATTRIBUTE_TYPE,

@@ -18,7 +18,7 @@ impl Gateway {
         &self,
         call: Call,
         by_id: bool,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         let result = self.find_objects_init_path(call, by_id, forward);
         self.settle(&call, result)
@@ -28,10 +28,10 @@ impl Gateway {
         &self,
         call: Call,
         by_id: bool,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         self.decide(&call)?;
-        check_rv(forward(&self.backend))?;
+        check_rv(forward(&*self.backend))?;
         match (&self.enforcer, call.session) {
             (Some(e), Some(session)) => {
                 log::debug!("C_FindObjectsInit: session {session}, by CKA_ID: {by_id}");
@@ -53,7 +53,7 @@ impl Gateway {
         call: Call,
         found: Option<&mut [CK_OBJECT_HANDLE]>,
         count: &mut CK_ULONG,
-        forward: impl FnOnce(&Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
     ) -> Result<()> {
         let result = self.find_objects_path(call, found, count, forward);
         self.settle(&call, result)
@@ -64,7 +64,7 @@ impl Gateway {
         call: Call,
         mut found: Option<&mut [CK_OBJECT_HANDLE]>,
         count: &mut CK_ULONG,
-        forward: impl FnOnce(&Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
     ) -> Result<()> {
         self.decide(&call)?;
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
@@ -72,31 +72,31 @@ impl Gateway {
             // Transparent: one forward, unless this search hides superseded
             // versions (an atomic load while none does).
             if !self.lifecycle.hides_superseded(session) {
-                return check_rv(forward(&self.backend, found, count));
+                return check_rv(forward(&*self.backend, found, count));
             }
             let slot = match &found {
                 Some(b) if !b.is_empty() => self.sessions.slot_of(session),
                 _ => None,
             };
             let (Some(slot), Some(buf)) = (slot, found.as_deref_mut()) else {
-                return check_rv(forward(&self.backend, found, count));
+                return check_rv(forward(&*self.backend, found, count));
             };
-            let view = self.lifecycle.view_for_search(&self.backend, slot);
+            let view = self.lifecycle.view_for_search(&*self.backend, slot);
             let visible = |h| self.guard_visible(view.as_ref(), slot, session, h);
             return self.find_filtered(session, buf, count, forward, visible);
         };
         // A NULL or empty buffer: nothing to filter, the token answers.
         let buf = match found {
             Some(b) if !b.is_empty() => b,
-            other => return check_rv(forward(&self.backend, other, count)),
+            other => return check_rv(forward(&*self.backend, other, count)),
         };
         let p = e.policy();
         let (slot, subject) = e.subject_of(&p, &call, None)?;
-        let view = e.lifecycle.view_for_search(&self.backend, slot);
+        let view = e.lifecycle.view_for_search(&*self.backend, slot);
         let hide_superseded = e.lifecycle.hides_superseded(session);
         let visible = |h| {
             e.facts
-                .get(&self.backend, slot, session, h)
+                .get(&*self.backend, slot, session, h)
                 .is_ok_and(|facts| match &view {
                     Some(v) => {
                         let managed = v.lookup(&facts);
@@ -120,7 +120,7 @@ impl Gateway {
         session: CK_SESSION_HANDLE,
         buf: &mut [CK_OBJECT_HANDLE],
         count: &mut CK_ULONG,
-        forward: impl FnOnce(&Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, Option<&mut [CK_OBJECT_HANDLE]>, &mut CK_ULONG) -> CK_RV,
         visible: impl Fn(CK_OBJECT_HANDLE) -> bool,
     ) -> Result<()> {
         let mut filled = 0usize;
@@ -133,7 +133,7 @@ impl Gateway {
             let mut n: CK_ULONG = 0;
             // The first round through the handler's closure, later ones directly.
             let rv = match forward.take() {
-                Some(f) => f(&self.backend, Some(rest), &mut n),
+                Some(f) => f(&*self.backend, Some(rest), &mut n),
                 None => self.backend.find_objects(session, Some(rest), &mut n),
             };
             check_rv(rv)?;

@@ -14,7 +14,7 @@ impl Gateway {
     /// A session the backend just opened on `slot`.
     pub(super) fn session_opened(&self, slot: CK_SLOT_ID, session: CK_SESSION_HANDLE) {
         self.sessions.opened(slot, session, || {
-            super::session_table::read_serial(&self.backend, slot)
+            super::session_table::read_serial(&*self.backend, slot)
         });
     }
 

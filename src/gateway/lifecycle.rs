@@ -24,7 +24,7 @@ impl super::Enforcer {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn lifecycle_check(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         call: &super::Call,
         op: Op,
         slot: CK_SLOT_ID,
@@ -57,7 +57,7 @@ impl super::Enforcer {
     #[allow(clippy::too_many_arguments)]
     fn auto_rotate(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         call: &super::Call,
         slot: CK_SLOT_ID,
         serial: &str,

@@ -77,7 +77,7 @@ impl Gateway {
         };
         let view = self
             .lifecycle
-            .view(&self.backend, slot)
+            .view(&*self.backend, slot)
             .map_err(|r| lifecycle_refusal(Some(op), r))?;
         Ok((slot, view))
     }
@@ -92,7 +92,7 @@ impl Gateway {
     ) -> Result<std::sync::Arc<KeyFacts>> {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         self.facts
-            .get(&self.backend, slot, session, object)
+            .get(&*self.backend, slot, session, object)
             .map_err(|FactsError(rv)| {
                 let r = LcRefusal {
                     rule: "lifecycle.token",
@@ -188,7 +188,7 @@ impl Gateway {
     ) -> bool {
         let Some(v) = view else { return true };
         self.facts
-            .get(&self.backend, slot, session, object)
+            .get(&*self.backend, slot, session, object)
             .map_or(true, |f| v.lookup(&f).is_none_or(|m| m.current))
     }
 }

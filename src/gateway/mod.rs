@@ -27,6 +27,8 @@ mod register;
 mod seal_key;
 mod session_calls;
 mod session_table;
+#[cfg(test)]
+mod tests;
 mod unsupported;
 mod versions;
 
@@ -39,7 +41,7 @@ pub use create::{unwrap_bits_hint, Additions, CreateArgs, NewObjects};
 pub use enforce::Enforcer;
 pub use recorder::Io;
 
-use crate::backend::{Backend, InitOutcome};
+use crate::backend::{Backend, InitOutcome, LoadedModule};
 use crate::config::{Config, PolicyMode};
 use crate::error::{check_rv, Error, Result};
 use crate::functions::{FnClass, FunctionId};
@@ -60,7 +62,7 @@ const fn decided_by_policy(f: FunctionId) -> bool {
 #[derive(Debug)]
 pub struct Gateway {
     config: Config,
-    backend: Arc<Backend>,
+    backend: Arc<dyn Backend>,
     init_outcome: InitOutcome,
     /// `Some` in enforce mode only: transparent mode's path is one branch on it.
     enforcer: Option<Enforcer>,
@@ -91,6 +93,22 @@ impl Gateway {
     /// the backend: a token sealer uses it); an unusable trail fails
     /// `C_Initialize` too.
     pub fn start(config: Config) -> Result<Gateway> {
+        Gateway::start_from(config, |c| {
+            Ok(Arc::new(LoadedModule::load(&c.backend.module)?))
+        })
+    }
+
+    /// [`Gateway::start`] over a backend of the caller's (the unit tests' double):
+    /// `config.backend.module` is then only named in the start record.
+    pub fn start_with(config: Config, backend: Arc<dyn Backend>) -> Result<Gateway> {
+        Gateway::start_from(config, |_| Ok(backend))
+    }
+
+    /// The start: `backend` is called once the store and the policy are open.
+    fn start_from(
+        config: Config,
+        backend: impl FnOnce(&Config) -> Result<Arc<dyn Backend>>,
+    ) -> Result<Gateway> {
         let clock = crate::lifecycle::clock_from_env(config.policy.clock_override)?;
         let lifecycle = Arc::new(crate::lifecycle::LifecycleRuntime::open(
             &config.store,
@@ -109,7 +127,7 @@ impl Gateway {
                 Arc::clone(&facts),
             )?),
         };
-        let backend = Arc::new(Backend::load(&config.backend.module)?);
+        let backend = backend(&config)?;
         let init_outcome = backend.initialize()?;
         let context = recorder::Context {
             sessions: Arc::clone(&sessions),
@@ -126,7 +144,7 @@ impl Gateway {
             }
         };
         // The sealer found the seal token: so does this (a failure is a bug there).
-        let seal_guard = match seal_key::SealGuard::start(&config, &backend) {
+        let seal_guard = match seal_key::SealGuard::start(&config, &*backend) {
             Ok(g) => g,
             Err(e) => {
                 let _ = audit.stop();
@@ -143,7 +161,7 @@ impl Gateway {
             e.attach_trail(audit.log());
         }
         let unsupported = match &enforcer {
-            Some(_) => unsupported::Unsupported::of(&backend),
+            Some(_) => unsupported::Unsupported::of(&*backend),
             None => unsupported::Unsupported::default(),
         };
         log::info!(
@@ -250,7 +268,7 @@ impl Gateway {
     /// One call's path. `forward` performs the backend call and returns its `CK_RV`,
     /// which comes back unchanged as `Err(Error::Backend(rv))` when it is not `CKR_OK`.
     #[inline]
-    pub fn call(&self, call: Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+    pub fn call(&self, call: Call, forward: impl FnOnce(&dyn Backend) -> CK_RV) -> Result<()> {
         self.recorded(&call, || self.forward(&call, forward))
     }
 
@@ -262,7 +280,7 @@ impl Gateway {
         &self,
         call: Call,
         io: Io,
-        forward: impl FnOnce(&Backend) -> (CK_RV, CK_ULONG),
+        forward: impl FnOnce(&dyn Backend) -> (CK_RV, CK_ULONG),
     ) -> Result<()> {
         let mut pending = None;
         self.audit.before(&call, None, &mut pending);
@@ -288,7 +306,7 @@ impl Gateway {
         &self,
         call: Call,
         mechanism: Option<&crate::abi::MechanismSummary>,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         let mut pending = None;
         self.audit.before(&call, mechanism, &mut pending);
@@ -301,7 +319,7 @@ impl Gateway {
         &self,
         call: Call,
         flags: CK_FLAGS,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         let mut pending = None;
         self.audit.before(&call, None, &mut pending);
@@ -318,7 +336,7 @@ impl Gateway {
     pub fn forward_unrecorded(
         &self,
         call: &Call,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         self.settle(call, self.forward(call, forward))
     }
@@ -332,9 +350,9 @@ impl Gateway {
 
     /// Decide, forward, follow up: a call's path without its audit record.
     #[inline]
-    fn forward(&self, call: &Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+    fn forward(&self, call: &Call, forward: impl FnOnce(&dyn Backend) -> CK_RV) -> Result<()> {
         self.decide(call)?;
-        let result = check_rv(forward(&self.backend));
+        let result = check_rv(forward(&*self.backend));
         if result.is_ok() {
             self.follow_objects(call);
         }
@@ -366,7 +384,7 @@ impl Gateway {
             return Err(Error::FunctionNotSupported);
         }
         if let Some(g) = &self.seal_guard {
-            if let Some((op, r)) = g.check(&self.backend, &self.sessions, &self.facts, call) {
+            if let Some((op, r)) = g.check(&*self.backend, &self.sessions, &self.facts, call) {
                 return Err(enforce::lifecycle_refusal(Some(op), r));
             }
         }
@@ -379,11 +397,11 @@ impl Gateway {
             // The token's own answer for a function it lacks, whatever the policy.
             Some(_)
                 if decided_by_policy(call.function)
-                    && self.unsupported.lacks(&self.backend, call) =>
+                    && self.unsupported.lacks(&*self.backend, call) =>
             {
                 Err(Error::FunctionNotSupported)
             }
-            Some(e) => e.before(&self.backend, call),
+            Some(e) => e.before(&*self.backend, call),
         }
     }
 

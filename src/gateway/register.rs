@@ -62,7 +62,7 @@ impl Enforcer {
     /// Whether this creation registers a key, and with which `CKA_ID`.
     pub(super) fn registration_plan(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         call: &Call,
         args: &CreateArgs<'_, '_>,
         slot: CK_SLOT_ID,
@@ -130,7 +130,7 @@ impl Enforcer {
     /// registration did and destroyed the objects).
     pub(super) fn registration_lock(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         op: Op,
         slot: CK_SLOT_ID,
         r: &Registration,
@@ -174,7 +174,7 @@ impl Enforcer {
     #[allow(clippy::too_many_arguments)] // one creation's inputs
     pub(super) fn register(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         call: &Call,
         slot: CK_SLOT_ID,
         created: &NewObjects,

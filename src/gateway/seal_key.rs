@@ -42,7 +42,10 @@ pub(super) struct SealGuard {
 
 impl SealGuard {
     /// The guard of the configured seal token (`None` without `seal_token`).
-    pub(super) fn start(config: &crate::config::Config, backend: &Backend) -> Result<Option<Self>> {
+    pub(super) fn start(
+        config: &crate::config::Config,
+        backend: &dyn Backend,
+    ) -> Result<Option<Self>> {
         let Some(label) = &config.audit.seal_token else {
             return Ok(None);
         };
@@ -55,7 +58,7 @@ impl SealGuard {
     /// seal key, for the caller's one refusal path; `None` for any other call.
     pub(super) fn check(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         sessions: &SessionTable,
         facts: &FactsCache,
         call: &Call,

@@ -18,12 +18,12 @@ impl Gateway {
         &self,
         call: Call,
         session: &mut CK_SESSION_HANDLE,
-        forward: impl FnOnce(&Backend, &mut CK_SESSION_HANDLE) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, &mut CK_SESSION_HANDLE) -> CK_RV,
     ) -> Result<()> {
         let mut pending = None;
         self.audit.before(&call, None, &mut pending);
         let result = self.decide(&call).and_then(|()| {
-            check_rv(forward(&self.backend, session))?;
+            check_rv(forward(&*self.backend, session))?;
             if let Some(slot) = call.slot {
                 self.session_opened(slot, *session);
             }
@@ -56,17 +56,21 @@ impl Gateway {
     /// `C_CloseSession`, `C_CloseAllSessions`, `C_Logout`: forward, then follow the
     /// session and login state (§5.6: closing every session of a slot logs it out;
     /// its session objects are destroyed, so their cached facts go).
-    pub fn session_call(&self, call: Call, forward: impl FnOnce(&Backend) -> CK_RV) -> Result<()> {
+    pub fn session_call(
+        &self,
+        call: Call,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
+    ) -> Result<()> {
         self.recorded(&call, || self.session_call_unrecorded(call, forward))
     }
 
     fn session_call_unrecorded(
         &self,
         call: Call,
-        forward: impl FnOnce(&Backend) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend) -> CK_RV,
     ) -> Result<()> {
         self.decide(&call)?;
-        check_rv(forward(&self.backend))?;
+        check_rv(forward(&*self.backend))?;
         self.follow_sessions(&call);
         Ok(())
     }
@@ -79,7 +83,7 @@ impl Gateway {
         call: Call,
         user_type: CK_USER_TYPE,
         pin: Option<&[u8]>,
-        forward: impl FnOnce(&Backend, Option<&[u8]>) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, Option<&[u8]>) -> CK_RV,
     ) -> Result<()> {
         self.recorded(&call, || {
             self.login_unrecorded(call, user_type, pin, forward)
@@ -91,7 +95,7 @@ impl Gateway {
         call: Call,
         user_type: CK_USER_TYPE,
         pin: Option<&[u8]>,
-        forward: impl FnOnce(&Backend, Option<&[u8]>) -> CK_RV,
+        forward: impl FnOnce(&dyn Backend, Option<&[u8]>) -> CK_RV,
     ) -> Result<()> {
         self.decide(&call)?;
         let login = match user_type {
@@ -99,11 +103,11 @@ impl Gateway {
             CKU_USER => crate::policy::Login::User,
             // CKU_CONTEXT_SPECIFIC re-authenticates one operation: no state change,
             // and the PIN goes to the token as given.
-            _ => return check_rv(forward(&self.backend, pin)),
+            _ => return check_rv(forward(&*self.backend, pin)),
         };
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         let Some(e) = &self.enforcer else {
-            check_rv(forward(&self.backend, pin))?;
+            check_rv(forward(&*self.backend, pin))?;
             self.sessions.set_login(None, session, login, None);
             return Ok(());
         };
@@ -119,9 +123,9 @@ impl Gateway {
         match &named {
             Some(_) => {
                 let token_pin = e.token_pin(user_type)?;
-                check_rv(forward(&self.backend, Some(&token_pin)))?;
+                check_rv(forward(&*self.backend, Some(&token_pin)))?;
             }
-            None => check_rv(forward(&self.backend, pin))?,
+            None => check_rv(forward(&*self.backend, pin))?,
         }
         if let Some(id) = &named {
             log::info!(

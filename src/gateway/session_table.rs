@@ -311,7 +311,10 @@ impl SessionTable {
 
 /// The serial number of `slot`'s token (`Backend::token_serial`); `None` when it
 /// cannot be read.
-pub(super) fn read_serial(backend: &crate::backend::Backend, slot: CK_SLOT_ID) -> Option<Arc<str>> {
+pub(super) fn read_serial(
+    backend: &dyn crate::backend::Backend,
+    slot: CK_SLOT_ID,
+) -> Option<Arc<str>> {
     backend.token_serial(slot).ok().map(Arc::from)
 }
 

@@ -41,7 +41,7 @@ fn set_bit(set: &[AtomicU64; 2], f: FunctionId) {
 
 impl Unsupported {
     /// What `backend`'s table lacks.
-    pub(super) fn of(backend: &Backend) -> Unsupported {
+    pub(super) fn of(backend: &dyn Backend) -> Unsupported {
         let u = Unsupported::default();
         for &f in FunctionId::ALL {
             if !backend.has_function(f) {
@@ -61,7 +61,7 @@ impl Unsupported {
     /// Whether the backend lacks the call's function (asking it once, see the
     /// module documentation, for a keyed function not yet known).
     #[inline]
-    pub(super) fn lacks(&self, backend: &Backend, call: &Call) -> bool {
+    pub(super) fn lacks(&self, backend: &dyn Backend, call: &Call) -> bool {
         let f = call.function;
         if bit(&self.known, f) {
             return bit(&self.lacking, f);
@@ -73,7 +73,7 @@ impl Unsupported {
     }
 
     #[cold]
-    fn probe(&self, backend: &Backend, call: &Call) -> bool {
+    fn probe(&self, backend: &dyn Backend, call: &Call) -> bool {
         let Some(session) = call.session else {
             return false;
         };

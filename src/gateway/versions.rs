@@ -66,7 +66,7 @@ impl Enforcer {
     /// or a generation, import, unwrap or derive).
     pub(super) fn keep_versions_on_create(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         slot: CK_SLOT_ID,
         args: &CreateArgs<'_, '_>,
         source: Option<&KeyFacts>,
@@ -81,7 +81,7 @@ impl Enforcer {
     /// The version check of `C_SetAttributeValue` on an object with `facts`.
     pub(super) fn keep_versions_on_edit(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         slot: CK_SLOT_ID,
         facts: &KeyFacts,
         template: &Template<'_>,

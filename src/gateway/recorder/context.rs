@@ -42,7 +42,7 @@ impl Recorder {
     /// The serial number of `slot`'s token (the session table keeps it).
     fn serial(&self, slot: CK_SLOT_ID) -> Option<Arc<str>> {
         self.ctx.sessions.serial(slot, || {
-            crate::gateway::session_table::read_serial(&self.backend, slot)
+            crate::gateway::session_table::read_serial(&*self.backend, slot)
         })
     }
 
@@ -58,7 +58,7 @@ impl Recorder {
         let cache = &self.ctx.facts;
         let facts = match cache.peek(slot, object) {
             Some(f) => f,
-            None if read => cache.get(&self.backend, slot, session, object).ok()?,
+            None if read => cache.get(&*self.backend, slot, session, object).ok()?,
             None => return None,
         };
         let (label, id, version) = self.names(slot, object, &facts);
@@ -79,7 +79,7 @@ impl Recorder {
             }
         }
         let version = self.ctx.versions.as_ref().and_then(|lc| {
-            let view = lc.view_for_search(&self.backend, slot)?;
+            let view = lc.view_for_search(&*self.backend, slot)?;
             view.lookup(facts).map(|m| m.version.version)
         });
         let names: KeyNames = (

@@ -105,7 +105,7 @@ pub(super) struct Recorder {
     /// `recording_at` for every function at `level`, indexed by `FunctionId`.
     recordings: [Recording; F::ALL.len()],
     ops: OpTracker,
-    backend: Arc<Backend>,
+    backend: Arc<dyn Backend>,
     /// What the record's context reads: the gateway's session table and facts
     /// cache, and in enforce mode the policy (roles) and lifecycle (versions).
     ctx: Context,
@@ -117,7 +117,11 @@ impl Recorder {
     /// Opens the trail (`[audit]`, required in every configuration) and records the
     /// module's start and the configuration and policy it read. The token sealer
     /// needs the initialised backend.
-    pub(super) fn open(config: &Config, backend: &Arc<Backend>, ctx: Context) -> Result<Recorder> {
+    pub(super) fn open(
+        config: &Config,
+        backend: &Arc<dyn Backend>,
+        ctx: Context,
+    ) -> Result<Recorder> {
         let sealer = crate::audit::sealer_for(config, backend)?;
         let log = AuditLog::open(AuditConfig::from_section(&config.audit)?, sealer)?;
         let mut start = ModuleEvent::new(ModuleWhat::Start);

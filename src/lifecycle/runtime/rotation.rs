@@ -73,7 +73,7 @@ impl LifecycleRuntime {
     /// decided); searches without `CKA_ID` find the new version from then on.
     pub(crate) fn auto_rotate(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         slot: CK_SLOT_ID,
         serial: &str,
         key: &ManagedKey,
@@ -94,7 +94,7 @@ impl LifecycleRuntime {
     /// One attempt, under the rotation lock (released before the index reload).
     fn try_rotation(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         slot: CK_SLOT_ID,
         serial: &str,
         key: &ManagedKey,

@@ -21,7 +21,7 @@ impl LifecycleRuntime {
     /// The serial of the token in `slot`, read once per slot.
     pub(crate) fn serial(
         &self,
-        backend: &Backend,
+        backend: &dyn Backend,
         slot: CK_SLOT_ID,
     ) -> Result<Arc<str>, LcRefusal> {
         if let Some(s) = self.serials.read().get(&slot) {
@@ -45,7 +45,7 @@ impl LifecycleRuntime {
     }
 
     /// The view a key use is decided with (fails closed on a stale index).
-    pub(crate) fn view(&self, backend: &Backend, slot: CK_SLOT_ID) -> Result<View, LcRefusal> {
+    pub(crate) fn view(&self, backend: &dyn Backend, slot: CK_SLOT_ID) -> Result<View, LcRefusal> {
         let index = self.current_index()?;
         let serial = self.serial(backend, slot)?;
         Ok(View { index, serial })
@@ -53,7 +53,7 @@ impl LifecycleRuntime {
 
     /// The view for searches: the last good index even when a re-read failed
     /// (hiding superseded versions is a convenience; every use is still checked).
-    pub(crate) fn view_for_search(&self, backend: &Backend, slot: CK_SLOT_ID) -> Option<View> {
+    pub(crate) fn view_for_search(&self, backend: &dyn Backend, slot: CK_SLOT_ID) -> Option<View> {
         let _ = self.current_index();
         let serial = self.serial(backend, slot).ok()?;
         Some(View {
