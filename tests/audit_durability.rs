@@ -1,4 +1,4 @@
-//! `required` mode on a full disk: the append fails with a clear error (the gateway
+//! `required` and `written` mode on a full disk: the append fails with a clear error (the gateway
 //! turns it into `CKR_DEVICE_MEMORY`) and works again once space returns; the trail
 //! holds no half record. `buffered` mode reports the failure and records the loss.
 //! The full disk is a 64 KiB tmpfs (CI runs as root); without permission to mount,
@@ -11,11 +11,40 @@ use keywarden::audit::{verify, AuditError, AuditLog, Mode};
 
 #[test]
 fn required_mode_fails_closed_on_a_full_disk_and_resumes() {
+    fails_closed_on_a_full_disk_and_resumes(Mode::Required);
+}
+
+#[test]
+fn written_mode_fails_closed_on_a_full_disk_and_resumes() {
+    fails_closed_on_a_full_disk_and_resumes(Mode::Written);
+}
+
+/// `written` mode: `append` returns once the record is in the trail file, with no
+/// flush or shutdown first (a reader, or the next process, finds it there).
+#[test]
+fn written_mode_returns_with_the_record_in_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("audit");
+    let log = AuditLog::open(config(&dir, Mode::Written), Some(sealer())).unwrap();
+    for i in [7_000_001, 7_000_002] {
+        log.append(op(i)).unwrap();
+        let text: String = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        assert!(text.contains(&format!("\"bytes_in\":{i}")), "{text}");
+    }
+    log.shutdown().unwrap();
+}
+
+fn fails_closed_on_a_full_disk_and_resumes(mode: Mode) {
     let Some((_guard, fs)) = Tmpfs::mount("64k") else {
         return;
     };
     let dir = fs.0.join("audit");
-    let log = AuditLog::open(config(&dir, Mode::Required), Some(sealer())).unwrap();
+    let log = AuditLog::open(config(&dir, mode), Some(sealer())).unwrap();
     for i in 0..5 {
         log.append(op(i)).unwrap();
     }

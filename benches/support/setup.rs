@@ -58,7 +58,7 @@ pub(super) struct PathCtx {
     pub(super) name: &'static str,
     pub(super) fl: &'static CK_FUNCTION_LIST,
     pub(super) main: CK_SESSION_HANDLE,
-    pub(super) threads: [CK_SESSION_HANDLE; 2],
+    pub(super) threads: [CK_SESSION_HANDLE; 8],
 }
 
 impl PathCtx {
@@ -67,12 +67,12 @@ impl PathCtx {
             name,
             fl: module.fl,
             main: module.open_session(slot),
-            threads: [module.open_session(slot), module.open_session(slot)],
+            threads: std::array::from_fn(|_| module.open_session(slot)),
         }
     }
 
     pub(super) fn close(&self) {
-        for s in [self.main, self.threads[0], self.threads[1]] {
+        for &s in std::iter::once(&self.main).chain(&self.threads) {
             ok(p11!(self.fl, C_CloseSession(s)), "C_CloseSession");
         }
     }

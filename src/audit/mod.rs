@@ -134,7 +134,7 @@ impl AuditConfig {
         trail::TrailOptions {
             dir: self.dir.clone(),
             max_file_bytes: self.max_file_bytes.max(1),
-            durable: self.mode == Mode::Required,
+            durable: self.mode.syncs_each_batch(),
             sharing: self.sharing,
             seal_rule: (self.seal_every_records.max(1), self.seal_every.as_secs()),
         }
@@ -231,7 +231,7 @@ impl AuditLog {
         let writer = self.writer.load();
         let (time, event) = (Timestamp::now(), event.into());
         match self.config.mode {
-            Mode::Required => writer.request(|ack| {
+            Mode::Required | Mode::Written => writer.request(|ack| {
                 Msg::Record(Pending {
                     time,
                     event,

@@ -169,10 +169,7 @@ impl CliAudit {
                 if let Err(err) = &result {
                     eprintln!("keywarden: {err}");
                 }
-                let when = match self.mode {
-                    AuditMode::Required => "required",
-                    AuditMode::Buffered => "buffered",
-                };
+                let when = self.mode.name();
                 Err(Error::Config(format!(
                     "this command's audit record could not be written ({e}; audit mode \
                      {when}); any change it made is missing from the trail"

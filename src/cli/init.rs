@@ -220,6 +220,8 @@ dir = {audit}
 #   queue), never earlier ones.
 # "required": an operation succeeds only once its record is on disk (fsync); if
 #   the record cannot be written (disk full) the operation fails.
+# "written": as "required", but the record need only be written to the file (it
+#   survives the application's crash, not a power loss; synced within 100 ms).
 # mode = "buffered"
 # Which calls are recorded: "all" (every operation, session, login, change,
 # refusal and failure), "security" (logins, administration, key creation and

@@ -266,6 +266,31 @@ pub enum AuditMode {
     /// An operation succeeds only once its record is on disk (fsync); a write
     /// failure fails the operation.
     Required,
+    /// An operation succeeds only once its record is written to the trail file
+    /// (`write`, synced within 100 ms like `buffered`): the record survives the
+    /// application's crash, not a power loss; a write failure fails the operation.
+    Written,
+}
+
+impl AuditMode {
+    /// The name in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditMode::Buffered => "buffered",
+            AuditMode::Required => "required",
+            AuditMode::Written => "written",
+        }
+    }
+
+    /// Whether a call waits for its record's write and fails when it fails.
+    pub fn caller_waits(self) -> bool {
+        self != AuditMode::Buffered
+    }
+
+    /// Whether every batch is `fdatasync`ed before its callers are answered.
+    pub fn syncs_each_batch(self) -> bool {
+        self == AuditMode::Required
+    }
 }
 
 fn default_rotate_mb() -> u64 {

@@ -106,6 +106,13 @@ fn audit_settings_default_and_validate() {
     assert_eq!(c.audit.seal_token.as_deref(), Some("audit"));
     assert_eq!(c.audit.mode, AuditMode::Required);
     assert_eq!(c.audit.rotate_mb, 8);
+    let written = GOOD.replace(
+        "dir = \"/var/log/keywarden\"",
+        "dir = \"/var/log/keywarden\"\nmode = \"written\"",
+    );
+    let mode = Config::parse(&written).unwrap().audit.mode;
+    assert_eq!(mode, AuditMode::Written);
+    assert!(mode.caller_waits() && !mode.syncs_each_batch());
     for bad in [
         "mode = \"sometimes\"",
         "rotate_mb = 0",

@@ -182,7 +182,7 @@ impl Gateway {
             backend,
             init_outcome,
             enforcer,
-            audit_required: audit.log().mode() == crate::audit::Mode::Required,
+            audit_required: audit.log().mode().caller_waits(),
             lifecycle,
             audit,
             sessions,
@@ -211,9 +211,7 @@ impl Gateway {
         }
         self.backend.finalize()?;
         match audited {
-            Err(e) if self.audit.log().mode() == crate::audit::Mode::Required => {
-                Err(Error::from(e))
-            }
+            Err(e) if self.audit.log().mode().caller_waits() => Err(Error::from(e)),
             _ => Ok(()),
         }
     }

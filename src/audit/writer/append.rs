@@ -10,7 +10,6 @@ use super::{queued_since, Pending, State, ERROR_LOG_EVERY};
 use crate::audit::error::AuditError;
 use crate::audit::record::{Event, GapEvent, Timestamp};
 use crate::audit::trail::{Appended, Tails};
-use crate::audit::Mode;
 
 impl State {
     /// Appends `batch` (after any records waiting for a retry), sealing when due,
@@ -107,7 +106,7 @@ impl State {
             }
             self.last_seal = Instant::now();
         }
-        if self.mode == Mode::Buffered && self.unsynced_since.is_none() {
+        if !self.mode.syncs_each_batch() && self.unsynced_since.is_none() {
             self.unsynced_since = Some(queued_since(records.first()));
         }
         for p in records.drain(..) {
