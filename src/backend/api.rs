@@ -300,6 +300,37 @@ macro_rules! declare_crypto_shapes {
     };
 }
 
+/// [`call_keyed`], generated from the `init_with_key` rows of `crypto_shapes!`.
+macro_rules! dispatch_keyed {
+    (
+        init_with_key { $( $(#[$d1:meta])* $n1:ident => $f1:ident; )* }
+        in_to_out { $($t2:tt)* }
+        in_only { $($t3:tt)* }
+        out_only { $($t4:tt)* }
+    ) => {
+        /// Calls `f`, a function that takes a key, on `backend` with `(session,
+        /// mechanism, key)`: an `X_Init(hSession, pMechanism, hKey)` of
+        /// `crypto_shapes!`, or `C_DigestKey`, which takes the key alone. `None`
+        /// when `f` is none of them. A keyed `*Init` added to `crypto_shapes!` is
+        /// dispatched here without another arm.
+        pub fn call_keyed<B: CryptoCalls + ?Sized>(
+            backend: &B,
+            f: FunctionId,
+            session: CK_SESSION_HANDLE,
+            mechanism: &CK_MECHANISM,
+            key: CK_OBJECT_HANDLE,
+        ) -> Option<CK_RV> {
+            match f {
+                $( FunctionId::$f1 => Some(backend.$n1(session, mechanism, key)), )*
+                FunctionId::C_DigestKey => Some(backend.digest_key(session, key)),
+                _ => None,
+            }
+        }
+    };
+}
+
+crypto_shapes!(dispatch_keyed);
+
 /// The cryptographic and key-management functions (§5.8-§5.15).
 pub trait CryptoCalls {
     crypto_shapes!(declare_crypto_shapes);

@@ -3,7 +3,8 @@
 //!
 //! - [`Backend`] (`api.rs`): the trait the gateway, the lifecycle and the audit
 //!   sealer use, one safe method per PKCS#11 function plus initialise, finalise
-//!   and which functions exist.
+//!   and which functions exist; [`call_keyed`], the functions that take a key,
+//!   by [`FunctionId`](crate::functions::FunctionId).
 //! - [`LoadedModule`]: the implementation over a real module, loaded defensively by
 //!   `loader.rs`; `calls.rs` and `crypto_calls.rs` forward each method to its table.
 //! - `helpers.rs`: Keywarden's own short conversations with any backend (find the
@@ -36,7 +37,7 @@ use pkcs11_sys::*;
 
 use crate::error::{Error, Result};
 
-pub use api::{Backend, Calls, CryptoCalls, Notify};
+pub use api::{call_keyed, Backend, Calls, CryptoCalls, Notify};
 pub use helpers::{FindAttr, HelperSession};
 pub use loader::{inspect_module, ModuleSummary};
 

@@ -228,29 +228,14 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
             pin_file,
             export_existing,
             rotate,
-        } => {
-            let path = source.config.clone().unwrap_or_else(Config::path_from_env);
-            let config = Config::load(&path)?;
-            let (file, written) =
-                super::audit_seal::init_seal_key(&super::audit_seal::SealKeyRequest {
-                    module: &config.backend.module,
-                    token,
-                    pin_file: pin_file.as_deref().or(config.backend.pin_file.as_deref()),
-                    audit_dir: &dir,
-                    sharing: config.audit.sharing()?,
-                    export_existing: *export_existing,
-                    rotate: *rotate,
-                })?;
-            println!(
-                "seal key on token {token:?}: {} key_id {}",
-                file.alg, file.key_id
-            );
-            println!("public key written to {}", written.display());
-            if config.audit.seal_token.as_deref() != Some(token.as_str()) {
-                println!("to seal with it, set in [audit]: seal_token = {:?}", token);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => init_seal_key(
+            source,
+            &dir,
+            token,
+            pin_file.as_deref(),
+            *export_existing,
+            *rotate,
+        ),
         AuditCommand::Search {
             range,
             select,
@@ -268,29 +253,12 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
             range,
             select,
             output,
-        } => {
-            let f = filter(Some(range), select);
-            let count = match output {
-                Some(path) => {
-                    let file = std::fs::File::create(path)
-                        .map_err(|e| Error::from(audit::AuditError::io(path.display(), &e)))?;
-                    let mut out = BufWriter::new(file);
-                    let n = audit::export(&dir, &f, *format, &mut out).map_err(audit_err)?;
-                    out.flush()
-                        .map_err(|e| Error::from(audit::AuditError::io(path.display(), &e)))?;
-                    n
-                }
-                None => {
-                    let out = std::io::stdout();
-                    let mut out = BufWriter::new(out.lock());
-                    let n = quiet_pipe(audit::export(&dir, &f, *format, &mut out))?;
-                    let _ = out.flush();
-                    n
-                }
-            };
-            eprintln!("exported {} records", count.0);
-            Ok(skipped_exit(&count.1))
-        }
+        } => export(
+            &dir,
+            &filter(Some(range), select),
+            *format,
+            output.as_deref(),
+        ),
         AuditCommand::Tail {
             follow,
             lines,
@@ -302,6 +270,62 @@ pub(super) fn run(source: &Source, command: &AuditCommand) -> Result<ExitCode> {
             super::audit_follow::tail(&dir, &filter(None, select), *lines, *follow, format)
         }
     }
+}
+
+/// `keywarden audit init-seal-key`: the seal key created (or its public half
+/// exported again), and what the configuration needs to seal with it.
+fn init_seal_key(
+    source: &Source,
+    dir: &Path,
+    token: &str,
+    pin_file: Option<&Path>,
+    export_existing: bool,
+    rotate: bool,
+) -> Result<ExitCode> {
+    let path = source.config.clone().unwrap_or_else(Config::path_from_env);
+    let config = Config::load(&path)?;
+    let (file, written) = super::audit_seal::init_seal_key(&super::audit_seal::SealKeyRequest {
+        module: &config.backend.module,
+        token,
+        pin_file: pin_file.or(config.backend.pin_file.as_deref()),
+        audit_dir: dir,
+        sharing: config.audit.sharing()?,
+        export_existing,
+        rotate,
+    })?;
+    println!(
+        "seal key on token {token:?}: {} key_id {}",
+        file.alg, file.key_id
+    );
+    println!("public key written to {}", written.display());
+    if config.audit.seal_token.as_deref() != Some(token) {
+        println!("to seal with it, set in [audit]: seal_token = {:?}", token);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `keywarden audit export`: the records `f` selects, to `output` or stdout.
+fn export(dir: &Path, f: &Filter, format: Format, output: Option<&Path>) -> Result<ExitCode> {
+    let count = match output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| Error::from(audit::AuditError::io(path.display(), &e)))?;
+            let mut out = BufWriter::new(file);
+            let n = audit::export(dir, f, format, &mut out).map_err(audit_err)?;
+            out.flush()
+                .map_err(|e| Error::from(audit::AuditError::io(path.display(), &e)))?;
+            n
+        }
+        None => {
+            let out = std::io::stdout();
+            let mut out = BufWriter::new(out.lock());
+            let n = quiet_pipe(audit::export(dir, f, format, &mut out))?;
+            let _ = out.flush();
+            n
+        }
+    };
+    eprintln!("exported {} records", count.0);
+    Ok(skipped_exit(&count.1))
 }
 
 /// A verification key: its algorithm, its key_id and the file it was read from.

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 
 use crate::audit::{self, Filter, Format, Found, RecordView};
 use crate::error::{Error, Result};
@@ -30,25 +31,35 @@ pub(super) fn tail(
     // Where following starts is fixed before the last records are read, so a record
     // written meanwhile is printed once: by the follow loop, not as a recent one.
     let files = audit::list_files(dir).map_err(Error::from)?;
-    let mut cursor = match files.last() {
-        Some(p) => {
-            let (offset, line) = complete_prefix(p);
-            Cursor {
-                path: p.clone(),
-                offset,
-                line,
-                partial: Vec::new(),
-            }
-        }
-        None => Cursor {
-            path: PathBuf::new(),
-            offset: 0,
-            line: 0,
-            partial: Vec::new(),
-        },
-    };
+    let cursor = files.last().map_or_else(
+        || Cursor::at_start(PathBuf::new()),
+        |p| Cursor::at_end_of(p),
+    );
+    let (recent, skipped) = recent_records(dir, filter, last, &cursor)?;
+    // Lines that are not records are reported now, and again when following ends.
+    let warned = super::audit::skipped_exit(&skipped);
+    if print_all(&mut out, format, &recent).is_err() {
+        return Ok(warned);
+    }
+    let Some(stop) = stop else { return Ok(warned) };
+    let skipped = follow_from(dir, filter, format, &mut out, cursor, &stop)?;
+    Ok(if skipped.count == 0 {
+        warned
+    } else {
+        super::audit::skipped_exit(&skipped)
+    })
+}
+
+/// The last `last` records `filter` selects before `cursor` (all of them are
+/// read, so every line that is no record is counted), and those skipped lines.
+fn recent_records(
+    dir: &Path,
+    filter: &Filter,
+    last: usize,
+    cursor: &Cursor,
+) -> Result<(VecDeque<Found>, audit::Skipped)> {
     let mut recent = VecDeque::with_capacity(last.min(10_000));
-    let mut skipped = audit::read_records(dir, filter, |found| {
+    let skipped = audit::read_records(dir, filter, |found| {
         let before_cursor =
             found.file < cursor.path || (found.file == cursor.path && found.line <= cursor.line);
         if last > 0 && before_cursor {
@@ -60,48 +71,48 @@ pub(super) fn tail(
         before_cursor || cursor.path.as_os_str().is_empty()
     })
     .map_err(Error::from)?;
-    // Lines that are not records are reported now, and again when following ends.
-    let warned = super::audit::skipped_exit(&skipped);
-    let done = |skipped: &audit::Skipped| {
-        if skipped.count == 0 {
-            warned
-        } else {
-            super::audit::skipped_exit(skipped)
-        }
-    };
-    if audit::header(&mut out, format).is_err() {
-        return Ok(warned);
-    }
-    for found in &recent {
-        if audit::write_record(&mut out, format, found).is_err() {
-            return Ok(warned);
-        }
-    }
-    if out.flush().is_err() {
-        return Ok(warned);
-    }
-    let Some(stop) = stop else { return Ok(warned) };
-    skipped = audit::Skipped::default();
+    Ok((recent, skipped))
+}
 
-    while !stopped(&stop) {
+/// The header and `records`, flushed; an error once the reader has gone.
+fn print_all(
+    out: &mut impl Write,
+    format: Format,
+    records: &VecDeque<Found>,
+) -> std::io::Result<()> {
+    audit::header(out, format)?;
+    for found in records {
+        audit::write_record(out, format, found)?;
+    }
+    out.flush()
+}
+
+/// Prints the records `filter` selects as they are written from `cursor` on,
+/// across file rotations, until `stop` is set or the reader has gone; returns the
+/// lines that were no records.
+fn follow_from(
+    dir: &Path,
+    filter: &Filter,
+    format: Format,
+    out: &mut impl Write,
+    mut cursor: Cursor,
+    stop: &AtomicBool,
+) -> Result<audit::Skipped> {
+    let mut skipped = audit::Skipped::default();
+    while !stopped(stop) {
         let mut progressed = cursor.read_new(&mut skipped, |found| {
             filter
                 .matches(&found.view)
-                .then(|| audit::write_record(&mut out, format, &found))
+                .then(|| audit::write_record(out, format, &found))
         })?;
         if out.flush().is_err() {
-            return Ok(done(&skipped));
+            return Ok(skipped);
         }
         if !progressed {
             // Nothing new here: move on if a newer file has started.
             let files = audit::list_files(dir).map_err(Error::from)?;
             if let Some(next) = files.iter().find(|p| **p > cursor.path) {
-                cursor = Cursor {
-                    path: next.clone(),
-                    offset: 0,
-                    line: 0,
-                    partial: Vec::new(),
-                };
+                cursor = Cursor::at_start(next.clone());
                 progressed = true;
             }
         }
@@ -109,7 +120,7 @@ pub(super) fn tail(
             std::thread::sleep(POLL);
         }
     }
-    Ok(done(&skipped))
+    Ok(skipped)
 }
 
 fn len(p: &Path) -> u64 {
@@ -134,6 +145,27 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// At the start of `path` (none yet when it is empty).
+    fn at_start(path: PathBuf) -> Cursor {
+        Cursor {
+            path,
+            offset: 0,
+            line: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// After the last complete line of `path`.
+    fn at_end_of(path: &Path) -> Cursor {
+        let (offset, line) = complete_prefix(path);
+        Cursor {
+            path: path.to_owned(),
+            offset,
+            line,
+            partial: Vec::new(),
+        }
+    }
+
     /// Emits the complete lines written since the last call; true if any bytes came.
     fn read_new(
         &mut self,

@@ -9,6 +9,7 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
 use crate::abi::EcCurve;
@@ -70,32 +71,7 @@ pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, Pa
     let p11 = Pkcs11::new(req.module).map_err(fail("load module"))?;
     p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .map_err(fail("C_Initialize"))?;
-    let mut slots = Vec::new();
-    for slot in p11.get_slots_with_token().map_err(fail("slots"))? {
-        if p11
-            .get_token_info(slot)
-            .map_err(fail("token info"))?
-            .label()
-            == req.token
-        {
-            slots.push(slot);
-        }
-    }
-    let slot = match slots.as_slice() {
-        [s] => *s,
-        [] => {
-            return Err(Error::Request(format!(
-                "no token labelled {:?} (keywarden doctor lists the tokens)",
-                req.token
-            )))
-        }
-        _ => {
-            return Err(Error::Config(format!(
-                "several tokens are labelled {:?}",
-                req.token
-            )))
-        }
-    };
+    let slot = token_slot(&p11, req.token)?;
     let pin = super::keys::read_pin(req.pin_file)?;
     let session = p11.open_rw_session(slot).map_err(fail("C_OpenSession"))?;
     session
@@ -105,32 +81,67 @@ pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, Pa
     if req.rotate {
         replace_lost_key(&session, req, &pub_path)?;
     }
-    let existing = find(&session, ObjectClass::PRIVATE_KEY)?.len()
-        + find(&session, ObjectClass::PUBLIC_KEY)?.len();
-    let public = match (existing, req.export_existing) {
-        (0, _) => generate(&session)?,
-        (_, false) => {
-            return Err(Error::Config(format!(
-                "token {:?} already has an audit seal key ({SEAL_KEY_LABEL}); \
-                 --export-existing writes its public half again",
-                req.token
-            )))
-        }
-        (_, true) => match find(&session, ObjectClass::PUBLIC_KEY)?.as_slice() {
-            [h] => *h,
-            _ => {
-                return Err(Error::Config(format!(
-                    "token {:?} has no single public seal key to export",
-                    req.token
-                )))
-            }
-        },
-    };
+    let public = seal_public_key(&session, req)?;
     let point = ec_point(&session, public)?;
     let verifier = EcdsaVerifier::from_point(&point).map_err(Error::from)?;
     self_test(&session, &verifier)?;
     let file = SealPubFile::new(&verifier.point(), Some(req.token));
-    // Relative to the checked directory, never through a link planted in it.
+    write_pub_file(req, &pub_path, &file)?;
+    let _ = session.logout();
+    Ok((file, pub_path))
+}
+
+/// The one slot whose token is labelled `token`.
+fn token_slot(p11: &Pkcs11, token: &str) -> Result<Slot> {
+    let mut slots = Vec::new();
+    for slot in p11.get_slots_with_token().map_err(fail("slots"))? {
+        if p11
+            .get_token_info(slot)
+            .map_err(fail("token info"))?
+            .label()
+            == token
+        {
+            slots.push(slot);
+        }
+    }
+    match slots.as_slice() {
+        [s] => Ok(*s),
+        [] => Err(Error::Request(format!(
+            "no token labelled {:?} (keywarden doctor lists the tokens)",
+            token
+        ))),
+        _ => Err(Error::Config(format!(
+            "several tokens are labelled {:?}",
+            token
+        ))),
+    }
+}
+
+/// The public half of the token's seal key: generated when the token has none,
+/// else (with `export_existing`) the one there is.
+fn seal_public_key(session: &Session, req: &SealKeyRequest<'_>) -> Result<ObjectHandle> {
+    let existing = find(session, ObjectClass::PRIVATE_KEY)?.len()
+        + find(session, ObjectClass::PUBLIC_KEY)?.len();
+    match (existing, req.export_existing) {
+        (0, _) => generate(session),
+        (_, false) => Err(Error::Config(format!(
+            "token {:?} already has an audit seal key ({SEAL_KEY_LABEL}); \
+                 --export-existing writes its public half again",
+            req.token
+        ))),
+        (_, true) => match find(session, ObjectClass::PUBLIC_KEY)?.as_slice() {
+            [h] => Ok(*h),
+            _ => Err(Error::Config(format!(
+                "token {:?} has no single public seal key to export",
+                req.token
+            ))),
+        },
+    }
+}
+
+/// Writes `seal-key.pub` in the audit directory, relative to the checked
+/// directory, never through a link planted in it.
+fn write_pub_file(req: &SealKeyRequest<'_>, pub_path: &Path, file: &SealPubFile) -> Result<()> {
     let name = pub_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -138,9 +149,7 @@ pub(super) fn init_seal_key(req: &SealKeyRequest<'_>) -> Result<(SealPubFile, Pa
     let rendered = file.render().map_err(Error::from)?;
     crate::fsguard::GuardedDir::create(req.audit_dir, req.sharing)
         .and_then(|d| d.replace(&name, rendered.as_bytes()))
-        .map_err(|e| Error::Config(format!("cannot write {}: {e}", pub_path.display())))?;
-    let _ = session.logout();
-    Ok((file, pub_path))
+        .map_err(|e| Error::Config(format!("cannot write {}: {e}", pub_path.display())))
 }
 
 /// `--rotate`: only for a key whose private half is gone (a private half on the

@@ -12,8 +12,8 @@ use crate::abi::{class_name, key_type_name, mechanism_name};
 use crate::config::{Config, PolicyMode};
 use crate::error::{Error, Result};
 use crate::policy::{
-    names, Clock, KeyFacts, Level, Login, ManualClock, NamedIdentity, Op, Policy, Principal,
-    Request, SystemClock,
+    names, Clock, Decision, KeyFacts, Level, Login, ManualClock, NamedIdentity, Op, Policy,
+    Principal, Request, Subject, SystemClock,
 };
 
 /// The request to explain.
@@ -230,39 +230,14 @@ impl Explained {
 fn explain(a: &ExplainArgs) -> Result<Explained> {
     let file = policy_file(&a.source)?;
     let op = Op::from_name(&a.op).ok_or_else(|| bad(format!("unknown operation {:?}", a.op)))?;
-    let clock: Arc<dyn Clock> = match &a.at {
-        None => Arc::new(SystemClock),
-        Some(t) => {
-            let when =
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| {
-                        bad(format!(
-                            "--at {t:?}: {e} (expected RFC 3339, e.g. 2024-01-01T10:00:00Z)"
-                        ))
-                    })?;
-            Arc::new(ManualClock::at(when.unix_timestamp()))
-        }
-    };
-    let policy = Policy::load(&file, clock)?;
+    let policy = Policy::load(&file, clock_at(a.at.as_deref())?)?;
     let login = Login::from_name(&a.login).ok_or_else(|| {
         bad(format!(
             "--login {:?}: expected public, user or so",
             a.login
         ))
     })?;
-    let principal = Principal {
-        uid: a.uid,
-        user: a.user.clone(),
-        gids: a.gid.clone(),
-        groups: a.group.clone(),
-        exe: a.exe.clone(),
-        host: a.host.clone(),
-        login,
-        identity: a.identity.as_ref().map(|name| NamedIdentity {
-            name: name.clone(),
-            roles: a.identity_roles.clone(),
-        }),
-    };
+    let principal = principal_of(a, login);
     let key = if op.is_admin() {
         None
     } else {
@@ -274,29 +249,11 @@ fn explain(a: &ExplainArgs) -> Result<Explained> {
         .map(|m| names::mechanism(m).ok_or_else(|| bad(format!("unknown mechanism {m:?}"))))
         .transpose()?;
     let subject = policy.resolve(&principal);
-    let d = policy.decide(&Request {
-        subject: &subject,
-        op,
-        key: key.as_ref(),
-        mechanism,
-    });
-    let mut d = d;
-    let mut visible = None;
-    if let Some(k) = &key {
-        if !op.is_creation() {
-            visible = Some(policy.may_see(&subject, k));
-        } else if d.allow && (k.bits.is_some() || k.curve.is_some()) {
-            // The new key's type and size are part of the one decision: a creation
-            // the rules allow is still refused when its size is.
-            d = policy.check_new_key(k);
-        }
-    }
+    let (d, visible) = decision(&policy, &subject, op, key.as_ref(), mechanism);
     let rule = d.rule.to_string();
     let rule_at = policy
         .describe(&rule)
         .map(|(line, desc)| (file.clone(), line, desc.map(str::to_owned)));
-    let now = policy.local_now();
-    let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     Ok(Explained {
         allowed: d.allow,
         rule,
@@ -312,14 +269,80 @@ fn explain(a: &ExplainArgs) -> Result<Explained> {
             .collect(),
         key: key.as_ref().map(|k| describe_key(&policy, k)),
         visible,
-        time: format!(
-            "{} {:02}:{:02}",
-            days.get(usize::from(now.weekday)).unwrap_or(&"?"),
-            now.minute / 60,
-            now.minute % 60
-        ),
+        time: local_time(&policy),
         mechanism,
     })
+}
+
+/// The clock `--at` names (RFC 3339), else the system's.
+fn clock_at(at: Option<&str>) -> Result<Arc<dyn Clock>> {
+    let Some(t) = at else {
+        return Ok(Arc::new(SystemClock));
+    };
+    let when = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            bad(format!(
+                "--at {t:?}: {e} (expected RFC 3339, e.g. 2024-01-01T10:00:00Z)"
+            ))
+        })?;
+    Ok(Arc::new(ManualClock::at(when.unix_timestamp())))
+}
+
+/// The caller the arguments describe.
+fn principal_of(a: &ExplainArgs, login: Login) -> Principal {
+    Principal {
+        uid: a.uid,
+        user: a.user.clone(),
+        gids: a.gid.clone(),
+        groups: a.group.clone(),
+        exe: a.exe.clone(),
+        host: a.host.clone(),
+        login,
+        identity: a.identity.as_ref().map(|name| NamedIdentity {
+            name: name.clone(),
+            roles: a.identity_roles.clone(),
+        }),
+    }
+}
+
+/// The policy's decision, and for a use of an existing key whether the subject
+/// may see it.
+fn decision(
+    policy: &Policy,
+    subject: &Subject,
+    op: Op,
+    key: Option<&KeyFacts>,
+    mechanism: Option<CK_MECHANISM_TYPE>,
+) -> (Decision, Option<bool>) {
+    let mut d = policy.decide(&Request {
+        subject,
+        op,
+        key,
+        mechanism,
+    });
+    let mut visible = None;
+    if let Some(k) = key {
+        if !op.is_creation() {
+            visible = Some(policy.may_see(subject, k));
+        } else if d.allow && (k.bits.is_some() || k.curve.is_some()) {
+            // The new key's type and size are part of the one decision: a creation
+            // the rules allow is still refused when its size is.
+            d = policy.check_new_key(k);
+        }
+    }
+    (d, visible)
+}
+
+/// The policy's local time, as time windows see it: "Mon 09:30".
+fn local_time(policy: &Policy) -> String {
+    let now = policy.local_now();
+    let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    format!(
+        "{} {:02}:{:02}",
+        days.get(usize::from(now.weekday)).unwrap_or(&"?"),
+        now.minute / 60,
+        now.minute % 60
+    )
 }
 
 fn key_facts(a: &ExplainArgs, op: Op) -> Result<KeyFacts> {

@@ -139,6 +139,8 @@ fn quoted(p: &Path) -> String {
     toml::Value::String(p.display().to_string()).to_string()
 }
 
+/// The configuration file `init` writes: every setting, most commented out with
+/// its default.
 fn render(
     backend: &Path,
     dir: &Path,
@@ -159,13 +161,27 @@ fn render(
         Some(f) => format!("seal_pin_file = {}", quoted(f)),
         None => "# seal_pin_file = \"/etc/keywarden/audit-token.pin\"".to_owned(),
     };
-    // Adoption starts transparent: application owners must not notice Keywarden,
-    // so only security events are recorded until a policy is enforced.
-    let level = match profile {
+    [
+        render_head(backend, &policy_section(profile, dir)),
+        render_store(dir, &group),
+        render_audit(dir, audit_level(profile), &seal_token, &seal_pin, &group),
+    ]
+    .concat()
+}
+
+/// `[audit] level`: adoption starts transparent, and application owners must not
+/// notice Keywarden, so only security events are recorded until a policy is
+/// enforced.
+fn audit_level(profile: Profile) -> &'static str {
+    match profile {
         Profile::Transparent => "level = \"security\"",
         Profile::Baseline => "level = \"all\"",
-    };
-    let policy = match profile {
+    }
+}
+
+/// The body of `[policy]`.
+fn policy_section(profile: Profile, dir: &Path) -> String {
+    match profile {
         Profile::Transparent => {
             "# \"transparent\": allow everything; Keywarden is a pure pass-through.\n\
              # \"enforce\": enforce the policy file named by `file` (docs/policy.md).\n\
@@ -180,7 +196,11 @@ fn render(
              file = {}",
             quoted(&dir.join("policy.toml"))
         ),
-    };
+    }
+}
+
+/// The file's header, `[backend]` and `[policy]`.
+fn render_head(backend: &Path, policy: &str) -> String {
     format!(
         r#"# Keywarden configuration, written by `keywarden init`.
 # Applications load libkeywarden.so instead of the token's module; Keywarden reads
@@ -196,7 +216,15 @@ module = {backend}
 [policy]
 {policy}
 
-[store]
+"#,
+        backend = quoted(backend),
+    )
+}
+
+/// `[store]`.
+fn render_store(dir: &Path, group: &str) -> String {
+    format!(
+        r#"[store]
 # Metadata store (key lifecycle, named identities): keywarden.db in this
 # directory, shared by every process that loads the module. Absolute path.
 # A store that is missing, read-only, corrupt or locked too long makes the
@@ -211,7 +239,15 @@ dir = {store}
 # else can write (or read, for the store) is refused.
 {group}
 
-[audit]
+"#,
+        store = quoted(&dir.join("store")),
+    )
+}
+
+/// `[audit]`.
+fn render_audit(dir: &Path, level: &str, seal_token: &str, seal_pin: &str, group: &str) -> String {
+    format!(
+        r#"[audit]
 # Audit trail directory. Absolute path. Files: audit-<first seq>-<YYYYMMDD>.jsonl
 # (JSON Lines, one hash-chained record per line) and audit.head.
 dir = {audit}
@@ -252,8 +288,6 @@ dir = {audit}
 # As store.group, for this directory and the software seal key.
 {group}
 "#,
-        backend = quoted(backend),
-        store = quoted(&dir.join("store")),
         audit = quoted(&dir.join("audit")),
     )
 }

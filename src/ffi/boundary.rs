@@ -15,12 +15,13 @@ use crate::gateway::{Call, Gateway};
 /// Who owns the running module. Only `C_Initialize` and `C_Finalize` touch it, under
 /// this mutex; holding it serialises them against each other. It is the only lock ever
 /// held across a backend call (the backend's own `C_Initialize`/`C_Finalize`).
-pub(super) static LIFECYCLE: parking_lot::Mutex<Lifecycle> = parking_lot::const_mutex(Lifecycle {
-    current: None,
-    retired: None,
-});
+pub(super) static MODULE_STATE: parking_lot::Mutex<ModuleState> =
+    parking_lot::const_mutex(ModuleState {
+        current: None,
+        retired: None,
+    });
 
-/// The hot-path view of `LIFECYCLE.current`: one `Acquire` load per call, no atomic
+/// The hot-path view of `MODULE_STATE.current`: one `Acquire` load per call, no atomic
 /// read-modify-write (an `ArcSwap` guard cost two full barriers per call; see
 /// benches/README.md).
 static CURRENT: AtomicPtr<Running> = AtomicPtr::new(ptr::null_mut());
@@ -54,7 +55,7 @@ impl Running {
         }
     }
 
-    /// After `Lifecycle::retire`: returns once every call that entered this
+    /// After `ModuleState::retire`: returns once every call that entered this
     /// gateway has left it. New calls are refused at entry by then (they find
     /// `CURRENT` NULL, or find it changed after counting themselves in), so the
     /// count only goes down. PKCS#11 v2.40 §5.4 leaves a `C_Finalize` racing other
@@ -92,12 +93,12 @@ impl Drop for Leave<'_> {
 /// pointer just before never sees freed memory: PKCS#11 v2.40 §5.4 makes `C_Finalize`
 /// undefined while other threads are in calls, and this grace period of one whole
 /// initialise/finalise cycle turns such a race from a crash into a refused call.
-pub(super) struct Lifecycle {
+pub(super) struct ModuleState {
     current: Option<Arc<Running>>,
     retired: Option<Arc<Running>>,
 }
 
-impl Lifecycle {
+impl ModuleState {
     /// The module running in this process (not one inherited from a parent).
     pub(super) fn running(&self) -> Option<&Arc<Running>> {
         self.current
@@ -152,9 +153,9 @@ pub(super) fn current_generation() -> u64 {
 #[inline]
 pub(super) fn with_gateway<R>(f: impl FnOnce(&Gateway) -> Result<R>) -> Result<R> {
     let published = CURRENT.load(Ordering::Acquire);
-    // SAFETY: CURRENT is NULL or points into an `Arc<Running>` that `LIFECYCLE` keeps
+    // SAFETY: CURRENT is NULL or points into an `Arc<Running>` that `MODULE_STATE` keeps
     // alive while published and for one more initialise/finalise cycle after (see
-    // `Lifecycle`); after a fork the inherited one is never freed.
+    // `ModuleState`); after a fork the inherited one is never freed.
     let running = unsafe { published.as_ref() };
     match running {
         Some(running) if running.fork_generation == current_generation() => {

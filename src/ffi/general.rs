@@ -9,7 +9,7 @@ use pkcs11_sys::*;
 
 use super::args::{in_ref, out_buf, out_ref};
 use super::boundary::{
-    forward, with_gateway, with_gateway_uncounted, Running, FORK_GENERATION, LIFECYCLE,
+    forward, with_gateway, with_gateway_uncounted, Running, FORK_GENERATION, MODULE_STATE,
 };
 use super::entry::{FUNCTION_LIST_2_40, FUNCTION_LIST_3_0};
 use super::report;
@@ -89,15 +89,15 @@ pub(super) unsafe fn C_Initialize(pInitArgs: CK_VOID_PTR) -> Result<()> {
     crate::logging::init();
     register_fork_handler();
 
-    let mut lifecycle = LIFECYCLE.lock();
-    if lifecycle.running().is_some() {
+    let mut state = MODULE_STATE.lock();
+    if state.running().is_some() {
         return Err(Error::AlreadyInitialized);
     }
-    lifecycle.abandon_inherited();
+    state.abandon_inherited();
     let gateway = Config::load_from_env()
         .and_then(Gateway::start)
         .inspect_err(report::init_failure)?;
-    lifecycle.publish(Arc::new(Running::new(gateway)));
+    state.publish(Arc::new(Running::new(gateway)));
     Ok(())
 }
 
@@ -106,11 +106,11 @@ pub(super) unsafe fn C_Finalize(pReserved: CK_VOID_PTR) -> Result<()> {
     if !pReserved.is_null() {
         return Err(Error::ArgumentsBad("pReserved must be NULL"));
     }
-    let mut lifecycle = LIFECYCLE.lock();
-    if lifecycle.running().is_none() {
+    let mut state = MODULE_STATE.lock();
+    if state.running().is_none() {
         return Err(Error::NotInitialized);
     }
-    match lifecycle.retire() {
+    match state.retire() {
         Some(running) => {
             // Calls already inside finish before the backend is finalised;
             // new ones are refused at entry (`boundary::with_gateway`).

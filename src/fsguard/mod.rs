@@ -165,6 +165,12 @@ fn check_stat(
     sharing: Sharing,
     dir_owner: Option<u32>,
 ) -> Result<(), FileError> {
+    check_type(path, st, dir)?;
+    check_access(path, st, dir, kind, sharing, dir_owner)
+}
+
+/// No symbolic link, the expected type, and (a file) one name only.
+fn check_type(path: &Path, st: &rustix::fs::Stat, dir: bool) -> Result<(), FileError> {
     let shown = path.display();
     let file_type = rustix::fs::FileType::from_raw_mode(st.st_mode);
     if file_type == rustix::fs::FileType::Symlink {
@@ -203,6 +209,20 @@ fn check_stat(
             format!("rm {shown} (then let Keywarden create it afresh, or restore it)"),
         ));
     }
+    Ok(())
+}
+
+/// A trusted owner, and mode bits that let no one outside the owner and the
+/// sharing group write it (nor, for a private file, read it).
+fn check_access(
+    path: &Path,
+    st: &rustix::fs::Stat,
+    dir: bool,
+    kind: Kind,
+    sharing: Sharing,
+    dir_owner: Option<u32>,
+) -> Result<(), FileError> {
+    let shown = path.display();
     let me = rustix::process::geteuid().as_raw();
     let (uid, gid, mode) = (st.st_uid, st.st_gid, st.st_mode & 0o7777);
     let in_group = sharing.gid == Some(gid);

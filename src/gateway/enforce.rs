@@ -205,9 +205,7 @@ impl Enforcer {
         let facts = self.facts_of(backend, call, op, slot, o)?;
         // Policy, then the lifecycle state (docs/lifecycle.md): policy decides who,
         // the state whether the key may be used at all.
-        let view = self
-            .lifecycle
-            .view(backend, slot)
+        let view = super::lifecycle::lifecycle_view(&self.lifecycle, &self.sessions, backend, slot)
             .map_err(|r| lifecycle_refusal(Some(op), r))?;
         // A `*Init` repeating the session's last one on an unchanged basis: its
         // kept decision (decision_memo.rs).

@@ -4,6 +4,7 @@
 
 use pkcs11_sys::*;
 
+use super::lifecycle::search_view;
 use super::{Call, Gateway};
 use crate::backend::Backend;
 use crate::error::{check_rv, Result};
@@ -81,7 +82,7 @@ impl Gateway {
             let (Some(slot), Some(buf)) = (slot, found.as_deref_mut()) else {
                 return check_rv(forward(&*self.backend, found, count));
             };
-            let view = self.lifecycle.view_for_search(&*self.backend, slot);
+            let view = search_view(&self.lifecycle, &self.sessions, &*self.backend, slot);
             let visible = |h| self.guard_visible(view.as_ref(), slot, session, h);
             return self.find_filtered(session, buf, count, forward, visible);
         };
@@ -92,7 +93,7 @@ impl Gateway {
         };
         let p = e.policy();
         let (slot, subject) = e.subject_of(&p, &call, None)?;
-        let view = e.lifecycle.view_for_search(&*self.backend, slot);
+        let view = search_view(&e.lifecycle, &self.sessions, &*self.backend, slot);
         let hide_superseded = e.lifecycle.hides_superseded(session);
         let visible = |h| {
             e.facts

@@ -77,7 +77,6 @@ impl Gateway {
             // new serial.
             (F::C_InitToken, _, Some(slot)) => {
                 self.facts.forget_slot(slot);
-                self.lifecycle.forget_slot(slot);
                 self.sessions.token_reinitialised(slot);
                 if let Some(e) = &self.enforcer {
                     e.memo.forget_all();

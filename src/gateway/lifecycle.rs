@@ -3,18 +3,68 @@
 //! [`LifecycleRuntime`](crate::lifecycle::LifecycleRuntime) the gateway holds (used
 //! directly in transparent mode, `lifecycle_guard.rs`), the use counted, and an
 //! automatic rotation of a version past due reported and recorded in the audit
-//! trail (`lifecycle_audit.rs`).
+//! trail (`lifecycle_audit.rs`); and, for both modes, the lifecycle view of a
+//! token with the serial the session table keeps.
+
+use std::sync::Arc;
 
 use super::enforce::lifecycle_refusal;
 use pkcs11_sys::CK_SLOT_ID;
 
 use super::decision_memo::Kept;
+use super::session_table::SessionTable;
 use crate::audit::LifecycleEvent;
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::lifecycle::{check_use, AutoRotation, ManagedObject, RotateOutcome, View, ROTATE_RETRY};
+use crate::lifecycle::{
+    check_use, AutoRotation, LcRefusal, LifecycleRuntime, ManagedObject, RotateOutcome, View,
+    ROTATE_RETRY,
+};
 use crate::policy::{KeyFacts, Op, Policy};
 use crate::store::{KeyState, KeyVersion, ManagedKey, UnixTime};
+
+/// The serial of `slot`'s token as the session table keeps it (read through
+/// `Backend::token_serial` when first needed). Fails closed: a serial that cannot
+/// be read refuses the call with the backend's code (rule `lifecycle.token`), as a
+/// managed key cannot be told apart without it.
+pub(super) fn token_serial(
+    sessions: &SessionTable,
+    backend: &dyn Backend,
+    slot: CK_SLOT_ID,
+) -> std::result::Result<Arc<str>, LcRefusal> {
+    sessions.try_serial(slot, || {
+        backend
+            .token_serial(slot)
+            .map(Arc::from)
+            .map_err(|e| LcRefusal {
+                rule: "lifecycle.token",
+                rv: e.rv(),
+                reason: format!("the token's serial number could not be read: {e}"),
+            })
+    })
+}
+
+/// The lifecycle view a key use on `slot`'s token is decided with
+/// (`LifecycleRuntime::view`, with the serial of [`token_serial`]).
+pub(super) fn lifecycle_view(
+    lifecycle: &LifecycleRuntime,
+    sessions: &SessionTable,
+    backend: &dyn Backend,
+    slot: CK_SLOT_ID,
+) -> std::result::Result<View, LcRefusal> {
+    lifecycle.view(|| token_serial(sessions, backend, slot))
+}
+
+/// The lifecycle view a search on `slot`'s token is filtered with
+/// (`LifecycleRuntime::view_for_search`); `None` without the token's serial.
+pub(super) fn search_view(
+    lifecycle: &LifecycleRuntime,
+    sessions: &SessionTable,
+    backend: &dyn Backend,
+    slot: CK_SLOT_ID,
+) -> Option<View> {
+    lifecycle.view_for_search(token_serial(sessions, backend, slot).ok())
+}
 
 impl super::Enforcer {
     /// The lifecycle half of a key-use decision (after policy allowed it): the

@@ -23,6 +23,7 @@ use pkcs11_sys::*;
 use super::create::CreateArgs;
 use super::enforce::lifecycle_refusal;
 use super::facts_cache::FactsError;
+use super::lifecycle::lifecycle_view;
 use super::{Call, Gateway};
 use crate::abi::Template;
 use crate::error::Result;
@@ -75,9 +76,7 @@ impl Gateway {
             };
             return Err(lifecycle_refusal(Some(op), r));
         };
-        let view = self
-            .lifecycle
-            .view(&*self.backend, slot)
+        let view = lifecycle_view(&self.lifecycle, &self.sessions, &*self.backend, slot)
             .map_err(|r| lifecycle_refusal(Some(op), r))?;
         Ok((slot, view))
     }

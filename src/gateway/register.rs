@@ -21,6 +21,7 @@ use super::enforce::lifecycle_refusal;
 use pkcs11_sys::*;
 
 use super::create::{CreateArgs, NewObjects};
+use super::lifecycle::{lifecycle_view, token_serial};
 use super::{Call, Enforcer};
 use crate::audit::{LifecycleEvent, Outcome};
 use crate::backend::Backend;
@@ -102,9 +103,7 @@ impl Enforcer {
         // An application-chosen CKA_ID a live version already holds was refused
         // before (versions.rs); should one get here, it is not registered.
         if private_id.or(public_id).is_some() {
-            let view = self
-                .lifecycle
-                .view(backend, slot)
+            let view = lifecycle_view(&self.lifecycle, &self.sessions, backend, slot)
                 .map_err(|r| lifecycle_refusal(Some(Op::Generate), r))?;
             if view.index.version(&view.serial, &id).is_some() {
                 log::warn!(
@@ -147,9 +146,7 @@ impl Enforcer {
             intent: None,
         };
         if r.drawn {
-            let serial = self
-                .lifecycle
-                .serial(backend, slot)
+            let serial = token_serial(&self.sessions, backend, slot)
                 .map_err(|e| lifecycle_refusal(Some(op), e))?;
             let intent = PendingRotation {
                 token_serial: serial.to_string(),
@@ -193,9 +190,7 @@ impl Enforcer {
         let recorded = self
             .facts_of(backend, call, op, slot, key)
             .and_then(|facts| {
-                let serial = self
-                    .lifecycle
-                    .serial(backend, slot)
+                let serial = token_serial(&self.sessions, backend, slot)
                     .map_err(|e| lifecycle_refusal(Some(op), e))?;
                 let store = self.lifecycle.store();
                 let now = self.lifecycle.now();

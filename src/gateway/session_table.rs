@@ -1,6 +1,7 @@
 //! The session table: the one place per-session state lives, in both policy modes.
 //!
-//! Per session its slot and that token's serial number; per slot the application's
+//! Per session its slot and that token's serial number (the one copy of it: the
+//! audit record and the lifecycle view read it here); per slot the application's
 //! login state, its named identity and (enforce mode) the policy `Subject` resolved
 //! for it. PKCS#11 login state belongs to the application and the token, not to one
 //! session (v2.40 §5.6 / §6.7: "all sessions that an application has with a token"
@@ -149,6 +150,16 @@ impl SessionTable {
         slot: CK_SLOT_ID,
         read: impl FnOnce() -> Option<Arc<str>>,
     ) -> Option<Arc<str>> {
+        self.try_serial(slot, || read().ok_or(())).ok()
+    }
+
+    /// [`SessionTable::serial`] with the reason a read failed: the error of `read`,
+    /// and nothing kept (the next call reads again).
+    pub(super) fn try_serial<E>(
+        &self,
+        slot: CK_SLOT_ID,
+        read: impl FnOnce() -> std::result::Result<Arc<str>, E>,
+    ) -> std::result::Result<Arc<str>, E> {
         if let Some(s) = self
             .tables
             .read()
@@ -156,12 +167,12 @@ impl SessionTable {
             .get(&slot)
             .and_then(|s| s.serial.clone())
         {
-            return Some(s);
+            return Ok(s);
         }
         let serial = read()?;
         let mut t = self.tables.write();
         let state = t.slots.entry(slot).or_default();
-        Some(Arc::clone(state.serial.get_or_insert(serial)))
+        Ok(Arc::clone(state.serial.get_or_insert(serial)))
     }
 
     /// Records a session the backend just opened on `slot`, with its token's

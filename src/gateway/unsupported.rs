@@ -6,7 +6,8 @@
 //! (docs/abi-conventions.md, "Return codes").
 //!
 //! Known at start from the table; for a keyed `*Init` (and `C_DigestKey`) by asking
-//! the backend once, at the function's first call, with the call's own session and
+//! the backend once, at the function's first call (through `backend::call_keyed`,
+//! the one dispatch of the keyed functions), with the call's own session and
 //! the key `CK_INVALID_HANDLE`, which no token has: a real implementation refuses
 //! the key and starts nothing, a stub answers `CKR_FUNCTION_NOT_SUPPORTED`. Other
 //! answers of `CKR_FUNCTION_NOT_SUPPORTED` are not learnt from: some tokens give it
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use pkcs11_sys::*;
 
 use super::Call;
-use crate::backend::Backend;
+use crate::backend::{call_keyed, Backend};
 use crate::functions::{FnClass, FunctionId};
 
 /// Two bits per `FunctionId`: known, and unsupported.
@@ -82,18 +83,14 @@ impl Unsupported {
             pParameter: std::ptr::null_mut(),
             ulParameterLen: 0,
         };
-        let no_key = CK_INVALID_HANDLE;
-        let rv = match call.function {
-            FunctionId::C_SignInit => backend.sign_init(session, &mechanism, no_key),
-            FunctionId::C_SignRecoverInit => backend.sign_recover_init(session, &mechanism, no_key),
-            FunctionId::C_VerifyInit => backend.verify_init(session, &mechanism, no_key),
-            FunctionId::C_VerifyRecoverInit => {
-                backend.verify_recover_init(session, &mechanism, no_key)
-            }
-            FunctionId::C_EncryptInit => backend.encrypt_init(session, &mechanism, no_key),
-            FunctionId::C_DecryptInit => backend.decrypt_init(session, &mechanism, no_key),
-            FunctionId::C_DigestKey => backend.digest_key(session, no_key),
-            _ => return false,
+        let Some(rv) = call_keyed(
+            backend,
+            call.function,
+            session,
+            &mechanism,
+            CK_INVALID_HANDLE,
+        ) else {
+            return false;
         };
         match rv {
             CKR_FUNCTION_NOT_SUPPORTED => self.mark(call.function, true),

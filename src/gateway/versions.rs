@@ -31,6 +31,7 @@ use super::enforce::lifecycle_refusal;
 use pkcs11_sys::*;
 
 use super::create::CreateArgs;
+use super::lifecycle::lifecycle_view;
 use super::Enforcer;
 use crate::abi::Template;
 use crate::backend::Backend;
@@ -72,8 +73,7 @@ impl Enforcer {
         source: Option<&KeyFacts>,
     ) -> Result<()> {
         let op = args.kind.access_op();
-        self.lifecycle
-            .view(backend, slot)
+        lifecycle_view(&self.lifecycle, &self.sessions, backend, slot)
             .and_then(|view| on_create(&view, args, source))
             .map_err(|r| lifecycle_refusal(Some(op), r))
     }
@@ -86,8 +86,12 @@ impl Enforcer {
         facts: &KeyFacts,
         template: &Template<'_>,
     ) -> Result<()> {
-        on_edit(|| self.lifecycle.view(backend, slot), facts, template)
-            .map_err(|r| lifecycle_refusal(Some(Op::SetAttribute), r))
+        on_edit(
+            || lifecycle_view(&self.lifecycle, &self.sessions, backend, slot),
+            facts,
+            template,
+        )
+        .map_err(|r| lifecycle_refusal(Some(Op::SetAttribute), r))
     }
 }
 

@@ -16,7 +16,7 @@
 //! - `index`: [`LifecycleIndex`], the gateway's cached view (lookups by `CKA_ID`,
 //!   label-search hiding, the per-operation check);
 //! - `runtime`: `LifecycleRuntime`, the lifecycle state of one running module (the
-//!   store, the index kept current, token serials, usage counters, search
+//!   store, the index kept current, usage counters, search
 //!   visibility, the per-operation `check_use` and automatic rotation), which the
 //!   gateway holds.
 

@@ -8,7 +8,7 @@ use super::{current, hex, Ctx};
 use crate::cli::format_utc;
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Due};
-use crate::policy::Level;
+use crate::policy::{Cryptoperiod, Level};
 use crate::store::{KeyState, KeyVersion, ManagedKey, Store};
 
 fn time(t: Option<i64>) -> String {
@@ -69,27 +69,48 @@ pub(super) fn list(
         rows.push((key, v.clone(), versions.len(), next, is_due, action));
     }
     if json_out {
-        let out: Vec<Value> = rows
-            .iter()
-            .map(|(k, v, n, next, is_due, action)| {
-                json!({
-                    "label": k.label, "key_id": k.id.0, "owner": k.owner,
-                    "classification": k.classification.map(|c| c.as_str()),
-                    "version": v.version, "versions": n, "state": v.state.as_str(),
-                    "algorithm": v.algorithm, "size_bits": v.size_bits, "curve": v.curve,
-                    "cka_id": hex(&v.cka_id), "token_serial": v.token_serial,
-                    "created_at": v.created_at, "activated_at": opt_json(v.activated_at),
-                    "state_changed_at": v.state_changed_at, "reason": v.reason,
-                    "next_rotation_at": opt_json(*next), "due": is_due, "when_due": action,
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| Error::Internal(e.to_string()))?
-        );
-        return Ok(ExitCode::SUCCESS);
+        print_list_json(&rows)
+    } else {
+        print_list_table(&rows);
+        Ok(ExitCode::SUCCESS)
     }
+}
+
+/// One row of `keys list`: the key, its current version, how many versions it
+/// has, and when (and whether) that version is due.
+type ListRow<'k> = (
+    &'k ManagedKey,
+    KeyVersion,
+    usize,
+    Option<i64>,
+    bool,
+    Option<&'static str>,
+);
+
+fn print_list_json(rows: &[ListRow<'_>]) -> Result<ExitCode> {
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|(k, v, n, next, is_due, action)| {
+            json!({
+                "label": k.label, "key_id": k.id.0, "owner": k.owner,
+                "classification": k.classification.map(|c| c.as_str()),
+                "version": v.version, "versions": n, "state": v.state.as_str(),
+                "algorithm": v.algorithm, "size_bits": v.size_bits, "curve": v.curve,
+                "cka_id": hex(&v.cka_id), "token_serial": v.token_serial,
+                "created_at": v.created_at, "activated_at": opt_json(v.activated_at),
+                "state_changed_at": v.state_changed_at, "reason": v.reason,
+                "next_rotation_at": opt_json(*next), "due": is_due, "when_due": action,
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| Error::Internal(e.to_string()))?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_list_table(rows: &[ListRow<'_>]) {
     // The label column is as wide as the longest label, so long labels do not
     // push the rest of their row out of line.
     let w = rows
@@ -102,7 +123,7 @@ pub(super) fn list(
         "{:<w$} {:>4} {:<14} {:<10} {:<8} {:<20} {:<22} {:<10} CLASS",
         "LABEL", "VER", "STATE", "TYPE", "SIZE", "ACTIVATED", "NEXT ROTATION", "OWNER"
     );
-    for (k, v, _, next, is_due, _) in &rows {
+    for (k, v, _, next, is_due, _) in rows {
         let next = match (next, is_due) {
             (Some(t), true) => format!("DUE {}", format_utc(*t)),
             (Some(t), false) => format_utc(*t),
@@ -122,7 +143,6 @@ pub(super) fn list(
             k.classification.map_or("-", |c| Level::from(c).name())
         );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn show(cx: &Ctx, label: &str, json_out: bool) -> Result<ExitCode> {
@@ -130,40 +150,54 @@ pub(super) fn show(cx: &Ctx, label: &str, json_out: bool) -> Result<ExitCode> {
     let versions = cx.store.versions(key.id)?;
     let period = current(&versions).and_then(|v| cx.cryptoperiod(&key, v));
     if json_out {
-        let vs: Vec<Value> = versions
-            .iter()
-            .map(|v| {
-                let sched = period.map(|p| lifecycle::schedule(v, p));
-                json!({
-                    "version": v.version, "state": v.state.as_str(), "reason": v.reason,
-                    "cka_id": hex(&v.cka_id), "token_serial": v.token_serial,
-                    "algorithm": v.algorithm, "size_bits": v.size_bits, "curve": v.curve,
-                    "created_at": v.created_at, "state_changed_at": v.state_changed_at,
-                    "activated_at": opt_json(v.activated_at), "suspended_at": opt_json(v.suspended_at),
-                    "deactivated_at": opt_json(v.deactivated_at), "compromised_at": opt_json(v.compromised_at),
-                    "destroyed_at": opt_json(v.destroyed_at),
-                    "originator_end": opt_json(sched.map(|s| s.originator_end)),
-                    "recipient_end": opt_json(sched.map(|s| s.recipient_end)),
-                    "usage": {"ops": v.usage.ops, "bytes": v.usage.bytes, "last_use_at": opt_json(v.usage.last_use_at)},
-                })
-            })
-            .collect();
-        let out = json!({
-            "label": key.label, "key_id": key.id.0, "owner": key.owner,
-            "classification": key.classification.map(|c| c.as_str()),
-            "created_at": key.created_at,
-            "cryptoperiod": period.map(|p| json!({
-                "name": p.name, "originator_secs": p.originator_secs,
-                "recipient_secs": p.recipient_secs, "when_due": p.when_due.as_str(),
-            })),
-            "versions": vs,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| Error::Internal(e.to_string()))?
-        );
-        return Ok(ExitCode::SUCCESS);
+        show_json(&key, &versions, period)
+    } else {
+        show_text(&key, &versions, period);
+        Ok(ExitCode::SUCCESS)
     }
+}
+
+fn show_json(
+    key: &ManagedKey,
+    versions: &[KeyVersion],
+    period: Option<&Cryptoperiod>,
+) -> Result<ExitCode> {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            let sched = period.map(|p| lifecycle::schedule(v, p));
+            json!({
+                "version": v.version, "state": v.state.as_str(), "reason": v.reason,
+                "cka_id": hex(&v.cka_id), "token_serial": v.token_serial,
+                "algorithm": v.algorithm, "size_bits": v.size_bits, "curve": v.curve,
+                "created_at": v.created_at, "state_changed_at": v.state_changed_at,
+                "activated_at": opt_json(v.activated_at), "suspended_at": opt_json(v.suspended_at),
+                "deactivated_at": opt_json(v.deactivated_at), "compromised_at": opt_json(v.compromised_at),
+                "destroyed_at": opt_json(v.destroyed_at),
+                "originator_end": opt_json(sched.map(|s| s.originator_end)),
+                "recipient_end": opt_json(sched.map(|s| s.recipient_end)),
+                "usage": {"ops": v.usage.ops, "bytes": v.usage.bytes, "last_use_at": opt_json(v.usage.last_use_at)},
+            })
+        })
+        .collect();
+    let out = json!({
+        "label": key.label, "key_id": key.id.0, "owner": key.owner,
+        "classification": key.classification.map(|c| c.as_str()),
+        "created_at": key.created_at,
+        "cryptoperiod": period.map(|p| json!({
+            "name": p.name, "originator_secs": p.originator_secs,
+            "recipient_secs": p.recipient_secs, "when_due": p.when_due.as_str(),
+        })),
+        "versions": vs,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| Error::Internal(e.to_string()))?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_text(key: &ManagedKey, versions: &[KeyVersion], period: Option<&Cryptoperiod>) {
     println!("key {} (#{})", key.label, key.id.0);
     println!("  owner:          {}", key.owner.as_deref().unwrap_or("-"));
     println!(
@@ -180,7 +214,7 @@ pub(super) fn show(cx: &Ctx, label: &str, json_out: bool) -> Result<ExitCode> {
         ),
         None => println!("  cryptoperiod:   none"),
     }
-    for v in &versions {
+    for v in versions {
         println!(
             "  version {} {} {} {} CKA_ID {}",
             v.version,
@@ -211,7 +245,6 @@ pub(super) fn show(cx: &Ctx, label: &str, json_out: bool) -> Result<ExitCode> {
             time(v.usage.last_use_at)
         );
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Private and secret keys on the token with no live version in the store.

@@ -79,7 +79,7 @@ impl Recorder {
             }
         }
         let version = self.ctx.versions.as_ref().and_then(|lc| {
-            let view = lc.view_for_search(&*self.backend, slot)?;
+            let view = lc.view_for_search(self.serial(slot))?;
             view.lookup(facts).map(|m| m.version.version)
         });
         let names: KeyNames = (

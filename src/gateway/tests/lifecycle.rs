@@ -5,7 +5,8 @@ use pkcs11_sys::*;
 
 use super::{rv, Env};
 use crate::audit::Decision;
-use crate::backend::double::TOKEN_SERIAL;
+use crate::backend::double::{SLOT, TOKEN_SERIAL};
+use crate::functions::FunctionId as F;
 use crate::store::{now, KeyState, NewKey, NewVersion, SqliteStore, Store};
 
 /// Registers `label` with one version on the double's token under `id`, then
@@ -72,4 +73,32 @@ fn a_compromised_key_is_refused_in_transparent_mode_and_recorded() {
         (env.double.key_uses(good), env.double.key_uses(unmanaged)),
         (1, 1)
     );
+}
+
+#[test]
+fn a_token_serial_that_cannot_be_read_refuses_a_managed_key_use_until_it_can() {
+    let env = Env::transparent_over(|store| {
+        managed(store, "fine", b"\xa2", KeyState::Active);
+    });
+    let key = env.double.add_signing_key("fine", b"\xa2");
+    // Every read of the serial fails for a while (the session table and the
+    // audit records read it too).
+    for _ in 0..8 {
+        env.double.fail_next(F::C_GetTokenInfo, CKR_DEVICE_ERROR);
+    }
+    let s = env.user_session();
+    assert_eq!(rv(env.sign_init(s, CKM_ECDSA, key)), CKR_DEVICE_ERROR);
+    assert_eq!(env.double.key_uses(key), 0);
+    let ops = env.ops();
+    let refused = ops.last().unwrap();
+    assert_eq!(refused.decision, Some(Decision::Deny));
+    assert_eq!(refused.rule.as_deref(), Some("lifecycle.token"));
+    assert_eq!(refused.function.as_deref(), Some("C_SignInit"));
+    assert_eq!(refused.rv.as_deref(), Some("CKR_DEVICE_ERROR"));
+    // Nothing was kept of the failure: once the token answers, the serial is
+    // read and the key used.
+    let token: &dyn crate::backend::Backend = &*env.double;
+    while token.token_serial(SLOT).is_err() {}
+    env.sign_init(s, CKM_ECDSA, key).unwrap();
+    assert_eq!(env.double.key_uses(key), 1);
 }

@@ -5,7 +5,7 @@
 //! At `C_Initialize` the metadata store is opened, a [`ChangeWatcher`] set on its
 //! stamp and a [`LifecycleIndex`] built from one snapshot. Per key use the cost is
 //! the watcher's check (a clock read and an atomic load), one `ArcSwap` load, the
-//! slot's cached token serial and the index's hash look-ups: no store query. When
+//! token serial the gateway keeps per slot and the index's hash look-ups: no store query. When
 //! the watcher signals, `change_seq` is read and the index rebuilt if it moved; a
 //! failed re-read fails closed (every key use refused with `CKR_GENERAL_ERROR`)
 //! until a re-read succeeds.
@@ -14,8 +14,8 @@
 //!   [`LcRefusal`];
 //! - `clock`: the module's clock ([`clock_from_env`], `KEYWARDEN_NOW`);
 //! - `watcher`: the index reload when the store moved, failing closed;
-//! - `view`: the token serials and the [`View`] (index and serial) a call is
-//!   decided with;
+//! - `view`: the [`View`] (index, and the token serial the gateway passes in) a
+//!   call is decided with;
 //! - `check`: the lifecycle check of one operation ([`check_use`]);
 //! - `visibility`: which sessions' searches hide superseded versions;
 //! - `flusher`: the thread writing the usage counters;
@@ -35,18 +35,17 @@ pub(crate) use clock::clock_from_env;
 pub(crate) use rotation::{AutoRotation, ROTATE_RETRY};
 pub(crate) use view::{ManagedObject, View};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use parking_lot::{Mutex, RwLock};
-use pkcs11_sys::{CKR_GENERAL_ERROR, CK_RV, CK_SLOT_ID};
+use parking_lot::Mutex;
+use pkcs11_sys::{CKR_GENERAL_ERROR, CK_RV};
 
 use super::LifecycleIndex;
 use crate::error::Result;
-use crate::fasthash::FastHash;
 use crate::policy::Clock;
 use crate::store::{
     ChangeWatcher, SqliteStore, Store, UnixTime, UsageAccumulator, VersionId, DEFAULT_POLL,
@@ -91,7 +90,6 @@ pub(crate) struct LifecycleRuntime {
     managed: AtomicBool,
     /// The last re-read failed: refuse until one succeeds.
     stale: AtomicBool,
-    serials: RwLock<HashMap<CK_SLOT_ID, Arc<str>, FastHash>>,
     searches: SearchVisibility,
     usage: Arc<UsageAccumulator>,
     flusher: Mutex<Option<Flusher>>,
@@ -137,7 +135,6 @@ impl LifecycleRuntime {
             managed: AtomicBool::new(!index.is_empty()),
             index: ArcSwap::from_pointee(index),
             stale: AtomicBool::new(false),
-            serials: RwLock::new(HashMap::default()),
             searches: SearchVisibility::new(),
             usage,
             flusher: Mutex::new(flusher),

@@ -1,12 +1,9 @@
-//! What one call is decided with: the index and the slot's token serial (read once
-//! per slot), and the managed version an object belongs to.
+//! What one call is decided with: the index and the token serial the gateway
+//! passes in, and the managed version an object belongs to.
 
 use std::sync::Arc;
 
-use pkcs11_sys::CK_SLOT_ID;
-
 use super::{LcRefusal, LifecycleRuntime};
-use crate::backend::Backend;
 use crate::lifecycle::LifecycleIndex;
 use crate::policy::KeyFacts;
 use crate::store::{KeyVersion, ManagedKey};
@@ -18,47 +15,27 @@ pub(crate) struct View {
 }
 
 impl LifecycleRuntime {
-    /// The serial of the token in `slot`, read once per slot.
-    pub(crate) fn serial(
+    /// The view a key use is decided with (fails closed on a stale index). The
+    /// token's serial is the gateway's (its session table keeps it per slot):
+    /// `serial` gives it, or the refusal its read failed with, and is asked only
+    /// once the index is usable.
+    pub(crate) fn view(
         &self,
-        backend: &dyn Backend,
-        slot: CK_SLOT_ID,
-    ) -> Result<Arc<str>, LcRefusal> {
-        if let Some(s) = self.serials.read().get(&slot) {
-            return Ok(Arc::clone(s));
-        }
-        let serial: Arc<str> = backend
-            .token_serial(slot)
-            .map_err(|e| LcRefusal {
-                rule: "lifecycle.token",
-                rv: e.rv(),
-                reason: format!("the token's serial number could not be read: {e}"),
-            })?
-            .into();
-        self.serials.write().insert(slot, Arc::clone(&serial));
-        Ok(serial)
-    }
-
-    /// A re-initialised token may have a new serial.
-    pub(crate) fn forget_slot(&self, slot: CK_SLOT_ID) {
-        self.serials.write().remove(&slot);
-    }
-
-    /// The view a key use is decided with (fails closed on a stale index).
-    pub(crate) fn view(&self, backend: &dyn Backend, slot: CK_SLOT_ID) -> Result<View, LcRefusal> {
+        serial: impl FnOnce() -> Result<Arc<str>, LcRefusal>,
+    ) -> Result<View, LcRefusal> {
         let index = self.current_index()?;
-        let serial = self.serial(backend, slot)?;
+        let serial = serial()?;
         Ok(View { index, serial })
     }
 
     /// The view for searches: the last good index even when a re-read failed
     /// (hiding superseded versions is a convenience; every use is still checked).
-    pub(crate) fn view_for_search(&self, backend: &dyn Backend, slot: CK_SLOT_ID) -> Option<View> {
+    /// `None` without the token's serial.
+    pub(crate) fn view_for_search(&self, serial: Option<Arc<str>>) -> Option<View> {
         let _ = self.current_index();
-        let serial = self.serial(backend, slot).ok()?;
         Some(View {
             index: self.last_index(),
-            serial,
+            serial: serial?,
         })
     }
 }
