@@ -82,8 +82,9 @@ pub struct Gateway {
     seal_guard: Option<seal_key::SealGuard>,
     /// Enforce mode: the functions the backend lacks (`unsupported.rs`).
     unsupported: unsupported::Unsupported,
-    /// The trail is in `required` mode (read once: a data call asks per call).
-    audit_required: bool,
+    /// The caller waits for its record (`required`, `written`; read once: a data
+    /// call asks per call).
+    audit_waits: bool,
 }
 
 impl Gateway {
@@ -182,7 +183,7 @@ impl Gateway {
             backend,
             init_outcome,
             enforcer,
-            audit_required: audit.log().mode().caller_waits(),
+            audit_waits: audit.log().mode().caller_waits(),
             lifecycle,
             audit,
             sessions,
@@ -238,13 +239,13 @@ impl Gateway {
         self.init_outcome
     }
 
-    /// True when a successful `f` is recorded in `required` audit mode: a call whose
-    /// record cannot be written fails, and its output must not reach the caller
-    /// (`ffi::output`). At level `security` an operation's success writes no
+    /// True when a successful `f` is recorded in an audit mode the caller waits in
+    /// (`required`, `written`): a call whose record cannot be written fails, and its
+    /// output must not reach the caller (`ffi::output`). At level `security` an operation's success writes no
     /// record, so its output needs no holding back.
     #[inline]
     pub fn holds_output(&self, f: FunctionId) -> bool {
-        self.audit_required && self.audit.records_success(f)
+        self.audit_waits && self.audit.records_success(f)
     }
 
     /// True when the backend offers the PKCS#11 3.0 interface.
