@@ -106,6 +106,15 @@ pub(crate) unsafe fn mechanism_from_raw(m: &CK_MECHANISM) -> Result<MechanismSum
 /// # Safety
 /// As for [`mechanism_view_from_raw`].
 pub(crate) unsafe fn checked_mechanism(m: &CK_MECHANISM) -> Result<Option<MechanismSummary>> {
+    if m.ulParameterLen == 0 {
+        // No parameter bytes (most digests and signatures): no pointer to check
+        // and no struct to look inside, whatever `pParameter` holds.
+        let view = crate::abi::MechanismView {
+            mechanism: m.mechanism,
+            param: None,
+        };
+        return Ok(view.decode().ok());
+    }
     // SAFETY: forwarded contract.
     let view = unsafe { mechanism_view_from_raw(m) }?;
     match view.decode() {
