@@ -38,6 +38,7 @@ pub mod logging;
 pub mod pin_file;
 pub mod policy;
 pub mod store;
+pub mod wire;
 
 pub use error::{Error, Result};
 

@@ -44,6 +44,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "fsguard",
             "logging",
             "pin_file",
+            "wire",
         ],
     ),
 ];

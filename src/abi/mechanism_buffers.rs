@@ -270,6 +270,91 @@ fn check(param: &[u8], buffers: &[Buffer]) -> Result<()> {
     Ok(())
 }
 
+/// A pointer field of a parameter struct and the field holding its length, as
+/// byte offsets into the struct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PointerField {
+    /// Offset of the pointer.
+    pub ptr: usize,
+    /// Offset of its `CK_ULONG` length.
+    pub len: usize,
+}
+
+/// How a mechanism parameter can be carried to another process, where its
+/// pointers would mean nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamShape {
+    /// No parameter bytes.
+    Empty,
+    /// Bytes with no pointer in them (an IV, `CK_RSA_PKCS_PSS_PARAMS`, …).
+    Flat,
+    /// A struct whose pointer fields name buffers of the lengths beside them.
+    Pointers(Vec<PointerField>),
+    /// Not known to be free of pointers (or a pointer without a length): it
+    /// cannot be carried.
+    Unknown,
+}
+
+/// Mechanisms whose parameter is known to hold no pointer beyond those `decode`
+/// summarises: `CK_MAC_GENERAL_PARAMS` (a length) and the AES key-wrap IV.
+fn flat_besides_decoded(mechanism: CK_MECHANISM_TYPE) -> bool {
+    matches!(
+        mechanism,
+        CKM_SHA_1_HMAC_GENERAL
+            | CKM_SHA224_HMAC_GENERAL
+            | CKM_SHA256_HMAC_GENERAL
+            | CKM_SHA384_HMAC_GENERAL
+            | CKM_SHA512_HMAC_GENERAL
+            | CKM_SHA3_224_HMAC_GENERAL
+            | CKM_SHA3_256_HMAC_GENERAL
+            | CKM_SHA3_384_HMAC_GENERAL
+            | CKM_SHA3_512_HMAC_GENERAL
+            | CKM_AES_MAC_GENERAL
+            | CKM_AES_CMAC_GENERAL
+            | CKM_AES_KEY_WRAP
+            | CKM_AES_KEY_WRAP_PAD
+    )
+}
+
+/// The shape of `param` as `mechanism`'s parameter.
+pub fn param_shape(mechanism: CK_MECHANISM_TYPE, param: &[u8]) -> ParamShape {
+    use super::mechanism::{MechParams, MechanismView};
+    if param.is_empty() {
+        return ParamShape::Empty;
+    }
+    let layouts: &[Layout] = match mechanism {
+        CKM_AES_GCM => &GCM,
+        m => layout_of(m).map_or(&[], std::slice::from_ref),
+    };
+    if let Some(l) = layouts.iter().find(|l| l.size == param.len()) {
+        let fields: Option<Vec<PointerField>> = l
+            .buffers
+            .iter()
+            .map(|b| b.len.map(|len| PointerField { ptr: b.ptr, len }))
+            .collect();
+        return fields.map_or(ParamShape::Unknown, ParamShape::Pointers);
+    }
+    if !layouts.is_empty() {
+        return ParamShape::Unknown;
+    }
+    let view = MechanismView {
+        mechanism,
+        param: Some(param),
+    };
+    match view.decode() {
+        Ok(s)
+            if matches!(
+                s.params,
+                MechParams::Iv { .. } | MechParams::Pss { .. } | MechParams::Ctr { .. }
+            ) =>
+        {
+            ParamShape::Flat
+        }
+        _ if flat_besides_decoded(mechanism) => ParamShape::Flat,
+        _ => ParamShape::Unknown,
+    }
+}
+
 /// `Err(CKR_MECHANISM_PARAM_INVALID)` when `param`, read as `mechanism`'s
 /// parameter struct, has a NULL pointer the token would read through.
 pub fn check_inner_buffers(mechanism: CK_MECHANISM_TYPE, param: Option<&[u8]>) -> Result<()> {

@@ -15,7 +15,7 @@ mod template;
 pub use crate::error::rv_name;
 pub use attributes::{fill_attribute, AttrOut};
 pub use mechanism::{GcmLayout, MechParams, MechanismSummary, MechanismView};
-pub use mechanism_buffers::check_inner_buffers;
+pub use mechanism_buffers::{check_inner_buffers, param_shape, ParamShape, PointerField};
 pub use names::{
     attribute_from_name, attribute_name, class_from_name, class_name, kdf_from_name, kdf_name,
     key_type_from_name, key_type_name, mechanism_from_name, mechanism_name, mgf_from_name,
