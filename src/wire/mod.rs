@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod frame;
 pub mod mechanism;
+pub mod template;
 
 use pkcs11_sys::*;
 
