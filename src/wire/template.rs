@@ -56,7 +56,6 @@ impl OwnedTemplate {
             });
         }
         let len = array.len() * size_of::<CK_ATTRIBUTE>();
-        let mut array = array;
         let p = array.as_mut_ptr().cast();
         self.nested.push(array);
         Ok(CK_ATTRIBUTE {
