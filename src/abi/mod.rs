@@ -5,6 +5,7 @@
 //! types.
 
 mod attributes;
+mod ec_curve;
 mod mechanism;
 mod mechanism_buffers;
 mod names;
@@ -22,7 +23,8 @@ pub use names::{
     mgf_name,
 };
 pub use outbuf::{write_counted, OutBuf};
-pub use template::{Attr, EcCurve, Template};
+pub use ec_curve::EcCurve;
+pub use template::{Attr, Template};
 
 use pkcs11_sys::CK_ULONG;
 
