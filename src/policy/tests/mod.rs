@@ -2,6 +2,7 @@
 
 mod compile_tests;
 mod creation_tests;
+mod evaluate_callers_tests;
 mod evaluate_tests;
 mod handle_tests;
 mod lint_tests;
