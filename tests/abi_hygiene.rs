@@ -122,7 +122,8 @@ fn a_refused_sign_leaves_the_operation_as_the_token_would() {
 /// (docs/abi-conventions.md), so the answers, and the operation state after them
 /// (probed with a valid follow-up call), are the token's. SoftHSM 2.6 refuses all of
 /// these with CKR_ARGUMENTS_BAD and keeps the operation; that they reach the token at
-/// all is shown with a recording backend in `forwarding_is_observed_at_the_backend`.
+/// all is shown with a recording backend in `forwarding_is_observed_at_the_backend`
+/// (`abi_output_buffers.rs`).
 #[test]
 fn null_with_zero_length_reaches_the_token_as_is() {
     let fx = fixture();
