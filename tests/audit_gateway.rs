@@ -3,6 +3,7 @@
 //! `required` mode so each row's records are on disk when the call returns), and
 //! `keywarden audit verify` accepts the result. Enforce mode adds refusals with
 //! their rule and the caller's identity.
+mod audit_gateway_support;
 mod audit_support;
 mod common;
 
@@ -10,123 +11,9 @@ use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
-use serde_json::Value;
 
+use audit_gateway_support::{audit_verify, check, ok, Expect, Trail};
 use common::P256;
-
-/// Reads the trail and hands out the records added since the last look (seals
-/// aside: they come whenever the writer decides).
-struct Trail {
-    dir: std::path::PathBuf,
-    seen: usize,
-}
-
-impl Trail {
-    fn new(env: &common::TestEnv) -> Trail {
-        Trail {
-            dir: env.path().join("audit"),
-            seen: 0,
-        }
-    }
-
-    fn all(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        for f in keywarden::audit::list_files(&self.dir).unwrap() {
-            for line in std::fs::read_to_string(f).unwrap().lines() {
-                let v: Value = serde_json::from_str(line).unwrap();
-                if v["kind"] != "seal" {
-                    out.push(v);
-                }
-            }
-        }
-        out
-    }
-
-    fn new_records(&mut self) -> Vec<Value> {
-        let all = self.all();
-        let fresh = all[self.seen..].to_vec();
-        self.seen = all.len();
-        fresh
-    }
-}
-
-/// One expected op record: the fields a row checks (None: not checked, except
-/// that `key` None means the record names no key).
-#[derive(Debug, Default, Clone)]
-struct Expect {
-    function: &'static str,
-    rv: &'static str,
-    deny_rule: Option<&'static str>,
-    key: Option<&'static str>,
-    key_id: Option<&'static str>,
-    mechanism: Option<&'static str>,
-    bytes: Option<(u64, u64)>,
-    identity: Option<&'static str>,
-}
-
-fn ok(function: &'static str) -> Expect {
-    Expect {
-        function,
-        rv: "CKR_OK",
-        ..Expect::default()
-    }
-}
-
-fn check(row: &str, got: &[Value], want: &[Expect]) {
-    let names: Vec<_> = got.iter().map(|r| r["function"].clone()).collect();
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{row}: records {names:?}, want {want:?}"
-    );
-    for (r, w) in got.iter().zip(want) {
-        let ctx = format!("{row}: {r}");
-        assert_eq!(r["kind"], "op", "{ctx}");
-        assert_eq!(r["function"], w.function, "{ctx}");
-        assert_eq!(r["rv"], w.rv, "{ctx}");
-        match w.deny_rule {
-            Some(rule) => {
-                assert_eq!(r["decision"], "deny", "{ctx}");
-                assert_eq!(r["rule"], rule, "{ctx}");
-            }
-            None => {
-                assert_eq!(r["decision"], "allow", "{ctx}");
-                assert_eq!(r["rule"], Value::Null, "{ctx}");
-            }
-        }
-        match w.key {
-            Some(label) => assert_eq!(r["key_label"], label, "{ctx}"),
-            None => assert_eq!(r["key_label"], Value::Null, "{ctx}"),
-        }
-        if let Some(id) = w.key_id {
-            assert_eq!(r["key_id"], id, "{ctx}");
-        }
-        if let Some(m) = w.mechanism {
-            let text = r["mechanism"].as_str().unwrap_or("");
-            assert!(text.starts_with(m), "{ctx}: mechanism {text:?}, want {m:?}");
-        }
-        if let Some((i, o)) = w.bytes {
-            assert_eq!(
-                (r["bytes_in"].as_u64(), r["bytes_out"].as_u64()),
-                (Some(i), Some(o)),
-                "{ctx}"
-            );
-        }
-        match w.identity {
-            Some(id) => assert_eq!(r["identity"], id, "{ctx}"),
-            None => assert_eq!(r["identity"], Value::Null, "{ctx}"),
-        }
-        // Context every op record carries.
-        assert!(r["slot"].is_u64(), "{ctx}");
-        assert!(r["token"].as_str().is_some_and(|t| !t.is_empty()), "{ctx}");
-        assert!(r["duration_us"].is_u64(), "{ctx}");
-        assert_eq!(r["pid"], std::process::id(), "{ctx}");
-    }
-}
-
-fn audit_verify(env: &common::TestEnv) {
-    env.cli(&["audit", "verify"]);
-}
 
 #[test]
 fn every_recorded_function_produces_its_record_and_the_others_none() {
@@ -462,57 +349,5 @@ fn enforce_mode_records_refusals_with_their_rule_and_allowed_operations() {
     assert_eq!(refused[0]["key_label"], "nope");
     drop(s);
     p11.finalize().unwrap();
-    audit_verify(&env);
-}
-
-const EXIT_CHILD: &str = "KEYWARDEN_AUDIT_EXIT_CHILD";
-
-/// The child of `buffered_records_reach_the_trail_when_a_process_exits_without_finalize`.
-#[test]
-#[ignore = "run by buffered_records_reach_the_trail_when_a_process_exits_without_finalize"]
-fn exit_without_finalize_in_child() {
-    std::env::var(EXIT_CHILD).expect("run by the parent test");
-    let p11 = common::load(&common::keywarden_module());
-    let slot = common::test_slot(&p11);
-    let s = p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&common::pin(common::USER_PIN)))
-        .unwrap();
-    let (_, key) = s
-        .generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[Attribute::Token(false), Attribute::EcParams(P256.to_vec())],
-            &[Attribute::Token(false), Attribute::Sign(true)],
-        )
-        .unwrap();
-    s.sign(&Mechanism::Ecdsa, key, &[1u8; 32]).unwrap();
-    // exit(3) runs the library's destructors, not Rust's drops: no C_Finalize.
-    std::process::exit(0);
-}
-
-#[test]
-fn buffered_records_reach_the_trail_when_a_process_exits_without_finalize() {
-    let env = common::TestEnv::new();
-    let out = env
-        .command(std::env::current_exe().unwrap())
-        .args(["--exact", "exit_without_finalize_in_child", "--ignored"])
-        .env(EXIT_CHILD, "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let trail = Trail::new(&env);
-    let all = trail.all();
-    let functions: Vec<_> = all.iter().map(|r| r["function"].clone()).collect();
-    assert!(
-        all.iter()
-            .any(|r| r["function"] == "C_Sign" && r["rv"] == "CKR_OK"),
-        "the last operation's record was flushed at exit: {functions:?}"
-    );
-    // No C_Finalize: no stop record.
-    assert!(!all.iter().any(|r| r["what"] == "stop"), "{all:?}");
     audit_verify(&env);
 }

@@ -5,6 +5,7 @@
 //! types.
 
 mod attributes;
+mod ec_curve;
 mod mechanism;
 mod mechanism_buffers;
 mod names;
@@ -14,6 +15,7 @@ mod template;
 // `CK_RV` names live with the error type, whose messages name codes.
 pub use crate::error::rv_name;
 pub use attributes::{fill_attribute, AttrOut};
+pub use ec_curve::EcCurve;
 pub use mechanism::{GcmLayout, MechParams, MechanismSummary, MechanismView};
 pub use mechanism_buffers::{check_inner_buffers, param_shape, ParamShape, PointerField};
 pub use names::{
@@ -22,7 +24,7 @@ pub use names::{
     mgf_name,
 };
 pub use outbuf::{write_counted, OutBuf};
-pub use template::{Attr, EcCurve, Template};
+pub use template::{Attr, Template};
 
 use pkcs11_sys::CK_ULONG;
 

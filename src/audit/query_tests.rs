@@ -1,3 +1,4 @@
+use super::formats::{cef_header, csv_cell, CSV_COLUMNS};
 use super::*;
 
 fn view(json: &str) -> RecordView {

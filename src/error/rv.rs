@@ -5,6 +5,21 @@ use pkcs11_sys::*;
 /// The specification name of a return value, or `"CKR_VENDOR_DEFINED+0x…"` /
 /// `"CKR_0x…"` for codes the specification does not name.
 pub fn rv_name(rv: CK_RV) -> std::borrow::Cow<'static, str> {
+    let name = call_and_object_name(rv)
+        .or_else(|| login_session_and_token_name(rv))
+        .or_else(|| state_and_library_name(rv));
+    match name {
+        Some(name) => name.into(),
+        None if rv > CKR_VENDOR_DEFINED => {
+            format!("CKR_VENDOR_DEFINED+{:#x}", rv - CKR_VENDOR_DEFINED).into()
+        }
+        None => format!("CKR_{rv:#x}").into(),
+    }
+}
+
+/// General, argument, attribute, data, device, function, key,
+/// mechanism, object and operation codes.
+fn call_and_object_name(rv: CK_RV) -> Option<&'static str> {
     let name = match rv {
         CKR_OK => "CKR_OK",
         CKR_CANCEL => "CKR_CANCEL",
@@ -47,6 +62,14 @@ pub fn rv_name(rv: CK_RV) -> std::borrow::Cow<'static, str> {
         CKR_OBJECT_HANDLE_INVALID => "CKR_OBJECT_HANDLE_INVALID",
         CKR_OPERATION_ACTIVE => "CKR_OPERATION_ACTIVE",
         CKR_OPERATION_NOT_INITIALIZED => "CKR_OPERATION_NOT_INITIALIZED",
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// PIN, session, signature, template, token, user and wrapping codes.
+fn login_session_and_token_name(rv: CK_RV) -> Option<&'static str> {
+    let name = match rv {
         CKR_PIN_INCORRECT => "CKR_PIN_INCORRECT",
         CKR_PIN_INVALID => "CKR_PIN_INVALID",
         CKR_PIN_LEN_RANGE => "CKR_PIN_LEN_RANGE",
@@ -81,6 +104,14 @@ pub fn rv_name(rv: CK_RV) -> std::borrow::Cow<'static, str> {
         CKR_WRAPPING_KEY_HANDLE_INVALID => "CKR_WRAPPING_KEY_HANDLE_INVALID",
         CKR_WRAPPING_KEY_SIZE_RANGE => "CKR_WRAPPING_KEY_SIZE_RANGE",
         CKR_WRAPPING_KEY_TYPE_INCONSISTENT => "CKR_WRAPPING_KEY_TYPE_INCONSISTENT",
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// Random, domain, buffer, state, library, mutex and later codes.
+fn state_and_library_name(rv: CK_RV) -> Option<&'static str> {
+    let name = match rv {
         CKR_RANDOM_SEED_NOT_SUPPORTED => "CKR_RANDOM_SEED_NOT_SUPPORTED",
         CKR_RANDOM_NO_RNG => "CKR_RANDOM_NO_RNG",
         CKR_DOMAIN_PARAMS_INVALID => "CKR_DOMAIN_PARAMS_INVALID",
@@ -105,12 +136,9 @@ pub fn rv_name(rv: CK_RV) -> std::borrow::Cow<'static, str> {
         CKR_OPERATION_CANCEL_FAILED => "CKR_OPERATION_CANCEL_FAILED",
         CKR_KEY_EXHAUSTED => "CKR_KEY_EXHAUSTED",
         CKR_VENDOR_DEFINED => "CKR_VENDOR_DEFINED",
-        _ if rv > CKR_VENDOR_DEFINED => {
-            return format!("CKR_VENDOR_DEFINED+{:#x}", rv - CKR_VENDOR_DEFINED).into()
-        }
-        _ => return format!("CKR_{rv:#x}").into(),
+        _ => return None,
     };
-    name.into()
+    Some(name)
 }
 
 #[cfg(test)]

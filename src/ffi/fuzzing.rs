@@ -23,7 +23,7 @@ use std::ptr;
 use pkcs11_sys::*;
 
 use super::decode::{attrs_from_raw, mechanism_from_raw, template_from_raw};
-use crate::abi::{GcmLayout, MechParams, Template};
+use crate::abi::{Attr, GcmLayout, MechParams, Template};
 
 /// Attribute types worth reaching often; any other type comes in raw.
 const ATTR_TYPES: &[CK_ATTRIBUTE_TYPE] = &[
@@ -181,6 +181,23 @@ fn check_template(
     // the decoder must refuse before reading); each non-NULL pValue points into
     // `values`' input bytes with exactly its declared length.
     let decoded = unsafe { attrs_from_raw(p, count) };
+    let Some(attrs) = check_decoded(decoded, values, misaligned)? else {
+        return Ok(());
+    };
+    let parsed = Template::parse(&attrs);
+    // SAFETY: as for attrs_from_raw above: same pointer, same count, same buffers.
+    let direct = unsafe { template_from_raw(p, count) };
+    check_parsed(&attrs, parsed, &direct)
+}
+
+/// `attrs_from_raw` refuses exactly a misaligned array and a NULL value with a
+/// length, and otherwise gives back each input attribute as it was. The attributes,
+/// or `None` when the refusal was the expected one.
+fn check_decoded<'a>(
+    decoded: crate::Result<Vec<Attr<'a>>>,
+    values: &[(CK_ULONG, Value<'_>)],
+    misaligned: bool,
+) -> Result<Option<Vec<Attr<'a>>>, String> {
     let null_with_len = values
         .iter()
         .any(|(_, v)| matches!(v, Value::Null(n) if *n != 0));
@@ -189,7 +206,8 @@ fn check_template(
             let expected = misaligned || null_with_len;
             return ensure(expected && e.rv() == CKR_ARGUMENTS_BAD, || {
                 format!("attrs_from_raw refused a well-formed template: {e}")
-            });
+            })
+            .map(|()| None);
         }
         Ok(attrs) => attrs,
     };
@@ -208,13 +226,20 @@ fn check_template(
             format!("attribute {a:?} differs from its input")
         })?;
     }
+    Ok(Some(attrs))
+}
 
-    let parsed = Template::parse(&attrs);
-    // SAFETY: as for attrs_from_raw above: same pointer, same count, same buffers.
-    let direct = unsafe { template_from_raw(p, count) };
+/// `Template::parse` agrees with `template_from_raw`, refuses only with its
+/// documented codes, and keeps each type's first value, which its typed getters
+/// read back unchanged.
+fn check_parsed(
+    attrs: &[Attr<'_>],
+    parsed: crate::Result<Template<'_>>,
+    direct: &crate::Result<Template<'_>>,
+) -> Check {
     let outcome =
         |r: &crate::Result<Template<'_>>| r.as_ref().map(Template::len).map_err(|e| e.rv());
-    ensure(outcome(&parsed) == outcome(&direct), || {
+    ensure(outcome(&parsed) == outcome(direct), || {
         "template_from_raw and attrs_from_raw + parse disagree".into()
     })?;
     let template = match parsed {
@@ -228,7 +253,7 @@ fn check_template(
         }
     };
     // Every input type is there, with its first value; typed getters agree with it.
-    for a in &attrs {
+    for a in attrs {
         let kept = template.get(a.ty);
         ensure(kept.is_some_and(|k| k.bytes() == a.bytes()), || {
             format!("{a:?} lost or changed by Template::parse")

@@ -9,11 +9,11 @@
 use super::enforce::refusal;
 use pkcs11_sys::*;
 
-use super::{Call, Gateway};
+use super::{Call, Enforcer, Gateway};
 use crate::abi::Template;
 use crate::backend::Backend;
 use crate::error::{check_rv, Result};
-use crate::policy::{Creation, CreationKind, Op};
+use crate::policy::{CreateDecision, Creation, CreationKind, Op, Policy};
 
 /// The new objects a creation made: one, or a key pair's (public, private).
 pub type NewObjects = [Option<CK_OBJECT_HANDLE>; 2];
@@ -149,36 +149,11 @@ impl Gateway {
     ) -> Result<NewObjects> {
         self.decide(&call)?;
         let Some(e) = &self.enforcer else {
-            self.guard_create(&call, args)?;
-            let (rv, created) = forward(&*self.backend, &Additions::default());
-            check_rv(rv)?;
-            self.forget_created(&call, &created);
-            return Ok(created);
+            return self.create_transparent(&call, args, forward);
         };
         let p = e.policy();
         let op = args.kind.access_op();
-        let (slot, subject) = e.subject_of(&p, &call, Some(op))?;
-        let source = match (args.kind, call.object) {
-            (CreationKind::Copy, Some(o)) => {
-                Some(e.facts_of(&*self.backend, &call, Op::Copy, slot, o)?)
-            }
-            _ => None,
-        };
-        let cd = p.decide_create(
-            &subject,
-            &Creation {
-                kind: args.kind,
-                mechanism: call.mechanism,
-                template: args.template,
-                public_template: args.public_template,
-                source: source.as_deref(),
-            },
-        );
-        if !cd.decision.allow {
-            return Err(refusal(Some(op), &cd.decision, None));
-        }
-        // No object leaves a managed key's version, and none joins one (versions.rs).
-        e.keep_versions_on_create(&*self.backend, slot, args, source.as_deref())?;
+        let (slot, cd) = self.decide_creation(e, &p, &call, args)?;
         // Auto-registration (docs/lifecycle.md): a token key generated with a
         // label gets a CKA_ID if it has none, and generation and registration run
         // under the rotation lock, so `reconcile` never takes it for an orphan.
@@ -199,39 +174,104 @@ impl Gateway {
             e.facts.forget(slot, *h);
         }
         if cd.verify_after {
-            let session = call.session.unwrap_or(CK_INVALID_HANDLE);
-            for h in created.iter().flatten() {
-                let checked = e
-                    .facts_of(&*self.backend, &call, op, slot, *h)
-                    .and_then(|facts| {
-                        let d = match (facts.bits, args.bits_hint) {
-                            (None, Some(bits)) => {
-                                let mut f = (*facts).clone();
-                                f.bits = Some(bits);
-                                p.check_new_key(&f)
-                            }
-                            _ => p.check_new_key(&facts),
-                        };
-                        if d.allow {
-                            Ok(())
-                        } else {
-                            Err(refusal(Some(op), &d, None))
-                        }
-                    });
-                if let Err(err) = checked {
-                    // The key exists but breaks policy: it must not survive.
-                    for h in created.iter().flatten() {
-                        let _ = self.backend.destroy_object(session, *h);
-                        e.facts.forget(slot, *h);
-                    }
-                    return Err(err);
-                }
-            }
+            self.verify_created(e, &p, &call, args, slot, &created)?;
         }
         if let (Some(r), Some(h)) = (registration, hold.as_mut()) {
             e.register(&*self.backend, &call, slot, &created, r, h, &cd, &p)?;
         }
         Ok(created)
+    }
+
+    /// A creation in transparent mode: the version checks, then forward.
+    fn create_transparent(
+        &self,
+        call: &Call,
+        args: &CreateArgs<'_, '_>,
+        forward: impl FnOnce(&dyn Backend, &Additions<'_>) -> (CK_RV, NewObjects),
+    ) -> Result<NewObjects> {
+        self.guard_create(call, args)?;
+        let (rv, created) = forward(&*self.backend, &Additions::default());
+        check_rv(rv)?;
+        self.forget_created(call, &created);
+        Ok(created)
+    }
+
+    /// Creation policy on the templates (and a copy's source), then the version
+    /// checks: the slot and the decision, or the refusal.
+    fn decide_creation(
+        &self,
+        e: &Enforcer,
+        p: &Policy,
+        call: &Call,
+        args: &CreateArgs<'_, '_>,
+    ) -> Result<(CK_SLOT_ID, CreateDecision)> {
+        let op = args.kind.access_op();
+        let (slot, subject) = e.subject_of(p, call, Some(op))?;
+        let source = match (args.kind, call.object) {
+            (CreationKind::Copy, Some(o)) => {
+                Some(e.facts_of(&*self.backend, call, Op::Copy, slot, o)?)
+            }
+            _ => None,
+        };
+        let cd = p.decide_create(
+            &subject,
+            &Creation {
+                kind: args.kind,
+                mechanism: call.mechanism,
+                template: args.template,
+                public_template: args.public_template,
+                source: source.as_deref(),
+            },
+        );
+        if !cd.decision.allow {
+            return Err(refusal(Some(op), &cd.decision, None));
+        }
+        // No object leaves a managed key's version, and none joins one (versions.rs).
+        e.keep_versions_on_create(&*self.backend, slot, args, source.as_deref())?;
+        Ok((slot, cd))
+    }
+
+    /// Policy's check of each new key's own facts (`verify_after`); a key that
+    /// breaks it is destroyed with the rest of the creation's objects.
+    fn verify_created(
+        &self,
+        e: &Enforcer,
+        p: &Policy,
+        call: &Call,
+        args: &CreateArgs<'_, '_>,
+        slot: CK_SLOT_ID,
+        created: &NewObjects,
+    ) -> Result<()> {
+        let op = args.kind.access_op();
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        for h in created.iter().flatten() {
+            let checked = e
+                .facts_of(&*self.backend, call, op, slot, *h)
+                .and_then(|facts| {
+                    let d = match (facts.bits, args.bits_hint) {
+                        (None, Some(bits)) => {
+                            let mut f = (*facts).clone();
+                            f.bits = Some(bits);
+                            p.check_new_key(&f)
+                        }
+                        _ => p.check_new_key(&facts),
+                    };
+                    if d.allow {
+                        Ok(())
+                    } else {
+                        Err(refusal(Some(op), &d, None))
+                    }
+                });
+            if let Err(err) = checked {
+                // The key exists but breaks policy: it must not survive.
+                for h in created.iter().flatten() {
+                    let _ = self.backend.destroy_object(session, *h);
+                    e.facts.forget(slot, *h);
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
     }
 
     /// `C_SetAttributeValue` in enforce mode: `decide_set_attributes` on the

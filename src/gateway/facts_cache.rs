@@ -165,20 +165,42 @@ fn read_facts(
     session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
 ) -> Result<(KeyFacts, bool), FactsError> {
-    const TYPES: [CK_ATTRIBUTE_TYPE; 11] = [
-        CKA_CLASS,
-        CKA_KEY_TYPE,
-        CKA_TOKEN,
-        CKA_SENSITIVE,
-        CKA_EXTRACTABLE,
-        CKA_VALUE_LEN,
-        CKA_MODULUS_BITS,
-        CKA_LABEL,
-        CKA_ID,
-        CKA_MODULUS,
-        CKA_EC_PARAMS,
-    ];
-    let rooms = |ty: CK_ATTRIBUTE_TYPE| match ty {
+    let values = FactValues::read(backend, session, object)?;
+    let get = |ty| values.get(ty);
+    let key_type = get(CKA_KEY_TYPE).and_then(ulong);
+    let facts = KeyFacts {
+        class: get(CKA_CLASS).and_then(ulong),
+        key_type,
+        label: get(CKA_LABEL).map(|b| String::from_utf8_lossy(b).into_owned()),
+        id: get(CKA_ID).map(<[u8]>::to_vec),
+        classification: None,
+        sensitive: get(CKA_SENSITIVE).and_then(flag),
+        extractable: get(CKA_EXTRACTABLE).and_then(flag),
+        bits: key_bits(key_type, &get),
+        curve: get(CKA_EC_PARAMS).and_then(EcCurve::from_ec_params),
+    };
+    let token = get(CKA_TOKEN).and_then(flag).unwrap_or(false);
+    Ok((facts, token))
+}
+
+/// The attributes [`read_facts`] asks for.
+const FACT_TYPES: [CK_ATTRIBUTE_TYPE; 11] = [
+    CKA_CLASS,
+    CKA_KEY_TYPE,
+    CKA_TOKEN,
+    CKA_SENSITIVE,
+    CKA_EXTRACTABLE,
+    CKA_VALUE_LEN,
+    CKA_MODULUS_BITS,
+    CKA_LABEL,
+    CKA_ID,
+    CKA_MODULUS,
+    CKA_EC_PARAMS,
+];
+
+/// The room first offered for an attribute's value.
+fn room_of(ty: CK_ATTRIBUTE_TYPE) -> usize {
+    match ty {
         CKA_CLASS | CKA_KEY_TYPE | CKA_VALUE_LEN | CKA_MODULUS_BITS => {
             std::mem::size_of::<CK_ULONG>()
         }
@@ -186,44 +208,59 @@ fn read_facts(
         CKA_LABEL => LABEL_ROOM,
         CKA_ID => ID_ROOM,
         _ => BIG_ROOM,
-    };
-    let mut bufs: Vec<Vec<u8>> = TYPES.iter().map(|t| vec![0u8; rooms(*t)]).collect();
-    let (mut values, rv) = query(backend, session, object, &TYPES, &mut bufs)?;
-    if rv == CKR_BUFFER_TOO_SMALL {
-        // Some variable-length value was longer than its room: ask for each missing
-        // one again with its exact length (rare: labels over 128 bytes and such).
-        for (i, ty) in TYPES.iter().enumerate() {
-            if values[i].is_some() || rooms(*ty) <= 1 + std::mem::size_of::<CK_ULONG>() {
-                continue;
-            }
-            if let Some(len) = probe_len(backend, session, object, *ty)? {
-                let mut one = [vec![0u8; len]];
-                let (v, _) = query(backend, session, object, &[*ty], &mut one)?;
-                values[i] = v.into_iter().next().flatten();
-                let [b] = one;
-                bufs[i] = b;
+    }
+}
+
+/// The values of [`FACT_TYPES`] as the token gave them.
+struct FactValues {
+    /// The filled length of each, `None` when unavailable.
+    values: Vec<Option<usize>>,
+    bufs: Vec<Vec<u8>>,
+}
+
+impl FactValues {
+    /// One query with the first rooms, and one more for each variable-length value
+    /// that did not fit.
+    fn read(
+        backend: &dyn Backend,
+        session: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+    ) -> Result<FactValues, FactsError> {
+        let mut bufs: Vec<Vec<u8>> = FACT_TYPES.iter().map(|t| vec![0u8; room_of(*t)]).collect();
+        let (mut values, rv) = query(backend, session, object, &FACT_TYPES, &mut bufs)?;
+        if rv == CKR_BUFFER_TOO_SMALL {
+            // Some variable-length value was longer than its room: ask for each missing
+            // one again with its exact length (rare: labels over 128 bytes and such).
+            for (i, ty) in FACT_TYPES.iter().enumerate() {
+                if values[i].is_some() || room_of(*ty) <= 1 + std::mem::size_of::<CK_ULONG>() {
+                    continue;
+                }
+                if let Some(len) = probe_len(backend, session, object, *ty)? {
+                    let mut one = [vec![0u8; len]];
+                    let (v, _) = query(backend, session, object, &[*ty], &mut one)?;
+                    values[i] = v.into_iter().next().flatten();
+                    let [b] = one;
+                    bufs[i] = b;
+                }
             }
         }
+        Ok(FactValues { values, bufs })
     }
-    let get = |ty: CK_ATTRIBUTE_TYPE| -> Option<&[u8]> {
-        let i = TYPES.iter().position(|t| *t == ty)?;
-        let len = values[i]?;
-        bufs[i].get(..len)
-    };
-    let class = get(CKA_CLASS).and_then(ulong);
-    let key_type = get(CKA_KEY_TYPE).and_then(ulong);
-    let mut facts = KeyFacts {
-        class,
-        key_type,
-        label: get(CKA_LABEL).map(|b| String::from_utf8_lossy(b).into_owned()),
-        id: get(CKA_ID).map(<[u8]>::to_vec),
-        classification: None,
-        sensitive: get(CKA_SENSITIVE).and_then(flag),
-        extractable: get(CKA_EXTRACTABLE).and_then(flag),
-        bits: None,
-        curve: None,
-    };
-    facts.bits = match key_type {
+
+    /// The value of one attribute, if the token gave it.
+    fn get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        let i = FACT_TYPES.iter().position(|t| *t == ty)?;
+        let len = self.values[i]?;
+        self.bufs[i].get(..len)
+    }
+}
+
+/// A key's size in bits, from the attributes its key type records it in.
+fn key_bits<'a>(
+    key_type: Option<CK_KEY_TYPE>,
+    get: &impl Fn(CK_ATTRIBUTE_TYPE) -> Option<&'a [u8]>,
+) -> Option<u32> {
+    match key_type {
         Some(CKK_RSA) => get(CKA_MODULUS_BITS)
             .and_then(ulong)
             .map(|b| u32::try_from(b).unwrap_or(u32::MAX))
@@ -236,10 +273,7 @@ fn read_facts(
             .filter(|b| *b != 0)
             .map(|b| u32::try_from(b.saturating_mul(8)).unwrap_or(u32::MAX)),
         None => None,
-    };
-    facts.curve = get(CKA_EC_PARAMS).and_then(EcCurve::from_ec_params);
-    let token = get(CKA_TOKEN).and_then(flag).unwrap_or(false);
-    Ok((facts, token))
+    }
 }
 
 /// One `C_GetAttributeValue` into `bufs`; the filled length of each attribute, or

@@ -58,6 +58,23 @@ const fn decided_by_policy(f: FunctionId) -> bool {
     )
 }
 
+/// The module's start line in its own log.
+fn log_start(config: &Config, init_outcome: InitOutcome) {
+    log::info!(
+        "keywarden {} started over {} ({}), policy {}",
+        crate::VERSION,
+        config.backend.module.display(),
+        match init_outcome {
+            InitOutcome::Initialized => "initialised by keywarden",
+            InitOutcome::AlreadyInitialized => "already initialised by the application",
+        },
+        match &config.policy.mode {
+            PolicyMode::Transparent => "transparent".to_owned(),
+            PolicyMode::Enforce { file } => format!("enforced from {}", file.display()),
+        }
+    );
+}
+
 /// The engine behind one initialised module instance.
 #[derive(Debug)]
 pub struct Gateway {
@@ -136,48 +153,13 @@ impl Gateway {
             policy: enforcer.as_ref().map(|e| Arc::clone(e.policy_handle())),
             versions: enforcer.as_ref().map(|_| Arc::clone(&lifecycle)),
         };
-        let audit = match Recorder::open(&config, &backend, context) {
-            Ok(r) => Arc::new(r),
-            Err(e) => {
-                // C_Initialize fails: no C_Finalize will follow.
-                let _ = backend.finalize();
-                return Err(e);
-            }
-        };
-        // The sealer found the seal token: so does this (a failure is a bug there).
-        let seal_guard = match seal_key::SealGuard::start(&config, &*backend) {
-            Ok(g) => g,
-            Err(e) => {
-                let _ = audit.stop();
-                let _ = backend.finalize();
-                return Err(e);
-            }
-        };
-        if let Some(e) = &mut enforcer {
-            if let Err(err) = lifecycle_audit::bind_store(&audit, &config, e.lifecycle.store()) {
-                let _ = audit.stop();
-                let _ = backend.finalize();
-                return Err(err);
-            }
-            e.attach_trail(audit.log());
-        }
+        let (audit, seal_guard) =
+            Gateway::open_audit(&config, &backend, context, enforcer.as_mut())?;
         let unsupported = match &enforcer {
             Some(_) => unsupported::Unsupported::of(&*backend),
             None => unsupported::Unsupported::default(),
         };
-        log::info!(
-            "keywarden {} started over {} ({}), policy {}",
-            crate::VERSION,
-            config.backend.module.display(),
-            match init_outcome {
-                InitOutcome::Initialized => "initialised by keywarden",
-                InitOutcome::AlreadyInitialized => "already initialised by the application",
-            },
-            match &config.policy.mode {
-                PolicyMode::Transparent => "transparent".to_owned(),
-                PolicyMode::Enforce { file } => format!("enforced from {}", file.display()),
-            }
-        );
+        log_start(&config, init_outcome);
         Ok(Gateway {
             config,
             backend,
@@ -191,6 +173,44 @@ impl Gateway {
             seal_guard,
             unsupported,
         })
+    }
+
+    /// The audit side of the start, over the initialised backend: the recorder,
+    /// the seal key's guard, and in enforce mode the store bound to the trail's
+    /// chain. A failure stops what was started and finalises the backend
+    /// (`C_Initialize` fails: no `C_Finalize` will follow).
+    fn open_audit(
+        config: &Config,
+        backend: &Arc<dyn Backend>,
+        context: recorder::Context,
+        enforcer: Option<&mut Enforcer>,
+    ) -> Result<(Arc<Recorder>, Option<seal_key::SealGuard>)> {
+        let audit = match Recorder::open(config, backend, context) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                // C_Initialize fails: no C_Finalize will follow.
+                let _ = backend.finalize();
+                return Err(e);
+            }
+        };
+        // The sealer found the seal token: so does this (a failure is a bug there).
+        let seal_guard = match seal_key::SealGuard::start(config, &**backend) {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = audit.stop();
+                let _ = backend.finalize();
+                return Err(e);
+            }
+        };
+        if let Some(e) = enforcer {
+            if let Err(err) = lifecycle_audit::bind_store(&audit, config, e.lifecycle.store()) {
+                let _ = audit.stop();
+                let _ = backend.finalize();
+                return Err(err);
+            }
+            e.attach_trail(audit.log());
+        }
+        Ok((audit, seal_guard))
     }
 
     /// `C_Finalize`: records the end of operations under way and the stop, seals

@@ -180,75 +180,110 @@ impl Enforcer {
         cd: &CreateDecision,
         policy: &Policy,
     ) -> Result<()> {
-        let op = Op::Generate;
         let key = match created {
             [_, Some(private)] => *private,
             [Some(only), None] => *only,
             [None, None] => return Ok(()),
         };
-        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
-        let recorded = self
-            .facts_of(backend, call, op, slot, key)
-            .and_then(|facts| {
-                let serial = token_serial(&self.sessions, backend, slot)
-                    .map_err(|e| lifecycle_refusal(Some(op), e))?;
-                let store = self.lifecycle.store();
-                let now = self.lifecycle.now();
-                let write = || -> crate::store::StoreResult<()> {
-                    let k = store.create_key(
-                        &NewKey {
-                            label: r.label.clone(),
-                            owner: policy.owner_of(&facts).map(str::to_owned),
-                            // The level creation policy gave the key, recorded so
-                            // it stays with the key (policy applies the higher of
-                            // this and its keyset's level).
-                            classification: Some(cd.classification.into()),
-                            rotation_rule: policy.cryptoperiod_for(&facts).map(|c| c.name.clone()),
-                        },
-                        now,
-                    )?;
-                    store.add_version(
-                        k.id,
-                        &NewVersion {
-                            token_serial: serial.to_string(),
-                            cka_id: r.id.clone(),
-                            algorithm: facts.key_type.map_or_else(String::new, |t| {
-                                crate::abi::key_type_name(t).to_string()
-                            }),
-                            size_bits: facts.bits,
-                            curve: facts.curve.map(|c| c.name().to_owned()),
-                        },
-                        KeyState::Active,
-                        now,
-                    )?;
-                    Ok(())
-                };
-                write().map_err(|e| {
-                    lifecycle_refusal(
-                        Some(op),
-                        LcRefusal::store(format!("the new key could not be registered: {e}")),
-                    )
-                })
-            });
-        if let Err(e) = recorded {
-            let mut all_gone = true;
-            for h in created.iter().flatten() {
-                all_gone &= backend.destroy_object(session, *h) == CKR_OK;
-                self.facts.forget(slot, *h);
-            }
-            if !all_gone {
-                // What is left is `keys reconcile`'s to remove, by this intent.
-                hold.keep();
-            }
-            let mut ev = LifecycleEvent::new("register", Some(&r.label)).of_key(&r.id, None);
-            ev.outcome = Outcome::Error;
-            ev.detail = Some("the new key could not be registered; it was destroyed".into());
-            // The call fails either way.
-            let _ = self.record_lifecycle(call, ev);
-            return Err(e);
+        if let Err(e) = self.write_registration(backend, call, slot, key, &r, cd, policy) {
+            return Err(self.undo_registration(backend, call, slot, created, &r, hold, e));
         }
         // `add_version` cleared the intent with the registration.
         hold.keep();
+        self.announce_registration(call, &r)
+    }
+
+    /// The store's part of a registration: the managed key (owner, classification
+    /// and cryptoperiod from policy) and its version 1, active.
+    #[allow(clippy::too_many_arguments)] // one creation's inputs
+    fn write_registration(
+        &self,
+        backend: &dyn Backend,
+        call: &Call,
+        slot: CK_SLOT_ID,
+        key: CK_OBJECT_HANDLE,
+        r: &Registration,
+        cd: &CreateDecision,
+        policy: &Policy,
+    ) -> Result<()> {
+        let op = Op::Generate;
+        let facts = self.facts_of(backend, call, op, slot, key)?;
+        let serial = token_serial(&self.sessions, backend, slot)
+            .map_err(|e| lifecycle_refusal(Some(op), e))?;
+        let store = self.lifecycle.store();
+        let now = self.lifecycle.now();
+        let write = || -> crate::store::StoreResult<()> {
+            let k = store.create_key(
+                &NewKey {
+                    label: r.label.clone(),
+                    owner: policy.owner_of(&facts).map(str::to_owned),
+                    // The level creation policy gave the key, recorded so
+                    // it stays with the key (policy applies the higher of
+                    // this and its keyset's level).
+                    classification: Some(cd.classification.into()),
+                    rotation_rule: policy.cryptoperiod_for(&facts).map(|c| c.name.clone()),
+                },
+                now,
+            )?;
+            store.add_version(
+                k.id,
+                &NewVersion {
+                    token_serial: serial.to_string(),
+                    cka_id: r.id.clone(),
+                    algorithm: facts
+                        .key_type
+                        .map_or_else(String::new, |t| crate::abi::key_type_name(t).to_string()),
+                    size_bits: facts.bits,
+                    curve: facts.curve.map(|c| c.name().to_owned()),
+                },
+                KeyState::Active,
+                now,
+            )?;
+            Ok(())
+        };
+        write().map_err(|e| {
+            lifecycle_refusal(
+                Some(op),
+                LcRefusal::store(format!("the new key could not be registered: {e}")),
+            )
+        })
+    }
+
+    /// A failed registration: the new objects are destroyed (what cannot be stays
+    /// with its intent, for `keys reconcile`), the failure is recorded, and `e`
+    /// is returned for the call to fail with.
+    #[allow(clippy::too_many_arguments)] // one creation's inputs
+    fn undo_registration(
+        &self,
+        backend: &dyn Backend,
+        call: &Call,
+        slot: CK_SLOT_ID,
+        created: &NewObjects,
+        r: &Registration,
+        hold: &mut RegistrationHold<'_>,
+        e: crate::error::Error,
+    ) -> crate::error::Error {
+        let session = call.session.unwrap_or(CK_INVALID_HANDLE);
+        let mut all_gone = true;
+        for h in created.iter().flatten() {
+            all_gone &= backend.destroy_object(session, *h) == CKR_OK;
+            self.facts.forget(slot, *h);
+        }
+        if !all_gone {
+            // What is left is `keys reconcile`'s to remove, by this intent.
+            hold.keep();
+        }
+        let mut ev = LifecycleEvent::new("register", Some(&r.label)).of_key(&r.id, None);
+        ev.outcome = Outcome::Error;
+        ev.detail = Some("the new key could not be registered; it was destroyed".into());
+        // The call fails either way.
+        let _ = self.record_lifecycle(call, ev);
+        e
+    }
+
+    /// A registration that succeeded: logged, reloaded into this process's index
+    /// and recorded.
+    fn announce_registration(&self, call: &Call, r: &Registration) -> Result<()> {
         log::info!(
             "{}: key {:?} registered as version 1 (CKA_ID {})",
             call.function.name(),

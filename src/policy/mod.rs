@@ -28,6 +28,7 @@ mod matchers;
 mod model;
 pub mod names;
 mod parse;
+mod subject;
 
 #[cfg(test)]
 mod tests;
@@ -36,12 +37,13 @@ pub use clock::{injected_now, Clock, LocalTime, ManualClock, SystemClock, NOW_EN
 pub use compile::Policy;
 pub use creation::{CreateDecision, Creation, CreationKind, DEFAULT_KEY_TYPES};
 pub use cryptoperiod::{parse_period, Cryptoperiod, UnmanagedKeys, WhenDue};
-pub use evaluate::{Request, Subject};
+pub use evaluate::Request;
 pub use handle::{PolicyHandle, Reload, ReloadObserver, DEFAULT_CHECK_INTERVAL_MS};
 pub use lint::{Finding, FindingKind};
 pub use model::{
     is_secret_attribute, Decision, KeyFacts, Level, Login, NamedIdentity, Op, Principal, RuleRef,
 };
+pub use subject::Subject;
 
 /// The commented baseline policy `keywarden init --profile baseline` writes.
 pub const BASELINE_POLICY: &str = include_str!("baseline.toml");

@@ -1,4 +1,4 @@
-//! Part of tests/abi_hygiene.rs: Keywarden in front of tests/c/v3_facade.c, a
+//! Part of tests/abi_output_buffers.rs: Keywarden in front of tests/c/v3_facade.c, a
 //! recording PKCS#11 3.0 front for SoftHSM. It shows what SoftHSM alone cannot: the
 //! 3.0 interface when the backend has one, and what actually reaches the backend.
 

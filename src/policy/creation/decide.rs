@@ -13,9 +13,10 @@ use super::checks::{is_key, is_private_or_secret, key_type_of_mechanism, Materia
 use super::facts::{size_facts, template_facts};
 use crate::abi::{mechanism_name, Template};
 use crate::policy::compile::Policy;
-use crate::policy::evaluate::{Now, Subject};
+use crate::policy::evaluate::Now;
 use crate::policy::matchers::{KeyCtx, MechArg};
 use crate::policy::model::{Decision, KeyFacts, Level, Op, RuleRef};
+use crate::policy::subject::Subject;
 
 /// Which function creates the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,10 @@ use pkcs11_sys::*;
 use super::decide::{refuse, CreateDecision, Creation, CreationKind, NewObject};
 use crate::abi::Template;
 use crate::policy::compile::Policy;
-use crate::policy::evaluate::{Now, Subject};
+use crate::policy::evaluate::Now;
 use crate::policy::matchers::{KeyCtx, MechArg};
 use crate::policy::model::{Decision, Op};
+use crate::policy::subject::Subject;
 
 impl Policy {
     /// `CKA_SENSITIVE`, `CKA_EXTRACTABLE` and `[creation] set` on a private or secret key.

@@ -7,9 +7,9 @@ use super::decide::refuse;
 use super::facts::lossy;
 use crate::abi::Template;
 use crate::policy::compile::Policy;
-use crate::policy::evaluate::Subject;
 use crate::policy::matchers::MechArg;
 use crate::policy::model::{Decision, KeyFacts, Op};
+use crate::policy::subject::Subject;
 
 impl Policy {
     /// The decision on `C_SetAttributeValue`: the `set-attribute` rule for the

@@ -1,7 +1,9 @@
 //! Unit tests of the policy engine, without a token.
 
 mod compile_tests;
+mod creation_key_types_tests;
 mod creation_tests;
+mod evaluate_callers_tests;
 mod evaluate_tests;
 mod handle_tests;
 mod lint_tests;
