@@ -50,6 +50,11 @@ impl<'a, T: Copy> OutBuf<'a, T> {
         *self.len
     }
 
+    /// The buffer's capacity in elements; `None` for a size query.
+    pub fn capacity(&self) -> Option<usize> {
+        self.buf.as_ref().map(|b| b.len())
+    }
+
     /// True when the caller only asked for the size.
     pub fn is_size_query(&self) -> bool {
         self.buf.is_none()

@@ -224,12 +224,12 @@ macro_rules! raw_data_calls {
 
 crate::for_each_pkcs11_function!(raw_data_calls);
 
-// The test double (`double/`) reads and fills templates the way a module does:
-// through each attribute's `pValue`. These two are the only pointer reads it
-// needs, kept here with the backend's other `unsafe`.
+// The test double (`double/`) and the service client (`remote/`) read and fill
+// templates and mechanism parameters the way a module does: through each
+// attribute's `pValue` and the parameter's pointers. These are the pointer reads
+// they need, kept here with the backend's other `unsafe`.
 
 /// The value bytes of one template attribute (`None` for a NULL `pValue`).
-#[cfg(test)]
 pub(super) fn attr_value(a: &CK_ATTRIBUTE) -> Option<&[u8]> {
     let len = usize::try_from(a.ulValueLen).ok()?;
     if a.pValue.is_null() {
@@ -243,7 +243,6 @@ pub(super) fn attr_value(a: &CK_ATTRIBUTE) -> Option<&[u8]> {
 
 /// The value buffer (`None` for a NULL `pValue`) and the length cell of one
 /// template attribute, to answer `C_GetAttributeValue`.
-#[cfg(test)]
 pub(super) fn attr_value_mut(a: &mut CK_ATTRIBUTE) -> (Option<&mut [u8]>, &mut CK_ULONG) {
     let len = usize::try_from(a.ulValueLen).unwrap_or(0);
     let buf = if a.pValue.is_null() {
@@ -254,4 +253,58 @@ pub(super) fn attr_value_mut(a: &mut CK_ATTRIBUTE) -> (Option<&mut [u8]>, &mut C
         Some(unsafe { std::slice::from_raw_parts_mut(a.pValue.cast::<u8>(), len) })
     };
     (buf, &mut a.ulValueLen)
+}
+
+/// The attributes of an array attribute's value (`CKF_ARRAY_ATTRIBUTE`, PKCS#11
+/// v2.40 §4.1: `pValue` points to `ulValueLen / sizeof(CK_ATTRIBUTE)` attributes).
+/// `None` for a NULL `pValue` or a length that is no whole number of attributes.
+pub(super) fn attr_array(a: &CK_ATTRIBUTE) -> Option<&[CK_ATTRIBUTE]> {
+    let bytes = usize::try_from(a.ulValueLen).ok()?;
+    if a.pValue.is_null()
+        || bytes % size_of::<CK_ATTRIBUTE>() != 0
+        || a.pValue.align_offset(std::mem::align_of::<CK_ATTRIBUTE>()) != 0
+    {
+        return None;
+    }
+    // SAFETY: the template contract (api.rs): a non-NULL `pValue` points to
+    // `ulValueLen` bytes live for the call; for an array attribute those bytes are
+    // the attributes (§4.1), aligned as checked above.
+    Some(unsafe {
+        std::slice::from_raw_parts(
+            a.pValue.cast::<CK_ATTRIBUTE>(),
+            bytes / size_of::<CK_ATTRIBUTE>(),
+        )
+    })
+}
+
+/// A mechanism parameter's bytes and the buffers its pointer fields name.
+pub(super) type ParamParts<'m> = (Option<&'m [u8]>, Vec<&'m [u8]>);
+
+/// A mechanism's parameter bytes (`None` when it has none) and the buffers its
+/// pointer fields name, in the order `wire::mechanism::pointed` gives; a NULL one
+/// is empty.
+pub(super) fn mechanism_param<'m>(
+    m: &'m CK_MECHANISM,
+    fields: &[crate::abi::PointerField],
+) -> Option<ParamParts<'m>> {
+    let len = usize::try_from(m.ulParameterLen).ok()?;
+    if m.pParameter.is_null() || len == 0 {
+        return Some((None, Vec::new()));
+    }
+    // SAFETY: the mechanism contract of every `Backend` method (api.rs): the front
+    // end checked that `pParameter` points to `ulParameterLen` bytes live for the
+    // call (`ffi::decode::checked_mechanism`).
+    let param = unsafe { std::slice::from_raw_parts(m.pParameter.cast::<u8>(), len) };
+    let mut inner = Vec::with_capacity(fields.len());
+    for (p, n) in crate::wire::mechanism::pointed(fields, param).ok()? {
+        if p == 0 || n == 0 {
+            inner.push(&[][..]);
+            continue;
+        }
+        // SAFETY: the same contract covers the struct's inner buffers: the front end
+        // refused a NULL pointer with a length (`abi::check_inner_buffers`), and a
+        // non-NULL one points to its length's bytes, as the token would read them.
+        inner.push(unsafe { std::slice::from_raw_parts(p as *const u8, n) });
+    }
+    Some((Some(param), inner))
 }

@@ -9,10 +9,14 @@
 //!   `loader.rs`; `calls.rs` and `crypto_calls.rs` forward each method to its table.
 //! - `helpers.rs`: Keywarden's own short conversations with any backend (find the
 //!   token by label, a helper session, sign once), built on the trait's methods.
+//! - [`remote`]: the Keywarden service as a backend: each method one request over
+//!   a [`remote::Transport`], and [`remote::serve_request`], the service's side;
+//!   one list of every method's argument kinds generates both (`remote/schema.rs`).
 //! - `double` (unit tests only): an in-memory token with a fault script.
 //!
-//! `loader.rs` (loading the table, and the `forward!` macro that calls its entries)
-//! and `ffi` are the only places with `unsafe`. The safe API takes Rust
+//! `loader.rs` (loading the table, the `forward!` macro that calls its entries, and
+//! the template and mechanism reads of the double and the remote backend) and `ffi`
+//! are the only places with `unsafe`. The safe API takes Rust
 //! references and slices; `None` for an optional slice means the application passed
 //! `NULL_PTR` with a zero length, and is forwarded as `NULL_PTR` so the backend answers
 //! exactly as it would directly.
@@ -29,6 +33,7 @@ mod crypto_calls;
 pub(crate) mod double;
 mod forward;
 mod helpers;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
