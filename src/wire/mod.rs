@@ -26,6 +26,13 @@ pub const VERSION: u8 = 1;
 /// slots, mechanisms): the same bound the C ABI front end puts on a template.
 pub const MAX_COUNT: usize = 4096;
 
+/// The operation byte after the header of a request (and of its reply): what the
+/// message is.
+pub mod op {
+    /// A PKCS#11 call (`backend::remote`): the function's index and its arguments.
+    pub const CALL: u8 = 1;
+}
+
 /// Frame kinds (the body's second byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

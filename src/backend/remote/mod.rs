@@ -25,7 +25,7 @@ use crate::error::Result;
 use crate::functions::FunctionId;
 use crate::wire::codec::{Decoder, Encoder};
 use crate::wire::frame::{header, open};
-use crate::wire::{Kind, WireResult};
+use crate::wire::{op, Kind, WireError, WireResult};
 
 /// Carries one request body to the service and brings back its reply body.
 pub trait Transport: Send + Sync {
@@ -53,7 +53,7 @@ impl RemoteBackend {
     /// A request body for `f`, its arguments to follow.
     fn request(&self, f: FunctionId) -> Encoder {
         let mut e = Encoder::new(&header(Kind::Request));
-        e.u32(u32::from(schema::function_index(f)));
+        e.u8(op::CALL).u32(u32::from(schema::function_index(f)));
         e
     }
 
@@ -69,6 +69,9 @@ impl RemoteBackend {
             .round_trip(&e.finish(), &mut reply)
             .and_then(|()| {
                 let mut d = Decoder::new(open(&reply, Kind::Reply)?);
+                if d.u8()? != op::CALL {
+                    return Err(WireError::Malformed("a reply to another request"));
+                }
                 let rv = d.ulong()?;
                 accept(rv, &mut d)?;
                 d.finish()?;
@@ -82,10 +85,13 @@ impl RemoteBackend {
 /// writes the reply body into `reply`.
 pub fn serve_request(backend: &dyn Backend, request: &[u8], reply: &mut Vec<u8>) -> WireResult<()> {
     let mut d = Decoder::new(open(request, Kind::Request)?);
-    let index = u16::try_from(d.u32()?)
-        .map_err(|_| crate::wire::WireError::Malformed("unknown function"))?;
+    if d.u8()? != op::CALL {
+        return Err(WireError::Malformed("not a call"));
+    }
+    let index = u16::try_from(d.u32()?).map_err(|_| WireError::Malformed("unknown function"))?;
     let f = schema::function_at(index)?;
     let mut e = Encoder::new(&header(Kind::Reply));
+    e.u8(op::CALL);
     schema::serve(backend, f, &mut d, &mut e)?;
     *reply = e.finish();
     Ok(())

@@ -3,9 +3,9 @@
 //! client's methods ([`RemoteBackend`](super::RemoteBackend)'s `Calls` and
 //! `CryptoCalls`) and the service's [`serve`], so the two cannot disagree.
 //!
-//! A request is the function's index in `FunctionId::ALL` (`u16`) and each
-//! argument's request part; a reply is the backend's `CK_RV` and each argument's
-//! reply part.
+//! A request is `wire::op::CALL`, the function's index in `FunctionId::ALL` (a
+//! `u32` below 2^16) and each argument's request part; a reply is `CALL`, the
+//! backend's `CK_RV` and each argument's reply part.
 
 use pkcs11_sys::*;
 

@@ -168,9 +168,10 @@ fn the_service_refuses_what_it_cannot_read() {
     // Not a request; an unknown function; a known one with bytes missing or left over.
     assert!(serve_request(&double, &[9, 9], &mut reply).is_err());
     let mut e = Encoder::new(&header(Kind::Request));
-    e.u32(60_000);
+    e.u8(crate::wire::op::CALL).u32(60_000);
     assert!(serve_request(&double, &e.finish(), &mut reply).is_err());
     let mut e = Encoder::new(&header(Kind::Request));
+    e.u8(crate::wire::op::CALL);
     e.u32(u32::from(function_index(FunctionId::C_CloseSession)));
     let cut = e.finish();
     assert!(matches!(
@@ -178,6 +179,7 @@ fn the_service_refuses_what_it_cannot_read() {
         Err(WireError::Malformed(_))
     ));
     let mut e = Encoder::new(&header(Kind::Request));
+    e.u8(crate::wire::op::CALL);
     e.u32(u32::from(function_index(FunctionId::C_CloseSession)));
     e.ulong(1).u8(0);
     assert_eq!(
