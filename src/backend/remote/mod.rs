@@ -15,10 +15,13 @@ mod infos;
 mod kinds;
 mod outputs;
 mod schema;
+mod socket;
 #[cfg(test)]
 mod tests;
 
 use pkcs11_sys::*;
+
+pub use socket::SocketTransport;
 
 use super::{Backend, InitOutcome, LoadedModule};
 use crate::error::Result;
