@@ -120,52 +120,150 @@ impl Arg for Label {
     }
 }
 
-/// A §5.2 output: a byte buffer or a size query, and its length cell.
-pub struct Out;
+/// An element of an output array: bytes, or `CK_ULONG`s (slot ids, mechanism
+/// types, object handles).
+pub trait Elem: Copy + Default + 'static {
+    /// Most elements one output may ask the service to allocate.
+    const MAX: usize;
+    /// Appends `v` as one field.
+    fn put_all(e: &mut Encoder, v: &[Self]) -> WireResult<()>;
+    /// Reads a field [`Elem::put_all`] wrote.
+    fn take_all(d: &mut Decoder<'_>) -> WireResult<Vec<Self>>;
+}
 
-impl Arg for Out {
-    type Form<'x> = OutBuf<'x>;
-    type Held<'s> = (Option<Vec<u8>>, CK_ULONG);
-    fn put(c: &OutBuf<'_>, e: &mut Encoder) -> WireResult<()> {
+impl Elem for u8 {
+    const MAX: usize = MAX_OUTPUT;
+    fn put_all(e: &mut Encoder, v: &[u8]) -> WireResult<()> {
+        e.bytes(v).map(|_| ())
+    }
+    fn take_all(d: &mut Decoder<'_>) -> WireResult<Vec<u8>> {
+        d.bytes().map(<[u8]>::to_vec)
+    }
+}
+
+impl Elem for CK_ULONG {
+    const MAX: usize = MAX_COUNT;
+    fn put_all(e: &mut Encoder, v: &[CK_ULONG]) -> WireResult<()> {
+        e.count(v.len())?;
+        for x in v {
+            e.ulong(*x);
+        }
+        Ok(())
+    }
+    fn take_all(d: &mut Decoder<'_>) -> WireResult<Vec<CK_ULONG>> {
+        let n = d.count(8)?;
+        (0..n).map(|_| d.ulong()).collect()
+    }
+}
+
+/// The elements of a reply, copied into the caller's buffer.
+fn fill<T: Elem>(buf: &mut [T], got: &[T]) -> WireResult<()> {
+    buf.get_mut(..got.len())
+        .ok_or(WireError::Malformed(
+            "output larger than the caller's buffer",
+        ))?
+        .copy_from_slice(got);
+    Ok(())
+}
+
+/// A §5.2 output: a buffer or a size query, and its length cell.
+pub struct Out<T = u8>(std::marker::PhantomData<T>);
+
+impl<T: Elem> Arg for Out<T> {
+    type Form<'x> = OutBuf<'x, T>;
+    type Held<'s> = (Option<Vec<T>>, CK_ULONG);
+    fn put(c: &OutBuf<'_, T>, e: &mut Encoder) -> WireResult<()> {
         e.capacity(c.capacity().map(|n| n as u64));
         Ok(())
     }
-    fn take(d: &mut Decoder<'_>) -> WireResult<(Option<Vec<u8>>, CK_ULONG)> {
-        let cap = d.capacity()?.map(|n| (n as usize).min(MAX_OUTPUT));
-        Ok((cap.map(|n| vec![0; n]), cap.unwrap_or(0) as CK_ULONG))
+    fn take(d: &mut Decoder<'_>) -> WireResult<(Option<Vec<T>>, CK_ULONG)> {
+        let cap = d
+            .capacity()?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX).min(T::MAX));
+        Ok((
+            cap.map(|n| vec![T::default(); n]),
+            cap.unwrap_or(0) as CK_ULONG,
+        ))
     }
-    fn form<'x>(h: &'x mut (Option<Vec<u8>>, CK_ULONG)) -> OutBuf<'x> {
+    fn form<'x>(h: &'x mut (Option<Vec<T>>, CK_ULONG)) -> OutBuf<'x, T> {
         OutBuf::new(h.0.as_deref_mut(), &mut h.1)
     }
-    fn answer(h: &(Option<Vec<u8>>, CK_ULONG), rv: CK_RV, e: &mut Encoder) -> WireResult<()> {
+    fn answer(h: &(Option<Vec<T>>, CK_ULONG), rv: CK_RV, e: &mut Encoder) -> WireResult<()> {
         e.ulong(h.1);
         match (&h.0, rv) {
             (Some(buf), CKR_OK) => {
                 let n = usize::try_from(h.1).unwrap_or(usize::MAX);
-                let bytes = buf
+                let got = buf
                     .get(..n)
                     .ok_or(WireError::Malformed("output past its buffer"))?;
-                e.u8(1).bytes(bytes)?;
+                e.u8(1);
+                T::put_all(e, got)
             }
             _ => {
                 e.u8(0);
+                Ok(())
             }
         }
-        Ok(())
     }
-    fn accept(c: &mut OutBuf<'_>, _rv: CK_RV, d: &mut Decoder<'_>) -> WireResult<()> {
+    fn accept(c: &mut OutBuf<'_, T>, _rv: CK_RV, d: &mut Decoder<'_>) -> WireResult<()> {
         let len = d.ulong()?;
-        let bytes = Bytes::take(d)?;
+        let got = match d.u8()? {
+            0 => None,
+            _ => Some(T::take_all(d)?),
+        };
         let (buf, cell) = c.parts();
         *cell = len;
-        if let (Some(bytes), Some(buf)) = (bytes, buf) {
-            buf.get_mut(..bytes.len())
-                .ok_or(WireError::Malformed(
-                    "output larger than the caller's buffer",
-                ))?
-                .copy_from_slice(bytes);
+        match (got, buf) {
+            (Some(got), Some(buf)) => fill(buf, &got),
+            _ => Ok(()),
         }
+    }
+}
+
+/// A plain output array with no length cell of its own (`C_FindObjects`' handles,
+/// `C_GenerateRandom`'s bytes): filled only when the call succeeded.
+pub struct Slice<T>(std::marker::PhantomData<T>);
+
+impl<T: Elem> Arg for Slice<T> {
+    type Form<'x> = Option<&'x mut [T]>;
+    type Held<'s> = Option<Vec<T>>;
+    fn put(c: &Option<&mut [T]>, e: &mut Encoder) -> WireResult<()> {
+        e.capacity(c.as_ref().map(|b| b.len() as u64));
         Ok(())
+    }
+    fn take(d: &mut Decoder<'_>) -> WireResult<Option<Vec<T>>> {
+        match d.capacity()? {
+            Some(n) if usize::try_from(n).map_or(true, |n| n > T::MAX) => {
+                Err(WireError::Malformed("output too large"))
+            }
+            Some(n) => Ok(Some(vec![T::default(); n as usize])),
+            None => Ok(None),
+        }
+    }
+    fn form(h: &mut Option<Vec<T>>) -> Option<&mut [T]> {
+        h.as_deref_mut()
+    }
+    fn answer(h: &Option<Vec<T>>, rv: CK_RV, e: &mut Encoder) -> WireResult<()> {
+        match (h, rv) {
+            (Some(v), CKR_OK) => {
+                e.u8(1);
+                T::put_all(e, v)
+            }
+            _ => {
+                e.u8(0);
+                Ok(())
+            }
+        }
+    }
+    fn accept(c: &mut Option<&mut [T]>, _rv: CK_RV, d: &mut Decoder<'_>) -> WireResult<()> {
+        if d.u8()? == 0 {
+            return Ok(());
+        }
+        let got = T::take_all(d)?;
+        match c {
+            Some(buf) => fill(buf, &got),
+            None => Ok(()),
+        }
     }
 }
 

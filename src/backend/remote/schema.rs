@@ -10,8 +10,8 @@
 use pkcs11_sys::*;
 
 use super::infos::{Info, MechanismInfo, SessionInfo, SlotInfo, TokenInfo};
-use super::kinds::{Arg, Bool, Bytes, Label, Mech, Out, OutUlong, Template, Ulong};
-use super::outputs::{AttrsOut, Handles, NoNotify, OutList, Random};
+use super::kinds::{Arg, Bool, Bytes, Label, Mech, Out, OutUlong, Slice, Template, Ulong};
+use super::outputs::{AttrsOut, NoNotify};
 use super::RemoteBackend;
 use crate::backend::{Backend, Calls, CryptoCalls};
 use crate::functions::FunctionId;
@@ -75,11 +75,11 @@ macro_rules! remote_calls {
 remote_calls! {
     Calls {
         get_info => C_GetInfo(info: Info);
-        get_slot_list => C_GetSlotList(token_present: Bool, out: OutList);
+        get_slot_list => C_GetSlotList(token_present: Bool, out: Out<CK_ULONG>);
         get_slot_info => C_GetSlotInfo(slot: Ulong, info: SlotInfo);
         get_token_info => C_GetTokenInfo(slot: Ulong, info: TokenInfo);
         wait_for_slot_event => C_WaitForSlotEvent(flags: Ulong, slot: OutUlong);
-        get_mechanism_list => C_GetMechanismList(slot: Ulong, out: OutList);
+        get_mechanism_list => C_GetMechanismList(slot: Ulong, out: Out<CK_ULONG>);
         get_mechanism_info => C_GetMechanismInfo(slot: Ulong, mech: Ulong, info: MechanismInfo);
         init_token => C_InitToken(slot: Ulong, pin: Bytes, label: Label);
         init_pin => C_InitPIN(session: Ulong, pin: Bytes);
@@ -103,7 +103,7 @@ remote_calls! {
         get_attribute_value => C_GetAttributeValue(session: Ulong, object: Ulong, template: AttrsOut);
         set_attribute_value => C_SetAttributeValue(session: Ulong, object: Ulong, template: Template);
         find_objects_init => C_FindObjectsInit(session: Ulong, template: Template);
-        find_objects => C_FindObjects(session: Ulong, found: Handles, count: OutUlong);
+        find_objects => C_FindObjects(session: Ulong, found: Slice<CK_ULONG>, count: OutUlong);
         find_objects_final => C_FindObjectsFinal(session: Ulong);
     }
     CryptoCalls {
@@ -137,7 +137,7 @@ remote_calls! {
         digest_init => C_DigestInit(session: Ulong, mechanism: Mech);
         digest_key => C_DigestKey(session: Ulong, key: Ulong);
         verify => C_Verify(session: Ulong, data: Bytes, signature: Bytes);
-        generate_random => C_GenerateRandom(session: Ulong, out: Random);
+        generate_random => C_GenerateRandom(session: Ulong, out: Slice<u8>);
         generate_key => C_GenerateKey(session: Ulong, mechanism: Mech, template: Template, key: OutUlong);
         generate_key_pair => C_GenerateKeyPair(session: Ulong, mechanism: Mech, public_template: Template, private_template: Template, public_key: OutUlong, private_key: OutUlong);
         wrap_key => C_WrapKey(session: Ulong, mechanism: Mech, wrapping_key: Ulong, key: Ulong, out: Out);

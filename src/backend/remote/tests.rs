@@ -204,3 +204,24 @@ fn every_function_of_the_backend_trait_is_carried() {
         );
     }
 }
+
+#[test]
+fn random_bytes_and_mechanism_lists_come_back_into_the_callers_buffers() {
+    let (_, r) = remote();
+    let s = logged_in(&r);
+    let mut out = [0u8; 5];
+    assert_eq!(r.generate_random(s, Some(&mut out)), CKR_OK);
+    assert_eq!(out, [7, 38, 69, 100, 131]);
+    // A failed call writes nothing back.
+    let mut out = [0u8; 5];
+    assert_eq!(r.generate_random(s + 99, Some(&mut out)), CKR_SESSION_HANDLE_INVALID);
+    assert_eq!(out, [0; 5]);
+    // A size query, then a buffer too small: the length either way, no entries.
+    let mut n = 0;
+    assert_eq!(r.get_mechanism_list(SLOT, OutBuf::new(None, &mut n)), CKR_OK);
+    assert!(n > 1, "{n}");
+    let mut one = [0; 1];
+    let mut m = 1;
+    let rv = r.get_mechanism_list(SLOT, OutBuf::new(Some(&mut one), &mut m));
+    assert_eq!((rv, m, one), (CKR_BUFFER_TOO_SMALL, n, [0]));
+}
