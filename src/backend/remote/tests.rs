@@ -214,11 +214,17 @@ fn random_bytes_and_mechanism_lists_come_back_into_the_callers_buffers() {
     assert_eq!(out, [7, 38, 69, 100, 131]);
     // A failed call writes nothing back.
     let mut out = [0u8; 5];
-    assert_eq!(r.generate_random(s + 99, Some(&mut out)), CKR_SESSION_HANDLE_INVALID);
+    assert_eq!(
+        r.generate_random(s + 99, Some(&mut out)),
+        CKR_SESSION_HANDLE_INVALID
+    );
     assert_eq!(out, [0; 5]);
     // A size query, then a buffer too small: the length either way, no entries.
     let mut n = 0;
-    assert_eq!(r.get_mechanism_list(SLOT, OutBuf::new(None, &mut n)), CKR_OK);
+    assert_eq!(
+        r.get_mechanism_list(SLOT, OutBuf::new(None, &mut n)),
+        CKR_OK
+    );
     assert!(n > 1, "{n}");
     let mut one = [0; 1];
     let mut m = 1;
