@@ -114,6 +114,20 @@ fn doctor_gives_the_init_hint_only_for_a_missing_configuration() {
 }
 
 #[test]
+fn doctor_says_how_keywarden_is_deployed_and_what_that_protects() {
+    let env = TestEnv::new();
+    let o = doctor(&env, &[]);
+    let out = text(&o);
+    assert!(
+        out.contains("deployment: in-process:") && out.contains("not a boundary"),
+        "{out}"
+    );
+    let (code, v) = doctor_json(&env, &[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["config"]["deployment"], "in-process", "{v}");
+}
+
+#[test]
 fn doctor_lists_the_store_database_under_store_not_audit() {
     let env = TestEnv::new();
     let o = doctor(&env, &[]);

@@ -27,6 +27,7 @@ pub(super) fn run(config: Option<PathBuf>, json: bool) -> Result<ExitCode> {
             return Ok(d.finish());
         }
     };
+    deployment(&mut d);
     let policy = policy(&mut d, &config);
     let store_dir = &config.store.dir;
     if directory(&mut d, "store", store_dir) {
@@ -36,6 +37,16 @@ pub(super) fn run(config: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     files::check(&mut d, &config);
     tokens::backend(&mut d, &config.backend.module);
     Ok(d.finish())
+}
+
+/// How Keywarden is deployed, and what that protects against (docs/threat-model.md
+/// "Modes"): the module runs inside each application that loads it.
+fn deployment(d: &mut Doctor) {
+    d.line(
+        "deployment: in-process: the module runs inside each application with its rights; \
+         a guard-rail against it, not a boundary (docs/threat-model.md, \"Modes\")",
+    );
+    d.fact("config", "deployment", "in-process");
 }
 
 /// The policy mode, and in enforce mode the policy file.
