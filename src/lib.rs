@@ -37,6 +37,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod pin_file;
 pub mod policy;
+pub mod service;
 pub mod store;
 pub mod wire;
 
