@@ -39,7 +39,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS")]
     idle_timeout: Option<u64>,
     /// Milliseconds from a frame's first byte to its last before the connection is
-    /// closed (and the longest wait to write a reply).
+    /// closed (and the longest a write of a reply may block).
     #[arg(long, value_name = "MS")]
     frame_timeout: Option<u64>,
 }

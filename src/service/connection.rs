@@ -4,7 +4,8 @@
 //! frame: `idle_timeout` from the last reply to the first byte of the next frame,
 //! `frame_timeout` from that byte to the frame's last. Each read waits at most what
 //! is left of the running one (`SO_RCVTIMEO`, re-set before every read), so a peer
-//! trickling bytes cannot stretch it; writes wait at most `frame_timeout`.
+//! trickling bytes cannot stretch it; each write of a reply blocks at most
+//! `frame_timeout` (`SO_SNDTIMEO`).
 
 use std::io::{self, ErrorKind, Read};
 use std::os::unix::net::UnixStream;

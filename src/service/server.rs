@@ -34,7 +34,8 @@ pub struct Limits {
     pub max_frame: usize,
     /// Longest wait for the first byte of the next frame.
     pub idle_timeout: Duration,
-    /// Longest wait from a frame's first byte to its last, and for a reply's write.
+    /// Longest wait from a frame's first byte to its last; longest a write of a
+    /// reply may block.
     pub frame_timeout: Duration,
 }
 
