@@ -152,7 +152,8 @@ fn a_frame_announcing_4_gib_is_refused_and_the_next_client_served() {
     for body in [0, 64 << 10] {
         let mut s = service.connect();
         s.write_all(&u32::MAX.to_le_bytes()).unwrap();
-        s.write_all(&vec![0xA5; body]).unwrap();
+        // The service may have answered and closed before the body is all written.
+        let _ = s.write_all(&vec![0xA5; body]);
         let e = error_then_eof(&mut s);
         assert_eq!(e.rv, CKR_ARGUMENTS_BAD);
         assert!(e.reason.contains("over the limit"), "{}", e.reason);
@@ -184,9 +185,12 @@ fn a_silent_connection_is_closed_after_the_idle_timeout() {
     let mut s = service.connect();
     assert_eq!(hello(&mut s).unwrap(), our_uid());
     let start = Instant::now();
-    error_then_eof(&mut s);
+    let e = error_then_eof(&mut s);
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(e.reason.contains("time limit"), "{}", e.reason);
+    // The service's clock starts once its reply is written, which may be a little
+    // after this side read it.
+    assert!(waited >= Duration::from_millis(180), "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");
 }
 
@@ -277,11 +281,10 @@ fn connections_per_uid_are_limited() {
     let service = Service::start(&env, &["--max-per-uid", "5"]);
     let mut held: Vec<UnixStream> = (0..5).map(|_| service.connect()).collect();
     assert_eq!(answered(&mut held), (5, 0));
-    let mut over = service.connect();
-    match hello(&mut over) {
-        Err(Reply::Error(e)) => assert!(e.reason.contains("uid"), "{}", e.reason),
-        other => panic!("refused for the uid: {other:?}"),
-    }
+    // The refusal comes unasked (a request written first may meet a closed socket).
+    let e = error_then_eof(&mut service.connect());
+    assert!(e.reason.contains("for this uid"), "{}", e.reason);
+    assert_eq!(answered(&mut held), (5, 0), "the held ones still served");
 }
 
 #[test]

@@ -211,6 +211,11 @@ fn admit(shared: &Arc<Shared>, stream: UnixStream, id: u64) -> Option<JoinHandle
     let Ok(cred) = peer::credentials(&stream) else {
         return refuse(shared, &stream, "the peer's credentials are unknown");
     };
+    // A descriptor accepted from the non-blocking listener is blocking (accept(2)
+    // does not pass O_NONBLOCK on in Linux); said again, as the reads rely on it.
+    if stream.set_nonblocking(false).is_err() {
+        return refuse(shared, &stream, "the service is out of resources");
+    }
     let Ok(clone) = stream.try_clone() else {
         return refuse(shared, &stream, "the service is out of resources");
     };
