@@ -1,4 +1,5 @@
 //! One connection: frames in, replies out, until the peer leaves or breaks a rule.
+//! A frame of another protocol version is refused here, before any handler.
 //!
 //! Two clocks bound how long a peer may hold its thread without sending a complete
 //! frame: `idle_timeout` from the last reply to the first byte of the next frame,
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::{protocol_error_for, Handler, Limits, PeerInfo};
 use crate::wire::frame::{read_frame, write_frame};
-use crate::wire::WireError;
+use crate::wire::{WireError, VERSION};
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +90,13 @@ pub fn serve(stream: &UnixStream, peer: &PeerInfo, limits: &Limits, handler: &dy
                 refuse(stream, &e);
                 return End::Refused(e);
             }
+        }
+        // Every body starts with the protocol version; the kind and what follows
+        // are the handler's to read.
+        if let Some(&v) = body.first().filter(|v| **v != VERSION) {
+            let e = WireError::Version(v);
+            refuse(stream, &e);
+            return End::Refused(e);
         }
         reply.clear();
         if let Err(e) = handler.handle(peer, &body, &mut reply) {

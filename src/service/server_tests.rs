@@ -54,11 +54,14 @@ fn fixture(limits: Limits) -> Fixture {
     }
 }
 
-fn echo_once(s: &mut UnixStream, body: &[u8]) -> Vec<u8> {
-    write_frame(s, body).unwrap();
+/// `payload` echoed, in a body that starts with the protocol version.
+fn echo_once(s: &mut UnixStream, payload: &[u8]) -> Vec<u8> {
+    let body = [&[crate::wire::VERSION], payload].concat();
+    write_frame(s, &body).unwrap();
     let mut got = Vec::new();
     read_frame(s, 1 << 20, &mut got).unwrap();
-    got
+    assert_eq!(got.first(), Some(&crate::wire::VERSION), "{got:?}");
+    got.split_off(1)
 }
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -162,5 +165,18 @@ fn a_trickling_frame_is_cut_at_the_frame_timeout() {
         "{:?}",
         start.elapsed()
     );
+    f.server.stop();
+}
+
+#[test]
+fn a_frame_of_another_version_never_reaches_the_handler() {
+    let f = fixture(Limits::default());
+    let mut s = UnixStream::connect(&f.path).unwrap();
+    write_frame(&mut s, &[crate::wire::VERSION + 1, 1]).unwrap();
+    let mut got = Vec::new();
+    read_frame(&mut s, 1 << 20, &mut got).unwrap();
+    let err = decode_protocol_error(&got).unwrap().expect("not an echo");
+    assert_eq!(err.rv, pkcs11_sys::CKR_ARGUMENTS_BAD);
+    assert!(f.closed.recv_timeout(WAIT).is_ok());
     f.server.stop();
 }
