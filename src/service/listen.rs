@@ -8,11 +8,11 @@
 
 use std::io::{Error, ErrorKind, Result};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use rustix::net::sockopt::{socket_acceptconn, socket_domain, socket_type};
-use rustix::net::{AddressFamily, SocketType};
+use rustix::net::{connect, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use rustix::process::{getpid, pidfd_getfd, pidfd_open, PidfdFlags, PidfdGetfdFlags};
 
 /// The mode of a bound socket: the service's user and group may connect.
@@ -88,13 +88,31 @@ fn clear_stale(path: &Path) -> Result<()> {
             ),
         ));
     }
-    if UnixStream::connect(path).is_ok() {
+    if answers(path)? {
         return Err(Error::new(
             ErrorKind::AddrInUse,
             format!("{}: a service is listening there", path.display()),
         ));
     }
     std::fs::remove_file(path)
+}
+
+/// Whether a service listens on the socket at `path`. The connect does not wait:
+/// a listener whose queue is full (`EAGAIN`) is live too; only a refused
+/// connection (`ECONNREFUSED`: nothing is bound there) makes the socket stale.
+fn answers(path: &Path) -> Result<bool> {
+    let fd = socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    match connect(&fd, &SocketAddrUnix::new(path)?) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::CONNREFUSED) => Ok(false),
+        Err(rustix::io::Errno::AGAIN) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The listening socket systemd passed (`LISTEN_PID` is this process and
@@ -133,6 +151,7 @@ pub fn activated() -> Result<Option<UnixListener>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixStream;
 
     #[test]
     fn binds_with_its_mode_and_removes_the_path_on_drop() {
@@ -157,6 +176,31 @@ mod tests {
         let e = bind(&path).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
         drop(live);
+    }
+
+    #[test]
+    fn a_listener_with_a_full_queue_is_live_and_bind_does_not_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let _listener = UnixListener::bind(&path).unwrap();
+        let mut queued = Vec::new();
+        while answers(&path).unwrap() {
+            let fd = socket_with(
+                AddressFamily::UNIX,
+                SocketType::STREAM,
+                SocketFlags::NONBLOCK,
+                None,
+            )
+            .unwrap();
+            let full = connect(&fd, &SocketAddrUnix::new(&path).unwrap()).is_err();
+            queued.push(fd);
+            if full {
+                break;
+            }
+            assert!(queued.len() < 100_000, "the queue never fills");
+        }
+        let e = bind(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
     }
 
     #[test]
