@@ -258,7 +258,7 @@ fn admit(shared: &Arc<Shared>, stream: UnixStream, id: u64) -> Option<JoinHandle
 /// A connection's thread.
 fn run(shared: &Shared, stream: &UnixStream, cred: peer::Credentials, id: u64) {
     let peer = PeerInfo {
-        facts: peer::facts(cred),
+        facts: peer::facts(cred, peer::pidfd(stream, cred.pid)),
         connection: id,
     };
     let end = if shared.stopping.load(Ordering::SeqCst) {
