@@ -319,3 +319,31 @@ fn serves_on_a_socket_systemd_passes() {
     term(&child);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn a_bad_configuration_or_socket_path_stops_the_start() {
+    let env = TestEnv::new();
+    let file = env.path().join("not-a-socket");
+    std::fs::write(&file, b"keep").unwrap();
+    let missing = env.path().join("missing.toml");
+    let conf = env.keywarden_conf.clone();
+    for (socket, config, says) in [
+        (&file, &conf, "is not a socket"),
+        (&env.path().join("s"), &missing, "missing.toml"),
+    ] {
+        let out = env
+            .command(common::keywarden_bin())
+            .arg("serve")
+            .arg("--socket")
+            .arg(socket)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{says}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+}
