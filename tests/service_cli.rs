@@ -1,8 +1,9 @@
 //! `keywarden serve` as a client meets it over its socket: the `Hello` exchange and
 //! the uid the service saw, the start line and a clean exit on SIGTERM, and hostile
 //! clients: an oversized frame, a half-written frame, silence, a foreign version or
-//! kind, and more connections than the limits allow. Each test starts its own
-//! service and waits for it by reading its `serving on` line.
+//! kind, and more connections than the limits allow; a socket systemd passes, and
+//! the start refused for a non-socket path or a missing configuration. Each test
+//! starts its own service and waits for it by reading its `serving on` line.
 
 mod common;
 

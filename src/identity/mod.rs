@@ -77,9 +77,8 @@ fn in_initial_user_namespace() -> bool {
 
 /// Whether the process whose `/proc` directory is `proc` is in the initial user
 /// namespace, by the rule of [`in_initial_user_namespace`]. Another process's maps
-/// are shown relative to the reader's namespace (user_namespaces(7)), so the
-/// answer is only as good as the reader's own place: a reader that is itself
-/// nested sees the identity map for its own namespace's members.
+/// are shown in the reader's terms (user_namespaces(7)), so the rule holds for it
+/// when the reader is in the initial namespace; a nested reader gets no such answer.
 pub fn maps_are_initial(proc: &std::path::Path) -> bool {
     ["uid_map", "gid_map"]
         .iter()
