@@ -2,9 +2,10 @@
 //! key-management policy, lifecycle and audit on the way.
 //!
 //! Layers, top to bottom (see `docs/architecture.md`; `tests/layers.rs` checks them):
-//! front ends (`ffi`, the C ABI; `cli`, the admin command) → `gateway` (one call's
-//! path) → engines (`policy`, `lifecycle`, `audit`) → `backend`, `store`, `identity`
-//! → `config`, `error`, `abi` and the small utilities.
+//! front ends (`ffi`, the C ABI; `cli`, the admin command; `service`, the socket of
+//! `keywarden serve`) → `gateway` (one call's path) → engines (`policy`,
+//! `lifecycle`, `audit`) → `backend`, `store`, `identity` → `config`, `error`, `abi`
+//! and the small utilities.
 //!
 //! Only `ffi` (raw pointers from the application) and `backend` (the dlopen'ed real
 //! module) may contain `unsafe`; every block carries a `// SAFETY:` comment.
@@ -37,6 +38,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod pin_file;
 pub mod policy;
+pub mod service;
 pub mod store;
 pub mod wire;
 

@@ -14,6 +14,7 @@ mod init;
 mod keys;
 mod locks;
 mod policy;
+mod serve;
 mod users;
 
 use std::path::PathBuf;
@@ -101,6 +102,9 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Run the Keywarden service in the foreground: clients' calls arrive over a
+    /// Unix socket (stops on SIGTERM or SIGINT).
+    Serve(serve::ServeArgs),
 }
 
 /// Runs the CLI with the process arguments.
@@ -134,6 +138,7 @@ pub fn main() -> ExitCode {
             token,
             command,
         } => keys::run(config, token, command),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -51,22 +51,16 @@ impl ProcessFacts {
         if !groups.contains(&gid) {
             groups.insert(0, gid);
         }
-        let group_names = groups
-            .iter()
-            .filter_map(|g| Group::from_gid(*g).ok().flatten().map(|g| g.name))
-            .collect();
+        let groups: Vec<u32> = groups.iter().map(|g| g.as_raw()).collect();
         ProcessFacts {
             pid: std::process::id(),
             uid: uid.as_raw(),
             user: user_name(uid),
             gid: gid.as_raw(),
-            groups: groups.iter().map(|g| g.as_raw()).collect(),
-            group_names,
+            group_names: group_names(&groups),
+            groups,
             exe: std::env::current_exe().ok(),
-            host: gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_default(),
+            host: host_name(),
             namespaced: !in_initial_user_namespace(),
         }
     }
@@ -78,9 +72,38 @@ impl ProcessFacts {
 /// only onto ids of its parent, so an unreadable map or any other content counts
 /// as nested (fail closed).
 fn in_initial_user_namespace() -> bool {
-    ["/proc/self/uid_map", "/proc/self/gid_map"]
+    maps_are_initial(std::path::Path::new("/proc/self"))
+}
+
+/// Whether the process whose `/proc` directory is `proc` is in the initial user
+/// namespace, by the rule of [`in_initial_user_namespace`]. Another process's maps
+/// are shown in the reader's terms (user_namespaces(7)), so the rule holds for it
+/// when the reader is in the initial namespace; a nested reader gets no such answer.
+pub fn maps_are_initial(proc: &std::path::Path) -> bool {
+    ["uid_map", "gid_map"]
         .iter()
-        .all(|path| std::fs::read_to_string(path).is_ok_and(|map| is_identity_map(&map)))
+        .all(|name| std::fs::read_to_string(proc.join(name)).is_ok_and(|map| is_identity_map(&map)))
+}
+
+/// The host name, or empty when it is not valid UTF-8.
+pub fn host_name() -> String {
+    gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+/// The names of `groups` the group database knows.
+pub fn group_names(groups: &[u32]) -> Vec<String> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            Group::from_gid(Gid::from_raw(*g))
+                .ok()
+                .flatten()
+                .map(|g| g.name)
+        })
+        .collect()
 }
 
 /// `map` is the one line `0 0 4294967295`.
@@ -92,7 +115,8 @@ fn is_identity_map(map: &str) -> bool {
     lines.next().is_none() && first == ["0", "0", "4294967295"]
 }
 
-fn user_name(uid: Uid) -> Option<String> {
+/// The uid's user name, when the passwd database knows it.
+pub fn user_name(uid: Uid) -> Option<String> {
     User::from_uid(uid).ok().flatten().map(|u| u.name)
 }
 
