@@ -11,7 +11,7 @@ use crate::wire::frame::{header, open};
 use crate::wire::{Kind, WireError, WireResult, VERSION};
 
 /// The operation byte of the `Hello` exchange, after the header.
-pub const HELLO: u8 = 0;
+pub use crate::wire::op::HELLO;
 
 /// The service's answer to a `Hello`.
 #[derive(Debug, Clone, PartialEq, Eq)]

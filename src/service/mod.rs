@@ -47,7 +47,7 @@ pub trait Handler: Send + Sync {
 }
 
 /// The first byte after a reply's header that marks a protocol error reply.
-pub const PROTOCOL_ERROR: u8 = 0xFF;
+pub use crate::wire::op::PROTOCOL_ERROR;
 
 /// A protocol error reply: why the service is closing the connection, as the
 /// `CK_RV` the client's call answers ([`WireError::rv`]) and a short reason that

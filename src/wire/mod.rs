@@ -29,8 +29,14 @@ pub const MAX_COUNT: usize = 4096;
 /// The operation byte after the header of a request (and of its reply): what the
 /// message is.
 pub mod op {
+    /// The `Hello` exchange (`service::hello`): versions, and who the service
+    /// took the peer for.
+    pub const HELLO: u8 = 0;
     /// A PKCS#11 call (`backend::remote`): the function's index and its arguments.
     pub const CALL: u8 = 1;
+    /// A reply only: the service refused the request and closes the connection
+    /// (`service::ProtocolError`).
+    pub const PROTOCOL_ERROR: u8 = 0xFF;
 }
 
 /// Frame kinds (the body's second byte).
