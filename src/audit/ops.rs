@@ -73,12 +73,16 @@ impl Ended {
         self.0.iter().filter(|e| e.is_some()).count()
     }
 
-    /// Hands each ended operation's record to `f`, in order, stopping at the
-    /// first error (taken out of place: no move of the whole array).
-    pub fn try_each<E>(mut self, mut f: impl FnMut(OpEvent) -> Result<(), E>) -> Result<(), E> {
+    /// Hands each ended operation's slot to `f`, in order, stopping at the first
+    /// error: `f` takes the record out of it where it lies (no move of the whole
+    /// array, nor of the record before it is sent).
+    pub fn try_each<E>(
+        mut self,
+        mut f: impl FnMut(&mut Option<OpEvent>) -> Result<(), E>,
+    ) -> Result<(), E> {
         for slot in &mut self.0 {
-            if let Some(e) = slot.take() {
-                f(e)?;
+            if slot.is_some() {
+                f(slot)?;
             }
         }
         Ok(())
@@ -138,17 +142,21 @@ impl OpTracker {
         template: OpEvent,
         started: Instant,
     ) -> Option<OpEvent> {
-        let previous = self.ops(session).insert(
-            (session, kind),
-            InFlight {
-                started,
-                event: template,
-            },
-        );
-        previous.map(|p| {
-            let f = p.event.function;
-            p.finished(f, CKR_SESSION_CLOSED)
-        })
+        let fresh = InFlight {
+            started,
+            event: template,
+        };
+        match self.ops(session).entry((session, kind)) {
+            Entry::Vacant(slot) => {
+                slot.insert(fresh);
+                None
+            }
+            Entry::Occupied(mut slot) => {
+                let p = std::mem::replace(slot.get_mut(), fresh);
+                let f = p.event.function;
+                Some(p.finished(f, CKR_SESSION_CLOSED))
+            }
+        }
     }
 
     /// After a data call: adds its bytes and returns the operations it ended (none,

@@ -171,9 +171,18 @@ impl OpEvent {
         name: impl Into<std::sync::Arc<str>>,
         role: Option<std::sync::Arc<str>>,
     ) -> OpEvent {
+        self.set_identity(name, role);
+        self
+    }
+
+    /// Names the caller, in place.
+    pub fn set_identity(
+        &mut self,
+        name: impl Into<std::sync::Arc<str>>,
+        role: Option<std::sync::Arc<str>>,
+    ) {
         self.identity = Some(name.into());
         self.role = role;
-        self
     }
 
     /// Records a refusal by `rule`.
