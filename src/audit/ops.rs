@@ -77,7 +77,7 @@ impl Ended {
     /// error: `f` takes the record out of it where it lies (no move of the whole
     /// array, nor of the record before it is sent).
     pub fn try_each<E>(
-        mut self,
+        &mut self,
         mut f: impl FnMut(&mut Option<OpEvent>) -> Result<(), E>,
     ) -> Result<(), E> {
         for slot in &mut self.0 {
@@ -135,6 +135,7 @@ impl OpTracker {
     /// record so far (slot, session, mechanism, key, identity, decision); `started`
     /// is when the `*Init` was called. Returns an operation the tracker still had
     /// for the session and kind (its end was missed), to record as it is.
+    #[inline]
     pub fn begin(
         &self,
         session: u64,
@@ -151,17 +152,14 @@ impl OpTracker {
                 slot.insert(fresh);
                 None
             }
-            Entry::Occupied(mut slot) => {
-                let p = std::mem::replace(slot.get_mut(), fresh);
-                let f = p.event.function;
-                Some(p.finished(f, CKR_SESSION_CLOSED))
-            }
+            Entry::Occupied(mut slot) => missed_end(slot.get_mut(), fresh),
         }
     }
 
     /// After a data call: adds its bytes and returns the operations it ended (none,
     /// one, or two for the dual-function updates). `size_query`: the output buffer
     /// was NULL.
+    #[inline]
     pub fn data(
         &self,
         session: u64,
@@ -171,8 +169,26 @@ impl OpTracker {
         bytes_out: u64,
         size_query: bool,
     ) -> Ended {
+        // Filled where the caller keeps it: returning the two-record array from
+        // an out-of-line function would copy all of it.
+        let mut done = Ended::default();
+        let io = (bytes_in, bytes_out, size_query);
+        self.data_into(session, function, rv, io, &mut done);
+        done
+    }
+
+    /// [`OpTracker::data`] into `done`; `io` is the call's input and output bytes
+    /// and whether it was a size query.
+    fn data_into(
+        &self,
+        session: u64,
+        function: FunctionId,
+        rv: CK_RV,
+        (bytes_in, bytes_out, size_query): (u64, u64, bool),
+        done: &mut Ended,
+    ) {
         let Some((phase, feeds)) = data_call(function) else {
-            return Ended::default();
+            return;
         };
         let again = rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && size_query);
         let consumed = !again && (rv == CKR_OK || rv == CKR_SIGNATURE_INVALID);
@@ -192,7 +208,6 @@ impl OpTracker {
             event.bytes_out = event.bytes_out.saturating_add(o);
         };
         let mut ops = self.ops(session);
-        let mut done = Ended::default();
         let mut n = 0;
         for &(kind, counts_input) in feeds {
             // One lookup; an ended record is completed in the map and moved once.
@@ -212,7 +227,6 @@ impl OpTracker {
                 }
             }
         }
-        done
     }
 
     /// Ends one operation without a final call (`C_SessionCancel`, an error the
@@ -257,6 +271,15 @@ impl OpTracker {
     pub fn in_flight(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().len()).sum()
     }
+}
+
+/// [`OpTracker::begin`] found an operation under way: `fresh` takes its place, and
+/// the one it replaces ends with `CKR_SESSION_CLOSED`.
+#[cold]
+fn missed_end(slot: &mut InFlight, fresh: InFlight) -> Option<OpEvent> {
+    let p = std::mem::replace(slot, fresh);
+    let f = p.event.function;
+    Some(p.finished(f, CKR_SESSION_CLOSED))
 }
 
 /// Takes the operations `pick` selects out of one shard, ended with

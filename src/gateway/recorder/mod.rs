@@ -364,7 +364,7 @@ impl Recorder {
                     io.in_len
                 };
                 #[allow(clippy::useless_conversion)]
-                let ops = self.ops.data(
+                let mut ended = self.ops.data(
                     u64::from(session),
                     call.function,
                     rv,
@@ -372,7 +372,7 @@ impl Recorder {
                     io.out_len,
                     io.size_query,
                 );
-                return ops.try_each(|op| self.append_taken(op));
+                return ended.try_each(|op| self.append_taken(op));
             }
         };
         if call.function.record_kind() != RecordKind::Init {
