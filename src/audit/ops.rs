@@ -159,7 +159,6 @@ impl OpTracker {
     /// After a data call: adds its bytes and returns the operations it ended (none,
     /// one, or two for the dual-function updates). `size_query`: the output buffer
     /// was NULL.
-    #[inline]
     pub fn data(
         &self,
         session: u64,
@@ -169,17 +168,16 @@ impl OpTracker {
         bytes_out: u64,
         size_query: bool,
     ) -> Ended {
-        // Filled where the caller keeps it: returning the two-record array from
-        // an out-of-line function would copy all of it.
         let mut done = Ended::default();
         let io = (bytes_in, bytes_out, size_query);
         self.data_into(session, function, rv, io, &mut done);
         done
     }
 
-    /// [`OpTracker::data`] into `done`; `io` is the call's input and output bytes
-    /// and whether it was a size query.
-    fn data_into(
+    /// [`OpTracker::data`] into `done` (empty), where the caller keeps it: a
+    /// two-record array returned by value is copied whole. `io` is the call's
+    /// input and output bytes and whether it was a size query.
+    pub fn data_into(
         &self,
         session: u64,
         function: FunctionId,
@@ -221,7 +219,9 @@ impl OpTracker {
             if ends {
                 op.finish(function, rv);
                 // At most two feeds: `n` is 0 or 1.
-                if let Some(slot) = done.0.get_mut(n) {
+                // An empty slot (known so here): the record is moved into it
+                // straight from the map, with no old value to drop first.
+                if let Some(slot @ None) = done.0.get_mut(n) {
                     *slot = Some(entry.remove().event);
                     n += 1;
                 }

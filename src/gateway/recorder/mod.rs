@@ -29,7 +29,7 @@ pub(super) use reloads::{reload_event, reload_observer};
 use super::Call;
 use crate::abi::MechanismSummary;
 use crate::audit::{
-    AuditConfig, AuditLog, AuditResult, ModuleEvent, ModuleWhat, OpEvent, OpKind, OpTracker,
+    AuditConfig, AuditLog, AuditResult, Ended, ModuleEvent, ModuleWhat, OpEvent, OpKind, OpTracker,
     ReloadWhat,
 };
 use crate::backend::Backend;
@@ -363,14 +363,14 @@ impl Recorder {
                 } else {
                     io.in_len
                 };
+                let mut ended = Ended::default();
                 #[allow(clippy::useless_conversion)]
-                let mut ended = self.ops.data(
+                self.ops.data_into(
                     u64::from(session),
                     call.function,
                     rv,
-                    in_len,
-                    io.out_len,
-                    io.size_query,
+                    (in_len, io.out_len, io.size_query),
+                    &mut ended,
                 );
                 return ended.try_each(|op| self.append_taken(op));
             }
