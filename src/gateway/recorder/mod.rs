@@ -279,7 +279,12 @@ impl Recorder {
         mechanism: Option<&MechanismSummary>,
         pending: &mut Option<Pending>,
     ) {
-        let slot = pending.insert(Pending::Call {
+        // The slot is a fresh `None` per call: clearing it first (never taken)
+        // leaves no old value for the write to drop.
+        if pending.is_some() {
+            *pending = None;
+        }
+        let slot = pending.get_or_insert_with(|| Pending::Call {
             started: Instant::now(),
             event: None,
         });
@@ -415,11 +420,15 @@ impl Recorder {
         ev.bytes_in = io.in_len;
         ev.bytes_out = io.out_len;
         ev.set_duration(started.elapsed());
-        let mut ended = Vec::new();
-        if rv == CKR_OK {
-            ended = self.ended(call, &io);
-        }
+        let ended = match rv {
+            CKR_OK => self.ended(call, &io),
+            _ => Vec::new(),
+        };
         self.append_taken(event)?;
+        // Most calls end no operation: no iterator is made for them.
+        if ended.is_empty() {
+            return Ok(());
+        }
         ended.into_iter().try_for_each(|op| self.append(op))
     }
 
