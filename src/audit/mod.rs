@@ -248,8 +248,8 @@ impl AuditLog {
     }
 
     /// [`AuditLog::append`] of the operation record in `slot`, taken out of it
-    /// into the writer's message (the record is not copied on the way); an empty
-    /// slot appends nothing.
+    /// straight into the writer's message (one move, no temporary in between); an
+    /// empty slot appends nothing.
     pub fn append_op(&self, slot: &mut Option<OpEvent>) -> AuditResult<()> {
         let time = Timestamp::now();
         let writer = self.writer.load();

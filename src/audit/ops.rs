@@ -219,9 +219,7 @@ impl OpTracker {
             if ends {
                 op.finish(function, rv);
                 // At most two feeds: `n` is 0 or 1.
-                // An empty slot (known so here): the record is moved into it
-                // straight from the map, with no old value to drop first.
-                if let Some(slot @ None) = done.0.get_mut(n) {
+                if let Some(slot) = done.0.get_mut(n) {
                     *slot = Some(entry.remove().event);
                     n += 1;
                 }

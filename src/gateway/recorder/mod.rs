@@ -279,8 +279,8 @@ impl Recorder {
         mechanism: Option<&MechanismSummary>,
         pending: &mut Option<Pending>,
     ) {
-        // The slot is a fresh `None` per call: clearing it first (never taken)
-        // leaves no old value for the write to drop.
+        // `pending` is a fresh `None` per call, so this branch is never taken;
+        // with it the write below has no old value to drop.
         if pending.is_some() {
             *pending = None;
         }
