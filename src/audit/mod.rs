@@ -228,21 +228,50 @@ impl AuditLog {
     /// error that kept it off (the caller must then fail its operation). `buffered`:
     /// returns when it is queued (blocking only while the queue is full).
     pub fn append(&self, event: impl Into<Event>) -> AuditResult<()> {
+        let time = Timestamp::now();
         let writer = self.writer.load();
-        let (time, event) = (Timestamp::now(), event.into());
+        // The message is built once, around the event, and moved into the queue.
         match self.config.mode {
             Mode::Required | Mode::Written => writer.request(|ack| {
                 Msg::Record(Pending {
                     time,
-                    event,
+                    event: event.into(),
                     ack: Some(ack),
                 })
             }),
             Mode::Buffered => writer.send(Msg::Record(Pending {
                 time,
-                event,
+                event: event.into(),
                 ack: None,
             })),
+        }
+    }
+
+    /// [`AuditLog::append`] of the operation record in `slot`, taken out of it
+    /// straight into the writer's message (one move, no temporary in between); an
+    /// empty slot appends nothing.
+    pub fn append_op(&self, slot: &mut Option<OpEvent>) -> AuditResult<()> {
+        let time = Timestamp::now();
+        let writer = self.writer.load();
+        match self.config.mode {
+            Mode::Required | Mode::Written => match slot.take() {
+                Some(op) => writer.request(|ack| {
+                    Msg::Record(Pending {
+                        time,
+                        event: Event::Op(op),
+                        ack: Some(ack),
+                    })
+                }),
+                None => Ok(()),
+            },
+            Mode::Buffered => match slot.take() {
+                Some(op) => writer.send(Msg::Record(Pending {
+                    time,
+                    event: Event::Op(op),
+                    ack: None,
+                })),
+                None => Ok(()),
+            },
         }
     }
 

@@ -73,12 +73,16 @@ impl Ended {
         self.0.iter().filter(|e| e.is_some()).count()
     }
 
-    /// Hands each ended operation's record to `f`, in order, stopping at the
-    /// first error (taken out of place: no move of the whole array).
-    pub fn try_each<E>(mut self, mut f: impl FnMut(OpEvent) -> Result<(), E>) -> Result<(), E> {
+    /// Hands each ended operation's slot to `f`, in order, stopping at the first
+    /// error: `f` takes the record out of it where it lies (no move of the whole
+    /// array, nor of the record before it is sent).
+    pub fn try_each<E>(
+        &mut self,
+        mut f: impl FnMut(&mut Option<OpEvent>) -> Result<(), E>,
+    ) -> Result<(), E> {
         for slot in &mut self.0 {
-            if let Some(e) = slot.take() {
-                f(e)?;
+            if slot.is_some() {
+                f(slot)?;
             }
         }
         Ok(())
@@ -131,6 +135,7 @@ impl OpTracker {
     /// record so far (slot, session, mechanism, key, identity, decision); `started`
     /// is when the `*Init` was called. Returns an operation the tracker still had
     /// for the session and kind (its end was missed), to record as it is.
+    #[inline]
     pub fn begin(
         &self,
         session: u64,
@@ -138,17 +143,17 @@ impl OpTracker {
         template: OpEvent,
         started: Instant,
     ) -> Option<OpEvent> {
-        let previous = self.ops(session).insert(
-            (session, kind),
-            InFlight {
-                started,
-                event: template,
-            },
-        );
-        previous.map(|p| {
-            let f = p.event.function;
-            p.finished(f, CKR_SESSION_CLOSED)
-        })
+        let fresh = InFlight {
+            started,
+            event: template,
+        };
+        match self.ops(session).entry((session, kind)) {
+            Entry::Vacant(slot) => {
+                slot.insert(fresh);
+                None
+            }
+            Entry::Occupied(mut slot) => missed_end(slot.get_mut(), fresh),
+        }
     }
 
     /// After a data call: adds its bytes and returns the operations it ended (none,
@@ -163,8 +168,25 @@ impl OpTracker {
         bytes_out: u64,
         size_query: bool,
     ) -> Ended {
+        let mut done = Ended::default();
+        let io = (bytes_in, bytes_out, size_query);
+        self.data_into(session, function, rv, io, &mut done);
+        done
+    }
+
+    /// [`OpTracker::data`] into `done` (empty), where the caller keeps it: a
+    /// two-record array returned by value is copied whole. `io` is the call's
+    /// input and output bytes and whether it was a size query.
+    pub fn data_into(
+        &self,
+        session: u64,
+        function: FunctionId,
+        rv: CK_RV,
+        (bytes_in, bytes_out, size_query): (u64, u64, bool),
+        done: &mut Ended,
+    ) {
         let Some((phase, feeds)) = data_call(function) else {
-            return Ended::default();
+            return;
         };
         let again = rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && size_query);
         let consumed = !again && (rv == CKR_OK || rv == CKR_SIGNATURE_INVALID);
@@ -184,7 +206,6 @@ impl OpTracker {
             event.bytes_out = event.bytes_out.saturating_add(o);
         };
         let mut ops = self.ops(session);
-        let mut done = Ended::default();
         let mut n = 0;
         for &(kind, counts_input) in feeds {
             // One lookup; an ended record is completed in the map and moved once.
@@ -204,7 +225,6 @@ impl OpTracker {
                 }
             }
         }
-        done
     }
 
     /// Ends one operation without a final call (`C_SessionCancel`, an error the
@@ -249,6 +269,15 @@ impl OpTracker {
     pub fn in_flight(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().len()).sum()
     }
+}
+
+/// [`OpTracker::begin`] found an operation under way: `fresh` takes its place, and
+/// the one it replaces ends with `CKR_SESSION_CLOSED`.
+#[cold]
+fn missed_end(slot: &mut InFlight, fresh: InFlight) -> Option<OpEvent> {
+    let p = std::mem::replace(slot, fresh);
+    let f = p.event.function;
+    Some(p.finished(f, CKR_SESSION_CLOSED))
 }
 
 /// Takes the operations `pick` selects out of one shard, ended with

@@ -127,6 +127,7 @@ impl OpEvent {
     }
 
     /// Sets the mechanism in place (the hot path: no move of the record).
+    #[inline]
     pub fn set_mechanism(&mut self, m: &MechanismSummary) {
         self.mechanism = Some(Mechanism::Summary(*m));
     }
@@ -144,6 +145,7 @@ impl OpEvent {
     }
 
     /// Names the key in place.
+    #[inline]
     pub fn set_key(&mut self, key: KeyRef) {
         self.key_label = key.label;
         self.key_id = key.id;
@@ -171,9 +173,19 @@ impl OpEvent {
         name: impl Into<std::sync::Arc<str>>,
         role: Option<std::sync::Arc<str>>,
     ) -> OpEvent {
+        self.set_identity(name, role);
+        self
+    }
+
+    /// Names the caller, in place.
+    #[inline]
+    pub fn set_identity(
+        &mut self,
+        name: impl Into<std::sync::Arc<str>>,
+        role: Option<std::sync::Arc<str>>,
+    ) {
         self.identity = Some(name.into());
         self.role = role;
-        self
     }
 
     /// Records a refusal by `rule`.

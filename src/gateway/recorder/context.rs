@@ -98,6 +98,13 @@ impl Recorder {
     /// The record's context: slot, token, session, identity and role, key.
     pub(super) fn context(&self, call: &Call, rv: CK_RV, read_key: bool) -> OpEvent {
         let mut ev = OpEvent::from_call(call, rv);
+        self.fill_context(&mut ev, call, read_key);
+        ev
+    }
+
+    /// [`Recorder::context`] written into `ev` (made by `OpEvent::from_call`), in
+    /// place.
+    pub(super) fn fill_context(&self, ev: &mut OpEvent, call: &Call, read_key: bool) {
         let located = match (call.slot, call.session) {
             (Some(slot), _) => Some((slot, self.serial(slot))),
             (None, Some(session)) => self.ctx.sessions.place(session).map(|p| (p.slot, p.serial)),
@@ -129,11 +136,10 @@ impl Recorder {
                 if let Some(id) = &subject.principal().identity {
                     let roles = subject.role_names(&p);
                     let role = (!roles.is_empty()).then(|| roles.join(","));
-                    ev = ev.with_identity(id.name.as_str(), role.map(Into::into));
+                    ev.set_identity(id.name.as_str(), role.map(Into::into));
                 }
             }
         }
-        ev
     }
 
     /// A creating call succeeded: its pending record names the new object (a key

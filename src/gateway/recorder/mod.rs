@@ -29,7 +29,7 @@ pub(super) use reloads::{reload_event, reload_observer};
 use super::Call;
 use crate::abi::MechanismSummary;
 use crate::audit::{
-    AuditConfig, AuditLog, AuditResult, ModuleEvent, ModuleWhat, OpEvent, OpKind, OpTracker,
+    AuditConfig, AuditLog, AuditResult, Ended, ModuleEvent, ModuleWhat, OpEvent, OpKind, OpTracker,
     ReloadWhat,
 };
 use crate::backend::Backend;
@@ -176,6 +176,12 @@ impl Recorder {
         self.log.append(event).map_err(Error::from)
     }
 
+    /// Appends the record in `slot`, taken out of it straight into the writer's
+    /// message; an empty slot appends nothing.
+    fn append_taken(&self, slot: &mut Option<OpEvent>) -> Result<()> {
+        self.log.append_op(slot).map_err(Error::from)
+    }
+
     /// An administrative record of the module (`lifecycle_audit.rs`: the store's
     /// binding to this trail).
     pub(super) fn admin(&self, event: crate::audit::AdminEvent) -> Result<()> {
@@ -273,19 +279,27 @@ impl Recorder {
         mechanism: Option<&MechanismSummary>,
         pending: &mut Option<Pending>,
     ) {
-        let started = Instant::now();
-        let event = match call.function {
-            // A login's identity is the one after the call.
-            F::C_Login | F::C_LoginUser => None,
-            _ => {
-                let mut ev = self.context(call, CKR_OK, true);
-                if let Some(m) = mechanism {
-                    ev.set_mechanism(m);
-                }
-                Some(ev)
+        // `pending` is a fresh `None` per call, so this branch is never taken;
+        // with it the write below has no old value to drop.
+        if pending.is_some() {
+            *pending = None;
+        }
+        let slot = pending.get_or_insert_with(|| Pending::Call {
+            started: Instant::now(),
+            event: None,
+        });
+        // A login's identity is the one after the call.
+        if matches!(call.function, F::C_Login | F::C_LoginUser) {
+            return;
+        }
+        if let Pending::Call { event, .. } = slot {
+            // Built in the caller's slot: the record is not moved until it is sent.
+            let ev = event.insert(OpEvent::from_call(call, CKR_OK));
+            self.fill_context(ev, call, true);
+            if let Some(m) = mechanism {
+                ev.set_mechanism(m);
             }
-        };
-        *pending = Some(Pending::Call { started, event });
+        }
     }
 
     /// The record stage, at the end of every call's path: a refusal (of any
@@ -305,14 +319,16 @@ impl Recorder {
         if result.is_ok() && matches!(pending, None | Some(Pending::IfFailed)) {
             return result;
         }
-        self.after_recorded(call, pending.take(), io, result)
+        self.after_recorded(call, pending, io, result)
     }
 
+    /// The record is completed where `before` left it, in the caller's `pending`,
+    /// and taken out of it once, into the writer's message.
     #[inline(never)]
     fn after_recorded(
         &self,
         call: &Call,
-        pending: Option<Pending>,
+        pending: &mut Option<Pending>,
         io: Io,
         result: Result<()>,
     ) -> Result<()> {
@@ -340,10 +356,10 @@ impl Recorder {
         }
     }
 
-    fn record(&self, call: &Call, pending: Pending, io: Io, rv: CK_RV) -> Result<()> {
+    fn record(&self, call: &Call, pending: &mut Pending, io: Io, rv: CK_RV) -> Result<()> {
         let session = call.session.unwrap_or(CK_INVALID_HANDLE);
         let (started, event) = match pending {
-            Pending::Call { started, event } => (started, event),
+            Pending::Call { started, event } => (*started, event),
             Pending::IfFailed => return self.record_if_failed(call, io, rv),
             Pending::Data => {
                 // The signature a verification checks is not data.
@@ -352,35 +368,34 @@ impl Recorder {
                 } else {
                     io.in_len
                 };
+                let mut ended = Ended::default();
                 #[allow(clippy::useless_conversion)]
-                let ops = self.ops.data(
+                self.ops.data_into(
                     u64::from(session),
                     call.function,
                     rv,
-                    in_len,
-                    io.out_len,
-                    io.size_query,
+                    (in_len, io.out_len, io.size_query),
+                    &mut ended,
                 );
-                return ops.try_each(|op| self.append(op));
+                return ended.try_each(|op| self.append_taken(op));
             }
         };
-        match call.function.record_kind() {
-            RecordKind::Init => {
-                let mut ev = event.unwrap_or_else(|| OpEvent::from_call(call, rv));
-                let op_kind = OpKind::from_init(call.function);
-                match op_kind {
-                    Some(op_kind) if rv == CKR_OK => {
-                        #[allow(clippy::useless_conversion)]
-                        let stale = self.ops.begin(u64::from(session), op_kind, ev, started);
-                        stale.map_or(Ok(()), |op| self.append(op))
-                    }
-                    _ => {
-                        ev.rv = crate::audit::Rv(rv);
-                        self.append(ev.with_duration(started.elapsed()))
-                    }
-                }
+        if call.function.record_kind() != RecordKind::Init {
+            return self.record_call(call, started, event, io, rv);
+        }
+        match OpKind::from_init(call.function) {
+            Some(op_kind) if rv == CKR_OK => {
+                let ev = event.take().unwrap_or_else(|| OpEvent::from_call(call, rv));
+                #[allow(clippy::useless_conversion)]
+                let stale = self.ops.begin(u64::from(session), op_kind, ev, started);
+                stale.map_or(Ok(()), |op| self.append(op))
             }
-            _ => self.record_call(call, started, event, io, rv),
+            _ => {
+                let ev = event.get_or_insert_with(|| OpEvent::from_call(call, rv));
+                ev.rv = crate::audit::Rv(rv);
+                ev.set_duration(started.elapsed());
+                self.append_taken(event)
+            }
         }
     }
 
@@ -388,7 +403,7 @@ impl Recorder {
         &self,
         call: &Call,
         started: Instant,
-        event: Option<OpEvent>,
+        event: &mut Option<OpEvent>,
         io: Io,
         rv: CK_RV,
     ) -> Result<()> {
@@ -397,19 +412,23 @@ impl Recorder {
         if io.size_query && rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL {
             return Ok(());
         }
-        let mut ev = match event {
+        let ev = match event {
             Some(ev) => ev,
-            None => self.context(call, rv, false),
+            None => event.insert(self.context(call, rv, false)),
         };
         ev.rv = crate::audit::Rv(rv);
         ev.bytes_in = io.in_len;
         ev.bytes_out = io.out_len;
-        let ev = ev.with_duration(started.elapsed());
-        let mut ended = Vec::new();
-        if rv == CKR_OK {
-            ended = self.ended(call, &io);
+        ev.set_duration(started.elapsed());
+        let ended = match rv {
+            CKR_OK => self.ended(call, &io),
+            _ => Vec::new(),
+        };
+        self.append_taken(event)?;
+        // Most calls end no operation: no iterator is made for them.
+        if ended.is_empty() {
+            return Ok(());
         }
-        self.append(ev)?;
         ended.into_iter().try_for_each(|op| self.append(op))
     }
 
