@@ -40,15 +40,22 @@ fn every_recorded_function_produces_its_record_and_the_others_none() {
     check("slot info", &trail.new_records(), &[]);
 
     let s = p11.open_rw_session(slot).unwrap();
-    check("open session", &trail.new_records(), &[ok("C_OpenSession")]);
+    let opened = trail.new_records();
+    check("open session", &opened, &[ok("C_OpenSession")]);
+    // The record names the session it opened, as the session's later records do.
+    let handle = opened[0]["session"]
+        .as_u64()
+        .expect("the opened session's handle");
     s.get_session_info().unwrap();
     check("session info", &trail.new_records(), &[]);
 
     let wrong = s.login(UserType::User, Some(&common::pin("999999")));
     assert!(wrong.is_err());
+    let failed = trail.new_records();
+    assert_eq!(failed[0]["session"].as_u64(), Some(handle), "{failed:?}");
     check(
         "wrong PIN",
-        &trail.new_records(),
+        &failed,
         &[Expect {
             rv: "CKR_PIN_INCORRECT",
             ..ok("C_Login")
@@ -302,11 +309,15 @@ fn enforce_mode_records_refusals_with_their_rule_and_allowed_operations() {
         .unwrap();
     let ok_key = common::find_one(&s, ObjectClass::PRIVATE_KEY, "ok-1");
     let nope = common::find_one(&s, ObjectClass::PRIVATE_KEY, "nope");
+    let opened = trail.new_records();
     check(
         "open, login, find",
-        &trail.new_records(),
+        &opened,
         &[ok("C_OpenSession"), ok("C_Login")],
     );
+    // The open's record names the session it opened, as the login's does.
+    assert!(opened[0]["session"].is_u64(), "{opened:?}");
+    assert_eq!(opened[0]["session"], opened[1]["session"], "{opened:?}");
 
     s.sign(&Mechanism::Ecdsa, ok_key, &[1u8; 32]).unwrap();
     check(

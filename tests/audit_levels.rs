@@ -68,6 +68,19 @@ fn level_all_records_every_operation_and_session() {
     ] {
         assert!(all.iter().any(|g| g == f), "{f} missing from {all:?}");
     }
+    // Every session's opening names the session, which its closing names too.
+    let named = |f: &str| -> Vec<Value> {
+        let of = recs
+            .iter()
+            .filter(|r| r["kind"] == "op" && r["function"] == f);
+        of.map(|r| r["session"].clone()).collect()
+    };
+    let (opened, closed) = (named("C_OpenSession"), named("C_CloseSession"));
+    assert!(opened.iter().all(Value::is_u64), "{opened:?}");
+    assert!(
+        closed.iter().all(|s| opened.contains(s)),
+        "{opened:?} {closed:?}"
+    );
     // An operation's record is named by the call that ended it.
     let signed = functions(&recs, Some("CKR_OK"));
     assert_eq!(

@@ -420,6 +420,13 @@ impl Recorder {
         ev.bytes_in = io.in_len;
         ev.bytes_out = io.out_len;
         ev.set_duration(started.elapsed());
+        // `C_OpenSession`'s record names the session it opened: the handle exists
+        // only after the call (the gateway passes it in `call`).
+        if ev.session.is_none() {
+            #[allow(clippy::useless_conversion)]
+            let opened = call.session.map(u64::from);
+            ev.session = opened;
+        }
         let ended = match rv {
             CKR_OK => self.ended(call, &io),
             _ => Vec::new(),
