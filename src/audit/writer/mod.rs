@@ -8,9 +8,7 @@
 //!   written as soon as it arrives.
 //! - `required`: the trail `fdatasync`s each batch and every caller waits for its own
 //!   acknowledgement, which carries the write error if there was one (group commit:
-//!   one `fsync` answers every thread waiting in that batch). When the last batch
-//!   answered several callers, the next waits (at most one sync's time) until as
-//!   many records are in, so they share one sync instead of splitting over several.
+//!   one `fsync` answers every thread waiting in that batch).
 //! - `buffered`: callers do not wait; the writer pauses up to [`COALESCE`] between
 //!   passes (less when the queue would be half full sooner), and the file is
 //!   `fdatasync`ed at most [`SYNC_EVERY`] after its oldest unsynced record was made,
@@ -173,8 +171,6 @@ impl WriterHandle {
             failures: 0,
             last_failure: None,
             next_error_log: Instant::now(),
-            callers: 0,
-            last_commit: Duration::ZERO,
         };
         let thread = std::thread::Builder::new()
             .name("keywarden-audit".into())
@@ -275,10 +271,6 @@ struct State {
     failures: u64,
     last_failure: Option<AuditError>,
     next_error_log: Instant,
-    /// Waiting callers answered by the last batch written, and how long its
-    /// append (with its `fdatasync` in `required` mode) took: `Intake::gather`.
-    callers: usize,
-    last_commit: Duration,
 }
 
 impl State {
@@ -292,14 +284,16 @@ impl State {
             let mut stop = None;
             match rx.recv_timeout(wait) {
                 Ok(first) => {
-                    let mut intake = Intake {
-                        batch: &mut batch,
-                        replies: &mut replies,
-                        stop: &mut stop,
-                    };
-                    intake.take(first, rx);
-                    if self.mode.syncs_each_batch() {
-                        intake.gather(rx, self.callers, self.last_commit.min(MAX_COMMIT_DELAY));
+                    let mut msg = Some(first);
+                    while let Some(m) = msg.take() {
+                        match m {
+                            Msg::Record(p) => batch.push(p),
+                            Msg::Flush(r) => replies.push(r),
+                            Msg::Shutdown(r) => stop = Some(r),
+                        }
+                        if stop.is_none() && batch.len() < MAX_BATCH {
+                            msg = rx.try_recv().ok();
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -312,12 +306,7 @@ impl State {
             // Pause only when the queue was drained: a full batch means more are
             // waiting.
             let wrote = !batch.is_empty() && batch.len() < MAX_BATCH;
-            let callers = batch.iter().filter(|p| p.ack.is_some()).count();
-            let started = Instant::now();
             self.write(&mut batch, false);
-            if wrote {
-                (self.callers, self.last_commit) = (callers, started.elapsed());
-            }
             self.periodic();
             if wrote && replies.is_empty() && stop.is_none() && self.mode == Mode::Buffered {
                 // Let the next records accumulate: a sender finds the writer not
@@ -411,61 +400,6 @@ impl State {
             self.write(&mut Vec::new(), true);
         }
         self.sync()
-    }
-}
-
-/// Longest a `required`-mode batch waits for the callers of the previous one.
-const MAX_COMMIT_DELAY: Duration = Duration::from_millis(1);
-
-/// Where one pass's messages go.
-struct Intake<'a> {
-    batch: &'a mut Vec<Pending>,
-    replies: &'a mut Vec<SyncSender<AuditResult<()>>>,
-    stop: &'a mut Option<SyncSender<AuditResult<()>>>,
-}
-
-impl Intake<'_> {
-    /// Takes `msg`; returns whether the pass can take more.
-    fn put(&mut self, msg: Msg) -> bool {
-        match msg {
-            Msg::Record(p) => self.batch.push(p),
-            Msg::Flush(r) => self.replies.push(r),
-            Msg::Shutdown(r) => *self.stop = Some(r),
-        }
-        self.stop.is_none() && self.batch.len() < MAX_BATCH
-    }
-
-    /// `first` and every message already queued.
-    fn take(&mut self, first: Msg, rx: &Receiver<Msg>) {
-        let mut more = self.put(first);
-        while more {
-            match rx.try_recv() {
-                Ok(m) => more = self.put(m),
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Group commit in `required` mode: when the previous batch answered several
-    /// waiting callers, they are likely on their way back with their next
-    /// records, so the batch waits for as many, up to `delay` (the previous
-    /// batch's append and sync time, at most [`MAX_COMMIT_DELAY`]: waiting longer
-    /// than one sync takes cannot pay), and one `fdatasync` answers them all.
-    /// Syncing at the first arrival would split them over several syncs, each
-    /// as slow as one for all. A single caller never waits.
-    fn gather(&mut self, rx: &Receiver<Msg>, callers: usize, delay: Duration) {
-        if callers < 2 || !self.replies.is_empty() || self.stop.is_some() {
-            return;
-        }
-        let deadline = Instant::now() + delay;
-        while self.batch.len() < callers {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(m) = rx.recv_timeout(left) else { return };
-            self.take(m, rx);
-            if !self.replies.is_empty() || self.stop.is_some() || self.batch.len() >= MAX_BATCH {
-                return;
-            }
-        }
     }
 }
 

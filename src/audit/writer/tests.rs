@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{pause_for, queued_since, Intake, Msg, Pending};
+use super::{pause_for, queued_since, Pending};
 use crate::audit::record::{OpEvent, Timestamp};
 use crate::functions::FunctionId;
 
@@ -36,50 +36,4 @@ fn the_sync_deadline_runs_from_when_the_oldest_record_was_made() {
     let future = made_at(SystemTime::now() + Duration::from_secs(3600));
     assert!(queued_since(Some(&future)) >= before);
     assert!(queued_since(None) >= before);
-}
-
-/// `Intake::gather` over a queue fed by another thread, with a delay far longer
-/// than the test: it returns when `callers` records are in, or when a flush
-/// arrives, not at the delay.
-fn gather_with(callers: usize, feed: Vec<Msg>) -> (usize, usize, Duration) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(16);
-    let (mut batch, mut replies, mut stop) = (vec![made_at(SystemTime::now())], vec![], None);
-    let feeder = std::thread::spawn(move || {
-        for m in feed {
-            tx.send(m).expect("send");
-        }
-        tx
-    });
-    let started = Instant::now();
-    let mut intake = Intake {
-        batch: &mut batch,
-        replies: &mut replies,
-        stop: &mut stop,
-    };
-    intake.gather(&rx, callers, Duration::from_secs(30));
-    let took = started.elapsed();
-    drop(feeder.join());
-    (batch.len(), replies.len(), took)
-}
-
-#[test]
-fn a_batch_waits_for_the_callers_of_the_last_one() {
-    let records = (0..2)
-        .map(|_| Msg::Record(made_at(SystemTime::now())))
-        .collect();
-    let (records, flushes, took) = gather_with(3, records);
-    assert_eq!((records, flushes), (3, 0));
-    assert!(took < Duration::from_secs(20), "{took:?}");
-}
-
-#[test]
-fn a_flush_or_a_single_caller_does_not_wait() {
-    let (flush, _reply) = std::sync::mpsc::sync_channel(1);
-    let (records, flushes, took) = gather_with(8, vec![Msg::Flush(flush)]);
-    assert_eq!((records, flushes), (1, 1));
-    assert!(took < Duration::from_secs(20), "{took:?}");
-    // One caller: nothing is waited for (the queue stays empty).
-    let (records, _, took) = gather_with(1, vec![]);
-    assert_eq!(records, 1);
-    assert!(took < Duration::from_secs(20), "{took:?}");
 }
