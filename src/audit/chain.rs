@@ -175,7 +175,7 @@ pub fn chain_id_of(first_line: &[u8]) -> String {
 }
 
 impl HeadInfo {
-    /// `kwhead2 CHAIN SEQ HASH LEN FILE CHECK`, space-padded to [`HEAD_SIZE`].
+    /// `kwhead2 CHAIN SEQ HASH LEN FILE CHECK`, space-padded to `HEAD_SIZE`.
     /// CHECK is `k:` + a truncated HMAC-SHA256 under the seal key when `key`
     /// gives one ([`super::seal::Sealer::head_mac`]; a rewritten head then needs
     /// the key), else a truncated SHA-256 of the rest (rejects a torn head only).

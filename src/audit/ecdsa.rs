@@ -48,7 +48,7 @@ pub fn seal_message(head: &[u8; 32]) -> Vec<u8> {
     m
 }
 
-/// SHA-256 of [`seal_message`]: the 32 bytes handed to `CKM_ECDSA`.
+/// SHA-256 of `seal_message`: the 32 bytes handed to `CKM_ECDSA`.
 pub fn seal_digest(head: &[u8; 32]) -> [u8; 32] {
     Sha256::digest(seal_message(head)).into()
 }

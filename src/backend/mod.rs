@@ -91,7 +91,7 @@ pub enum InitOutcome {
 }
 
 impl LoadedModule {
-    /// Loads the module at `path` (see [`loader`] for the defensive rules).
+    /// Loads the module at `path` (see `loader.rs` for the defensive rules).
     pub fn load(path: &Path) -> Result<LoadedModule> {
         let fns = loader::load_function_table(path)?;
         Ok(LoadedModule {

@@ -76,7 +76,7 @@ fn in_initial_user_namespace() -> bool {
 }
 
 /// Whether the process whose `/proc` directory is `proc` is in the initial user
-/// namespace, by the rule of [`in_initial_user_namespace`]. Another process's maps
+/// namespace, by the rule of `in_initial_user_namespace`. Another process's maps
 /// are shown in the reader's terms (user_namespaces(7)), so the rule holds for it
 /// when the reader is in the initial namespace; a nested reader gets no such answer.
 pub fn maps_are_initial(proc: &std::path::Path) -> bool {
