@@ -222,6 +222,16 @@ const RSA_AES_WRAP: Layout = Layout {
     )],
 };
 
+/// The parameter structs `mechanism` may take (both GCM layouts; one for the
+/// others with inner pointers; none for the rest): told apart by their size.
+#[inline]
+fn layouts_of(mechanism: CK_MECHANISM_TYPE) -> &'static [Layout] {
+    match mechanism {
+        CKM_AES_GCM => &GCM,
+        m => layout_of(m).map_or(&[], std::slice::from_ref),
+    }
+}
+
 /// The parameter struct (other than GCM's) each mechanism with inner pointers takes.
 fn layout_of(mechanism: CK_MECHANISM_TYPE) -> Option<&'static Layout> {
     Some(match mechanism {
@@ -280,6 +290,16 @@ pub struct PointerField {
     pub len: usize,
 }
 
+impl PointerField {
+    /// The pointer's value and its length as `param` holds them (`None` when the
+    /// fields lie outside it or the length does not fit a `usize`).
+    pub fn read(&self, param: &[u8]) -> Option<(usize, usize)> {
+        let ptr = usize::from_ne_bytes(field(param, self.ptr)?);
+        let len = CK_ULONG::from_ne_bytes(field(param, self.len)?);
+        Some((ptr, usize::try_from(len).ok()?))
+    }
+}
+
 /// How a mechanism parameter can be carried to another process, where its
 /// pointers would mean nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,10 +342,7 @@ pub fn param_shape(mechanism: CK_MECHANISM_TYPE, param: &[u8]) -> ParamShape {
     if param.is_empty() {
         return ParamShape::Empty;
     }
-    let layouts: &[Layout] = match mechanism {
-        CKM_AES_GCM => &GCM,
-        m => layout_of(m).map_or(&[], std::slice::from_ref),
-    };
+    let layouts = layouts_of(mechanism);
     if let Some(l) = layouts.iter().find(|l| l.size == param.len()) {
         let fields: Option<Vec<PointerField>> = l
             .buffers
@@ -359,11 +376,7 @@ pub fn param_shape(mechanism: CK_MECHANISM_TYPE, param: &[u8]) -> ParamShape {
 /// parameter struct, has a NULL pointer the token would read through.
 pub fn check_inner_buffers(mechanism: CK_MECHANISM_TYPE, param: Option<&[u8]>) -> Result<()> {
     let Some(param) = param else { return Ok(()) };
-    let layouts: &[Layout] = match mechanism {
-        CKM_AES_GCM => &GCM,
-        m => layout_of(m).map_or(&[], std::slice::from_ref),
-    };
-    match layouts.iter().find(|l| l.size == param.len()) {
+    match layouts_of(mechanism).iter().find(|l| l.size == param.len()) {
         Some(l) => check(param, l.buffers),
         None => Ok(()),
     }

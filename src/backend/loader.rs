@@ -277,24 +277,25 @@ pub(super) fn attr_array(a: &CK_ATTRIBUTE) -> Option<&[CK_ATTRIBUTE]> {
     })
 }
 
-/// A mechanism parameter's bytes and the buffers its pointer fields name.
-pub(super) type ParamParts<'m> = (Option<&'m [u8]>, Vec<&'m [u8]>);
-
-/// A mechanism's parameter bytes (`None` when it has none) and the buffers its
-/// pointer fields name, in the order `wire::mechanism::pointed` gives; a NULL one
-/// is empty.
-pub(super) fn mechanism_param<'m>(
-    m: &'m CK_MECHANISM,
-    fields: &[crate::abi::PointerField],
-) -> Option<ParamParts<'m>> {
+/// A mechanism's parameter bytes; `None` when it has none.
+pub(super) fn mechanism_param(m: &CK_MECHANISM) -> Option<&[u8]> {
     let len = usize::try_from(m.ulParameterLen).ok()?;
     if m.pParameter.is_null() || len == 0 {
-        return Some((None, Vec::new()));
+        return None;
     }
     // SAFETY: the mechanism contract of every `Backend` method (api.rs): the front
     // end checked that `pParameter` points to `ulParameterLen` bytes live for the
     // call (`ffi::decode::checked_mechanism`).
-    let param = unsafe { std::slice::from_raw_parts(m.pParameter.cast::<u8>(), len) };
+    Some(unsafe { std::slice::from_raw_parts(m.pParameter.cast::<u8>(), len) })
+}
+
+/// The buffers the pointer `fields` of `m`'s parameter name, in order
+/// (`wire::mechanism::pointed`); a NULL one is empty.
+pub(super) fn inner_buffers<'m>(
+    m: &'m CK_MECHANISM,
+    fields: &[crate::abi::PointerField],
+) -> Option<Vec<&'m [u8]>> {
+    let param = mechanism_param(m)?;
     let mut inner = Vec::with_capacity(fields.len());
     for (p, n) in crate::wire::mechanism::pointed(fields, param).ok()? {
         if p == 0 || n == 0 {
@@ -306,5 +307,5 @@ pub(super) fn mechanism_param<'m>(
         // non-NULL one points to its length's bytes, as the token would read them.
         inner.push(unsafe { std::slice::from_raw_parts(p as *const u8, n) });
     }
-    Some((Some(param), inner))
+    Some(inner)
 }

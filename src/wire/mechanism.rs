@@ -20,38 +20,28 @@ const TAG_FLAT: u8 = 1;
 const TAG_STRUCT: u8 = 2;
 
 const WORD: usize = std::mem::size_of::<usize>();
-const ULONG: usize = std::mem::size_of::<CK_ULONG>();
-
-fn word_at(param: &[u8], at: usize) -> Option<usize> {
-    let b = param.get(at..at.checked_add(WORD)?)?;
-    Some(usize::from_ne_bytes(b.try_into().ok()?))
-}
-
-fn ulong_at(param: &[u8], at: usize) -> Option<usize> {
-    let b = param.get(at..at.checked_add(ULONG)?)?;
-    usize::try_from(CK_ULONG::from_ne_bytes(b.try_into().ok()?)).ok()
-}
 
 /// The buffers `param`'s pointer fields name, as (address, length) read from the
-/// struct's bytes, in field order: what the sender must read (it alone can follow
-/// them) and pass to [`encode`]. A NULL pointer is (0, length).
+/// struct's bytes (`abi::PointerField::read`), in field order. A NULL pointer is
+/// (0, length).
 pub fn pointed(fields: &[PointerField], param: &[u8]) -> WireResult<Vec<(usize, usize)>> {
     fields
         .iter()
-        .map(|f| match (word_at(param, f.ptr), ulong_at(param, f.len)) {
-            (Some(p), Some(n)) => Ok((p, n)),
-            _ => Err(WireError::Malformed("pointer field outside the parameter")),
+        .map(|f| {
+            f.read(param)
+                .ok_or(WireError::Malformed("pointer field outside the parameter"))
         })
         .collect()
 }
 
-/// Appends a mechanism. `inner` holds the buffers [`pointed`] named, in order, for
-/// a struct parameter, and nothing otherwise.
-pub fn encode(
+/// Appends a mechanism. For a struct parameter `read_inner` is given its pointer
+/// fields and returns the buffers they name, in order ([`pointed`] says where):
+/// only the sender can follow the pointers.
+pub fn encode<'p>(
     e: &mut Encoder,
     mechanism: CK_MECHANISM_TYPE,
-    param: Option<&[u8]>,
-    inner: &[&[u8]],
+    param: Option<&'p [u8]>,
+    read_inner: impl FnOnce(&[PointerField]) -> WireResult<Vec<&'p [u8]>>,
 ) -> WireResult<()> {
     let param = param.unwrap_or(&[]);
     e.ulong(mechanism);
@@ -62,13 +52,16 @@ pub fn encode(
         ParamShape::Flat => {
             e.u8(TAG_FLAT).bytes(param)?;
         }
-        ParamShape::Pointers(fields) if fields.len() == inner.len() => {
+        ParamShape::Pointers(fields) => {
+            let inner = read_inner(&fields)?;
+            if inner.len() != fields.len() {
+                return Err(WireError::Malformed("inner buffers"));
+            }
             e.u8(TAG_STRUCT).bytes(param)?.count(inner.len())?;
             for b in inner {
                 e.bytes(b)?;
             }
         }
-        ParamShape::Pointers(_) => return Err(WireError::Malformed("inner buffers")),
         ParamShape::Unknown => return Err(WireError::Param),
     }
     Ok(())
@@ -92,12 +85,12 @@ impl OwnedMechanism {
     /// Reads a mechanism ([`encode`]) and rebuilds its parameter.
     pub fn decode(d: &mut Decoder<'_>) -> WireResult<OwnedMechanism> {
         let mechanism = d.ulong()?;
-        let (param, inner): (&[u8], Vec<Vec<u8>>) = match d.u8()? {
-            TAG_NONE => (&[], Vec::new()),
+        let (bytes, inner) = match d.u8()? {
+            TAG_NONE => (Vec::new(), Vec::new()),
             TAG_FLAT => {
                 let p = d.bytes()?;
                 match param_shape(mechanism, p) {
-                    ParamShape::Flat => (p, Vec::new()),
+                    ParamShape::Flat => (p.to_vec(), Vec::new()),
                     _ => return Err(WireError::Param),
                 }
             }
@@ -106,36 +99,11 @@ impl OwnedMechanism {
                 let ParamShape::Pointers(fields) = param_shape(mechanism, p) else {
                     return Err(WireError::Param);
                 };
-                let n = d.count(4)?;
-                if n != fields.len() {
-                    return Err(WireError::Malformed("inner buffer count"));
-                }
-                let lens = pointed(&fields, p)?;
-                let mut inner = Vec::with_capacity(n);
-                for (_, want) in lens {
-                    let b = d.bytes()?;
-                    // The token reads as many bytes as the struct says: exactly
-                    // those must have come.
-                    if b.len() != want {
-                        return Err(WireError::Malformed("inner buffer of another length"));
-                    }
-                    inner.push(b.to_vec());
-                }
-                (p, inner)
+                struct_param(d, &fields, p)?
             }
             _ => return Err(WireError::Malformed("mechanism parameter tag")),
         };
-        let mut bytes = param.to_vec();
-        if let ParamShape::Pointers(fields) = param_shape(mechanism, param) {
-            for (f, b) in fields.iter().zip(&inner) {
-                // An empty buffer is NULL (as PKCS#11 allows with a zero length).
-                let addr = if b.is_empty() { 0 } else { b.as_ptr() as usize };
-                bytes
-                    .get_mut(f.ptr..f.ptr + WORD)
-                    .ok_or(WireError::Malformed("pointer field outside the parameter"))?
-                    .copy_from_slice(&addr.to_ne_bytes());
-            }
-        }
+        let len = bytes.len();
         let words = bytes
             .chunks(8)
             .map(|c| {
@@ -147,7 +115,7 @@ impl OwnedMechanism {
         Ok(OwnedMechanism {
             mechanism,
             words,
-            len: param.len(),
+            len,
             inner,
         })
     }
@@ -183,6 +151,42 @@ impl OwnedMechanism {
     pub fn inner(&self) -> &[Vec<u8>] {
         &self.inner
     }
+}
+
+/// A struct parameter's bytes, its pointer fields aimed at the receiver's copies of
+/// the buffers that follow it in the message, and those copies.
+fn struct_param(
+    d: &mut Decoder<'_>,
+    fields: &[PointerField],
+    param: &[u8],
+) -> WireResult<(Vec<u8>, Vec<Vec<u8>>)> {
+    if d.count(4)? != fields.len() {
+        return Err(WireError::Malformed("inner buffer count"));
+    }
+    let mut bytes = param.to_vec();
+    let mut inner = Vec::with_capacity(fields.len());
+    for (f, (_, want)) in fields.iter().zip(pointed(fields, param)?) {
+        let b = d.bytes()?;
+        // The token reads as many bytes as the struct says: exactly those must
+        // have come.
+        if b.len() != want {
+            return Err(WireError::Malformed("inner buffer of another length"));
+        }
+        let copy = b.to_vec();
+        // An empty buffer is NULL (as PKCS#11 allows with a zero length). The
+        // copy's heap buffer does not move when the `Vec` is moved into `inner`.
+        let addr = if copy.is_empty() {
+            0
+        } else {
+            copy.as_ptr() as usize
+        };
+        bytes
+            .get_mut(f.ptr..f.ptr + WORD)
+            .ok_or(WireError::Malformed("pointer field outside the parameter"))?
+            .copy_from_slice(&addr.to_ne_bytes());
+        inner.push(copy);
+    }
+    Ok((bytes, inner))
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ fn a_gcm_parameter_arrives_with_its_buffers_and_fresh_pointers() {
         [(0x1000, 12), (0x2000, 6)]
     );
     let mut e = Encoder::default();
-    encode(&mut e, CKM_AES_GCM, Some(&param), &[&iv, &aad]).unwrap();
+    encode(&mut e, CKM_AES_GCM, Some(&param), |_| Ok(vec![&iv, &aad])).unwrap();
     let mut m = decode(&e.finish()).unwrap();
     assert_eq!(m.inner(), [iv.to_vec(), aad.to_vec()]);
     let got = m.param_bytes();
@@ -67,7 +67,10 @@ fn a_gcm_parameter_arrives_with_its_buffers_and_fresh_pointers() {
 fn an_empty_buffer_arrives_as_null() {
     let param = gcm_bytes((0x1000, 12), (0, 0), 128);
     let mut e = Encoder::default();
-    encode(&mut e, CKM_AES_GCM, Some(&param), &[&[1; 12], &[]]).unwrap();
+    encode(&mut e, CKM_AES_GCM, Some(&param), |_| {
+        Ok(vec![&[1; 12], &[]])
+    })
+    .unwrap();
     let m = decode(&e.finish()).unwrap();
     let ParamShape::Pointers(fields) = param_shape(CKM_AES_GCM, &param) else {
         panic!("GCM has pointer fields");
@@ -85,7 +88,7 @@ fn flat_and_empty_parameters_travel_as_they_are() {
         (CKM_VENDOR_DEFINED | 0x42, vec![]),
     ] {
         let mut e = Encoder::default();
-        encode(&mut e, mech, Some(&param), &[]).unwrap();
+        encode(&mut e, mech, Some(&param), |_| Ok(vec![])).unwrap();
         let mut m = decode(&e.finish()).unwrap();
         assert_eq!(m.mechanism(), mech);
         assert_eq!(m.param_bytes(), param);
@@ -98,7 +101,7 @@ fn a_parameter_that_may_hold_pointers_is_not_carried() {
     let unknown = CKM_VENDOR_DEFINED | 0x42;
     let mut e = Encoder::default();
     assert_eq!(
-        encode(&mut e, unknown, Some(&[0; 16]), &[]),
+        encode(&mut e, unknown, Some(&[0; 16]), |_| Ok(vec![])),
         Err(WireError::Param)
     );
     // Nor accepted when a peer sends it as flat bytes, or a GCM struct as flat.

@@ -305,16 +305,11 @@ impl Arg for Mech {
     type Held<'s> = (OwnedMechanism, CK_MECHANISM);
     fn put(c: &&CK_MECHANISM, e: &mut Encoder) -> WireResult<()> {
         let m: &CK_MECHANISM = c;
-        let fields = match m.ulParameterLen {
-            0 => Vec::new(),
-            _ => match shape_of(m) {
-                crate::abi::ParamShape::Pointers(f) => f,
-                _ => Vec::new(),
-            },
-        };
-        let (param, inner) = super::super::loader::mechanism_param(m, &fields)
-            .ok_or(WireError::Malformed("mechanism parameter"))?;
-        crate::wire::mechanism::encode(e, m.mechanism, param, &inner)
+        let param = super::super::loader::mechanism_param(m);
+        crate::wire::mechanism::encode(e, m.mechanism, param, |fields| {
+            super::super::loader::inner_buffers(m, fields)
+                .ok_or(WireError::Malformed("mechanism parameter"))
+        })
     }
     fn take(d: &mut Decoder<'_>) -> WireResult<(OwnedMechanism, CK_MECHANISM)> {
         let mut owned = OwnedMechanism::decode(d)?;
@@ -323,14 +318,6 @@ impl Arg for Mech {
     }
     fn form(h: &mut (OwnedMechanism, CK_MECHANISM)) -> &CK_MECHANISM {
         &h.1
-    }
-}
-
-/// The shape of a mechanism's parameter, read through its pointer.
-fn shape_of(m: &CK_MECHANISM) -> crate::abi::ParamShape {
-    match super::super::loader::mechanism_param(m, &[]) {
-        Some((Some(param), _)) => crate::abi::param_shape(m.mechanism, param),
-        _ => crate::abi::ParamShape::Empty,
     }
 }
 
