@@ -82,8 +82,9 @@ impl OwnedTemplate {
         &self.attrs
     }
 
-    /// The nested array of array attribute `i`.
-    pub fn nested(&self, i: usize) -> Option<&[CK_ATTRIBUTE]> {
+    /// The nested array of array attribute `i` (for tests: found by its pointer).
+    #[cfg(test)]
+    fn nested(&self, i: usize) -> Option<&[CK_ATTRIBUTE]> {
         let a = self.attrs.get(i)?;
         self.nested
             .iter()
@@ -91,8 +92,10 @@ impl OwnedTemplate {
             .map(Vec::as_slice)
     }
 
-    /// The bytes `attr` (one of this template's, nested or not) points to.
-    pub fn value_of(&self, attr: &CK_ATTRIBUTE) -> Option<&[u8]> {
+    /// The bytes `attr` (one of this template's, nested or not) points to (for
+    /// tests: found by its pointer).
+    #[cfg(test)]
+    fn value_of(&self, attr: &CK_ATTRIBUTE) -> Option<&[u8]> {
         self.values
             .iter()
             .find(|v| v.as_ptr().cast() == attr.pValue.cast_const())
